@@ -1,0 +1,115 @@
+"""Full-resolution colorization around any ab predictor (PyTorch, ONNX Runtime, TensorRT).
+
+The model runs at a *render size* (long side); its ab prediction is upsampled to the original
+size and merged with the original full-resolution L, so luminance detail is never lost. The work
+is split in two halves so a runtime can batch the model call between them:
+
+    job = prepare(rgb, render_size, size_multiple)   # decode side
+    ab = predict(job.model_input[None])[0]           # batched inference
+    rgb_out = finish(job, ab)                        # encode side
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from colorizer.contract import Padding, denormalize_ab, merge_l_ab, normalize_l, pad_to_multiple, rgb_to_l
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""(N, 1, H, W) normalized L -> (N, 2, H, W) normalized ab."""
+
+UPSAMPLING_MODES = ("guided", "bilinear")
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One image made ready for the model, and what is needed to finish it."""
+
+    l_full: np.ndarray  # (H, W) float32 L in [0, 100] at full resolution
+    model_input: np.ndarray  # (1, h, w) float32 normalized L at render size, padded
+    padding: Padding
+
+    @property
+    def render_shape(self) -> tuple[int, int]:
+        return self.model_input.shape[-2], self.model_input.shape[-1]
+
+
+def render_hw(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """Size at which the model sees an image: long side = render_size, aspect kept, never upscaled."""
+    scale = min(1.0, render_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> RenderJob:
+    h, w = l_full.shape
+    rh, rw = render_hw(h, w, render_size)
+    l_small = l_full if (rh, rw) == (h, w) else cv2.resize(l_full, (rw, rh), interpolation=cv2.INTER_AREA)
+    padded, padding = pad_to_multiple(normalize_l(l_small), size_multiple, pad_mode)
+    return RenderJob(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding)
+
+
+def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> RenderJob:
+    """RGB (H, W, 3) uint8/uint16/float -> a RenderJob; color photos are reduced to their L."""
+    return prepare_l(rgb_to_l(rgb), render_size, size_multiple, pad_mode)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter: smooth each channel of ``src`` (H, W, C) following edges of ``guide``."""
+    ksize = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, ksize, borderType=cv2.BORDER_REFLECT)
+
+    mean_i = box(guide)
+    var_i = box(guide * guide) - mean_i * mean_i
+    out = np.empty_like(src)
+    for c in range(src.shape[2]):
+        p = np.ascontiguousarray(src[..., c])
+        mean_p = box(p)
+        a = (box(guide * p) - mean_i * mean_p) / (var_i + eps)
+        b = mean_p - a * mean_i
+        out[..., c] = box(a) * guide + box(b)
+    return out
+
+
+def upsample_ab(ab: np.ndarray, l_full: np.ndarray, mode: str = "guided") -> np.ndarray:
+    """ab (h, w, 2) at render size -> (H, W, 2) at the size of ``l_full``."""
+    if mode not in UPSAMPLING_MODES:
+        raise ValueError(f"unknown upsampling {mode!r}; choose from {', '.join(UPSAMPLING_MODES)}")
+    h, w = l_full.shape
+    if ab.shape[:2] == (h, w):
+        return ab
+    up = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
+    if mode == "bilinear":
+        return up
+    scale = max(h / ab.shape[0], w / ab.shape[1])
+    radius = max(1, int(round(scale)))
+    guide = l_full / 100.0
+    return guided_filter(guide.astype(np.float32), up, radius=radius, eps=1e-3)
+
+
+def finish(job: RenderJob, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:
+    """Model output (2, h, w) normalized ab for ``job`` -> float32 RGB (H, W, 3) in [0, 1]."""
+    ab = denormalize_ab(job.padding.crop(ab_norm)).transpose(1, 2, 0)
+    ab = upsample_ab(np.ascontiguousarray(ab), job.l_full, upsampling)
+    if saturation != 1.0:
+        ab = ab * np.float32(saturation)
+    return merge_l_ab(job.l_full, ab)
+
+
+def colorize(
+    rgb: np.ndarray,
+    predict: Predictor,
+    render_size: int,
+    size_multiple: int,
+    saturation: float = 1.0,
+    upsampling: str = "guided",
+) -> np.ndarray:
+    """Colorize one image with ``predict``; returns float32 RGB in [0, 1] at full resolution."""
+    job = prepare(rgb, render_size, size_multiple)
+    ab = predict(job.model_input[None])[0]
+    return finish(job, ab, saturation, upsampling)

@@ -1,0 +1,198 @@
+"""The color contract shared by the trainer, the exporter and the runtime.
+
+One implementation, numpy/OpenCV only (no torch), so every part computes colors the same way:
+
+* Color space: CIE Lab from float32 RGB in [0, 1], as OpenCV's float conversion computes it
+  (sRGB gamma, D65 white; L in [0, 100], a and b in about [-128, 127]).
+* Model input ``L``: float32 (N, 1, H, W), ``L / 50 - 1``.
+* Model output ``ab``: float32 (N, 2, H, W), ``ab / 110``, in [-1, 1].
+* H and W are multiples of ``size_multiple`` (2 ** U-Net depth); callers pad (reflect or edge),
+  never stretch, and crop the padding off the output.
+
+:class:`ModelContract` is what the exporter writes into an ONNX model's ``metadata_props`` and
+what the runtime reads back; a model whose contract is missing or unknown is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+FORMAT_VERSION = 1
+COLOR_SPACE = "cielab-d65-srgb-opencv-float"
+INPUT_NAME = "L"
+OUTPUT_NAME = "ab"
+L_NORMALIZATION = "L/50-1"
+AB_NORMALIZATION = "ab/110"
+AB_SCALE = 110.0
+METADATA_PREFIX = "colorizer."
+
+
+class ContractError(ValueError):
+    """A model or array does not follow the color contract; the message says why."""
+
+
+# --------------------------------------------------------------------------- color space
+def to_float_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float RGB (H, W, 3) to float32 RGB in [0, 1]."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ContractError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3), any of uint8/uint16/float in [0, 1] -> float32 Lab (H, W, 3)."""
+    return cv2.cvtColor(to_float_rgb(rgb), cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """float32 Lab (H, W, 3) -> float32 RGB in [0, 1] (out-of-gamut values clipped)."""
+    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
+    """The luminance channel L in [0, 100] (H, W) of an RGB image."""
+    return rgb_to_lab(rgb)[..., 0]
+
+
+def merge_l_ab(l_channel: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution L (H, W) plus ab (H, W, 2) -> float32 RGB in [0, 1]."""
+    lab = np.empty((*l_channel.shape, 3), dtype=np.float32)
+    lab[..., 0] = l_channel
+    lab[..., 1:] = ab
+    return lab_to_rgb(lab)
+
+
+# --------------------------------------------------------------------------- normalization
+def normalize_l(l_channel: np.ndarray) -> np.ndarray:
+    return (np.asarray(l_channel, dtype=np.float32) / 50.0) - 1.0
+
+
+def denormalize_l(l_norm: np.ndarray) -> np.ndarray:
+    return (np.asarray(l_norm, dtype=np.float32) + 1.0) * 50.0
+
+
+def normalize_ab(ab: np.ndarray) -> np.ndarray:
+    return np.asarray(ab, dtype=np.float32) / AB_SCALE
+
+
+def denormalize_ab(ab_norm: np.ndarray) -> np.ndarray:
+    return np.asarray(ab_norm, dtype=np.float32) * AB_SCALE
+
+
+# --------------------------------------------------------------------------- padding
+@dataclass(frozen=True)
+class Padding:
+    """Pixels added on each side to reach the size multiple; crop() removes them again."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    def crop(self, array: np.ndarray) -> np.ndarray:
+        """Crop the last two axes (..., H, W) back to the unpadded size."""
+        h, w = array.shape[-2], array.shape[-1]
+        return array[..., self.top : h - self.bottom, self.left : w - self.right]
+
+
+def padded_size(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+def pad_to_multiple(plane: np.ndarray, multiple: int, mode: str = "reflect") -> tuple[np.ndarray, Padding]:
+    """Pad the last two axes (..., H, W) up to multiples of ``multiple``, centred.
+
+    ``mode`` is "reflect" or "edge"; reflect falls back to edge where the image is too small to
+    mirror (numpy's reflect needs pad < size).
+    """
+    if mode not in ("reflect", "edge"):
+        raise ContractError(f"unknown padding mode {mode!r}; use 'reflect' or 'edge'")
+    h, w = plane.shape[-2], plane.shape[-1]
+    ph, pw = padded_size(h, multiple) - h, padded_size(w, multiple) - w
+    pad = Padding(ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+    if ph == 0 and pw == 0:
+        return plane, pad
+    if mode == "reflect" and (max(pad.top, pad.bottom) >= h or max(pad.left, pad.right) >= w):
+        mode = "edge"
+    widths = [(0, 0)] * (plane.ndim - 2) + [(pad.top, pad.bottom), (pad.left, pad.right)]
+    return np.pad(plane, widths, mode=mode), pad
+
+
+# --------------------------------------------------------------------------- metadata
+@dataclass(frozen=True)
+class ModelContract:
+    """What a colorization model computes; written into and read back from ONNX metadata."""
+
+    size_multiple: int
+    render_size: int
+    model_name: str = "colorizer-unet"
+    model_version: str = "0"
+    training_data: str = ""
+    checkpoint_sha256: str = ""
+    architecture: Mapping[str, object] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    color_space: str = COLOR_SPACE
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    l_normalization: str = L_NORMALIZATION
+    ab_normalization: str = AB_NORMALIZATION
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flat string map for ONNX ``metadata_props``."""
+        out = {}
+        for key, value in asdict(self).items():
+            out[METADATA_PREFIX + key] = json.dumps(value) if isinstance(value, dict) else str(value)
+        return out
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], source: str = "model") -> ModelContract:
+        """Read and check a contract; raise :class:`ContractError` saying why it is refused."""
+        meta = {k[len(METADATA_PREFIX) :]: v for k, v in metadata.items() if k.startswith(METADATA_PREFIX)}
+        if not meta:
+            raise ContractError(
+                f"{source} carries no Colorizer contract (no '{METADATA_PREFIX}*' metadata): it was not "
+                "exported by colorizer-export, so its color space and normalization are unknown. "
+                "Export it with `colorizer-export CHECKPOINT`."
+            )
+        try:
+            version = int(meta.get("format_version", "-1"))
+        except ValueError:
+            version = -1
+        if version != FORMAT_VERSION:
+            raise ContractError(
+                f"{source} uses contract format version {meta.get('format_version')!r}; this Colorizer "
+                f"understands version {FORMAT_VERSION}. Re-export the model with this version of "
+                "colorizer-export, or use the Colorizer release that made it."
+            )
+        expected = {
+            "color_space": COLOR_SPACE,
+            "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "l_normalization": L_NORMALIZATION,
+            "ab_normalization": AB_NORMALIZATION,
+        }
+        for key, want in expected.items():
+            if meta.get(key) != want:
+                raise ContractError(f"{source}: contract field {key}={meta.get(key)!r}, expected {want!r}")
+        try:
+            return cls(
+                size_multiple=int(meta["size_multiple"]),
+                render_size=int(meta["render_size"]),
+                model_name=meta.get("model_name", ""),
+                model_version=meta.get("model_version", ""),
+                training_data=meta.get("training_data", ""),
+                checkpoint_sha256=meta.get("checkpoint_sha256", ""),
+                architecture=json.loads(meta.get("architecture", "{}")),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ContractError(f"{source}: contract metadata is incomplete or malformed ({exc})") from exc

@@ -1,0 +1,18 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthetic import synthetic_photo, write_rgb
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """16 colorful PNG photos in nested folders."""
+    root = tmp_path / "photos"
+    for i in range(16):
+        write_rgb(root / f"set{i % 2}" / f"img_{i:02d}.png", synthetic_photo(i))
+    return root

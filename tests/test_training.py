@@ -1,0 +1,123 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from colorizer.trainer.checkpoint import load_generator, load_training
+from colorizer.trainer.cli import main as train_main
+from colorizer.trainer.config import TrainConfig
+from colorizer.trainer.data import ColorPhotoDataset, scan_images
+from colorizer.trainer.degrade import FILTERS, OldPhotoFilter
+from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
+from colorizer.trainer.train import build_trainer
+from synthetic import synthetic_photo, write_rgb
+
+
+def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=(str(data),), out=str(out), val_fraction=0.0, size=32, batch_size=4,
+                pretrain_steps=2, gan_steps=2, generator=GeneratorConfig(width=4, depth=4),
+                discriminator=DiscriminatorConfig(width=4, n_layers=2), val_every=1000,
+                checkpoint_every=1000, log_every=1, workers=0, val_images=4, samples=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_scan_skips_unreadable_and_grayscale(photo_folder, caplog):
+    (photo_folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (photo_folder / "empty.png").write_bytes(b"")
+    gray = np.repeat(synthetic_photo(99)[..., :1], 3, axis=2)
+    write_rgb(photo_folder / "gray.png", gray)
+    (photo_folder / "notes.txt").write_text("ignored: not an image extension")
+    with caplog.at_level("INFO"):
+        scan = scan_images([photo_folder], progress=False)
+    assert len(scan.files) == 16
+    assert sorted(p.name for p in scan.unreadable) == ["broken.jpg", "empty.png"]
+    assert [p.name for p in scan.grayscale] == ["gray.png"]
+    assert "16 usable, 1 skipped as grayscale, 2 skipped as unreadable" in caplog.text
+
+
+def test_dataset_pairs_are_normalized_and_deterministic(photo_folder):
+    files = scan_images([photo_folder], progress=False).files
+    ds = ColorPhotoDataset(files, 32, train=True, seed=3, old_photo=OldPhotoFilter(tuple(FILTERS), p=1.0))
+    l1, ab1 = ds[5]
+    l2, ab2 = ds[5]
+    assert l1.shape == (1, 32, 32) and ab1.shape == (2, 32, 32)
+    assert l1.abs().max() <= 1 and ab1.abs().max() <= 1
+    assert torch.equal(l1, l2) and torch.equal(ab1, ab2)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[5][1], ab1)  # a new epoch draws new crops
+
+
+def test_training_writes_checkpoint_metrics_and_generator(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, tmp_path / "run", val_data=(str(photo_folder),), val_every=2)
+    trainer = build_trainer(cfg, progress=False)
+    gen_path = trainer.fit()
+    state = load_training(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert state.step == 4
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["phase"] for r in rows if r["kind"] == "train"} == {"pretrain", "gan"}
+    val = [r for r in rows if r["kind"] == "val"]
+    assert len(val) == 2 and all(np.isfinite(r["delta_e"]) for r in val)
+    assert (tmp_path / "run" / "samples" / "step_0000004.png").is_file()
+    gen = load_generator(gen_path)
+    assert gen.step == 4 and gen.generator_config["depth"] == 4 and gen.render_size == 32
+
+
+def test_resume_continues_exactly(photo_folder, tmp_path):
+    straight = build_trainer(tiny_config(photo_folder, tmp_path / "a"), progress=False)
+    straight.fit()
+
+    first = build_trainer(tiny_config(photo_folder, tmp_path / "b"), progress=False)
+    first.fit(stop_after=3)
+    assert first.step == 3
+    resumed = build_trainer(tiny_config(photo_folder, tmp_path / "b"), progress=False)
+    assert resumed.step == 3
+    saved = load_training(tmp_path / "b" / "checkpoints" / "last.safetensors")
+    for k, v in resumed.G.state_dict().items():
+        assert torch.equal(v, saved.generator[k])
+    resumed_opt, first_opt = resumed.opt_g.state_dict()["state"], first.opt_g.state_dict()["state"]
+    assert resumed_opt.keys() == first_opt.keys()
+    for idx, values in first_opt.items():
+        assert all(torch.equal(values[k], resumed_opt[idx][k]) for k in values)
+    resumed.fit()
+    assert resumed.step == 4
+    for k, v in straight.G.state_dict().items():
+        assert torch.equal(v, resumed.G.state_dict()[k]), k
+    for k, v in straight.D.state_dict().items():
+        assert torch.equal(v, resumed.D.state_dict()[k]), k
+
+
+def test_resume_with_other_settings_is_refused(photo_folder, tmp_path):
+    build_trainer(tiny_config(photo_folder, tmp_path / "r"), progress=False).fit(stop_after=1)
+    with pytest.raises(ValueError, match="lr"):
+        build_trainer(tiny_config(photo_folder, tmp_path / "r", lr=1e-3), progress=False)
+    # step counts may change: training longer is how a run is extended
+    assert build_trainer(tiny_config(photo_folder, tmp_path / "r", gan_steps=5), progress=False).step == 1
+
+
+def test_ema_generator_is_saved_and_preferred(photo_folder, tmp_path):
+    cfg = tiny_config(photo_folder, tmp_path / "e", ema_decay=0.5)
+    trainer = build_trainer(cfg, progress=False)
+    trainer.fit()
+    state = load_training(tmp_path / "e" / "checkpoints" / "last.safetensors")
+    assert state.ema is not None
+    gen = load_generator(tmp_path / "e" / "checkpoints" / "last.safetensors")
+    key = next(k for k in state.ema if k.endswith("weight"))
+    assert torch.equal(gen.state[key], state.ema[key])
+
+
+def test_cli_help_explains(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--pretrain-steps", "--gan-mode", "--old-photo", "--small", "resume"):
+        assert option in out
+
+
+def test_cli_reports_missing_folder(tmp_path, capsys):
+    code = train_main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err

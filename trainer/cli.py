@@ -1,0 +1,123 @@
+"""`colorizer-train`: train a pix2pix colorizer on a folder of color photos."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from colorizer.trainer.config import TrainConfig
+from colorizer.trainer.degrade import FILTERS
+from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
+
+EPILOG = """
+examples:
+  colorizer-train ~/photos -o runs/first                      # train, or resume runs/first
+  colorizer-train ~/photos -o runs/first --gan-steps 20000    # resume and train longer
+  colorizer-train ~/photos --val ~/held_out -o runs/v2 --old-photo sepia grain blur faded jpeg
+  colorizer-train ~/cifar_like -o runs/tiny --small           # 32x32 images, as the early seeds
+
+A run folder holds checkpoints/last.safetensors (resumed automatically when the command is run
+again with the same settings), metrics.jsonl, samples/*.png, train.log and, at the end,
+generator.safetensors for colorizer-export. Ctrl-C saves a checkpoint before stopping.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d, g, dc = TrainConfig, GeneratorConfig(), DiscriminatorConfig()
+    p = argparse.ArgumentParser(
+        prog="colorizer-train", description="Train a pix2pix colorization GAN (U-Net generator, PatchGAN "
+        "discriminator, Lab color space): phase 1 pretrains the generator on L1, phase 2 adds the GAN loss.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", nargs="+", type=Path, help="folders (searched recursively) or files of color photos")
+    p.add_argument("-o", "--out", type=Path, required=True, help="run folder for checkpoints, logs and samples")
+    p.add_argument("--val", nargs="+", type=Path, default=(), help="validation photos (default: hold out "
+                   "--val-fraction of DATA, chosen by file name hash, the same on every run)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="held-out share when --val is absent")
+    p.add_argument("--val-images", type=int, default=d.val_images, help="validation images used per validation")
+    p.add_argument("--size", type=int, default=d.size, help="training crop size in pixels; also the render "
+                   "size recorded for the runtime (default %(default)s)")
+    p.add_argument("--small", action="store_true", help="CIFAR-style small-image mode: 32x32 crops, U-Net depth 5")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps, help="phase 1 steps (L1 only)")
+    p.add_argument("--gan-steps", type=int, default=d.gan_steps, help="phase 2 steps (GAN + lambda*L1)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate for both networks")
+    p.add_argument("--beta1", type=float, default=d.beta1)
+    p.add_argument("--beta2", type=float, default=d.beta2)
+    p.add_argument("--lambda-l1", type=float, default=d.lambda_l1, help="weight of the L1 loss")
+    p.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default=d.gan_mode,
+                   help="vanilla: BCE on logits; lsgan: least squares")
+    p.add_argument("--generator-width", type=int, default=g.width, help="channels of the first U-Net stage")
+    p.add_argument("--generator-depth", type=int, default=g.depth,
+                   help="U-Net stages; images are padded to multiples of 2**depth")
+    p.add_argument("--norm", choices=("batch", "instance"), default=g.norm, help="normalization in both networks")
+    p.add_argument("--dropout", type=float, default=g.dropout, help="dropout in the inner decoder stages (pix2pix's noise)")
+    p.add_argument("--discriminator", choices=("patchgan", "global"), default=dc.name,
+                   help="patchgan: 70x70 patches (pix2pix); global: one score per image (early seeds)")
+    p.add_argument("--discriminator-width", type=int, default=dc.width)
+    p.add_argument("--discriminator-layers", type=int, default=dc.n_layers)
+    p.add_argument("--old-photo", nargs="*", default=(), choices=sorted(FILTERS), metavar="FILTER",
+                   help=f"degrade the L input like an old scan; any of: {', '.join(sorted(FILTERS))}")
+    p.add_argument("--old-photo-p", type=float, default=d.old_photo_p, help="probability of each filter")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA of generator weights (0: off)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int, default=d.limit, help="use at most N training images (0: all)")
+    p.add_argument("--samples", type=int, default=d.samples, help="rows in each sample grid")
+    p.add_argument("--val-every", type=int, default=d.val_every, help="validate and write samples every N steps")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--workers", type=int, default=d.workers, help="data loading processes")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=d.threads, help="CPU threads for torch (0: default)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    size, depth = (32, 5) if args.small else (args.size, args.generator_depth)
+    return TrainConfig(
+        data=tuple(str(p) for p in args.data), out=str(args.out), val_data=tuple(str(p) for p in args.val),
+        val_fraction=args.val_fraction, size=size, batch_size=args.batch_size,
+        pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, beta1=args.beta1,
+        beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
+        generator=GeneratorConfig(width=args.generator_width, depth=depth, norm=args.norm, dropout=args.dropout),
+        discriminator=DiscriminatorConfig(name=args.discriminator, width=args.discriminator_width,
+                                          n_layers=args.discriminator_layers, norm=args.norm),
+        old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,
+        seed=args.seed, limit=args.limit, val_images=args.val_images, samples=args.samples, val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, workers=args.workers,
+        device=args.device, threads=args.threads,
+    )
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    setup_logging(Path(cfg.out) / "train.log")
+    from colorizer.trainer.train import build_trainer  # torch import after argument parsing
+
+    try:
+        trainer = build_trainer(cfg, resume=not args.no_resume, progress=not args.quiet)
+        generator = trainer.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from {cfg.out}", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"colorizer-train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"generator written to {generator}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Training configuration: one frozen dataclass, stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
+
+# Fields a resumed run may change; every other field must match the checkpoint's.
+RESUME_OVERRIDABLE = frozenset(
+    {"pretrain_steps", "gan_steps", "val_every", "checkpoint_every", "log_every", "workers", "device",
+     "threads", "val_images", "samples", "out"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[str, ...]
+    out: str
+    val_data: tuple[str, ...] = ()  # empty: hold out val_fraction of `data`
+    val_fraction: float = 0.05
+    size: int = 128  # training crop size (square); also the model's render size
+    batch_size: int = 16
+    pretrain_steps: int = 2000  # phase 1: generator on L1 alone
+    gan_steps: int = 2000  # phase 2: GAN + lambda * L1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 100.0
+    gan_mode: str = "vanilla"
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    old_photo_filters: tuple[str, ...] = ()
+    old_photo_p: float = 0.3
+    ema_decay: float = 0.0  # 0 disables the EMA of generator weights
+    seed: int = 0
+    limit: int = 0  # use at most this many training images (0: all)
+    val_images: int = 200
+    samples: int = 8  # rows in each sample grid
+    val_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 20
+    workers: int = 2
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_steps + self.gan_steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        raw = dict(raw)
+        raw["generator"] = GeneratorConfig(**raw.get("generator", {}))
+        raw["discriminator"] = DiscriminatorConfig(**raw.get("discriminator", {}))
+        for key in ("data", "val_data", "old_photo_filters"):
+            raw[key] = tuple(raw.get(key, ()))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def resumed_with(self, requested: TrainConfig) -> TrainConfig:
+        """This (checkpointed) config with the overridable fields of ``requested``; refuse other changes."""
+        mine, theirs = self.to_dict(), requested.to_dict()
+        changed = sorted(k for k in mine if k not in RESUME_OVERRIDABLE and mine[k] != theirs[k])
+        if changed:
+            raise ValueError(
+                f"the run folder {self.out} holds a checkpoint trained with different settings "
+                f"({', '.join(changed)}); resume with the same settings, or pass --no-resume with a new --out"
+            )
+        return dataclasses.replace(self, **{k: getattr(requested, k) for k in RESUME_OVERRIDABLE})

@@ -1,0 +1,155 @@
+"""Training data: any folder tree of color photos, turned into (L, ab) pairs by the color contract.
+
+Files are found by extension, decoded once at start-up to drop unreadable and grayscale images
+(their ab is ~0 and would teach the model to output gray), and counted in the log. Each sample's
+random augmentation draws from a generator seeded by (seed, epoch, index), so a resumed run sees
+exactly the data the interrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from colorizer.contract import normalize_ab, normalize_l, rgb_to_lab
+from colorizer.trainer.degrade import OldPhotoFilter
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+GRAY_CHROMA_THRESHOLD = 2.0  # mean |ab| (Lab units) below which a photo counts as grayscale (~3% of Imagenette)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    files: list[Path]
+    unreadable: list[Path]
+    grayscale: list[Path]
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """Decode an image file to uint8 RGB (H, W, 3), or None when it cannot be read."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        return None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """Mean |ab| of a (downscaled) image: ~0 for grayscale and near-gray photos."""
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if max(rgb.shape[:2]) > 64 else rgb
+    lab = rgb_to_lab(small)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def list_images(roots: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        else:
+            raise FileNotFoundError(f"training data folder not found: {root}")
+    return sorted(files)
+
+
+def scan_images(roots: Sequence[Path], limit: int | None = None, progress: bool = True) -> ScanResult:
+    """Find the usable color photos under ``roots``; skip and count unreadable and gray ones."""
+    candidates = list_images(roots)
+    if limit:
+        candidates = candidates[:limit]
+    files, unreadable, gray = [], [], []
+    for path in tqdm(candidates, desc="scanning images", disable=not progress, unit="img"):
+        rgb = read_rgb(path)
+        if rgb is None:
+            unreadable.append(path)
+        elif mean_chroma(rgb) < GRAY_CHROMA_THRESHOLD:
+            gray.append(path)
+        else:
+            files.append(path)
+    log.info("images: %d usable, %d skipped as grayscale, %d skipped as unreadable",
+             len(files), len(gray), len(unreadable))
+    for path in unreadable[:10]:
+        log.warning("unreadable image skipped: %s", path)
+    return ScanResult(files, unreadable, gray)
+
+
+def random_resized_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
+                        scale: tuple[float, float] = (0.4, 1.0)) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    area = h * w * rng.uniform(*scale)
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    ch = int(round(min(h, np.sqrt(area / aspect))))
+    cw = int(round(min(w, np.sqrt(area * aspect))))
+    y = int(rng.integers(0, h - ch + 1))
+    x = int(rng.integers(0, w - cw + 1))
+    return cv2.resize(rgb[y : y + ch, x : x + cw], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def center_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to ``size`` and take the central square."""
+    h, w = rgb.shape[:2]
+    s = size / min(h, w)
+    resized = cv2.resize(rgb, (max(size, round(w * s)), max(size, round(h * s))), interpolation=cv2.INTER_AREA)
+    rh, rw = resized.shape[:2]
+    y, x = (rh - size) // 2, (rw - size) // 2
+    return resized[y : y + size, x : x + size]
+
+
+def lab_pair(rgb: np.ndarray, old_photo: OldPhotoFilter | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 RGB -> (normalized L (1, H, W), normalized ab (2, H, W)); filters touch L only."""
+    lab = rgb_to_lab(rgb)
+    l_channel = lab[..., 0]
+    if old_photo is not None:
+        l_channel = old_photo(l_channel, rng)
+    l_t = torch.from_numpy(np.ascontiguousarray(normalize_l(l_channel)))[None]
+    ab_t = torch.from_numpy(np.ascontiguousarray(normalize_ab(lab[..., 1:]).transpose(2, 0, 1)))
+    return l_t, ab_t
+
+
+class ColorPhotoDataset(Dataset):
+    """(L, ab) pairs from color photos: random crops and flips for training, a center crop otherwise."""
+
+    def __init__(self, files: Sequence[Path], size: int, train: bool, seed: int = 0,
+                 old_photo: OldPhotoFilter | None = None) -> None:
+        if not files:
+            raise ValueError("no usable color photos were found")
+        self.files = list(files)
+        self.size = size
+        self.train = train
+        self.seed = seed
+        self.old_photo = old_photo
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
+        rgb = read_rgb(self.files[index])
+        if rgb is None:  # vanished or corrupted since the scan: use a gray-free neighbour instead
+            log.warning("could not read %s during training; using another image", self.files[index])
+            return self[(index + 1) % len(self)]
+        if self.train:
+            rgb = random_resized_crop(rgb, self.size, rng)
+            if rng.random() < 0.5:
+                rgb = rgb[:, ::-1]
+        else:
+            rgb = center_resize(rgb, self.size)
+        return lab_pair(rgb, self.old_photo if self.train else None, rng)

@@ -1,0 +1,77 @@
+"""Colorization quality metrics on uint8 RGB images, always read next to the gray baseline.
+
+* PSNR (dB, RGB) and SSIM (RGB): closeness to the ground truth; high for gray output too.
+* CIEDE2000 ΔE (mean over pixels): perceptual color difference; lower is better.
+* Hasler–Süsstrunk colorfulness, and |Δcolorfulness| against the ground truth: a gray image
+  scores 0, so a model that plays safe with brownish output shows up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from skimage.color import deltaE_ciede2000
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorizer.contract import rgb_to_lab
+
+METRIC_NAMES = ("psnr", "ssim", "delta_e", "colorfulness", "colorfulness_gt", "colorfulness_abs_diff")
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Süsstrunk (2003) colorfulness of a uint8 RGB image (0 for gray)."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def delta_e2000(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
+    return float(deltaE_ciede2000(rgb_to_lab(rgb_a), rgb_to_lab(rgb_b)).mean())
+
+
+def psnr(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
+    if np.array_equal(rgb_true, rgb_test):
+        return float("inf")
+    return float(peak_signal_noise_ratio(rgb_true, rgb_test, data_range=255))
+
+
+def ssim(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
+    return float(structural_similarity(rgb_true, rgb_test, channel_axis=2, data_range=255))
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    psnr: float
+    ssim: float
+    delta_e: float
+    colorfulness: float
+    colorfulness_gt: float
+    colorfulness_abs_diff: float
+
+
+def score(rgb_true: np.ndarray, rgb_test: np.ndarray) -> ImageScores:
+    """All metrics of one uint8 RGB output against its uint8 RGB ground truth."""
+    if rgb_true.shape != rgb_test.shape:
+        raise ValueError(f"shape mismatch: ground truth {rgb_true.shape}, output {rgb_test.shape}")
+    c_test, c_true = colorfulness(rgb_test), colorfulness(rgb_true)
+    return ImageScores(
+        psnr=psnr(rgb_true, rgb_test),
+        ssim=ssim(rgb_true, rgb_test),
+        delta_e=delta_e2000(rgb_true, rgb_test),
+        colorfulness=c_test,
+        colorfulness_gt=c_true,
+        colorfulness_abs_diff=abs(c_test - c_true),
+    )
+
+
+def mean_scores(scores: Iterable[ImageScores]) -> dict[str, float]:
+    rows = [asdict(s) for s in scores]
+    if not rows:
+        return {}
+    out = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])] or [np.inf])) for k in METRIC_NAMES}
+    out["colorfulness_ratio"] = out["colorfulness"] / out["colorfulness_gt"] if out["colorfulness_gt"] else 0.0
+    out["images"] = len(rows)
+    return out

@@ -1,0 +1,280 @@
+"""The pix2pix training loop: phase 1 pretrains the generator on L1, phase 2 adds the GAN loss.
+
+A run folder holds everything: ``checkpoints/last.safetensors`` (resumed automatically),
+``metrics.jsonl`` (train losses and validation metrics), ``samples/step_XXXXXXX.png`` (gray input |
+ground truth | output), ``generator.safetensors`` (the final generator, for the exporter) and
+``train.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from colorizer.colorize import colorize
+from colorizer.trainer import checkpoint as ckpt
+from colorizer.trainer.config import TrainConfig
+from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan_images
+from colorizer.trainer.degrade import OldPhotoFilter
+from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
+from colorizer.trainer.networks import GANLoss, define_discriminator, define_generator
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def split_holdout(files: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """Deterministic hold-out by a hash of the file name: the same files are held out on every run."""
+    def bucket(p: Path) -> float:
+        return int(hashlib.sha1(str(p).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    val = [p for p in files if bucket(p) < fraction]
+    train = [p for p in files if bucket(p) >= fraction]
+    return train, val
+
+
+def data_summary(cfg: TrainConfig, scan: ScanResult, n_train: int) -> str:
+    roots = ", ".join(Path(d).name or d for d in cfg.data)
+    return (f"{roots}: {n_train} color photos ({len(scan.grayscale)} grayscale and "
+            f"{len(scan.unreadable)} unreadable skipped), {cfg.size}px crops")
+
+
+@dataclass
+class Trainer:
+    cfg: TrainConfig
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        cfg = self.cfg
+        self.run_dir = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.G = define_generator(cfg.generator).to(self.device)
+        self.D = define_discriminator(cfg.discriminator).to(self.device)
+        if self.device.type == "cuda":
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+        self.gan_loss = GANLoss(cfg.gan_mode).to(self.device)
+        self.step = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.safetensors"
+
+    def save(self) -> None:
+        ckpt.save_training(self.checkpoint_path, step=self.step, config=self.cfg_dict(), generator=self.G,
+                           discriminator=self.D, optimizer_g=self.opt_g, optimizer_d=self.opt_d, ema=self.ema)
+
+    def cfg_dict(self) -> dict:
+        return self.cfg.to_dict() | {"data_summary": getattr(self, "summary", "")}
+
+    def load(self, path: Path) -> None:
+        state = ckpt.load_training(path)
+        self.G.load_state_dict(state.generator)
+        self.D.load_state_dict(state.discriminator)
+        self.opt_g.load_state_dict(state.optimizer_g)
+        self.opt_d.load_state_dict(state.optimizer_d)
+        if self.ema is not None and state.ema:
+            self.ema.load_state_dict(state.ema)
+        if state.torch_rng is not None:
+            torch.set_rng_state(state.torch_rng)
+        self.step = state.step
+
+    # ------------------------------------------------------------------ steps
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        gan_phase = self.step >= cfg.pretrain_steps
+        self.G.train()
+        self.D.train()
+        with self.autocast():
+            fake = self.G(l_norm)
+        losses: dict[str, float] = {}
+        if gan_phase:
+            self.D.requires_grad_(True)
+            self.opt_d.zero_grad(set_to_none=True)
+            with self.autocast():
+                pred_fake = self.D(torch.cat([l_norm, fake.detach()], 1))
+                pred_real = self.D(torch.cat([l_norm, ab], 1))
+                loss_d = 0.5 * (self.gan_loss(pred_fake.float(), False) + self.gan_loss(pred_real.float(), True))
+            loss_d.backward()
+            self.opt_d.step()
+            self.D.requires_grad_(False)
+            losses["D"] = loss_d.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_l1 = torch.nn.functional.l1_loss(fake.float(), ab)
+            loss_g = cfg.lambda_l1 * loss_l1
+            if gan_phase:
+                loss_gan = self.gan_loss(self.D(torch.cat([l_norm, fake], 1)).float(), True)
+                loss_g = loss_g + loss_gan
+                losses["G_gan"] = loss_gan.item()
+        loss_g.backward()
+        self.opt_g.step()
+        losses["L1"] = loss_l1.item()
+        if self.ema is not None:
+            with torch.no_grad():
+                ema_p, p = list(self.ema.parameters()), list(self.G.parameters())
+                torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
+                for b_ema, b in zip(self.ema.buffers(), self.G.buffers(), strict=True):
+                    b_ema.copy_(b)
+        self.step += 1
+        return losses
+
+    # ------------------------------------------------------------------ validation
+    def inference_generator(self) -> torch.nn.Module:
+        return (self.ema if self.ema is not None else self.G).eval()
+
+    def validate(self, val_files: list[Path]) -> dict:
+        net = self.inference_generator()
+        predict = torch_predictor(net, self.device)
+        report = evaluate_predictor(predict, val_files, render_size=self.cfg.size,
+                                    size_multiple=self.cfg.generator.size_multiple, progress=False)
+        self.write_samples(val_files[: self.cfg.samples], predict)
+        return report
+
+    def write_samples(self, files: list[Path], predict: Callable) -> None:
+        rows = []
+        for path in files:
+            rgb = read_rgb(path)
+            if rgb is None:
+                continue
+            rgb = cv2.resize(rgb, (self.cfg.size * 2, self.cfg.size * 2), interpolation=cv2.INTER_AREA)
+            gray = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            out = colorize(rgb, predict, self.cfg.size, self.cfg.generator.size_multiple)
+            rows.append(np.hstack([gray, rgb, (out * 255 + 0.5).astype(np.uint8)]))
+        if rows:
+            path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+
+    # ------------------------------------------------------------------ the loop
+    def prepare_data(self) -> tuple[ColorPhotoDataset, list[Path]]:
+        cfg = self.cfg
+        scan = scan_images([Path(d) for d in cfg.data], limit=cfg.limit or None, progress=self.progress)
+        if cfg.val_data:
+            train_files = scan.files
+            val_files = scan_images([Path(d) for d in cfg.val_data], progress=self.progress).files
+        else:
+            train_files, val_files = split_holdout(scan.files, cfg.val_fraction)
+        val_files = val_files[: cfg.val_images]
+        if not val_files:
+            log.warning("no validation photos: metrics and sample grids are not written")
+        if len(train_files) < cfg.batch_size:
+            raise ValueError(f"only {len(train_files)} usable training photos; need at least one batch "
+                             f"({cfg.batch_size})")
+        self.summary = data_summary(cfg, scan, len(train_files))
+        old_photo = OldPhotoFilter(cfg.old_photo_filters, cfg.old_photo_p) if cfg.old_photo_filters else None
+        return ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo), val_files
+
+    def fit(self, stop_after: int | None = None) -> Path:
+        """Train until ``total_steps`` (or ``stop_after`` more steps); return the generator file."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        dataset, val_files = self.prepare_data()
+        (self.run_dir / "config.json").write_text(json.dumps(self.cfg_dict(), indent=2))
+        steps_per_epoch = len(dataset) // cfg.batch_size
+        end = cfg.total_steps if stop_after is None else min(cfg.total_steps, self.step + stop_after)
+        log.info("training %d -> %d steps on %s (%d images, %d steps per epoch)", self.step, end,
+                 self.device, len(dataset), steps_per_epoch)
+        metrics_file = (self.run_dir / "metrics.jsonl").open("a")
+        bar = tqdm(total=end, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        started, t0, last = time.time(), time.time(), {}
+        try:
+            while self.step < end:
+                epoch, offset = divmod(self.step, steps_per_epoch)
+                dataset.set_epoch(epoch)
+                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+                indices = order[offset * cfg.batch_size : steps_per_epoch * cfg.batch_size].tolist()
+                # Own generator: a DataLoader otherwise draws its base seed from the global RNG, which
+                # would shift the dropout masks of a resumed run.
+                loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
+                                    num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                                    generator=torch.Generator().manual_seed(cfg.seed + epoch))
+                for l_norm, ab in loader:
+                    l_norm = l_norm.to(self.device, non_blocking=True)
+                    ab = ab.to(self.device, non_blocking=True)
+                    last = self.train_step(l_norm, ab)
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()}, refresh=False)
+                    phase = "gan" if self.step > cfg.pretrain_steps else "pretrain"
+                    if self.step % cfg.log_every == 0:
+                        rate = cfg.log_every * cfg.batch_size / max(time.time() - t0, 1e-9)
+                        t0 = time.time()
+                        self.write_metrics(metrics_file, {"kind": "train", "phase": phase, **last,
+                                                          "images_per_s": round(rate, 2)})
+                    if val_files and (self.step % cfg.val_every == 0 or self.step == cfg.total_steps):
+                        report = self.validate(val_files)
+                        self.write_metrics(metrics_file, {"kind": "val", "phase": phase, **report["model"],
+                                                          "gray_delta_e": report["gray"]["delta_e"]})
+                        log.info("step %d validation: %s", self.step, _short(report["model"]))
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    if self.step >= end:
+                        break
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d; saving a checkpoint to resume from", self.step)
+            self.save()
+            raise
+        finally:
+            bar.close()
+            metrics_file.close()
+        self.save()
+        log.info("reached step %d in %.1f min", self.step, (time.time() - started) / 60)
+        return self.export_generator()
+
+    def write_metrics(self, f, row: dict) -> None:
+        f.write(json.dumps({"step": self.step, "time": round(time.time(), 1), **row}) + "\n")
+        f.flush()
+
+    def export_generator(self) -> Path:
+        path = self.run_dir / "generator.safetensors"
+        ckpt.save_generator(path, self.inference_generator().state_dict(),
+                            generator_config=self.cfg.generator.to_dict(), render_size=self.cfg.size,
+                            step=self.step, training_data=getattr(self, "summary", ""))
+        return path
+
+
+def _short(metrics: dict) -> str:
+    return ", ".join(f"{k}={metrics[k]:.3f}" for k in ("delta_e", "psnr", "colorfulness_ratio") if k in metrics)
+
+
+def build_trainer(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Trainer:
+    """A Trainer for ``cfg``, continuing the checkpoint in its run folder when there is one."""
+    path = Path(cfg.out) / "checkpoints" / "last.safetensors"
+    if resume and path.exists():
+        saved = TrainConfig.from_dict(json.loads(ckpt.read_metadata(path)["config"]))
+        trainer = Trainer(saved.resumed_with(cfg), progress=progress)
+        trainer.load(path)
+        log.info("resuming %s from step %d", cfg.out, trainer.step)
+        return trainer
+    return Trainer(cfg, progress=progress)

@@ -57,39 +57,44 @@ def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str
     return prepare_l(rgb_to_l(rgb), render_size, size_multiple, pad_mode)
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter: smooth each channel of ``src`` (H, W, C) following edges of ``guide``."""
+def guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """He et al.'s guided filter as a local linear model: src ~= a * guide + b in each window."""
     ksize = (2 * radius + 1, 2 * radius + 1)
 
     def box(x: np.ndarray) -> np.ndarray:
         return cv2.boxFilter(x, -1, ksize, borderType=cv2.BORDER_REFLECT)
 
-    mean_i = box(guide)
+    mean_i, mean_p = box(guide), box(src)
     var_i = box(guide * guide) - mean_i * mean_i
-    out = np.empty_like(src)
-    for c in range(src.shape[2]):
-        p = np.ascontiguousarray(src[..., c])
-        mean_p = box(p)
-        a = (box(guide * p) - mean_i * mean_p) / (var_i + eps)
-        b = mean_p - a * mean_i
-        out[..., c] = box(a) * guide + box(b)
-    return out
+    a = (box(guide * src) - mean_i * mean_p) / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box(a), box(b)
 
 
 def upsample_ab(ab: np.ndarray, l_full: np.ndarray, mode: str = "guided") -> np.ndarray:
-    """ab (h, w, 2) at render size -> (H, W, 2) at the size of ``l_full``."""
+    """ab (h, w, 2) at render size -> (H, W, 2) at the size of ``l_full``.
+
+    ``guided`` is fast guided upsampling (He & Sun 2015): the linear model ab ~= a * L + b is fitted
+    at render size against the downscaled L, then a and b are upsampled and applied to the
+    full-resolution L, so chroma edges follow the real luminance edges. Memory stays at a few
+    full-resolution planes. ``bilinear`` simply resizes.
+    """
     if mode not in UPSAMPLING_MODES:
         raise ValueError(f"unknown upsampling {mode!r}; choose from {', '.join(UPSAMPLING_MODES)}")
     h, w = l_full.shape
     if ab.shape[:2] == (h, w):
         return ab
-    up = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
     if mode == "bilinear":
-        return up
-    scale = max(h / ab.shape[0], w / ab.shape[1])
-    radius = max(1, int(round(scale)))
-    guide = l_full / 100.0
-    return guided_filter(guide.astype(np.float32), up, radius=radius, eps=1e-3)
+        return cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
+    small_h, small_w = ab.shape[:2]
+    guide_full = l_full * np.float32(1 / 100)
+    guide_small = cv2.resize(guide_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    out = np.empty((h, w, 2), np.float32)
+    for c in range(2):
+        a, b = guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), radius=2, eps=1e-3)
+        out[..., c] = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) * guide_full
+        out[..., c] += cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def finish(job: RenderJob, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:

@@ -51,6 +51,13 @@ def split_holdout(files: list[Path], fraction: float) -> tuple[list[Path], list[
     return train, val
 
 
+def spread(files: list[Path], count: int) -> list[Path]:
+    """``count`` files evenly spaced through the sorted list, so every subfolder (class) is represented."""
+    if len(files) <= count:
+        return files
+    return [files[int(i * len(files) / count)] for i in range(count)]
+
+
 def data_summary(cfg: TrainConfig, scan: ScanResult, n_train: int) -> str:
     roots = ", ".join(Path(d).name or d for d in cfg.data)
     return (f"{roots}: {n_train} color photos ({len(scan.grayscale)} grayscale and "
@@ -186,7 +193,7 @@ class Trainer:
             val_files = scan_images([Path(d) for d in cfg.val_data], progress=self.progress).files
         else:
             train_files, val_files = split_holdout(scan.files, cfg.val_fraction)
-        val_files = val_files[: cfg.val_images]
+        val_files = spread(val_files, cfg.val_images)
         if not val_files:
             log.warning("no validation photos: metrics and sample grids are not written")
         if len(train_files) < cfg.batch_size:

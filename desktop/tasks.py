@@ -1,0 +1,82 @@
+"""From the user's inputs (files and folders) to a list of tasks: which file goes where.
+
+The input tree is mirrored under the output folder. With one input folder its contents land
+directly in the output folder; with several, each gets a subfolder named after it. An output
+never replaces an input, and two inputs never share one output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from colorizer.desktop.imagefile import detect_format, suffix_for
+
+
+@dataclass(frozen=True)
+class Task:
+    source: Path
+    output: Path  # final path (for images: suffix of the chosen output format)
+    kind: str  # "image" for now; "video" and "frames" come from the video pipeline
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+@dataclass(frozen=True)
+class Rejected:
+    source: Path
+    reason: str
+    status: str = "failed"  # "failed" for named files; "skipped" for non-images found in folders
+
+
+def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
+
+
+def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
+         output_format: str | None = None) -> tuple[list[Task], list[Rejected]]:
+    """Tasks for every image under ``inputs``; ``output_format`` None keeps each input's format."""
+    output_dir = Path(output_dir)
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    tasks: list[Task] = []
+    rejected: list[Rejected] = []
+    claimed: dict[Path, Path] = {}
+
+    def add(source: Path, rel: Path, named: bool) -> None:
+        fmt = detect_format(source)
+        if fmt is None:
+            reason = "not an image this program can read (unknown or damaged file header)"
+            rejected.append(Rejected(source, reason, "failed" if named or _looks_like_image(source) else "skipped"))
+            return
+        out = (output_dir / rel).with_suffix(suffix_for(output_format or fmt))
+        if out.resolve() == source.resolve():
+            rejected.append(Rejected(source, f"output {out} would overwrite the input; choose another -o folder"))
+            return
+        if out.resolve() in claimed:
+            rejected.append(Rejected(source, f"output {out} is already the output of {claimed[out.resolve()]}"))
+            return
+        claimed[out.resolve()] = source
+        tasks.append(Task(source, out, "image"))
+
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
+            for path in _walk(item, recursive):
+                add(path, prefix / path.relative_to(item), named=False)
+        elif item.is_file():
+            add(item, Path(item.name), named=True)
+        else:
+            rejected.append(Rejected(item, "no such file or folder"))
+    return tasks, rejected
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def _looks_like_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES

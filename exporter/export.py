@@ -1,0 +1,56 @@
+"""The export pipeline as one call: checkpoint -> ONNX -> parity -> FP16 ONNX -> parity -> report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colorizer.contract import ModelContract
+from colorizer.exporter.onnx_export import build_contract, convert_fp16, export_onnx, load_eval_generator
+from colorizer.exporter.parity import ParityReport, check_parity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    contract: ModelContract
+    onnx: Path
+    parity: ParityReport
+    fp16_onnx: Path | None = None
+    fp16_parity: ParityReport | None = None
+    report: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", version: str = "1",
+                 fp16: bool = True, render_size: int | None = None, opset: int | None = None) -> ExportResult:
+    """Export ``checkpoint`` into ``out_dir`` as NAME.onnx (and NAME.fp16.onnx), parity-checked.
+
+    Raises ParityError (and leaves the failing model in place for inspection, with no report) when
+    an exported model does not match PyTorch.
+    """
+    out_dir = Path(out_dir)
+    loaded = load_eval_generator(Path(checkpoint))
+    contract = build_contract(loaded, name, version, render_size)
+    kwargs = {"opset": opset} if opset else {}
+    onnx_path = export_onnx(loaded, contract, out_dir / f"{name}.onnx", **kwargs)
+    parity = check_parity(loaded.net, str(onnx_path), contract.size_multiple, "fp32")
+    log.info("FP32 parity: max |diff| %.2e, mean %.2e", parity.max_abs, parity.mean_abs)
+    fp16_path = fp16_parity = None
+    if fp16:
+        fp16_path = convert_fp16(onnx_path, out_dir / f"{name}.fp16.onnx")
+        fp16_parity = check_parity(loaded.net, str(fp16_path), contract.size_multiple, "fp16")
+        log.info("FP16 parity: max |diff| %.2e, mean %.2e", fp16_parity.max_abs, fp16_parity.mean_abs)
+    report_path = out_dir / f"{name}.parity.json"
+    report = {
+        "checkpoint": Path(checkpoint).name,
+        "checkpoint_sha256": contract.checkpoint_sha256,
+        "contract": contract.to_metadata(),
+        "fp32": parity.to_dict(),
+        "fp16": fp16_parity.to_dict() if fp16_parity else None,
+    }
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, report_path)

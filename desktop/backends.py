@@ -153,7 +153,7 @@ def _try(factory: Callable[[], Backend], label: str, errors: list[str]) -> Backe
 def open_backend(model: Path | None = None, backend: str = "auto", device: int = 0, threads: int = 0,
                  cache_dir: Path | None = None,
                  engine_progress: Callable[[str, int, int], None] | None = None,
-                 engine_cancel: Callable[[], bool] | None = None) -> Backend:
+                 engine_cancel: Callable[[], bool] | None = None, render_size: int | None = None) -> Backend:
     """Open the best available backend for ``model`` (the shipped model by default).
 
     ``backend``: auto | tensorrt | cuda | cpu. An explicit GPU choice that cannot run raises
@@ -166,9 +166,10 @@ def open_backend(model: Path | None = None, backend: str = "auto", device: int =
     available = ort_available_providers()
 
     if backend in ("auto", "tensorrt"):
-        from colorizer.desktop import tensorrt_backend
+        from colorizer.desktop import tensorrt_backend  # imports no TensorRT until an engine is opened
 
-        trt = _try(lambda: tensorrt_backend.open_tensorrt(files, device, cache_dir, engine_progress, engine_cancel),
+        trt = _try(lambda: tensorrt_backend.open_tensorrt(files, device, cache_dir, engine_progress, engine_cancel,
+                                                               render_size),
                    "tensorrt", errors)
         if trt is not None:
             return trt

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorizer.desktop.imagefile import detect_format, suffix_for
+from colorizer.desktop.imagefile import detect_format, suffix_for_format
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,10 @@ class Task:
 
 @dataclass(frozen=True)
 class Rejected:
+    """An input that cannot become a task (reported as failed)."""
+
     source: Path
     reason: str
-    status: str = "failed"  # "failed" for named files; "skipped" for non-images found in folders
 
 
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
@@ -49,10 +50,11 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
     def add(source: Path, rel: Path, named: bool) -> None:
         fmt = detect_format(source)
         if fmt is None:
-            reason = "not an image this program can read (unknown or damaged file header)"
-            rejected.append(Rejected(source, reason, "failed" if named or _looks_like_image(source) else "skipped"))
+            if named or _looks_like_image(source):  # other files found in folders are not ours: ignored
+                reason = "not an image this program can read (unknown or damaged file header)"
+                rejected.append(Rejected(source, reason))
             return
-        out = (output_dir / rel).with_suffix(suffix_for(output_format or fmt))
+        out = (output_dir / rel).with_suffix(suffix_for_format(output_format or fmt, source=source))
         if out.resolve() == source.resolve():
             rejected.append(Rejected(source, f"output {out} would overwrite the input; choose another -o folder"))
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from synthetic import synthetic_photo, write_rgb
 
 

@@ -1,8 +1,8 @@
 import numpy as np
+from synthetic import synthetic_photo
 
 from colorizer.trainer.evaluate import gray_baseline
 from colorizer.trainer.metrics import colorfulness, delta_e2000, mean_scores, score
-from synthetic import synthetic_photo
 
 
 def test_identical_images_score_perfectly():

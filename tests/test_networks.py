@@ -2,7 +2,11 @@ import pytest
 import torch
 
 from colorizer.trainer.networks import (
-    DiscriminatorConfig, GANLoss, GeneratorConfig, define_discriminator, define_generator,
+    DiscriminatorConfig,
+    GANLoss,
+    GeneratorConfig,
+    define_discriminator,
+    define_generator,
 )
 
 

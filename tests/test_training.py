@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic import synthetic_photo, write_rgb
 
 from colorizer.trainer.checkpoint import load_generator, load_training
 from colorizer.trainer.cli import main as train_main
@@ -12,7 +13,6 @@ from colorizer.trainer.data import ColorPhotoDataset, scan_images
 from colorizer.trainer.degrade import FILTERS, OldPhotoFilter
 from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
 from colorizer.trainer.train import build_trainer
-from synthetic import synthetic_photo, write_rgb
 
 
 def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator-depth", type=int, default=g.depth,
                    help="U-Net stages; images are padded to multiples of 2**depth")
     p.add_argument("--norm", choices=("batch", "instance"), default=g.norm, help="normalization in both networks")
-    p.add_argument("--dropout", type=float, default=g.dropout, help="dropout in the inner decoder stages (pix2pix's noise)")
+    p.add_argument("--dropout", type=float, default=g.dropout,
+                   help="dropout in the inner decoder stages (pix2pix's noise)")
     p.add_argument("--discriminator", choices=("patchgan", "global"), default=dc.name,
                    help="patchgan: 70x70 patches (pix2pix); global: one score per image (early seeds)")
     p.add_argument("--discriminator-width", type=int, default=dc.width)

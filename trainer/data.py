@@ -66,6 +66,13 @@ def list_images(roots: Sequence[Path]) -> list[Path]:
     return sorted(files)
 
 
+def spread(files: list[Path], count: int) -> list[Path]:
+    """``count`` files evenly spaced through the sorted list, so every subfolder (class) is represented."""
+    if len(files) <= count:
+        return files
+    return [files[int(i * len(files) / count)] for i in range(count)]
+
+
 def scan_images(roots: Sequence[Path], limit: int | None = None, progress: bool = True) -> ScanResult:
     """Find the usable color photos under ``roots``; skip and count unreadable and gray ones."""
     candidates = list_images(roots)
@@ -109,7 +116,8 @@ def center_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     return resized[y : y + size, x : x + size]
 
 
-def lab_pair(rgb: np.ndarray, old_photo: OldPhotoFilter | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def lab_pair(rgb: np.ndarray, old_photo: OldPhotoFilter | None,
+             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 RGB -> (normalized L (1, H, W), normalized ab (2, H, W)); filters touch L only."""
     lab = rgb_to_lab(rgb)
     l_channel = lab[..., 0]

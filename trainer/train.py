@@ -27,7 +27,7 @@ from tqdm import tqdm
 from colorizer.colorize import colorize
 from colorizer.trainer import checkpoint as ckpt
 from colorizer.trainer.config import TrainConfig
-from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan_images
+from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan_images, spread
 from colorizer.trainer.degrade import OldPhotoFilter
 from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
 from colorizer.trainer.networks import GANLoss, define_discriminator, define_generator
@@ -49,13 +49,6 @@ def split_holdout(files: list[Path], fraction: float) -> tuple[list[Path], list[
     val = [p for p in files if bucket(p) < fraction]
     train = [p for p in files if bucket(p) >= fraction]
     return train, val
-
-
-def spread(files: list[Path], count: int) -> list[Path]:
-    """``count`` files evenly spaced through the sorted list, so every subfolder (class) is represented."""
-    if len(files) <= count:
-        return files
-    return [files[int(i * len(files) / count)] for i in range(count)]
 
 
 def data_summary(cfg: TrainConfig, scan: ScanResult, n_train: int) -> str:

@@ -1,0 +1,151 @@
+"""`colorize-batch`: colorize folders of black-and-white photos. Parses arguments and prints; the
+work is done by the runtime library (colorizer.desktop.batch)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EPILOG = f"""
+Outputs mirror the input tree under OUTPUT and keep each photo's EXIF (dates, captions), ICC
+profile and DPI. Existing outputs are skipped, so running the same command again resumes an
+interrupted batch (--overwrite redoes them). Inputs are never modified. Each output is written to
+a temporary file and renamed when complete, so no half-written file is ever left behind.
+
+exit codes:
+  {EXIT_OK}    every file was colorized (or skipped because its output exists)
+  {EXIT_SOME_FAILED}    some files failed (see the report; the others were written)
+  {EXIT_SETUP}    nothing was done: bad arguments, missing model, unusable backend
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the report is written; run again to resume
+
+examples:
+  colorize-batch scans/ -o colorized/ --recursive
+  colorize-batch old1.tif old2.jpg -o out/ --format png --saturation 1.2
+  colorize-batch scans/ -o out/ --backend cpu --report run.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="colorize-batch", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Colorize black-and-white photos (JPEG, PNG, TIFF incl. 16-bit, WebP, BMP) with a "
+        "pix2pix model, on an NVIDIA GPU (TensorRT, CUDA) or the CPU.")
+    p.add_argument("inputs", nargs="+", type=Path, help="photo files and/or folders")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if needed)")
+    p.add_argument("-r", "--recursive", action="store_true", help="also colorize photos in subfolders")
+    g = p.add_argument_group("model and hardware")
+    g.add_argument("--model", type=Path, help="ONNX model or TensorRT engine (default: the shipped model)")
+    g.add_argument("--backend", choices=("auto", "tensorrt", "cuda", "cpu"), default="auto",
+                   help="auto tries TensorRT, then CUDA, then the CPU, and prints the one in use")
+    g.add_argument("--device", type=int, default=0, help="GPU index")
+    g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
+    g.add_argument("--batch-size", type=int, default=4, help="images per inference call")
+    q = p.add_argument_group("color")
+    q.add_argument("--render-size", type=int, help="long side (pixels) the model sees; color is upsampled "
+                   "to full resolution (default: the model's training size)")
+    q.add_argument("--saturation", type=float, default=1.0, help="scale the added color (1 = as predicted)")
+    q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
+                   help="guided follows the photo's edges at full resolution (default)")
+    o = p.add_argument_group("output")
+    o.add_argument("--format", choices=("same", "jpeg", "png", "tiff", "webp", "bmp"), default="same",
+                   help="output format (default: the input's)")
+    o.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
+    o.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
+    o.add_argument("--report", type=Path, help="JSON report path (default: OUTPUT/colorize-report.json)")
+    o.add_argument("--dry-run", action="store_true", help="list what would be done, change nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    return p
+
+
+def _error(message: str) -> int:
+    print(f"colorize-batch: error: {message}", file=sys.stderr)
+    return EXIT_SETUP
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from colorizer.contract import ContractError
+    from colorizer.desktop.backends import BackendError, open_backend
+    from colorizer.desktop.batch import BatchRunner, CancelToken, ImageSettings
+    from colorizer.desktop.imagefile import parse_format_option
+    from colorizer.desktop.report import FileResult, summarize, write_report
+    from colorizer.desktop.tasks import plan
+
+    output_format = parse_format_option(args.format)
+    tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive, output_format=output_format)
+    if not tasks and not rejected:
+        return _error("no photos found in " + ", ".join(map(str, args.inputs)) +
+                      ("" if args.recursive else " (add --recursive to look in subfolders)"))
+    if args.dry_run:
+        for t in tasks:
+            state = "exists, skip" if t.output.exists() and not args.overwrite else "colorize"
+            print(f"{t.source} -> {t.output} ({state})")
+        for r in rejected:
+            print(f"{r.source}: cannot be colorized: {r.reason}")
+        return EXIT_OK
+    try:
+        backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
+    except (BackendError, ContractError) as exc:
+        return _error(str(exc))
+    settings = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
+                             output_format=output_format, quality=args.quality, overwrite=args.overwrite,
+                             batch_size=args.batch_size)
+    c = backend.contract
+    if not args.quiet:
+        print(f"model {c.model_name} {c.model_version} on {backend.name}; {len(tasks)} photos -> {args.output}",
+              file=sys.stderr)
+
+    bar = tqdm(total=len(tasks), unit="img", disable=args.quiet, dynamic_ncols=True)
+    failed = 0
+
+    def progress(result: FileResult, done: int, total: int) -> None:
+        nonlocal failed
+        if result.status == "failed":
+            failed += 1
+            tqdm.write(f"failed: {result.reason}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix(failed=failed, refresh=False)
+
+    cancel = CancelToken()
+    runner = BatchRunner(backend, settings, progress, cancel)
+    started = time.time()
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("results", runner.run(tasks)), daemon=True)
+    worker.start()
+    interrupted = False
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
+        cancel.cancel()
+        worker.join()
+    bar.close()
+    results = outcome.get("results", []) + [FileResult(r.source, "failed", reason=r.reason) for r in rejected]
+    report_path = write_report(args.report or args.output / "colorize-report.json", results, backend=backend.name,
+                               settings=asdict(settings) | {"model": str(args.model or "default")},
+                               started=started, interrupted=interrupted)
+    counts = summarize(results)
+    if not args.quiet or counts["failed"]:
+        print(f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed, "
+              f"{counts['cancelled']} not started; report: {report_path}", file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if counts["failed"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

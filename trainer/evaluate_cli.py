@@ -1,0 +1,95 @@
+"""`colorizer-eval`: metrics of a model on a folder of color photos, next to the gray baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from colorizer.trainer.data import list_images, spread
+from colorizer.trainer.metrics import METRIC_NAMES
+
+EPILOG = """
+The photos are reduced to their luminance and colorized the way colorize-batch does it (render
+size, padding, ab upsampled to full resolution and merged with the original L). Every metric is
+printed for the model and for the gray baseline (the same L with no color), so each figure can be
+read: PSNR/SSIM (higher is better), CIEDE2000 dE (lower is better), colorfulness (Hasler-Susstrunk;
+the ground truth's is shown too) and |d colorfulness| against the ground truth (lower is better).
+
+examples:
+  colorizer-eval runs/first/generator.safetensors ~/held_out_photos
+  colorizer-eval assets/models/colorizer.onnx ~/held_out_photos --json eval.json --limit 200
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="colorizer-eval", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="generator checkpoint (.safetensors) or exported model (.onnx)")
+    p.add_argument("photos", nargs="+", type=Path, help="folders or files of color photos (ground truth)")
+    p.add_argument("--render-size", type=int, default=None, help="long side the model runs at "
+                   "(default: the model's training size)")
+    p.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
+                   help="how predicted color is brought to full resolution")
+    p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
+    p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
+    p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def load_predictor(model: Path, device: str):
+    """(predict, render_size, size_multiple, label) for a checkpoint or an ONNX model."""
+    if model.suffix == ".onnx":
+        from colorizer.desktop.backends import open_backend
+
+        backend = open_backend(model, "cpu" if device == "cpu" else "auto")
+        c = backend.contract
+        return backend.predict, c.render_size, c.size_multiple, f"{model.name} on {backend.name}"
+    import torch
+
+    from colorizer.exporter.onnx_export import load_eval_generator
+
+    loaded = load_eval_generator(model)
+    from colorizer.trainer.evaluate import torch_predictor
+
+    net = loaded.net.to(torch.device(device))
+    return (torch_predictor(net, device), loaded.file.render_size, loaded.config.size_multiple,
+            f"{model.name} (step {loaded.file.step}) on torch-{device}")
+
+
+def format_table(result: dict) -> str:
+    model, gray = result["model"], result["gray"]
+    lines = [f"{'metric':<24}{'model':>12}{'gray':>12}"]
+    for key in (*METRIC_NAMES, "colorfulness_ratio"):
+        lines.append(f"{key:<24}{model[key]:>12.4f}{gray[key]:>12.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from colorizer.trainer.evaluate import evaluate_predictor
+
+    try:
+        files = list_images(args.photos)
+        if args.limit:
+            files = spread(files, args.limit)
+        predict, render_size, multiple, label = load_predictor(args.model, args.device)
+        render_size = args.render_size or render_size
+        result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"colorizer-eval: error: {exc}", file=sys.stderr)
+        return 2
+    result["settings"] = {"model": str(args.model), "backend": label, "render_size": render_size,
+                          "upsampling": args.upsampling, "photos": [str(p) for p in args.photos]}
+    print(f"{label}, render size {render_size}, {args.upsampling} upsampling, "
+          f"{result['model']['images']} photos from {', '.join(map(str, args.photos))}")
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

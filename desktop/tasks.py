@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorizer.desktop.imagefile import detect_format, suffix_for_format
+from colorizer.desktop.imagefile import ImageReadError, detect_format, is_partial_file, suffix_for_format
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Rejected:
 
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
     entries = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in entries if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
 
 
 def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
@@ -48,7 +48,11 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
     claimed: dict[Path, Path] = {}
 
     def add(source: Path, rel: Path, named: bool) -> None:
-        fmt = detect_format(source)
+        try:
+            fmt = detect_format(source)
+        except ImageReadError as exc:
+            rejected.append(Rejected(source, str(exc)))
+            return
         if fmt is None:
             if named or _looks_like_image(source):  # other files found in folders are not ours: ignored
                 reason = "not an image this program can read (unknown or damaged file header)"

@@ -1,0 +1,242 @@
+"""The photo pipeline end to end on synthetic files, through a tiny exported model on the CPU."""
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import piexif
+import pytest
+import tifffile
+from PIL import Image
+
+from colorizer.contract import rgb_to_l
+from colorizer.desktop import backends, imagefile
+from colorizer.desktop.backends import BackendError, open_backend
+from colorizer.desktop.batch import BatchRunner, CancelToken, ImageSettings, colorize_array
+from colorizer.desktop.cli import EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED
+from colorizer.desktop.cli import main as batch_main
+from colorizer.desktop.tasks import plan
+from synthetic import synthetic_photo
+from tiny_model import tiny_generator_file
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from colorizer.exporter.export import export_model
+
+    tmp = tmp_path_factory.mktemp("model")
+    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
+
+
+@pytest.fixture(scope="module")
+def backend(model):
+    return open_backend(model, "cpu")
+
+
+def gray(seed: int, h: int, w: int) -> np.ndarray:
+    return cv2.cvtColor(synthetic_photo(seed, h, w), cv2.COLOR_RGB2GRAY)
+
+
+def make_inputs(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    files["gray"] = root / "gray.jpg"
+    exif = piexif.dump({"0th": {piexif.ImageIFD.ImageDescription: b"Grandma, 1931"},
+                        "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1931:05:04 10:00:00"}})
+    Image.fromarray(gray(1, 50, 70)).save(files["gray"], quality=95, exif=exif, dpi=(600, 600))
+    files["rgb"] = root / "color.png"
+    Image.fromarray(synthetic_photo(2, 33, 47)).save(files["rgb"])
+    files["rgba"] = root / "sub" / "alpha.png"
+    files["rgba"].parent.mkdir()
+    rgba = np.dstack([np.repeat(gray(3, 40, 40)[..., None], 3, 2), np.linspace(0, 255, 1600).reshape(40, 40)])
+    Image.fromarray(rgba.astype(np.uint8), "RGBA").save(files["rgba"])
+    files["16bit"] = root / "scan16.tif"
+    g16 = (gray(4, 64, 48).astype(np.uint16) * 257)
+    tifffile.imwrite(files["16bit"], np.repeat(g16[..., None], 3, 2), photometric="rgb")
+    files["rotated"] = root / "rotated.jpg"
+    exif6 = piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6}})
+    Image.fromarray(gray(5, 30, 60)).save(files["rotated"], exif=exif6)
+    return files
+
+
+def run(tasks, backend, **kw):
+    return BatchRunner(backend, ImageSettings(**kw)).run(tasks)
+
+
+def test_colorize_array_keeps_luminance(backend):
+    rgb = np.repeat(gray(7, 90, 130)[..., None], 3, 2)
+    out = colorize_array(rgb, backend, ImageSettings())
+    assert out.shape == (90, 130, 3) and out.dtype == np.float32
+    diff = np.abs(rgb_to_l(out) - rgb_to_l(rgb))
+    assert diff.mean() < 0.5 and diff.max() < 3
+
+
+def test_pipeline_on_many_kinds_of_input(backend, tmp_path):
+    files = make_inputs(tmp_path / "in")
+    before = {p: p.read_bytes() for p in files.values()}
+    tasks, rejected = plan([tmp_path / "in"], tmp_path / "out", recursive=True)
+    assert not rejected and len(tasks) == 5
+    results = run(tasks, backend, render_size=32)
+    assert {r.status for r in results} == {"done"}
+    assert all(p.read_bytes() == data for p, data in before.items())  # inputs untouched
+    out = tmp_path / "out"
+    # tree mirrored, format kept
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == \
+        ["color.png", "gray.jpg", "rotated.jpg", "scan16.tif", "sub/alpha.png"]
+    # full-resolution luminance kept (JPEG re-encoding costs a little)
+    for name in ("gray", "rgb", "16bit"):
+        src = imagefile.read_image(files[name]).rgb
+        dst = imagefile.read_image(out / files[name].relative_to(tmp_path / "in")).rgb
+        assert dst.shape == src.shape
+        assert np.abs(rgb_to_l(dst) - rgb_to_l(src)).mean() < 1.5, name
+    assert imagefile.read_image(out / "scan16.tif").bit_depth == 16
+    rgba_out = imagefile.read_image(out / "sub" / "alpha.png")
+    assert rgba_out.alpha is not None and np.array_equal(rgba_out.alpha, imagefile.read_image(files["rgba"]).alpha)
+    assert imagefile.read_image(out / "rotated.jpg").rgb.shape[:2] == (60, 30)  # EXIF rotation applied
+    # metadata carried
+    with Image.open(out / "gray.jpg") as im:
+        exif = piexif.load(im.info["exif"])
+        assert exif["0th"][piexif.ImageIFD.ImageDescription] == b"Grandma, 1931"
+        assert exif["Exif"][piexif.ExifIFD.DateTimeOriginal] == b"1931:05:04 10:00:00"
+        assert tuple(round(v) for v in im.info["dpi"]) == (600, 600)
+    with Image.open(out / "rotated.jpg") as im:
+        assert piexif.load(im.info["exif"])["0th"][piexif.ImageIFD.Orientation] == 1
+    # outputs really have color
+    assert imagefile.read_image(out / "gray.jpg").rgb.std(axis=2).mean() > 0
+
+
+def test_second_run_skips_finished_files(backend, tmp_path):
+    make_inputs(tmp_path / "in")
+    tasks, _ = plan([tmp_path / "in"], tmp_path / "out", recursive=True)
+    run(tasks[:2], backend)
+    results = run(tasks, backend)
+    assert sorted(r.status for r in results) == ["done"] * 3 + ["skipped"] * 2
+    again = run(tasks, backend, overwrite=True)
+    assert {r.status for r in again} == {"done"}
+
+
+def test_corrupt_inputs_are_reported_and_the_rest_finish(backend, tmp_path):
+    files = make_inputs(tmp_path / "in")
+    (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+    data = files["gray"].read_bytes()
+    (tmp_path / "in" / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "in" / "fake.png").write_bytes(b"this is not a png")
+    (tmp_path / "in" / "notes.txt").write_text("not a photo; ignored")
+    tasks, rejected = plan([tmp_path / "in"], tmp_path / "out")
+    results = run(tasks, backend)
+    failed = {Path(r.input).name: r.reason for r in results if r.status == "failed"}
+    failed |= {r.source.name: r.reason for r in rejected}
+    assert set(failed) == {"empty.jpg", "truncated.jpg", "fake.png"}
+    assert "truncated.jpg" in failed["truncated.jpg"]
+    assert sum(r.status == "done" for r in results) == 4  # gray, color, scan16, rotated (alpha is in sub/)
+    assert not (tmp_path / "out" / "truncated.jpg").exists()
+
+
+def test_failure_while_writing_leaves_no_file(backend, tmp_path, monkeypatch):
+    make_inputs(tmp_path / "in")
+    real = imagefile._encode_png
+
+    def crash(fh, *args, **kwargs):
+        fh.write(b"\x89PNG half")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(imagefile, "_encode_png", crash)
+    tasks, _ = plan([tmp_path / "in"], tmp_path / "out")
+    results = {Path(r.input).name: r for r in run(tasks, backend)}
+    assert results["color.png"].status == "failed" and "disk full" in results["color.png"].reason
+    assert results["gray.jpg"].status == "done"
+    leftovers = [p.name for p in (tmp_path / "out").iterdir()]
+    assert "color.png" not in leftovers and not [n for n in leftovers if "partial" in n]
+    monkeypatch.setattr(imagefile, "_encode_png", real)
+    assert {Path(r.input).name for r in run(tasks, backend) if r.status == "done"} == {"color.png"}
+
+
+def test_outputs_never_overwrite_inputs(tmp_path):
+    make_inputs(tmp_path / "in")
+    tasks, rejected = plan([tmp_path / "in"], tmp_path / "in")
+    assert not tasks and len(rejected) == 4
+    assert all("overwrite the input" in r.reason for r in rejected)
+
+
+def test_cancel_stops_without_partial_files(backend, tmp_path):
+    for i in range(30):
+        Image.fromarray(gray(i, 40, 56)).save(tmp_path / f"p{i:02d}.png")
+    tasks, _ = plan([tmp_path], tmp_path / "out")
+    token = CancelToken()
+    seen = []
+
+    def progress(result, done, total):
+        seen.append(result.status)
+        token.cancel()
+
+    results = BatchRunner(backend, ImageSettings(readers=1, batch_size=1), progress, token).run(tasks)
+    assert len(results) == len(tasks)
+    assert "cancelled" in {r.status for r in results}
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert not [p for p in written if "partial" in p.name]
+    assert len(written) == sum(r.status == "done" for r in results)
+
+
+def test_memory_budget_admits_a_huge_image_alone(backend, tmp_path):
+    make_inputs(tmp_path / "in")
+    tasks, _ = plan([tmp_path / "in"], tmp_path / "out")
+    results = run(tasks, backend, max_inflight_megapixels=0.001)  # every image is over budget
+    assert {r.status for r in results} == {"done"}
+
+
+def test_cli_exit_codes_and_report(model, tmp_path, capsys):
+    make_inputs(tmp_path / "in")
+    args = [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "-q", "--recursive"]
+    assert batch_main(args) == EXIT_OK
+    report = json.loads((tmp_path / "out" / "colorize-report.json").read_text())
+    assert report["summary"] == {"done": 5, "skipped": 0, "failed": 0, "cancelled": 0, "total": 5}
+    assert report["backend"] == "onnxruntime-cpu"
+    assert {"input", "output", "status", "backend", "seconds", "reason"} <= set(report["files"][0])
+    assert batch_main(args) == EXIT_OK  # resume: everything skipped
+    assert json.loads((tmp_path / "out" / "colorize-report.json").read_text())["summary"]["skipped"] == 5
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    assert batch_main(args + ["--report", str(tmp_path / "r.json")]) == EXIT_SOME_FAILED
+    row = next(f for f in json.loads((tmp_path / "r.json").read_text())["files"] if f["input"].endswith("broken.jpg"))
+    assert row["status"] == "failed" and "broken.jpg" in row["reason"]
+    assert batch_main([str(tmp_path / "nothing"), "-o", str(tmp_path / "o2"), "-q"]) in (EXIT_SETUP, EXIT_SOME_FAILED)
+    assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "o3"), "--model", str(tmp_path / "none.onnx")]) \
+        == EXIT_SETUP
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_dry_run_changes_nothing(model, tmp_path, capsys):
+    make_inputs(tmp_path / "in")
+    assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--dry-run", "--model", str(model)]) == 0
+    assert not (tmp_path / "out").exists()
+    assert "gray.jpg" in capsys.readouterr().out
+
+
+def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):
+    monkeypatch.setattr(backends, "ort_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    b = open_backend(model, "auto")
+    assert b.name == "onnxruntime-cpu"  # read back from the session, not assumed
+    with pytest.raises(BackendError, match="CUDA is not usable"):
+        open_backend(model, "cuda")
+    with pytest.raises(BackendError, match="TensorRT is not usable"):
+        open_backend(model, "tensorrt")
+
+
+def test_cuda_request_without_gpu_build_says_what_to_install(model):
+    with pytest.raises(BackendError, match="onnxruntime-gpu"):
+        open_backend(model, "cuda")
+
+
+def test_runner_is_thread_safe_for_progress(backend, tmp_path):
+    make_inputs(tmp_path / "in")
+    tasks, _ = plan([tmp_path / "in"], tmp_path / "out", recursive=True)
+    counts, lock = [], threading.Lock()
+
+    def progress(result, done, total):
+        with lock:
+            counts.append(done)
+
+    BatchRunner(backend, ImageSettings(readers=3, writers=3), progress).run(tasks)
+    assert sorted(counts) == list(range(1, len(tasks) + 1))

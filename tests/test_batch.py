@@ -10,6 +10,8 @@ import piexif
 import pytest
 import tifffile
 from PIL import Image
+from synthetic import synthetic_photo
+from tiny_model import tiny_generator_file
 
 from colorizer.contract import rgb_to_l
 from colorizer.desktop import backends, imagefile
@@ -18,8 +20,6 @@ from colorizer.desktop.batch import BatchRunner, CancelToken, ImageSettings, col
 from colorizer.desktop.cli import EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED
 from colorizer.desktop.cli import main as batch_main
 from colorizer.desktop.tasks import plan
-from synthetic import synthetic_photo
-from tiny_model import tiny_generator_file
 
 
 @pytest.fixture(scope="module")

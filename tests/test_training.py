@@ -51,11 +51,15 @@ def test_dataset_pairs_are_normalized_and_deterministic(photo_folder):
 
 
 def test_training_writes_checkpoint_metrics_and_generator(photo_folder, tmp_path):
-    cfg = tiny_config(photo_folder, tmp_path / "run", val_data=(str(photo_folder),), val_every=2)
+    cfg = tiny_config(photo_folder, tmp_path / "run", val_data=(str(photo_folder),), val_every=2,
+                      checkpoint_every=2, keep_checkpoints=True)
     trainer = build_trainer(cfg, progress=False)
     gen_path = trainer.fit()
     state = load_training(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert state.step == 4
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))
+    assert kept == ["step_0000002.safetensors", "step_0000004.safetensors"]
+    assert load_training(tmp_path / "run" / "checkpoints" / kept[0]).step == 2
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows if r["kind"] == "train"} == {"pretrain", "gan"}
     val = [r for r in rows if r["kind"] == "val"]

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=d.samples, help="rows in each sample grid")
     p.add_argument("--val-every", type=int, default=d.val_every, help="validate and write samples every N steps")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every checkpoint as checkpoints/step_N.safetensors (to pick the best one later)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--workers", type=int, default=d.workers, help="data loading processes")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
@@ -88,8 +90,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                           n_layers=args.discriminator_layers, norm=args.norm),
         old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,
         seed=args.seed, limit=args.limit, val_images=args.val_images, samples=args.samples, val_every=args.val_every,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, workers=args.workers,
-        device=args.device, threads=args.threads,
+        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, log_every=args.log_every,
+        workers=args.workers, device=args.device, threads=args.threads,
     )
 
 

@@ -10,7 +10,7 @@ from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
 # Fields a resumed run may change; every other field must match the checkpoint's.
 RESUME_OVERRIDABLE = frozenset(
     {"pretrain_steps", "gan_steps", "val_every", "checkpoint_every", "log_every", "workers", "device",
-     "threads", "val_images", "samples", "out"}
+     "threads", "val_images", "samples", "out", "keep_checkpoints"}
 )
 
 
@@ -40,6 +40,7 @@ class TrainConfig:
     samples: int = 8  # rows in each sample grid
     val_every: int = 500
     checkpoint_every: int = 500
+    keep_checkpoints: bool = False  # also keep checkpoints/step_XXXXXXX.safetensors at every checkpoint
     log_every: int = 20
     workers: int = 2
     device: str = "auto"

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class Trainer:
     def save(self) -> None:
         ckpt.save_training(self.checkpoint_path, step=self.step, config=self.cfg_dict(), generator=self.G,
                            discriminator=self.D, optimizer_g=self.opt_g, optimizer_d=self.opt_d, ema=self.ema)
+        if self.cfg.keep_checkpoints:
+            shutil.copyfile(self.checkpoint_path, self.checkpoint_path.with_name(f"step_{self.step:07d}.safetensors"))
 
     def cfg_dict(self) -> dict:
         return self.cfg.to_dict() | {"data_summary": getattr(self, "summary", "")}

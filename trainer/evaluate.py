@@ -41,14 +41,14 @@ def torch_predictor(net: torch.nn.Module, device: torch.device | str = "cpu") ->
 
 
 def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: int, size_multiple: int,
-                       upsampling: str = "guided", progress: bool = True) -> dict:
+                       upsampling: str = "guided", progress: bool = True, saturation: float = 1.0) -> dict:
     """Mean metrics of the model and of the gray baseline over ``files``, plus per-image rows."""
     model_scores, gray_scores, rows = [], [], []
     for path in tqdm(files, desc="evaluating", disable=not progress, unit="img"):
         rgb = read_rgb(path)
         if rgb is None:
             continue
-        out = to_uint8(colorize(rgb, predict, render_size, size_multiple, upsampling=upsampling))
+        out = to_uint8(colorize(rgb, predict, render_size, size_multiple, saturation, upsampling))
         s_model, s_gray = score(rgb, out), score(rgb, gray_baseline(rgb))
         model_scores.append(s_model)
         gray_scores.append(s_gray)

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the model's training size)")
     p.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="how predicted color is brought to full resolution")
+    p.add_argument("--saturation", type=float, default=1.0, help="scale the predicted chroma, as colorize-batch does")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
     p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
     p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda)")
@@ -77,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             files = spread(files, args.limit)
         predict, render_size, multiple, label = load_predictor(args.model, args.device)
         render_size = args.render_size or render_size
-        result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet)
+        result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
+                                    args.saturation)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"colorizer-eval: error: {exc}", file=sys.stderr)
         return 2
     result["settings"] = {"model": str(args.model), "backend": label, "render_size": render_size,
-                          "upsampling": args.upsampling, "photos": [str(p) for p in args.photos]}
-    print(f"{label}, render size {render_size}, {args.upsampling} upsampling, "
+                          "upsampling": args.upsampling, "saturation": args.saturation,
+                          "photos": [str(p) for p in args.photos]}
+    print(f"{label}, render size {render_size}, {args.upsampling} upsampling, saturation {args.saturation}, "
           f"{result['model']['images']} photos from {', '.join(map(str, args.photos))}")
     print(format_table(result))
     if args.json:

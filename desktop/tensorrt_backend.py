@@ -14,29 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import ModelContract
-from colorizer.exporter.engine_info import EngineProfile
-from colorizer.exporter.tensorrt_engine import (
-    EngineRunner,
-    choose_onnx,
-    ensure_engine,
-    load_tensorrt,
-    query_gpu,
-)
+from colorizer.exporter.tensorrt_engine import EngineRunner, engine_for_model, load_tensorrt, query_gpu
 
 log = logging.getLogger(__name__)
-
-
-def engine_for_model(onnx: Path, fp16_onnx: Path | None, contract: ModelContract, *, precision: str = "fp16",
-                     max_batch: int = 8, max_render_size: int | None = None, workspace_bytes: int = 2 << 30,
-                     cache_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
-                     cancel: Callable[[], bool] | None = None, device: int = 0) -> Path:
-    """The engine for an exported model on this GPU: from the cache, or built now (minutes)."""
-    trt = load_tensorrt()
-    profile = EngineProfile.for_render_size(max(max_render_size or 0, contract.render_size),
-                                            contract.size_multiple, max_batch=max_batch)
-    source = choose_onnx(precision, onnx, fp16_onnx, trt)
-    return ensure_engine(source, precision=precision, profile=profile, workspace_bytes=workspace_bytes,
-                         cache_dir=cache_dir, progress=progress, cancel=cancel, trt_module=trt)
 
 
 @dataclass

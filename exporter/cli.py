@@ -18,6 +18,9 @@ figures if a model differs from PyTorch beyond the tolerance (FP32 1e-4, FP16 1e
 `tensorrt_rtx`) Python module; without it the command says so and the ONNX files stay usable:
 colorize-batch builds the engine itself on first GPU use.
 
+exit codes: 0 done, 1 parity check failed, 2 bad checkpoint or arguments, 3 ONNX written but no
+TensorRT engine (the message says why).
+
 examples:
   colorizer-export runs/mine/generator.safetensors -o models/ --name mine --version 2
   colorizer-export runs/mine/checkpoints/last.safetensors -o models/ --engine
@@ -72,22 +75,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_engine_for(result, args: argparse.Namespace) -> int:
-    from colorizer.desktop.tensorrt_backend import engine_for_model
+    from colorizer.exporter.tensorrt_engine import (
+        BuildCancelled,
+        EngineBuildError,
+        TensorRTUnavailable,
+        engine_for_model,
+    )
 
     try:
         engine = engine_for_model(result.onnx, result.fp16_onnx, result.contract, precision=args.precision,
                                   max_batch=args.max_batch, max_render_size=args.max_render_size,
                                   workspace_bytes=args.workspace_mb << 20, cache_dir=args.engine_dir,
-                                  progress=_print_progress)
-    except Exception as exc:  # the TensorRT layer raises its own, documented errors
+                                  progress=_ProgressPrinter())
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    except (TensorRTUnavailable, EngineBuildError, BuildCancelled, FileNotFoundError, ValueError) as exc:
         print(f"colorizer-export: no TensorRT engine: {exc}", file=sys.stderr)
         return 3
     print(f"engine:    {engine}")
     return 0
 
 
-def _print_progress(phase: str, step: int, total: int) -> None:
-    print(f"\r  {phase}: {step}/{total}", end="", file=sys.stderr, flush=True)
+class _ProgressPrinter:
+    """Engine build progress on stderr: one updating line on a terminal, phase names otherwise."""
+
+    def __init__(self) -> None:
+        self.last_phase = ""
+
+    def __call__(self, phase: str, step: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r\x1b[K  {phase}: {step}/{total}", end="", file=sys.stderr, flush=True)
+        elif phase != self.last_phase:
+            print(f"  {phase}", file=sys.stderr)
+        self.last_phase = phase
 
 
 if __name__ == "__main__":

@@ -91,3 +91,26 @@ def test_model_with_unknown_contract_version_is_refused(exported, tmp_path):
 def test_contract_from_metadata_matches_written(exported):
     meta = {p.key: p.value for p in onnx.load(str(exported[1].onnx)).metadata_props}
     assert ModelContract.from_metadata(meta).to_metadata().items() <= meta.items()
+
+
+def test_export_cli_help_and_engine(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    import sys
+
+    from colorizer.exporter.cli import main as export_main
+
+    with pytest.raises(SystemExit):
+        export_main(["--help"])
+    assert "--engine" in capsys.readouterr().out
+    gen = tiny_generator_file(tmp_path / "g.safetensors")
+    args = [str(gen), "-o", str(tmp_path / "m"), "--name", "t", "--engine", "--engine-dir", str(tmp_path / "eng"),
+            "--max-render-size", "32", "--max-batch", "2"]
+    have_trt = any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx"))
+    if have_trt:  # a real engine build (tensorrt_rtx builds without a GPU)
+        assert export_main(args) == 0
+        assert list((tmp_path / "eng").glob("*.engine")) and list((tmp_path / "eng").glob("*.engine.json"))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
+    assert export_main(args) == 3  # ONNX written, engine impossible: says why
+    assert "no TensorRT engine" in capsys.readouterr().err
+    assert (tmp_path / "m" / "t.onnx").is_file()

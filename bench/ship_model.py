@@ -1,0 +1,38 @@
+"""Make the shipped default model in assets/models/ from a trainer checkpoint (maintainers' tool).
+
+1. generator.safetensors: the generator's weights in float16 (half the size; the exporter upcasts),
+   with the config and training summary the exporter needs;
+2. colorizer-export on that file: colorizer.onnx, colorizer.fp16.onnx, colorizer.parity.json.
+
+    python bench/ship_model.py runs/default/checkpoints/step_0004000.safetensors --render-size 192
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from colorizer.exporter.cli import main as export_main
+from colorizer.trainer.checkpoint import load_generator, save_generator
+
+MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--render-size", type=int, required=True, help="default render size, chosen by evaluation")
+    p.add_argument("--version", default="1")
+    p.add_argument("--out", type=Path, default=MODELS)
+    args = p.parse_args()
+    gen = load_generator(args.checkpoint)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shipped = args.out / "generator.safetensors"
+    save_generator(shipped, gen.state, generator_config=gen.generator_config, render_size=gen.render_size,
+                   step=gen.step, training_data=gen.training_data, half=True)
+    return export_main([str(shipped), "-o", str(args.out), "--name", "colorizer", "--version", args.version,
+                        "--render-size", str(args.render_size)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""`colorize-batch`: colorize folders of black-and-white photos. Parses arguments and prints; the
-work is done by the runtime library (colorizer.desktop.batch)."""
+"""`colorize-batch`: colorize folders of black-and-white photos, videos and frame folders. Parses
+arguments and prints; the work is done by the runtime library (colorizer.desktop.jobs)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = f"""
 Outputs mirror the input tree under OUTPUT and keep each photo's EXIF (dates, captions), ICC
-profile and DPI. Existing outputs are skipped, so running the same command again resumes an
+profile and DPI. Videos keep their frame count, timing, audio and subtitle streams (copied
+bit-exact); chroma is smoothed across frames (reset at scene cuts) so colors do not flicker.
+With --frames, each input folder is one film as numbered frames (names are kept).
+Existing outputs are skipped, so running the same command again resumes an
 interrupted batch (--overwrite redoes them). Inputs are never modified. Each output is written to
 a temporary file and renamed when complete, so no half-written file is ever left behind.
 
@@ -31,15 +34,18 @@ examples:
   colorize-batch scans/ -o colorized/ --recursive
   colorize-batch old1.tif old2.jpg -o out/ --format png --saturation 1.2
   colorize-batch scans/ -o out/ --backend cpu --report run.json
+  colorize-batch film.mp4 -o out/ --crf 16
+  colorize-batch reel1_frames/ -o out/ --frames --frames-to-video --frame-rate 18
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="colorize-batch", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Colorize black-and-white photos (JPEG, PNG, TIFF incl. 16-bit, WebP, BMP) with a "
-        "pix2pix model, on an NVIDIA GPU (TensorRT, CUDA) or the CPU.")
-    p.add_argument("inputs", nargs="+", type=Path, help="photo files and/or folders")
+        description="Colorize black-and-white photos (JPEG, PNG, TIFF incl. 16-bit, WebP, BMP), videos "
+        "(whatever FFmpeg reads) and folders of film frames with a pix2pix model, on an NVIDIA GPU (TensorRT, "
+        "CUDA) or the CPU.")
+    p.add_argument("inputs", nargs="+", type=Path, help="photo and video files and/or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if needed)")
     p.add_argument("-r", "--recursive", action="store_true", help="also colorize photos in subfolders")
     g = p.add_argument_group("model and hardware")
@@ -60,6 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default: the input's)")
     o.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
     o.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
+    v = p.add_argument_group("video and frame folders")
+    v.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better (default 18)")
+    v.add_argument("--preset", default="medium", help="x264 speed/size preset (ultrafast ... veryslow)")
+    v.add_argument("--lossless", action="store_true", help="FFV1 in MKV: exactly the colorized pixels")
+    v.add_argument("--container", choices=("auto", "mp4", "mkv", "mov"), default="auto",
+                   help="video container (auto: MP4 unless a copied stream needs MKV)")
+    v.add_argument("--temporal-strength", type=float, default=0.6,
+                   help="chroma smoothing across frames, 0 (off) to 1 (default 0.6)")
+    v.add_argument("--temporal-radius", type=int, default=3, help="frames on each side in the smoothing window")
+    v.add_argument("--scene-cut-threshold", type=float, default=10.0,
+                   help="luminance change (0-100) that starts a new shot; smoothing never crosses a cut")
+    v.add_argument("--odd-size", choices=("pad", "crop"), default="pad",
+                   help="H.264 needs even sizes: pad one edge pixel (default) or crop it")
+    v.add_argument("--frames", action="store_true", help="each input folder is one film as numbered frames")
+    v.add_argument("--frames-to-video", action="store_true", help="also encode colorized frames to a video")
+    v.add_argument("--frame-rate", type=float, default=24.0, help="frame rate for --frames-to-video")
     o.add_argument("--report", type=Path, help="JSON report path (default: OUTPUT/colorize-report.json)")
     o.add_argument("--dry-run", action="store_true", help="list what would be done, change nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -78,20 +100,31 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from colorizer.contract import ContractError
     from colorizer.desktop.backends import BackendError, open_backend
-    from colorizer.desktop.batch import BatchRunner, CancelToken, ImageSettings
+    from colorizer.desktop.batch import CancelToken, ImageSettings
     from colorizer.desktop.imagefile import parse_format_option
+    from colorizer.desktop.jobs import JobSettings, run_job
     from colorizer.desktop.report import FileResult, summarize, write_report
     from colorizer.desktop.tasks import plan
+    from colorizer.desktop.video import VideoProgress, VideoSettings
 
-    output_format = parse_format_option(args.format)
-    tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive, output_format=output_format)
+    try:
+        output_format = parse_format_option(args.format)
+        video = VideoSettings(container=args.container, lossless=args.lossless, crf=args.crf, preset=args.preset,
+                              temporal_strength=args.temporal_strength, temporal_radius=args.temporal_radius,
+                              scene_cut_threshold=args.scene_cut_threshold, batch_size=args.batch_size,
+                              render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
+                              odd_size=args.odd_size, overwrite=args.overwrite, frame_rate=args.frame_rate)
+    except ValueError as exc:
+        return _error(str(exc))
+    tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive, output_format=output_format,
+                           frames=args.frames, video_settings=video)
     if not tasks and not rejected:
-        return _error("no photos found in " + ", ".join(map(str, args.inputs)) +
+        return _error("no photos or videos found in " + ", ".join(map(str, args.inputs)) +
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
     if args.dry_run:
         for t in tasks:
             state = "exists, skip" if t.output.exists() and not args.overwrite else "colorize"
-            print(f"{t.source} -> {t.output} ({state})")
+            print(f"{t.source} -> {t.output} ({t.kind}, {state})")
         for r in rejected:
             print(f"{r.source}: cannot be colorized: {r.reason}")
         return EXIT_OK
@@ -99,15 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
     except (BackendError, ContractError) as exc:
         return _error(str(exc))
-    settings = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
-                             output_format=output_format, quality=args.quality, overwrite=args.overwrite,
-                             batch_size=args.batch_size)
+    images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
+                           output_format=output_format, quality=args.quality, overwrite=args.overwrite,
+                           batch_size=args.batch_size)
+    settings = JobSettings(images, video, args.frames_to_video)
     c = backend.contract
     if not args.quiet:
-        print(f"model {c.model_name} {c.model_version} on {backend.name}; {len(tasks)} photos -> {args.output}",
+        kinds = ", ".join(f"{sum(t.kind == k for t in tasks)} {k}s" for k in ("image", "video", "frames")
+                          if any(t.kind == k for t in tasks))
+        print(f"model {c.model_name} {c.model_version} on {backend.name}; {kinds} -> {args.output}",
               file=sys.stderr)
 
-    bar = tqdm(total=len(tasks), unit="img", disable=args.quiet, dynamic_ncols=True)
+    bar = tqdm(total=len(tasks), unit="file", disable=args.quiet, dynamic_ncols=True, position=0)
+    frames_bar: dict = {}
     failed = 0
 
     def progress(result: FileResult, done: int, total: int) -> None:
@@ -115,14 +152,30 @@ def main(argv: list[str] | None = None) -> int:
         if result.status == "failed":
             failed += 1
             tqdm.write(f"failed: {result.reason}", file=sys.stderr)
+        if frames_bar.get("path") == result.input and "bar" in frames_bar:
+            frames_bar.pop("bar").close()
         bar.update(1)
         bar.set_postfix(failed=failed, refresh=False)
 
+    def frame_progress(p: VideoProgress) -> None:
+        if args.quiet:
+            return
+        if frames_bar.get("path") != p.path:
+            if "bar" in frames_bar:
+                frames_bar.pop("bar").close()
+            frames_bar.update(path=p.path, bar=tqdm(total=p.frames_total, unit="frame", position=1, leave=False,
+                                                     desc=p.path.name, dynamic_ncols=True))
+        frames_bar["bar"].update(p.frames_done - frames_bar["bar"].n)
+
     cancel = CancelToken()
-    runner = BatchRunner(backend, settings, progress, cancel)
     started = time.time()
     outcome: dict = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault("results", runner.run(tasks)), daemon=True)
+
+    def work() -> None:
+        outcome["results"] = run_job(tasks, backend, settings, progress=progress, frame_progress=frame_progress,
+                                     cancel=cancel)
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     interrupted = False
     try:
@@ -134,9 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         cancel.cancel()
         worker.join()
     bar.close()
+    if "bar" in frames_bar:
+        frames_bar["bar"].close()
     results = outcome.get("results", []) + [FileResult(r.source, "failed", reason=r.reason) for r in rejected]
     report_path = write_report(args.report or args.output / "colorize-report.json", results, backend=backend.name,
-                               settings=asdict(settings) | {"model": str(args.model or "default")},
+                               settings={"images": asdict(images), "video": asdict(video),
+                                         "frames_to_video": args.frames_to_video,
+                                         "model": str(args.model or "default")},
                                started=started, interrupted=interrupted)
     counts = summarize(results)
     if not args.quiet or counts["failed"]:

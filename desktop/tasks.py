@@ -2,7 +2,9 @@
 
 The input tree is mirrored under the output folder. With one input folder its contents land
 directly in the output folder; with several, each gets a subfolder named after it. An output
-never replaces an input, and two inputs never share one output.
+never replaces an input, and two inputs never share one output. Images are recognized by content;
+videos by what FFmpeg can open; with ``frames=True`` each input folder is one sequence of
+numbered frames.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from colorizer.desktop.imagefile import ImageReadError, detect_format, is_partial_file, suffix_for_format
+
+if TYPE_CHECKING:
+    from colorizer.desktop.video import VideoSettings
 
 
 @dataclass(frozen=True)
 class Task:
     source: Path
     output: Path  # final path (for images: suffix of the chosen output format)
-    kind: str  # "image" for now; "video" and "frames" come from the video pipeline
+    kind: str  # "image", "video" or "frames" (a folder of numbered frames)
 
     @property
     def name(self) -> str:
@@ -38,9 +44,13 @@ def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
     return sorted(p for p in entries if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
 
 
-def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
-         output_format: str | None = None) -> tuple[list[Task], list[Rejected]]:
-    """Tasks for every image under ``inputs``; ``output_format`` None keeps each input's format."""
+def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, output_format: str | None = None,
+         frames: bool = False, video_settings: VideoSettings | None = None) -> tuple[list[Task], list[Rejected]]:
+    """Tasks for every image and video under ``inputs`` (``output_format`` None keeps each image's
+    format); with ``frames``, input folders are frame sequences instead."""
+    from colorizer.desktop.video import VideoSettings, is_video, output_suffix  # video.py imports Task from here
+
+    video_settings = video_settings or VideoSettings()
     output_dir = Path(output_dir)
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     tasks: list[Task] = []
@@ -53,12 +63,19 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
         except ImageReadError as exc:
             rejected.append(Rejected(source, str(exc)))
             return
+        kind = "image"
         if fmt is None:
-            if named or _looks_like_image(source):  # other files found in folders are not ours: ignored
-                reason = "not an image this program can read (unknown or damaged file header)"
-                rejected.append(Rejected(source, reason))
-            return
-        out = (output_dir / rel).with_suffix(suffix_for_format(output_format or fmt, source=source))
+            if is_video(source):
+                kind = "video"
+            else:
+                if named or _looks_like_media(source):  # other files found in folders are not ours: ignored
+                    reason = "not an image or video this program can read (unknown or damaged file)"
+                    rejected.append(Rejected(source, reason))
+                return
+        if kind == "video":
+            out = (output_dir / rel).with_suffix(output_suffix(source, video_settings))
+        else:
+            out = (output_dir / rel).with_suffix(suffix_for_format(output_format or fmt, source=source))
         if out.resolve() == source.resolve():
             rejected.append(Rejected(source, f"output {out} would overwrite the input; choose another -o folder"))
             return
@@ -66,11 +83,17 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
             rejected.append(Rejected(source, f"output {out} is already the output of {claimed[out.resolve()]}"))
             return
         claimed[out.resolve()] = source
-        tasks.append(Task(source, out, "image"))
+        tasks.append(Task(source, out, kind))
 
     for item in inputs:
         item = Path(item)
-        if item.is_dir():
+        if item.is_dir() and frames:
+            out = output_dir / item.resolve().name if len(folders) > 1 else output_dir
+            if out.resolve() == item.resolve():
+                rejected.append(Rejected(item, f"output {out} would overwrite the frames; choose another -o folder"))
+            else:
+                tasks.append(Task(item, out, "frames"))
+        elif item.is_dir():
             prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
             for path in _walk(item, recursive):
                 add(path, prefix / path.relative_to(item), named=False)
@@ -84,5 +107,7 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False,
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 
 
-def _looks_like_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def _looks_like_media(path: Path) -> bool:
+    from colorizer.desktop.video import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES

@@ -1,0 +1,169 @@
+"""Benchmark: frames per second of video colorization on this machine, at 480p and 720p.
+
+For each size a synthetic clip is generated (a panned grayscale texture with a hard cut in the
+middle, H.264 CRF 18 + an AAC sine track, 24 fps) into a temporary folder, then colorized twice
+with ``colorize_video`` (the same code the CLI and GUI run):
+
+* model: the ONNX model on the chosen backend (the shipped model by default);
+* decode + encode bound: a backend that returns zero chroma at once -- decoding, L at render
+  size, temporal smoothing, guided upsampling, merge, H.264 encoding and muxing only; no
+  backend can make the pipeline faster than this.
+
+Nothing is written into the project; the temporary folder is deleted afterwards.
+
+    python bench/bench_video.py                     # shipped model, 60 frames, 480p and 720p
+    python bench/bench_video.py --model m.onnx --frames 10 --sizes 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from colorizer.contract import ModelContract
+from colorizer.desktop.backends import default_model_path, open_backend
+from colorizer.desktop.video import VideoSettings, colorize_video
+
+SIZES = {480: (854, 480), 720: (1280, 720), 1080: (1920, 1080)}
+
+
+@dataclass
+class NoInference:
+    """A backend that returns zero chroma at once: measures everything but the model."""
+
+    contract: ModelContract
+    name: str = "none (decode + encode bound)"
+
+    def predict(self, l_norm: np.ndarray) -> np.ndarray:
+        return np.zeros((l_norm.shape[0], 2, *l_norm.shape[2:]), np.float32)
+
+
+def texture(seed: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for octave in (8, 32, 128):
+        small = rng.random((max(2, h // octave), max(2, w // octave))).astype(np.float32)
+        img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) * (octave / 168)
+    return cv2.normalize(img, None, 20, 235, cv2.NORM_MINMAX)
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 24) -> None:
+    scenes = [texture(s, height, width + frames * 2) for s in (1, 2)]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"crf": "18", "preset": "veryfast"}
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        for i in range(frames):
+            scene = scenes[0] if i < frames // 2 else scenes[1]
+            gray = scene[:, 2 * i : 2 * i + width].astype(np.uint8)  # panning 2 px per frame
+            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        total, pos = int(48000 * frames / fps), 0
+        while pos < total:
+            k = min(1024, total - pos)
+            t = np.arange(pos, pos + k) / 48000
+            samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            aframe = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            aframe.sample_rate, aframe.pts, aframe.time_base = 48000, pos, Fraction(1, 48000)
+            for packet in audio.encode(aframe):
+                out.mux(packet)
+            pos += k
+        for packet in audio.encode():
+            out.mux(packet)
+
+
+def machine_info(backend_name: str) -> dict:
+    import onnxruntime
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "platform": platform.platform(),
+            "python": platform.python_version(), "pyav": av.__version__,
+            "ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])) + " (libavcodec)",
+            "onnxruntime": onnxruntime.__version__, "backend": backend_name}
+
+
+def run(src: Path, dst: Path, backend, settings: VideoSettings) -> dict:
+    t = time.perf_counter()
+    result = colorize_video(src, dst, backend, settings)
+    seconds = time.perf_counter() - t
+    if result.status != "done":
+        raise SystemExit(f"benchmark run failed: {result.reason}")
+    frames = result.timings["frames"]
+    return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 2), "frames": frames,
+            "inference_s": result.timings.get("inference_s"), "finish_s": result.timings.get("finish_s"),
+            "scene_cuts": result.timings.get("scene_cuts")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
+    p.add_argument("--backend", default="cpu", choices=("auto", "tensorrt", "cuda", "cpu"))
+    p.add_argument("--frames", type=int, default=60, help="frames per clip")
+    p.add_argument("--sizes", default="480,720", help="comma-separated: 480, 720, 1080")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--temporal-strength", type=float, default=0.6)
+    p.add_argument("--json", type=Path, help="write the figures here too")
+    args = p.parse_args()
+
+    model = args.model or default_model_path()
+    if not model.is_file():
+        raise SystemExit(f"no model at {model}; pass --model PATH to an exported .onnx")
+    backend = open_backend(model, args.backend)
+    settings = VideoSettings(batch_size=args.batch_size, temporal_strength=args.temporal_strength, overwrite=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    info = machine_info(backend.name)
+    rows: dict[str, dict] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-video-"))
+    try:
+        for size in sizes:
+            width, height = SIZES[size]
+            clip = tmp / f"clip_{size}p.mp4"
+            make_clip(clip, width, height, args.frames)
+            rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
+            rows[f"{size}p decode + encode bound"] = run(clip, tmp / f"io_{size}p.mp4",
+                                                         NoInference(backend.contract), settings)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    c = backend.contract
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"model: {model} ({c.model_name} {c.model_version}), render size {c.render_size}; "
+          f"{args.frames} frames per clip, batch {args.batch_size}, temporal strength {args.temporal_strength}, "
+          "H.264 CRF 18 preset medium, AAC copied")
+    print(f"{'run':<44}{'seconds':>9}{'frames/s':>10}{'inference s':>13}{'merge s':>9}")
+    for name, row in rows.items():
+        print(f"{name:<44}{row['seconds']:>9.2f}{row['fps']:>10.2f}{row['inference_s'] or 0:>13.2f}"
+              f"{row['finish_s'] or 0:>9.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "model": str(model), "frames": args.frames,
+                                         "runs": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

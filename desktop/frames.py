@@ -1,0 +1,230 @@
+"""Folders of numbered frames (``frame_0001.png``, ``frame_0002.png``, ...) colorized as one video.
+
+A *frame sequence* is a set of at least two image files in one folder with the same prefix, the
+same extension and a number, the numbers forming an unbroken run (``scan_0098.tif`` ...
+``scan_0130.tif``); unpadded numbers (``f1.png`` ... ``f10.png``) are ordered numerically. Camera
+photos with gaps in their numbering are therefore not taken for frames, but a folder of
+consecutively numbered photos is: callers should treat a folder as frames only when the user
+asks for it.
+
+The frames go through the same pipeline as a video (batched inference, temporal smoothing reset
+at scene cuts, full-resolution merge) and each output keeps its name, format, bit depth, alpha
+and metadata, written atomically by ``imagefile.write_image``. Optionally the colorized frames
+are also encoded to a video (H.264, or FFV1 when lossless) at ``settings.frame_rate``.
+
+A sequence is all or nothing: if it fails or is cancelled, the frames this run wrote are removed
+again (and the video's temporary file), so a half-colorized sequence never looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from colorizer.desktop.backends import Backend
+from colorizer.desktop.batch import CancelToken
+from colorizer.desktop.imagefile import (
+    ImageMetadata,
+    ImageReadError,
+    ImageWriteError,
+    is_partial_file,
+    read_image,
+    write_image,
+)
+from colorizer.desktop.report import FileResult
+from colorizer.desktop.tasks import IMAGE_SUFFIXES, Task
+from colorizer.desktop.video import (
+    ColorizeCancelled,
+    OutputGeometry,
+    ProgressTracker,
+    StreamStats,
+    VideoError,
+    VideoProgressCallback,
+    VideoSettings,
+    VideoWriter,
+    colorize_frames,
+    commit_partial,
+    muxer_for,
+    remove_quietly,
+    reserve_partial,
+    result_timings,
+)
+
+log = logging.getLogger(__name__)
+
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)(?P<suffix>\.[A-Za-z0-9]+)$")
+_NTSC_RATES = (24, 30, 48, 60, 120)
+# BT.709 matrix, sRGB transfer and primaries, limited range: how sRGB frames are tagged in H.264
+_SRGB_TAGS = {"colorspace": 1, "color_primaries": 1, "color_trc": 13, "color_range": 1}
+
+
+@dataclass(frozen=True)
+class FrameSequence:
+    """Numbered frames of one folder, in order."""
+
+    folder: Path
+    prefix: str
+    suffix: str  # as spelled by the first frame, e.g. ".png"
+    frames: tuple[Path, ...]
+    numbers: tuple[int, ...]
+
+    @property
+    def pattern(self) -> str:
+        """A readable name such as ``frame_####.png`` (``#`` per digit of the first frame)."""
+        digits = len(_NUMBERED.match(self.frames[0].name)["number"])
+        return f"{self.prefix}{'#' * digits}{self.suffix}"
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list[FrameSequence]:
+    """The frame sequences directly in ``folder`` (see the module docstring), largest first."""
+    folder = Path(folder)
+    groups: dict[tuple[str, str], list[tuple[int, Path]]] = {}
+    for path in folder.iterdir():
+        if not path.is_file() or path.name.startswith(".") or is_partial_file(path):
+            continue
+        match = _NUMBERED.match(path.name)
+        if match is None or match["suffix"].lower() not in IMAGE_SUFFIXES:
+            continue
+        groups.setdefault((match["prefix"], match["suffix"].lower()), []).append((int(match["number"]), path))
+    sequences = []
+    for (prefix, _), members in groups.items():
+        members.sort()
+        numbers = [n for n, _ in members]
+        if len(members) < min_frames or any(b - a != 1 for a, b in zip(numbers, numbers[1:], strict=False)):
+            continue
+        paths = tuple(p for _, p in members)
+        sequences.append(FrameSequence(folder, prefix, paths[0].suffix, paths, tuple(numbers)))
+    sequences.sort(key=lambda s: (-len(s), s.prefix))
+    return sequences
+
+
+def frame_rate_fraction(rate: float) -> Fraction:
+    """24 -> 24/1, 29.97 -> 30000/1001, 23.976 -> 24000/1001, 12.5 -> 25/2."""
+    for nominal in _NTSC_RATES:
+        if abs(rate - nominal * 1000 / 1001) < 0.005:
+            return Fraction(nominal * 1000, 1001)
+    return Fraction(rate).limit_denominator(1000)
+
+
+@dataclass
+class _FrameOut:
+    index: int
+    source: Path
+    output: Path
+    format: str
+    bit_depth: int
+    metadata: ImageMetadata
+    alpha: np.ndarray | None
+
+
+def _read_frames(sequence: FrameSequence, dst_dir: Path) -> Iterator[tuple[_FrameOut, np.ndarray]]:
+    for index, path in enumerate(sequence.frames):
+        image = read_image(path)  # ImageReadError names the frame
+        yield (_FrameOut(index, path, dst_dir / path.name, image.format, image.bit_depth, image.metadata, image.alpha),
+               image.rgb)
+
+
+def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str, backend: Backend,
+                          settings: VideoSettings | None = None, progress: VideoProgressCallback | None = None,
+                          cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None) -> FileResult:
+    """Colorize the one frame sequence in ``src_dir`` into ``dst_dir`` (names kept); optionally also
+    encode it to the video ``to_video`` (.mp4/.mkv/.mov) at ``settings.frame_rate``. A folder with
+    no sequence or with several fails with a message saying so."""
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    task = Task(src_dir, dst_dir, "frames")
+    settings = settings or VideoSettings()
+    if not src_dir.is_dir():
+        return FileResult.failed(task, f"{src_dir}: not a folder", backend.name)
+    sequences = find_frame_sequences(src_dir)
+    if not sequences:
+        return FileResult.failed(task, f"{src_dir}: no numbered frames (name_0001.png, name_0002.png, ...)",
+                                 backend.name)
+    if len(sequences) > 1:
+        names = ", ".join(f"{s.pattern} ({len(s)} frames)" for s in sequences)
+        return FileResult.failed(task, f"{src_dir}: holds several frame sequences ({names}); colorize them one "
+                                 "at a time", backend.name)
+    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video)
+
+
+def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str, backend: Backend,
+                            settings: VideoSettings | None = None, progress: VideoProgressCallback | None = None,
+                            cancel: CancelToken | None = None,
+                            to_video: os.PathLike | str | None = None) -> FileResult:
+    """Colorize ``sequence`` into ``dst_dir`` (see :func:`colorize_frame_folder`)."""
+    dst_dir = Path(dst_dir)
+    video_path = Path(to_video) if to_video is not None else None
+    task = Task(sequence.folder, dst_dir, "frames")
+    settings = settings or VideoSettings()
+    cancel = cancel or CancelToken()
+    started = time.perf_counter()
+    if dst_dir.resolve() == sequence.folder.resolve():
+        return FileResult.failed(task, f"output folder {dst_dir} is the input folder; the frames would be "
+                                 "overwritten", backend.name)
+    outputs = [dst_dir / p.name for p in sequence.frames]
+    if not settings.overwrite and all(p.exists() for p in outputs) and (video_path is None or video_path.exists()):
+        return FileResult.skipped(task, "outputs exist (use --overwrite to redo)")
+    written: list[Path] = []
+    partial = writer = colorized = None
+    try:
+        if video_path is not None:
+            muxer = muxer_for(video_path)
+            partial = reserve_partial(video_path)
+            writer = VideoWriter(partial, muxer, settings, None, name=video_path)
+        stats = StreamStats()
+        tracker = ProgressTracker(sequence.folder, len(sequence), False, progress)
+        opened = False
+        colorized = colorize_frames(_read_frames(sequence, dst_dir), backend, settings, cancel, stats)
+        for out, rgb in colorized:
+            write_image(out.output, rgb, alpha=out.alpha, format=out.format, bit_depth=out.bit_depth,
+                        metadata=out.metadata, source=out.source)
+            written.append(out.output)
+            if writer is not None:
+                if not opened:
+                    rate = frame_rate_fraction(settings.frame_rate)
+                    writer.open(OutputGeometry(rgb.shape[1], rgb.shape[0], rate, 1 / rate, **_SRGB_TAGS))
+                    opened = True
+                writer.write(rgb, out.index, 1)
+            tracker.frame_written()
+        if cancel.cancelled:
+            raise ColorizeCancelled()
+        if writer is not None:
+            writer.finish()
+            commit_partial(partial, video_path)
+            partial = None
+        written = []  # complete: keep them
+        return FileResult.ok(task, backend.name, time.perf_counter() - started, result_timings(stats, tracker))
+    except ColorizeCancelled:
+        return FileResult.cancelled(task)
+    except (ImageReadError, ImageWriteError, VideoError) as exc:
+        return FileResult.failed(task, f"frame sequence {sequence.folder / sequence.pattern}: {exc}", backend.name)
+    except ValueError as exc:
+        return FileResult.failed(task, str(exc), backend.name)
+    except OSError as exc:
+        return FileResult.failed(task, f"{dst_dir}: cannot write ({exc.strerror or exc})", backend.name)
+    except Exception as exc:
+        log.exception("colorizing frames %s failed", sequence.folder)
+        return FileResult.failed(task, f"{sequence.folder}: colorization failed ({type(exc).__name__}: {exc})",
+                                 backend.name)
+    finally:
+        if colorized is not None:
+            colorized.close()  # stops and joins the reading thread
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # already failing: the temporary file goes anyway
+                log.debug("closing %s failed", partial, exc_info=True)
+        if partial is not None:
+            remove_quietly(partial)
+        for path in written:  # all or nothing
+            remove_quietly(path)

@@ -125,3 +125,17 @@ def test_cli_reports_missing_folder(tmp_path, capsys):
     code = train_main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_average_of_checkpoints(photo_folder, tmp_path):
+    from colorizer.trainer.average import main as average_main
+
+    cfg = tiny_config(photo_folder, tmp_path / "avg", checkpoint_every=2, keep_checkpoints=True)
+    build_trainer(cfg, progress=False).fit()
+    kept = sorted((tmp_path / "avg" / "checkpoints").glob("step_*.safetensors"))
+    assert average_main([str(tmp_path / "mean.safetensors"), *map(str, kept)]) == 0
+    mean = load_generator(tmp_path / "mean.safetensors")
+    a, b = (load_generator(k).state for k in kept)
+    key = next(k for k in a if k.endswith("weight"))
+    assert torch.allclose(mean.state[key], (a[key] + b[key]) / 2)
+    assert mean.step == 4 and "averaged over steps 2, 4" in mean.training_data

@@ -391,9 +391,10 @@ def test_frame_folder_with_a_broken_frame_writes_nothing(tmp_path):
 
 
 def test_colorize_batch_cli_on_a_video_and_a_frame_folder(clip, tmp_path):
+    from tiny_model import tiny_generator_file
+
     from colorizer.desktop.cli import main as batch_main
     from colorizer.exporter.export import export_model
-    from tiny_model import tiny_generator_file
 
     model = export_model(tiny_generator_file(tmp_path / "g.safetensors"), tmp_path / "m", name="t", fp16=False).onnx
     films = tmp_path / "films"

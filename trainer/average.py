@@ -1,0 +1,60 @@
+"""`colorizer-average`: average the generator weights of several checkpoints of one run.
+
+Averaging the generators of the last checkpoints of a GAN run (as stochastic weight averaging
+and EMA do) smooths out the oscillation of adversarial training: on our default run it lowered
+the validation ΔE markedly (see docs/model-card.md). BatchNorm statistics are averaged too.
+
+    colorizer-average runs/mine/averaged.safetensors runs/mine/checkpoints/step_00030*.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from colorizer.trainer.checkpoint import GeneratorFile, load_generator, save_generator
+
+
+def average_generators(files: Sequence[Path]) -> tuple[dict[str, torch.Tensor], list[GeneratorFile]]:
+    """Mean of the generator weights in ``files`` (same architecture required); integer buffers from the last."""
+    gens = [load_generator(Path(f)) for f in files]
+    if not gens:
+        raise ValueError("no checkpoints to average")
+    first = gens[0]
+    for g in gens[1:]:
+        if g.generator_config != first.generator_config or g.state.keys() != first.state.keys():
+            raise ValueError("checkpoints with different generator architectures cannot be averaged")
+    state = {}
+    for key, value in first.state.items():
+        if value.is_floating_point():
+            state[key] = torch.stack([g.state[key].float() for g in gens]).mean(0)
+        else:
+            state[key] = gens[-1].state[key]
+    return state, gens
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="colorizer-average", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path, help="generator file to write (.safetensors)")
+    p.add_argument("checkpoints", nargs="+", type=Path, help="training checkpoints or generator files of one run")
+    args = p.parse_args(argv)
+    try:
+        state, gens = average_generators(args.checkpoints)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"colorizer-average: error: {exc}", file=sys.stderr)
+        return 2
+    last = max(gens, key=lambda g: g.step)
+    steps = ", ".join(str(g.step) for g in gens)
+    save_generator(args.out, state, generator_config=last.generator_config, render_size=last.render_size,
+                   step=last.step, training_data=f"{last.training_data}; generator averaged over steps {steps}")
+    print(f"averaged {len(gens)} generators (steps {steps}) into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Before/after viewer: the original and the result in one view, split by a line you drag.
+
+:class:`CompareView` draws the original left of the split and the result right of it, at the same
+place and scale. Drag the line to move the split, drag elsewhere to pan, turn the wheel to zoom
+around the pointer, double-click to fit. :class:`ComparePanel` adds a frame scrubber for videos,
+hidden until it is given a :class:`FrameSource` (the hook the video pipeline plugs into).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QCursor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+
+SPLIT_GRAB_PX = 8
+HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click: fit"
+MIN_SCALE, MAX_SCALE = 0.02, 32.0
+
+
+class CompareView(QWidget):
+    split_changed = Signal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._before: QImage | None = None
+        self._after: QImage | None = None
+        self._labels = ("Original", "Colorized")
+        self._message = f"Select a photo in the queue to compare the original with the result.\n\n{HINT}"
+        self._split = 0.5  # fraction of the widget's width
+        self._scale = 1.0  # screen pixels per image pixel
+        self._origin = QPointF()  # screen position of the image's top-left corner
+        self._fitted = True
+        self._drag: str | None = None  # "split" | "pan"
+        self._last = QPointF()
+        self.setMouseTracking(True)
+        self.setMinimumSize(240, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    # ------------------------------------------------------------------ content
+    def set_images(self, before: QImage | None, after: QImage | None = None, *, message: str = "",
+                   labels: tuple[str, str] = ("Original", "Colorized")) -> None:
+        """Show ``before`` and ``after`` (None: the result is not there yet; ``message`` says why)."""
+        same_size = (self._before is not None and before is not None and before.size() == self._before.size())
+        self._before, self._after, self._labels = before, after, labels
+        self._message = message
+        if not same_size or self._fitted:
+            self.fit()
+        self.update()
+
+    def clear(self, message: str = "") -> None:
+        self.set_images(None, None, message=message or f"Select a photo in the queue to compare.\n\n{HINT}")
+
+    def has_images(self) -> bool:
+        return self._before is not None
+
+    def has_result(self) -> bool:
+        return self._after is not None
+
+    # ------------------------------------------------------------------ geometry
+    def split(self) -> float:
+        return self._split
+
+    def set_split(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction != self._split:
+            self._split = fraction
+            self.split_changed.emit(fraction)
+            self.update()
+
+    def split_x(self) -> float:
+        return self._split * self.width()
+
+    def scale(self) -> float:
+        return self._scale
+
+    def fit(self) -> None:
+        self._fitted = True
+        if self._before is None or self._before.isNull():
+            return
+        iw, ih = self._before.width(), self._before.height()
+        self._scale = min(self.width() / iw, self.height() / ih)
+        self._origin = QPointF((self.width() - iw * self._scale) / 2, (self.height() - ih * self._scale) / 2)
+        self.update()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        if self._before is None:
+            return
+        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
+        new_scale = min(MAX_SCALE, max(MIN_SCALE, self._scale * factor))
+        image_point = (anchor - self._origin) / self._scale
+        self._scale = new_scale
+        self._origin = anchor - image_point * new_scale
+        self._fitted = False
+        self.update()
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        self._origin += QPointF(dx, dy)
+        self._fitted = False
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        if self._before is None:
+            return QRectF()
+        return QRectF(self._origin, self._before.size().toSizeF() * self._scale)
+
+    # ------------------------------------------------------------------ painting
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(38, 38, 40))
+        if self._before is None:
+            p.setPen(QColor(170, 170, 170))
+            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self._message)
+            return
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2)
+        target = self.image_rect()
+        sx = self.split_x()
+        p.save()
+        p.setClipRect(QRectF(0, 0, sx, self.height()))
+        p.drawImage(target, self._before)
+        p.restore()
+        p.save()
+        p.setClipRect(QRectF(sx, 0, self.width() - sx, self.height()))
+        p.drawImage(target, self._after if self._after is not None else self._before)
+        p.restore()
+        self._paint_split(p, sx)
+        self._paint_label(p, self._labels[0], left=True)
+        right = self._labels[1] if self._after is not None else (self._message or "Not colorized yet")
+        self._paint_label(p, right, left=False)
+
+    def _paint_split(self, p: QPainter, x: float) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(QColor(0, 0, 0, 110), 3))
+        p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        p.setPen(QPen(QColor(255, 255, 255), 1.5))
+        p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        c = QPointF(x, self.height() / 2)
+        p.setBrush(QColor(255, 255, 255, 235))
+        p.setPen(QPen(QColor(0, 0, 0, 120), 1))
+        p.drawEllipse(c, 13, 13)
+        arrows = QPainterPath()
+        for d in (-1, 1):  # two small triangles: ◀ ▶
+            arrows.moveTo(c + QPointF(d * 3, -5))
+            arrows.lineTo(c + QPointF(d * 9, 0))
+            arrows.lineTo(c + QPointF(d * 3, 5))
+            arrows.closeSubpath()
+        p.fillPath(arrows, QColor(40, 40, 40))
+
+    def _paint_label(self, p: QPainter, text: str, *, left: bool) -> None:
+        metrics = p.fontMetrics()
+        w, h = metrics.horizontalAdvance(text) + 16, metrics.height() + 8
+        x = 10 if left else self.width() - w - 10
+        box = QRectF(x, 10, w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 150))
+        p.drawRoundedRect(box, 4, 4)
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    # ------------------------------------------------------------------ interaction
+    def resizeEvent(self, event) -> None:
+        if self._fitted:
+            self.fit()
+        super().resizeEvent(event)
+
+    def _near_split(self, pos: QPointF) -> bool:
+        return abs(pos.x() - self.split_x()) <= SPLIT_GRAB_PX
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._before is None:
+            return super().mousePressEvent(event)
+        pos = event.position()
+        self._drag = "split" if self._near_split(pos) else "pan"
+        self._last = pos
+        if self._drag == "pan":
+            self.setCursor(QCursor(Qt.CursorShape.ClosedHandCursor))
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        pos = event.position()
+        if self._drag == "split":
+            self.set_split(pos.x() / max(1, self.width()))
+        elif self._drag == "pan":
+            delta = pos - self._last
+            self.pan_by(delta.x(), delta.y())
+        elif self._before is not None:
+            shape = Qt.CursorShape.SplitHCursor if self._near_split(pos) else Qt.CursorShape.OpenHandCursor
+            self.setCursor(QCursor(shape))
+        self._last = pos
+
+    def mouseReleaseEvent(self, event) -> None:
+        self._drag = None
+        self.unsetCursor()
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.fit()
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.zoom_by(1.25 ** steps, event.position())
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(1.25)
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_by(0.8)
+        elif key == Qt.Key.Key_0:
+            self.fit()
+        else:
+            super().keyPressEvent(event)
+
+
+class FrameSource(Protocol):
+    """Frames of a video item for the scrubber: original and (when colorized) result of frame i."""
+
+    frame_count: int
+
+    def frames(self, index: int) -> tuple[QImage, QImage | None]: ...
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text in the middle instead of widening the window."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self._full = text
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(0, self.width())))
+
+
+class ComparePanel(QWidget):
+    """The compare view, a line saying what is shown, and a frame scrubber for videos."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.view = CompareView()
+        self.caption = ElidedLabel()
+        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber.setVisible(False)
+        self.scrubber.valueChanged.connect(self._show_frame)
+        self._frames: FrameSource | None = None
+        self.view.setToolTip(HINT)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.scrubber)
+        layout.addWidget(self.caption)
+
+    def set_frame_source(self, source: FrameSource | None) -> None:
+        """Videos: show frames from ``source`` with the scrubber; None hides it."""
+        self._frames = source
+        self.scrubber.setVisible(source is not None and source.frame_count > 1)
+        if source is not None:
+            self.scrubber.setRange(0, max(0, source.frame_count - 1))
+            self.scrubber.setValue(0)
+            self._show_frame(0)
+
+    def _show_frame(self, index: int) -> None:
+        if self._frames is not None:
+            before, after = self._frames.frames(index)
+            self.view.set_images(before, after)
+            self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}")

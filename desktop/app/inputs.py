@@ -1,0 +1,117 @@
+"""What the user dropped or picked, turned into queue items, and queue items into runtime tasks.
+
+Which files are photos or videos, and where each output goes, is decided by the runtime's
+:func:`colorizer.desktop.tasks.plan` (content sniffing, tree mirroring, never overwriting an
+input), exactly as for ``colorize-batch``. A folder of numbered frames is a film only when the
+user says so ("Add frame folder"): a folder of consecutively numbered photos looks the same. Each
+frame folder gets its own subfolder of the output folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from colorizer.desktop.app.queue_model import QueueItem
+from colorizer.desktop.tasks import Task, plan
+
+log = logging.getLogger(__name__)
+
+# plan() needs an output folder to say where outputs go; while only classifying inputs, any folder
+# that is not an input will do (nothing is written).
+_PROBE_OUTPUT = Path(tempfile.gettempdir()) / "colorizer-app-plan-probe"
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """``colorizer.desktop.<name>`` if it is installed and importable, else None."""
+    try:
+        return importlib.import_module(f"colorizer.desktop.{name}")
+    except ImportError as exc:
+        log.debug("colorizer.desktop.%s not available: %s", name, exc)
+        return None
+
+
+def _frame_sequences(folder: Path) -> list:
+    frames = optional_module("frames")
+    return frames.find_frame_sequences(folder) if frames is not None else []
+
+
+def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
+    """Queue items for dropped/picked files and folders (folders are searched with their
+    subfolders), and the inputs refused with the reason why."""
+    items: list[QueueItem] = []
+    refused: list[tuple[Path, str]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            tasks, rejected = plan([path], _PROBE_OUTPUT, recursive=True)
+            items += [QueueItem(t.source, t.kind, root=path) for t in tasks]
+            refused += [(r.source, r.reason) for r in rejected]
+            if not tasks and not rejected:
+                refused.append((path, "no photos or videos found in this folder"))
+            for sequence in _frame_sequences(path)[:1]:
+                if len(sequence) >= 24:
+                    log.info("%s holds numbered frames (%s, %d): to colorize them as one film, with "
+                             "smoothing across frames, use “Add frame folder”", path, sequence.pattern, len(sequence))
+        elif path.is_file():
+            tasks, rejected = plan([path], _PROBE_OUTPUT)
+            items += [QueueItem(t.source, t.kind) for t in tasks]
+            refused += [(r.source, r.reason) for r in rejected]
+        else:
+            refused.append((path, "no such file or folder"))
+    return items, refused
+
+
+def collect_frames(folder: Path) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
+    """One "frames" item for a folder of numbered frames, or the reason it is not one."""
+    folder = Path(folder)
+    if optional_module("frames") is None:
+        return [], [(folder, "frame folders need the video pipeline, which is not installed")]
+    sequences = _frame_sequences(folder) if folder.is_dir() else []
+    if len(sequences) != 1:
+        what = "no numbered frames (name_0001.png, name_0002.png, ...)" if not sequences else \
+            "several frame sequences (" + ", ".join(s.pattern for s in sequences) + "); add them one at a time"
+        return [], [(folder, f"{folder}: {what}")]
+    return [QueueItem(folder, "frames")], []
+
+
+def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | None,
+             video_settings=None) -> tuple[dict[int, Task], dict[int, str]]:
+    """Tasks for queue items (by item id) and the reasons items cannot run.
+
+    The items' original inputs (the dropped folders, the single files) are planned together, so the
+    output tree is the one ``colorize-batch`` would make for the same inputs.
+    """
+    inputs: list[Path] = []
+    for item in items:
+        top = item.root or item.source
+        if item.kind != "frames" and top not in inputs:
+            inputs.append(top)
+    options = {"video_settings": video_settings} if video_settings is not None else {}
+    tasks, rejected = plan(inputs, output_dir, recursive=True, output_format=output_format, **options)
+    by_source = {t.source.resolve(): t for t in tasks}
+    reasons = {r.source.resolve(): r.reason for r in rejected}
+    planned: dict[int, Task] = {}
+    refused: dict[int, str] = {}
+    frame_outputs: dict[Path, Path] = {}
+    for item in items:
+        task = by_source.get(item.key)
+        if item.kind == "frames" and item.source.is_dir():
+            task = Task(item.source, output_dir / item.source.resolve().name, "frames")
+            out = task.output.resolve()
+            if out == item.key:
+                reasons[item.key] = f"output {task.output} would overwrite the frames; choose another output folder"
+                task = None
+            elif out in frame_outputs:
+                reasons[item.key] = f"output {task.output} is already the output of {frame_outputs[out]}"
+                task = None
+            else:
+                frame_outputs[out] = item.source
+        if task is not None:
+            planned[item.id] = task
+        else:
+            refused[item.id] = reasons.get(item.key) or f"{item.source}: no longer found"
+    return planned, refused

@@ -1,0 +1,114 @@
+"""Loading the selected item's original and result for the viewer, on a pool thread.
+
+Files are decoded by the runtime's :func:`read_image` (content-sniffed, EXIF orientation applied,
+16-bit kept), so the viewer shows them the way the pipeline sees them, then reduced to a screen
+size. Only the latest request is delivered; an older one finishing late is dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from colorizer.desktop.imagefile import ImageFileError, read_image
+
+log = logging.getLogger(__name__)
+
+MAX_PREVIEW_SIDE = 3000
+
+
+def array_to_qimage(rgb: np.ndarray) -> QImage:
+    """uint8/uint16/float RGB (H, W, 3) -> an 8-bit QImage owning its pixels."""
+    if rgb.dtype == np.uint16:
+        rgb = (rgb >> 8).astype(np.uint8)
+    elif rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
+
+
+def load_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
+    rgb = read_image(path).rgb
+    h, w = rgb.shape[:2]
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return array_to_qimage(rgb)
+
+
+class _Signals(QObject):
+    loaded = Signal(int, object, object, str)  # request id, before, after (or None), message
+
+
+class _Load(QRunnable):
+    def __init__(self, request: int, before: Path, after: Path | None, signals: _Signals) -> None:
+        super().__init__()
+        self.request, self.before, self.after, self.signals = request, before, after, signals
+
+    def run(self) -> None:
+        before = after = None
+        message = ""
+        try:
+            before = load_preview(self.before)
+            if self.after is not None and self.after.is_file():
+                after = load_preview(self.after)
+                if after.size() != before.size():  # e.g. a result from another run
+                    after = after.scaled(before.size())
+        except ImageFileError as exc:
+            message = str(exc)
+        except Exception as exc:  # the viewer must never take the app down
+            log.exception("preview of %s failed", self.before)
+            message = f"cannot show {self.before.name}: {exc}"
+        self.signals.loaded.emit(self.request, before, after, message)
+
+
+class PreviewLoader(QObject):
+    """``request(before, after)``; ``ready(before, after, message)`` comes back on the GUI thread."""
+
+    ready = Signal(object, object, str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._signals = _Signals()
+        self._signals.loaded.connect(self._deliver)
+        self._ids = itertools.count(1)
+        self._latest = 0
+
+    def request(self, before: Path, after: Path | None) -> None:
+        self._latest = next(self._ids)
+        self._pool.start(_Load(self._latest, before, after, self._signals))
+
+    def wait(self) -> None:
+        self._pool.waitForDone()
+
+    def _deliver(self, request: int, before, after, message: str) -> None:
+        if request == self._latest:
+            self.ready.emit(before, after, message)
+
+
+class FrameFolderFrames:
+    """A :class:`~colorizer.desktop.app.compare_view.FrameSource` over a folder of numbered frames
+    and, once colorized, its output folder (same file names). Frames load when shown."""
+
+    def __init__(self, frames: list[Path], output_dir: Path | None, max_side: int = 1600) -> None:
+        self._frames = list(frames)
+        self._output_dir = output_dir
+        self._max_side = max_side
+        self.frame_count = len(self._frames)
+
+    def frames(self, index: int) -> tuple[QImage, QImage | None]:
+        source = self._frames[index]
+        before = load_preview(source, self._max_side)
+        result = self._output_dir / source.name if self._output_dir is not None else None
+        after = load_preview(result, self._max_side) if result is not None and result.is_file() else None
+        return before, after
+

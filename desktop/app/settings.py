@@ -1,0 +1,130 @@
+"""The app's settings: one frozen dataclass, stored in QSettings between runs.
+
+The store is injected (``load``/``save`` take a QSettings), so tests use a temporary ini file and
+never the user's real settings. Values read back are coerced to the field's type and checked;
+anything unreadable falls back to the default rather than failing the start of the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths
+
+from colorizer.desktop.backends import BACKEND_CHOICES
+from colorizer.desktop.batch import ImageSettings
+from colorizer.desktop.imagefile import parse_format_option
+
+ORGANIZATION = "Colorizer"
+APPLICATION = "Colorizer"
+GROUP = "settings"
+
+OUTPUT_FORMATS = ("same", "jpeg", "png", "tiff", "webp", "bmp")
+VIDEO_CODECS = ("h264", "lossless")  # H.264 (CRF) in MP4/MKV, or lossless FFV1 in MKV
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    output_dir: str = ""  # "" = default_output_dir()
+    model: str = ""  # "" = the shipped model; else an .onnx or a TensorRT engine file
+    backend: str = "auto"  # one of colorizer.desktop.backends.BACKEND_CHOICES
+    render_size: int = 0  # long side the model sees; 0 = the model's own render size
+    saturation: float = 1.0
+    output_format: str = "same"
+    quality: int = 95  # JPEG / WebP
+    video_codec: str = "h264"
+    video_quality: int = 18  # constant rate factor: lower is better and larger
+    temporal_smoothing: float = 0.5  # 0 = none, 1 = strongest
+    overwrite: bool = False  # False: existing outputs are skipped (resume)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend {self.backend!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown output format {self.output_format!r}")
+        if self.video_codec not in VIDEO_CODECS:
+            raise ValueError(f"unknown video codec {self.video_codec!r}")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def output_folder(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else default_output_dir()
+
+    @property
+    def model_path(self) -> Path | None:
+        """None means the shipped default model (open_backend's default)."""
+        return Path(self.model) if self.model else None
+
+    def image_settings(self) -> ImageSettings:
+        return ImageSettings(render_size=self.render_size or None, saturation=self.saturation,
+                             output_format=parse_format_option(self.output_format), quality=self.quality,
+                             overwrite=self.overwrite)
+
+    def video_settings(self):
+        """The video pipeline's settings (``colorizer.desktop.video.VideoSettings``; imported here so
+        the app starts without the video pipeline)."""
+        from colorizer.desktop.video import VideoSettings
+
+        return VideoSettings(lossless=self.video_codec == "lossless", crf=self.video_quality,
+                             temporal_strength=self.temporal_smoothing, render_size=self.render_size or None,
+                             saturation=self.saturation, overwrite=self.overwrite)
+
+
+def default_output_dir() -> Path:
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return Path(pictures or Path.home()) / "Colorized"
+
+
+def default_store() -> QSettings:
+    """The user's real settings (only the app's entry point uses this)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+def _coerce(raw, default):
+    if isinstance(default, bool):  # before int: bool is an int
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return bool(raw)
+    if isinstance(default, int):
+        return int(float(raw))
+    if isinstance(default, float):
+        return float(raw)
+    return str(raw)
+
+
+def load(store: QSettings) -> AppSettings:
+    defaults = AppSettings()
+    values = {}
+    store.beginGroup(GROUP)
+    try:
+        for f in fields(AppSettings):
+            default = getattr(defaults, f.name)
+            raw = store.value(f.name, default)
+            try:
+                values[f.name] = _coerce(raw, default) if raw is not None else default
+            except (TypeError, ValueError):
+                values[f.name] = default
+    finally:
+        store.endGroup()
+    values["render_size"] = max(0, values["render_size"])
+    values["saturation"] = min(3.0, max(0.0, values["saturation"]))
+    values["quality"] = min(100, max(1, values["quality"]))
+    values["video_quality"] = min(51, max(0, values["video_quality"]))
+    values["temporal_smoothing"] = min(1.0, max(0.0, values["temporal_smoothing"]))
+    for name, choices in (("backend", BACKEND_CHOICES), ("output_format", OUTPUT_FORMATS),
+                          ("video_codec", VIDEO_CODECS)):
+        if values[name] not in choices:
+            values[name] = getattr(defaults, name)
+    return AppSettings(**values)
+
+
+def save(store: QSettings, settings: AppSettings) -> None:
+    store.beginGroup(GROUP)
+    try:
+        for f in fields(AppSettings):
+            store.setValue(f.name, getattr(settings, f.name))
+    finally:
+        store.endGroup()
+    store.sync()
+

@@ -1,0 +1,209 @@
+"""The run, off the GUI thread: open the backend, colorize the queue, report progress as signals.
+
+:class:`RunWorker` lives in a QThread. Its ``run`` slot calls the runtime library (``open_backend``,
+then ``jobs.run_job``: photos through the batch pipeline, then videos and frame folders, exactly as
+``colorize-batch`` runs them) and turns its callbacks into Qt signals;
+the window connects to them with queued connections, so widgets are only ever touched from the
+GUI thread. The signals may be emitted from the runtime's own threads (its writer pool), which
+Qt allows: a queued connection posts an event to the receiver's thread.
+
+Pause and cancel (:class:`RunControl`) are plain thread-safe flags the GUI sets directly.
+
+* Cancel sets the runtime's :class:`CancelToken`: files being written are finished (each output is
+  written to a temporary file and renamed, so no partial file is ever left), the rest are reported
+  as cancelled. It also stops a TensorRT engine build (``engine_cancel``).
+* Pause closes a gate in front of the backend's ``predict``. The inference stage then waits before
+  its next batch; the readers stop as soon as the bounded queue in front of inference is full and
+  the writers as soon as they have written what was already predicted, so the run is idle within
+  about one batch, holds a bounded amount of memory, and resumes exactly where it stopped, with
+  the pipeline's overlap intact. (Waiting inside the progress callback instead would block writer
+  threads while inference went on until the memory budget filled; splitting the run into small
+  chunks would lose the overlap and batching.) Videos and frame folders wait at the same gate
+  before their next batch of frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from colorizer.contract import ContractError
+from colorizer.desktop import backends
+from colorizer.desktop.app.settings import AppSettings
+from colorizer.desktop.batch import CancelToken, ImageSettings
+from colorizer.desktop.jobs import JobSettings, run_job
+from colorizer.desktop.report import FileResult, summarize, write_report
+from colorizer.desktop.tasks import Task
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "colorize-report.json"
+
+
+class RunControl:
+    """Pause / resume / cancel, set from the GUI thread and read by the run's threads."""
+
+    def __init__(self) -> None:
+        self.token = CancelToken()
+        self._running = threading.Event()
+        self._running.set()
+
+    def pause(self) -> None:
+        if not self.token.cancelled:
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+        self._running.set()  # wake anything waiting at the pause gate
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.token.cancelled
+
+    def wait_while_paused(self) -> None:
+        """Block while paused; returns at once when running or cancelled."""
+        self._running.wait()
+
+
+class PausableBackend:
+    """A backend whose ``predict`` waits at the pause gate first (see the module notes)."""
+
+    def __init__(self, backend: backends.Backend, control: RunControl) -> None:
+        self._backend = backend
+        self._control = control
+        self.name = backend.name
+        self.contract = backend.contract
+
+    def predict(self, l_norm):
+        self._control.wait_while_paused()
+        return self._backend.predict(l_norm)
+
+
+@dataclass(frozen=True)
+class Job:
+    item_id: int
+    task: Task
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    results: tuple[FileResult, ...]
+    backend: str | None
+    cancelled: bool
+    report: str | None  # path of the JSON report, when one was written
+    error: str | None = None  # why the run could not start
+
+
+OpenBackend = Callable[..., backends.Backend]
+
+
+class RunWorker(QObject):
+    backend_ready = Signal(str)  # name of the backend actually in use
+    engine_progress = Signal(str, int, int)  # TensorRT engine build: phase, step, total
+    item_started = Signal(int)  # item id (videos: photos are reported when finished)
+    item_progress = Signal(int, float)  # item id, fraction (videos)
+    item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total
+    finished = Signal(object)  # RunOutcome, always emitted last
+
+    def __init__(self, jobs: Sequence[Job], settings: AppSettings, control: RunControl,
+                 open_backend: OpenBackend | None = None) -> None:
+        super().__init__()
+        self.jobs = list(jobs)
+        self.settings = settings
+        self.control = control
+        self._open_backend = open_backend or backends.open_backend
+        self._ids = {job.task.source: job.item_id for job in self.jobs}
+        self._lock = threading.Lock()
+        self._results: list[FileResult] = []
+        self._started: set[int] = set()
+
+    @Slot()
+    def run(self) -> None:
+        started = time.time()
+        backend_name = None
+        error = None
+        try:
+            backend = self._open()
+        except (backends.BackendError, ContractError) as exc:
+            error = str(exc)
+        except Exception as exc:  # a model file ONNX Runtime cannot read, a broken engine...
+            log.exception("opening the backend failed")
+            error = f"could not open the model: {exc}"
+        if error is not None and self.control.cancelled:  # e.g. the engine build was cancelled
+            for job in self.jobs:
+                self._on_result(FileResult.cancelled(job.task))
+            self.finished.emit(RunOutcome(tuple(self._results), None, True, None))
+            return
+        if error is not None:
+            log.error("%s", error)
+            self.finished.emit(RunOutcome((), None, False, None, error))
+            return
+        backend_name = backend.name
+        self.backend_ready.emit(backend_name)
+        gated = PausableBackend(backend, self.control)
+        image_settings = self.settings.image_settings()
+        try:
+            run_job([j.task for j in self.jobs], gated, JobSettings(images=image_settings,
+                                                                    video=self.settings.video_settings()),
+                    progress=self._on_result, frame_progress=self._on_frames, cancel=self.control.token)
+        except Exception as exc:  # never leave the GUI waiting: report what is left as failed
+            log.exception("the run failed")
+            done = {r.input for r in self._results}
+            for job in self.jobs:
+                if job.task.source not in done:
+                    self._on_result(FileResult.failed(job.task, f"run failed: {exc}", backend_name))
+        report = self._write_report(backend_name, image_settings, started)
+        self.finished.emit(RunOutcome(tuple(self._results), backend_name, self.control.cancelled, report))
+
+    # ------------------------------------------------------------------ steps
+    def _open(self) -> backends.Backend:
+        s = self.settings
+        return self._open_backend(s.model_path, s.backend, render_size=s.render_size or None,
+                                  engine_progress=self.engine_progress.emit,
+                                  engine_cancel=lambda: self.control.cancelled)
+
+    def _on_result(self, result: FileResult, *_counts) -> None:
+        """Progress callback of the runtime (any thread): count and emit in one ordered sequence."""
+        with self._lock:
+            self._results.append(result)
+            item_id = self._ids.get(result.input, 0)
+            self.item_finished.emit(item_id, result, len(self._results), len(self.jobs))
+
+    def _on_frames(self, progress) -> None:
+        """Frame progress of a video or frame folder (``VideoProgress``, the pipeline's thread)."""
+        item_id = self._ids.get(progress.path)
+        if item_id is None:
+            return
+        if item_id not in self._started:
+            self._started.add(item_id)
+            self.item_started.emit(item_id)
+        if progress.fraction is not None:
+            self.item_progress.emit(item_id, progress.fraction)
+
+    def _write_report(self, backend_name: str | None, image_settings: ImageSettings, started: float) -> str | None:
+        if not self._results:
+            return None
+        path = self.settings.output_folder / REPORT_NAME
+        try:
+            write_report(path, self._results, backend=backend_name or "none",
+                         settings=asdict(image_settings) | {"model": self.settings.model or "default"},
+                         started=started, interrupted=self.control.cancelled)
+        except OSError as exc:
+            log.warning("could not write the report %s: %s", path, exc)
+            return None
+        counts = summarize(self._results)
+        log.info("%d colorized, %d skipped, %d failed, %d cancelled; report: %s", counts["done"],
+                 counts["skipped"], counts["failed"], counts["cancelled"], path)
+        return str(path)

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import NoInference, machine  # bench/ is on sys.path when run as a script
 
 from colorizer.colorize import colorize
-from colorizer.contract import ModelContract
 from colorizer.desktop.backends import default_model_path, open_backend
 from colorizer.desktop.batch import BatchRunner, ImageSettings
 from colorizer.desktop.tasks import plan
@@ -50,17 +47,6 @@ def make_photos(source: Path, dest: Path, count: int) -> list[tuple[Path, float]
         cv2.imwrite(str(out), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
         made.append((out, big.shape[0] * big.shape[1] / 1e6))
     return made
-
-
-@dataclass
-class NoInference:
-    """A backend that returns zero chroma at once: measures everything but the model."""
-
-    contract: ModelContract
-    name: str = "none (I/O bound)"
-
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
-        return np.zeros((l_norm.shape[0], 2, *l_norm.shape[2:]), np.float32)
 
 
 def time_pipeline(backend, photos_dir: Path, out_dir: Path, settings: ImageSettings) -> float:
@@ -120,15 +106,14 @@ def main() -> None:
                                                          settings)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-    print(f"machine: {machine}")
+    print(f"machine: {machine()}")
     print(f"data: {len(photos)} JPEG photos ({', '.join(f'{m} MP' for m in MEGAPIXELS)} in turn, "
           f"{total_mp:.1f} MP in all) upscaled from {args.photos}; render size {render}; guided upsampling")
     print(f"{'method':<44}{'seconds':>9}{'photos/s':>10}{'MP/s':>8}")
     for name, sec in rows.items():
         print(f"{name:<44}{sec:>9.2f}{len(photos) / sec:>10.2f}{total_mp / sec:>8.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "photos": len(photos), "megapixels": total_mp,
+        args.json.write_text(json.dumps({"machine": machine(), "photos": len(photos), "megapixels": total_mp,
                                          "render_size": render, "seconds": rows}, indent=2))
 
 

@@ -24,30 +24,18 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+from _common import NoInference  # bench/ is on sys.path when run as a script
 
-from colorizer.contract import ModelContract
 from colorizer.desktop.backends import default_model_path, open_backend
 from colorizer.desktop.video import VideoSettings, colorize_video
 
 SIZES = {480: (854, 480), 720: (1280, 720), 1080: (1920, 1080)}
-
-
-@dataclass
-class NoInference:
-    """A backend that returns zero chroma at once: measures everything but the model."""
-
-    contract: ModelContract
-    name: str = "none (decode + encode bound)"
-
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
-        return np.zeros((l_norm.shape[0], 2, *l_norm.shape[2:]), np.float32)
 
 
 def texture(seed: int, h: int, w: int) -> np.ndarray:
@@ -147,8 +135,8 @@ def main() -> None:
             clip = tmp / f"clip_{size}p.mp4"
             make_clip(clip, width, height, args.frames)
             rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
-            rows[f"{size}p decode + encode bound"] = run(clip, tmp / f"io_{size}p.mp4",
-                                                         NoInference(backend.contract), settings)
+            io_bound = NoInference(backend.contract, "none (decode + encode bound)")
+            rows[f"{size}p decode + encode bound"] = run(clip, tmp / f"io_{size}p.mp4", io_bound, settings)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c = backend.contract

@@ -72,6 +72,8 @@ import numpy as np
 import tifffile
 from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, TiffTags
 
+from colorizer.desktop.errors import MediaFileError
+
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
@@ -174,18 +176,10 @@ _DECODER_ERRORS = (
 
 
 # --------------------------------------------------------------------------- errors
-class ImageFileError(Exception):
+class ImageFileError(MediaFileError):
     """An image file could not be read or written; the message names the file and the cause."""
 
-    action = "use"
-
-    def __init__(self, path: PathLike, reason: str) -> None:
-        super().__init__(os.fspath(path), reason)
-        self.path = Path(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"cannot {self.action} image '{self.path}': {self.reason}"
+    kind = "image"
 
 
 class ImageReadError(ImageFileError):

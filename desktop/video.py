@@ -62,6 +62,7 @@ from colorizer.colorize import UPSAMPLING_MODES, finish, prepare_l
 from colorizer.contract import denormalize_ab, denormalize_l, rgb_to_l, rgb_to_lab
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.batch import CancelToken
+from colorizer.desktop.errors import MediaFileError
 from colorizer.desktop.imagefile import PARTIAL_MARKER, detect_format
 from colorizer.desktop.report import FileResult
 from colorizer.desktop.tasks import Task
@@ -87,18 +88,10 @@ _AVCOL_RGB, _AVCOL_UNSPECIFIED = 0, 2
 
 
 # --------------------------------------------------------------------------- errors and settings
-class VideoError(Exception):
+class VideoError(MediaFileError):
     """A video could not be read or written; the message names the file and the cause."""
 
-    action = "use"
-
-    def __init__(self, path: os.PathLike | str, reason: str) -> None:
-        super().__init__(os.fspath(path), reason)
-        self.path = Path(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"cannot {self.action} video '{self.path}': {self.reason}"
+    kind = "video"
 
 
 class VideoReadError(VideoError):

@@ -41,7 +41,7 @@ class ImageSettings:
     batch_size: int = 4
     readers: int = 2
     writers: int = 2
-    max_inflight_megapixels: float = 200.0
+    max_inflight_megapixels: float = 100.0
 
 
 class CancelToken:

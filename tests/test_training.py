@@ -139,3 +139,29 @@ def test_average_of_checkpoints(photo_folder, tmp_path):
     key = next(k for k in a if k.endswith("weight"))
     assert torch.allclose(mean.state[key], (a[key] + b[key]) / 2)
     assert mean.step == 4 and "averaged over steps 2, 4" in mean.training_data
+
+
+def test_metrics_go_to_tensorboard_when_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from colorizer.trainer.metrics_log import MetricsLog
+
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, logdir):
+            calls.append(("dir", logdir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def close(self):
+            calls.append(("closed",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    log = MetricsLog(tmp_path)
+    log.write(7, {"kind": "val", "phase": "gan", "delta_e": 3.5})
+    log.close()
+    assert ("val/delta_e", 3.5, 7) in calls and ("closed",) in calls
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["delta_e"] == 3.5

@@ -31,6 +31,7 @@ from colorizer.trainer.config import TrainConfig
 from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan_images, spread
 from colorizer.trainer.degrade import OldPhotoFilter
 from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
+from colorizer.trainer.metrics_log import MetricsLog
 from colorizer.trainer.networks import GANLoss, define_discriminator, define_generator
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class Trainer:
         end = cfg.total_steps if stop_after is None else min(cfg.total_steps, self.step + stop_after)
         log.info("training %d -> %d steps on %s (%d images, %d steps per epoch)", self.step, end,
                  self.device, len(dataset), steps_per_epoch)
-        metrics_file = (self.run_dir / "metrics.jsonl").open("a")
+        metrics = MetricsLog(self.run_dir)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         started, t0, last = time.time(), time.time(), {}
         try:
@@ -233,11 +234,11 @@ class Trainer:
                     if self.step % cfg.log_every == 0:
                         rate = cfg.log_every * cfg.batch_size / max(time.time() - t0, 1e-9)
                         t0 = time.time()
-                        self.write_metrics(metrics_file, {"kind": "train", "phase": phase, **last,
+                        metrics.write(self.step, {"kind": "train", "phase": phase, **last,
                                                           "images_per_s": round(rate, 2)})
                     if val_files and (self.step % cfg.val_every == 0 or self.step == cfg.total_steps):
                         report = self.validate(val_files)
-                        self.write_metrics(metrics_file, {"kind": "val", "phase": phase, **report["model"],
+                        metrics.write(self.step, {"kind": "val", "phase": phase, **report["model"],
                                                           "gray_delta_e": report["gray"]["delta_e"]})
                         log.info("step %d validation: %s", self.step, _short(report["model"]))
                     if self.step % cfg.checkpoint_every == 0:
@@ -250,14 +251,10 @@ class Trainer:
             raise
         finally:
             bar.close()
-            metrics_file.close()
+            metrics.close()
         self.save()
         log.info("reached step %d in %.1f min", self.step, (time.time() - started) / 60)
         return self.export_generator()
-
-    def write_metrics(self, f, row: dict) -> None:
-        f.write(json.dumps({"step": self.step, "time": round(time.time(), 1), **row}) + "\n")
-        f.flush()
 
     def export_generator(self) -> Path:
         path = self.run_dir / "generator.safetensors"

@@ -54,7 +54,7 @@ def split_holdout(files: list[Path], fraction: float) -> tuple[list[Path], list[
 
 
 def data_summary(cfg: TrainConfig, scan: ScanResult, n_train: int) -> str:
-    roots = ", ".join(Path(d).name or d for d in cfg.data)
+    roots = ", ".join("/".join(Path(d).resolve().parts[-2:]) for d in cfg.data)
     return (f"{roots}: {n_train} color photos ({len(scan.grayscale)} grayscale and "
             f"{len(scan.unreadable)} unreadable skipped), {cfg.size}px crops")
 

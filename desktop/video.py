@@ -818,6 +818,16 @@ class VideoWriter:
         frame.time_base = self.geometry.time_base
         if duration:
             frame.duration = duration
+        self._encode(frame)
+
+    def finish(self) -> None:
+        """Flush the encoder and write the trailer."""
+        self._encode(None)
+        self.close()
+
+    def _encode(self, frame) -> None:
+        """Encode one frame (None flushes) and mux the packets."""
+        av = _av()
         try:
             packets = self.stream.encode(frame)
         except av.FFmpegError as exc:
@@ -825,18 +835,6 @@ class VideoWriter:
         with self._lock:
             for packet in packets:
                 self._mux(packet)
-
-    def finish(self) -> None:
-        """Flush the encoder and write the trailer."""
-        av = _av()
-        try:
-            packets = self.stream.encode(None)
-        except av.FFmpegError as exc:
-            raise VideoWriteError(self.name, f"encoding failed ({exc})") from exc
-        with self._lock:
-            for packet in packets:
-                self._mux(packet)
-        self.close()
 
     def close(self) -> None:
         av = _av()

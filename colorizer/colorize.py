@@ -89,12 +89,13 @@ def upsample_ab(ab: np.ndarray, l_full: np.ndarray, mode: str = "guided") -> np.
     small_h, small_w = ab.shape[:2]
     guide_full = l_full * np.float32(1 / 100)
     guide_small = cv2.resize(guide_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    out = np.empty((h, w, 2), np.float32)
-    for c in range(2):
-        a, b = guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), radius=2, eps=1e-3)
-        out[..., c] = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) * guide_full
-        out[..., c] += cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
-    return out
+    coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), radius=2, eps=1e-3) for c in range(2)]
+    # both channels resized in one call each, then out = A * L + B in place: a few full-size planes only
+    a_full = cv2.resize(np.dstack([coeffs[0][0], coeffs[1][0]]), (w, h), interpolation=cv2.INTER_LINEAR)
+    b_full = cv2.resize(np.dstack([coeffs[0][1], coeffs[1][1]]), (w, h), interpolation=cv2.INTER_LINEAR)
+    a_full *= guide_full[..., None]
+    a_full += b_full
+    return a_full
 
 
 def finish(job: RenderJob, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:

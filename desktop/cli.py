@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 import time
@@ -36,6 +37,12 @@ examples:
   colorize-batch scans/ -o out/ --backend cpu --report run.json
   colorize-batch film.mp4 -o out/ --crf 16
   colorize-batch reel1_frames/ -o out/ --frames --frames-to-video --frame-rate 18
+  colorize-batch /shared/scans/ -o /shared/out/ --ray auto --ray-actors 4
+
+With --ray, photos are decoded, colorized and written by Ray Data tasks and actors (one backend per
+actor, one GPU per actor where the cluster has GPUs); inputs, outputs and the model must be at the
+same paths on every node. Videos and frame folders still run on this machine (temporal smoothing
+needs every frame of a film in one place). See docs/cluster.md.
 """
 
 
@@ -55,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", type=int, default=0, help="GPU index")
     g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
     g.add_argument("--batch-size", type=int, default=4, help="images per inference call")
+    g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="colorize photos with Ray: no ADDRESS starts Ray on this machine, 'auto' joins this "
+                   "machine's cluster, 'ray://HOST:10001' a remote one (videos and frame folders run locally)")
+    g.add_argument("--ray-actors", type=int, metavar="N",
+                   help="inference actors with --ray (default: one per GPU of the cluster, else 1)")
     q = p.add_argument_group("color")
     q.add_argument("--render-size", type=int, help="long side (pixels) the model sees; color is upsampled "
                    "to full resolution (default: the model's training size)")
@@ -94,6 +106,23 @@ def _error(message: str) -> int:
     return EXIT_SETUP
 
 
+class _RayBackend:
+    """Stands for the backends of the Ray actors when nothing runs locally: the model's contract, a name."""
+
+    def __init__(self, model: Path | None, address: str) -> None:
+        from colorizer.desktop.ray_runner import model_contract
+
+        self.contract = model_contract(model)
+        self.name = f"Ray ({address})"
+
+
+def _stop_ray(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -128,10 +157,25 @@ def main(argv: list[str] | None = None) -> int:
         for r in rejected:
             print(f"{r.source}: cannot be colorized: {r.reason}")
         return EXIT_OK
+    ray_started = False
     try:
-        backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
+        if args.ray and all(t.kind == "image" for t in tasks):  # no local inference: check the model only
+            backend = _RayBackend(args.model, args.ray)
+        else:
+            backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
     except (BackendError, ContractError) as exc:
         return _error(str(exc))
+    if args.ray:
+        try:
+            from colorizer.desktop.ray_runner import connect
+        except ImportError:
+            return _error("--ray needs Ray: pip install 'colorizer[cluster]'")
+        try:
+            if not args.verbose:  # Ray Data's plans and notices would break the progress bar
+                os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
+            ray_started = connect(args.ray)
+        except Exception as exc:  # Ray raises its own types (ConnectionError, RuntimeError...)
+            return _error(f"cannot start or join Ray at {args.ray}: {exc}")
     images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
                            output_format=output_format, quality=args.quality, overwrite=args.overwrite,
                            batch_size=args.batch_size)
@@ -172,8 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     outcome: dict = {}
 
     def work() -> None:
-        outcome["results"] = run_job(tasks, backend, settings, progress=progress, frame_progress=frame_progress,
-                                     cancel=cancel)
+        if args.ray:
+            from colorizer.desktop.ray_runner import run_tasks_on_ray
+
+            outcome["results"] = run_tasks_on_ray(
+                tasks, args.model, settings, address=args.ray, backend_choice=args.backend, actors=args.ray_actors,
+                local_backend=None if isinstance(backend, _RayBackend) else backend, progress=progress,
+                frame_progress=frame_progress, cancel=cancel)
+        else:
+            outcome["results"] = run_job(tasks, backend, settings, progress=progress, frame_progress=frame_progress,
+                                         cancel=cancel)
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
@@ -186,14 +238,21 @@ def main(argv: list[str] | None = None) -> int:
         tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
         cancel.cancel()
         worker.join()
+    _stop_ray(ray_started)
     bar.close()
     if "bar" in frames_bar:
         frames_bar["bar"].close()
     results = outcome.get("results", []) + [FileResult(r.source, "failed", reason=r.reason) for r in rejected]
-    report_path = write_report(args.report or args.output / "colorize-report.json", results, backend=backend.name,
+    backend_name = backend.name
+    if args.ray:  # the backends the actors really used
+        on_ray = {t.source for t in tasks if t.kind == "image"}
+        backend_name = ", ".join(sorted({("ray/" if r.input in on_ray else "") + r.backend for r in results
+                                         if r.backend})) or backend.name
+    report_path = write_report(args.report or args.output / "colorize-report.json", results, backend=backend_name,
                                settings={"images": asdict(images), "video": asdict(video),
                                          "frames_to_video": args.frames_to_video,
-                                         "model": str(args.model or "default")},
+                                         "model": str(args.model or "default"),
+                                         **({"ray": args.ray, "ray_actors": args.ray_actors} if args.ray else {})},
                                started=started, interrupted=interrupted)
     counts = summarize(results)
     if not args.quiet or counts["failed"]:

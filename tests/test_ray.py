@@ -1,0 +1,133 @@
+"""Photos through Ray Data on a local two-core Ray: the same bytes, the same skips, failures and report
+as the local batch runner."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from synthetic import synthetic_photo, write_rgb  # noqa: E402
+from test_batch import make_inputs  # noqa: E402
+from tiny_model import tiny_generator_file  # noqa: E402
+
+from colorizer.desktop.backends import open_backend  # noqa: E402
+from colorizer.desktop.batch import BatchRunner, ImageSettings  # noqa: E402
+from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED  # noqa: E402
+from colorizer.desktop.cli import main as batch_main  # noqa: E402
+from colorizer.desktop.ray_runner import run_on_ray  # noqa: E402
+from colorizer.desktop.tasks import plan  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from colorizer.exporter.export import export_model
+
+    tmp = tmp_path_factory.mktemp("model")
+    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def inputs(root: Path) -> Path:
+    make_inputs(root)  # JPEG with EXIF, RGB PNG, RGBA PNG, 16-bit TIFF, rotated JPEG
+    for i in range(6):  # a few shapes, so batches are split by render shape
+        write_rgb(root / "more" / f"p{i}.png", synthetic_photo(10 + i, 40 + 8 * (i % 3), 64))
+    return root
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.suffix != ".json"}
+
+
+def test_ray_outputs_are_byte_identical_and_resume(model, tmp_path):
+    src = inputs(tmp_path / "in")
+    settings = ImageSettings(render_size=32, saturation=1.3)
+    local_tasks, _ = plan([src], tmp_path / "local", recursive=True)
+    BatchRunner(open_backend(model, "cpu"), settings).run(local_tasks)
+    tasks, rejected = plan([src], tmp_path / "ray", recursive=True)
+    assert not rejected and len(tasks) == 11
+    seen = []
+    results = run_on_ray(tasks, model, settings, backend="cpu", batch_size=2,
+                         progress=lambda r, done, total: seen.append((r.status, done, total)))
+    assert sorted(r.status for r in results) == ["done"] * 11
+    assert [s[1:] for s in seen] == [(i, 11) for i in range(1, 12)]
+    assert {r.backend for r in results} == {"onnxruntime-cpu"}
+    assert all(r.output.is_file() and r.seconds is not None for r in results)
+    assert files(tmp_path / "ray") == files(tmp_path / "local")  # same bytes, names and tree
+    again = run_on_ray(tasks, model, settings, backend="cpu")
+    assert {r.status for r in again} == {"skipped"}
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+
+
+def test_corrupt_file_is_reported_and_the_rest_finish(model, tmp_path):
+    src = tmp_path / "in"
+    for i in range(4):
+        write_rgb(src / f"p{i}.png", synthetic_photo(i, 48, 64))
+    (src / "broken.png").write_bytes((src / "p0.png").read_bytes()[:150])  # truncated
+    tasks, _ = plan([src], tmp_path / "out")
+    results = run_on_ray(tasks, model, ImageSettings(render_size=32), backend="cpu")
+    by_name = {r.input.name: r for r in results}
+    assert by_name["broken.png"].status == "failed" and "broken.png" in by_name["broken.png"].reason
+    assert sorted(r.status for r in results) == ["done"] * 4 + ["failed"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(4)]  # no partials
+
+
+def test_cli_report_with_ray_has_the_local_schema(model, tmp_path):
+    src = inputs(tmp_path / "in")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    common = [str(src), "--model", str(model), "-q", "--recursive", "--render-size", "32"]
+    assert batch_main(common + ["-o", str(tmp_path / "local")]) == EXIT_SOME_FAILED
+    assert batch_main(common + ["-o", str(tmp_path / "ray"), "--ray", "--ray-actors", "1"]) == EXIT_SOME_FAILED
+    local = json.loads((tmp_path / "local" / "colorize-report.json").read_text())
+    remote = json.loads((tmp_path / "ray" / "colorize-report.json").read_text())
+
+    def shape(report):
+        return {k: sorted(v) if isinstance(v, dict) else type(v).__name__ for k, v in report.items()
+                if k not in ("files", "settings")} | {"file_keys": sorted({k for f in report["files"] for k in f})}
+
+    assert shape(remote) == shape(local)
+    assert remote["summary"] == local["summary"] == {"done": 11, "skipped": 0, "failed": 1, "cancelled": 0,
+                                                     "total": 12}
+    assert [(f["input"], f["status"]) for f in remote["files"]] == [(f["input"], f["status"]) for f in local["files"]]
+    assert remote["backend"] == "ray/onnxruntime-cpu" and remote["settings"]["ray"] == "local"
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+    # resume: everything already written is skipped
+    (src / "broken.jpg").unlink()
+    assert batch_main(common + ["-o", str(tmp_path / "ray"), "--ray"]) == EXIT_OK
+    assert json.loads((tmp_path / "ray" / "colorize-report.json").read_text())["summary"]["skipped"] == 11
+
+
+def test_frame_folders_run_locally_beside_photos_on_ray(model, tmp_path):
+    from colorizer.desktop.jobs import JobSettings, run_job
+    from colorizer.desktop.ray_runner import run_tasks_on_ray
+    from colorizer.desktop.tasks import Task
+
+    photos, reel = tmp_path / "photos", tmp_path / "reel"
+    for i in range(3):
+        write_rgb(photos / f"p{i}.png", synthetic_photo(i, 40, 56))
+        write_rgb(reel / f"reel_{i:04d}.png", synthetic_photo(20 + i, 40, 48))
+    settings = JobSettings(ImageSettings(render_size=32))
+    backend = open_backend(model, "cpu")
+
+    def tasks(out: Path) -> list:
+        return plan([photos], out / "photos")[0] + [Task(reel, out / "reel", "frames")]
+
+    local = run_job(tasks(tmp_path / "local"), backend, settings)
+    done = []
+    remote = run_tasks_on_ray(tasks(tmp_path / "ray"), model, settings, backend_choice="cpu", local_backend=backend,
+                              progress=lambda r, n, total: done.append((n, total)))
+    assert sorted(r.status for r in remote) == sorted(r.status for r in local) == ["done"] * 4
+    assert done == [(i, 4) for i in range(1, 5)]
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+    assert sorted(p.name for p in (tmp_path / "ray" / "reel").glob("*.png")) == [f"reel_{i:04d}.png" for i in range(3)]

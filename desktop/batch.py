@@ -105,6 +105,16 @@ def colorize_array(rgb: np.ndarray, backend: Backend, settings: ImageSettings) -
     return finish(job, ab, settings.saturation, settings.upsampling)
 
 
+def write_colorized(task: Task, job: RenderJob, ab: np.ndarray, settings: ImageSettings, *, alpha: np.ndarray | None,
+                    source_format: str, metadata, bit_depth: int) -> None:
+    """Finish one image (ab to full resolution, merged with its L) and write it atomically.
+
+    The one write path of the local runner and the Ray runner, so their outputs are identical."""
+    rgb = finish(job, ab, settings.saturation, settings.upsampling)
+    write_image(task.output, rgb, alpha=alpha, format=settings.output_format or source_format,
+                quality=settings.quality, metadata=metadata, bit_depth=bit_depth, source=task.source)
+
+
 class BatchRunner:
     """Runs image tasks through one backend; thread-safe progress callbacks; cancel with a token."""
 
@@ -179,11 +189,9 @@ class BatchRunner:
         def write(item: _Item) -> None:
             try:
                 t = time.perf_counter()
-                rgb = finish(item.job, item.ab, s.saturation, s.upsampling)
-                write_image(item.task.output, rgb, alpha=item.image.alpha,
-                            format=s.output_format or item.image.format, quality=s.quality,
-                            metadata=item.image.metadata, bit_depth=item.image.bit_depth,
-                            source=item.task.source)
+                img = item.image
+                write_colorized(item.task, item.job, item.ab, s, alpha=img.alpha, source_format=img.format,
+                                metadata=img.metadata, bit_depth=img.bit_depth)
                 item.timings["encode_s"] = time.perf_counter() - t
                 done(FileResult.ok(item.task, self.backend.name, time.perf_counter() - item.started, item.timings))
             except Exception as exc:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from colorizer.colorize import RenderJob, finish, prepare
-from colorizer.desktop.batch import CancelToken, ImageSettings, ProgressCallback
-from colorizer.desktop.imagefile import ImageReadError, read_image, write_image
+from colorizer.colorize import RenderJob, prepare
+from colorizer.desktop.batch import CancelToken, ImageSettings, ProgressCallback, write_colorized
+from colorizer.desktop.imagefile import ImageReadError, read_image
 from colorizer.desktop.report import FileResult
 from colorizer.desktop.tasks import Task
 
@@ -130,10 +130,8 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
         t = time.time()
         job = RenderJob(l_full=np.asarray(row["l_full"]), model_input=np.asarray(row["model_input"]),
                         padding=extra["padding"])
-        rgb = finish(job, np.asarray(row["ab"]), settings.saturation, settings.upsampling)
-        write_image(task.output, rgb, alpha=extra["alpha"], format=settings.output_format or extra["format"],
-                    quality=settings.quality, metadata=extra["metadata"], bit_depth=extra["bit_depth"],
-                    source=task.source)
+        write_colorized(task, job, np.asarray(row["ab"]), settings, alpha=extra["alpha"],
+                        source_format=extra["format"], metadata=extra["metadata"], bit_depth=extra["bit_depth"])
         timings = extra["timings"] | {"encode_s": time.time() - t}
         result = FileResult.ok(task, backend, time.time() - float(row["started"]), timings)
     except Exception as exc:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from colorizer.trainer.config import TrainConfig
 from colorizer.trainer.degrade import FILTERS
-from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
+from colorizer.trainer.networks import GENERATOR_NAMES, DiscriminatorConfig, GeneratorConfig
+
+EFFUNET_WIDTH = 16
 
 EPILOG = """
 examples:
@@ -17,6 +19,11 @@ examples:
   colorizer-train ~/photos -o runs/first --gan-steps 20000    # resume and train longer
   colorizer-train ~/photos --val ~/held_out -o runs/v2 --old-photo sepia grain blur faded jpeg
   colorizer-train ~/cifar_like -o runs/tiny --small           # 32x32 images, as the early seeds
+  colorizer-train ~/photos -o runs/v2 --generator effunet --lr-schedule cosine   # ImageNet encoder
+  colorizer-train ~/photos -o runs/v2b --generator effunet \
+      --init-from assets/models/generator.safetensors          # continue from the shipped model
+
+DATA may also be a .txt file listing image paths, one per line (relative to the list's folder).
 
 A run folder holds checkpoints/last.safetensors (resumed automatically when the command is run
 again with the same settings), metrics.jsonl, samples/*.png, train.log and, at the end,
@@ -48,9 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-l1", type=float, default=d.lambda_l1, help="weight of the L1 loss")
     p.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default=d.gan_mode,
                    help="vanilla: BCE on logits; lsgan: least squares")
-    p.add_argument("--generator-width", type=int, default=g.width, help="channels of the first U-Net stage")
-    p.add_argument("--generator-depth", type=int, default=g.depth,
-                   help="U-Net stages; images are padded to multiples of 2**depth")
+    p.add_argument("--generator", choices=GENERATOR_NAMES, default=g.name,
+                   help="unet: pix2pix U-Net trained from scratch; effunet: U-Net decoder over an "
+                   "ImageNet-pretrained EfficientNet-Lite0 encoder (needs the trainer extra)")
+    p.add_argument("--generator-width", type=int, default=None,
+                   help=f"channels of the first U-Net stage (unet, default {g.width}) or of the "
+                   f"full-resolution head (effunet, default {EFFUNET_WIDTH})")
+    p.add_argument("--generator-depth", type=int, default=None,
+                   help=f"U-Net stages (default {g.depth}; effunet: always 5); images are padded to "
+                   "multiples of 2**depth")
+    p.add_argument("--init-from", type=Path, default=None, metavar="GENERATOR",
+                   help="warm-start the generator from a generator file or checkpoint of the same architecture "
+                   "(e.g. assets/models/generator.safetensors) instead of ImageNet/random weights")
+    p.add_argument("--encoder-lr-scale", type=float, default=d.encoder_lr_scale,
+                   help="learning rate of a pretrained encoder relative to --lr (0 freezes it)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=d.lr_schedule,
+                   help="cosine: decay to --lr-final-scale x lr at the last step")
+    p.add_argument("--lr-final-scale", type=float, default=d.lr_final_scale)
+    p.add_argument("--pixel-loss", choices=("l1", "huber"), default=d.pixel_loss,
+                   help="the reconstruction loss weighted by --lambda-l1")
+    p.add_argument("--huber-delta", type=float, default=d.huber_delta, help="Huber transition on ab/110")
     p.add_argument("--norm", choices=("batch", "instance"), default=g.norm, help="normalization in both networks")
     p.add_argument("--dropout", type=float, default=g.dropout,
                    help="dropout in the inner decoder stages (pix2pix's noise)")
@@ -79,13 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    size, depth = (32, 5) if args.small else (args.size, args.generator_depth)
+    default_depth = 5 if args.generator == "effunet" else GeneratorConfig().depth
+    depth = args.generator_depth or default_depth
+    width = args.generator_width or (EFFUNET_WIDTH if args.generator == "effunet" else GeneratorConfig().width)
+    size, depth = (32, 5) if args.small else (args.size, depth)
     return TrainConfig(
         data=tuple(str(p) for p in args.data), out=str(args.out), val_data=tuple(str(p) for p in args.val),
         val_fraction=args.val_fraction, size=size, batch_size=args.batch_size,
         pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, beta1=args.beta1,
         beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
-        generator=GeneratorConfig(width=args.generator_width, depth=depth, norm=args.norm, dropout=args.dropout),
+        generator=GeneratorConfig(name=args.generator, width=width, depth=depth, norm=args.norm,
+                                  dropout=args.dropout),
+        pixel_loss=args.pixel_loss, huber_delta=args.huber_delta, lr_schedule=args.lr_schedule,
+        lr_final_scale=args.lr_final_scale, encoder_lr_scale=args.encoder_lr_scale,
+        init_from=str(args.init_from) if args.init_from else "",
         discriminator=DiscriminatorConfig(name=args.discriminator, width=args.discriminator_width,
                                           n_layers=args.discriminator_layers, norm=args.norm),
         old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,

@@ -28,6 +28,12 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    pixel_loss: str = "l1"  # l1 | huber (smooth L1 on ab/110, beta huber_delta)
+    huber_delta: float = 0.05
+    lr_schedule: str = "constant"  # constant | cosine (to lr * lr_final_scale at total_steps)
+    lr_final_scale: float = 0.05
+    encoder_lr_scale: float = 0.1  # pretrained encoder's learning rate = lr * this (0: frozen)
+    init_from: str = ""  # generator (.safetensors) to start from instead of random/ImageNet weights
     gan_mode: str = "vanilla"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)

@@ -53,11 +53,20 @@ def mean_chroma(rgb: np.ndarray) -> float:
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
 
 
+def read_file_list(path: Path) -> list[Path]:
+    """A ``.txt`` list of image paths, one per line (relative to the list's folder; ``#`` comments)."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [path.parent / line for line in lines if line and not line.startswith("#")]
+
+
 def list_images(roots: Sequence[Path]) -> list[Path]:
+    """Image files under folders (recursively), image files themselves, and ``.txt`` file lists."""
     files: list[Path] = []
     for root in roots:
         root = Path(root)
-        if root.is_file():
+        if root.is_file() and root.suffix.lower() == ".txt":
+            files.extend(read_file_list(root))
+        elif root.is_file():
             files.append(root)
         elif root.is_dir():
             files.extend(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())

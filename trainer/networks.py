@@ -3,6 +3,8 @@
 * ``unet``: U-Net generator, L (N, 1, H, W) in, ab (N, 2, H, W) out through tanh. ``depth``
   stride-2 stages, so H and W must be multiples of ``2 ** depth``. Dropout in the innermost
   stages plays the role of pix2pix's noise z.
+* ``effunet``: the same contract, with an ImageNet-pretrained EfficientNet-Lite0 encoder
+  (:mod:`colorizer.trainer.effunet`); depth 5, so H and W are multiples of 32.
 * ``patchgan``: PatchGAN discriminator on concat(L, ab); ``n_layers=3`` gives the 70x70
   receptive field of pix2pix.
 * ``global``: the global discriminator of the early seeds: a convolutional encoder and fully
@@ -18,11 +20,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from colorizer.trainer.effunet import EffUNetGenerator
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    name: str = "unet"
-    width: int = 32  # channels of the first stage (pix2pix's ngf)
+    name: str = "unet"  # unet | effunet
+    width: int = 32  # channels of the first stage (pix2pix's ngf); effunet: of the full-resolution head
     depth: int = 6  # number of stride-2 stages; size multiple = 2 ** depth
     max_width_factor: int = 8  # channels stop growing at width * this
     norm: str = "batch"  # batch | instance
@@ -161,15 +165,21 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-_GENERATORS = {"unet": UNetGenerator}
+_GENERATORS = {"unet": UNetGenerator, "effunet": EffUNetGenerator}
+GENERATOR_NAMES = tuple(_GENERATORS)
+PRETRAINED_GENERATORS = frozenset({"effunet"})
 _DISCRIMINATORS = {"patchgan": PatchGANDiscriminator, "global": GlobalDiscriminator}
 
 
-def define_generator(cfg: GeneratorConfig) -> nn.Module:
+def define_generator(cfg: GeneratorConfig, pretrained: bool = False) -> nn.Module:
+    """The generator named by ``cfg``, initialised; ``pretrained`` loads ImageNet weights into its encoder
+    (generators that have one; weights that are loaded afterwards make it unnecessary)."""
     if cfg.name not in _GENERATORS:
         raise ValueError(f"unknown generator {cfg.name!r}; choose from {sorted(_GENERATORS)}")
     net = _GENERATORS[cfg.name](cfg)
     init_weights(net)
+    if pretrained and cfg.name in PRETRAINED_GENERATORS:
+        net.load_pretrained_encoder()
     return net
 
 

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan
 from colorizer.trainer.degrade import OldPhotoFilter
 from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
 from colorizer.trainer.metrics_log import MetricsLog
-from colorizer.trainer.networks import GANLoss, define_discriminator, define_generator
+from colorizer.trainer.networks import GANLoss, GeneratorConfig, define_discriminator, define_generator
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,17 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.G = define_generator(cfg.generator).to(self.device)
+        self.G = define_generator(cfg.generator, pretrained=not cfg.init_from)
+        if cfg.init_from:
+            self.G.load_state_dict(warm_start_state(Path(cfg.init_from), cfg.generator))
+            log.info("generator warm-started from %s", cfg.init_from)
+        self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
         if self.device.type == "cuda":
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         self.gan_loss = GANLoss(cfg.gan_mode).to(self.device)
@@ -115,9 +120,23 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def set_learning_rate(self) -> None:
+        """Each group's rate at this step: its base rate times the schedule's factor (a pure function of
+        the step, so a resumed run continues the same curve)."""
+        factor = lr_factor(self.cfg, self.step)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = group.get("base_lr", self.cfg.lr) * factor
+
+    def pixel_loss(self, fake: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        if self.cfg.pixel_loss == "huber":
+            return torch.nn.functional.smooth_l1_loss(fake, ab, beta=self.cfg.huber_delta)
+        return torch.nn.functional.l1_loss(fake, ab)
+
     def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         gan_phase = self.step >= cfg.pretrain_steps
+        self.set_learning_rate()
         self.G.train()
         self.D.train()
         with self.autocast():
@@ -136,15 +155,15 @@ class Trainer:
             losses["D"] = loss_d.item()
         self.opt_g.zero_grad(set_to_none=True)
         with self.autocast():
-            loss_l1 = torch.nn.functional.l1_loss(fake.float(), ab)
-            loss_g = cfg.lambda_l1 * loss_l1
+            loss_pixel = self.pixel_loss(fake.float(), ab)
+            loss_g = cfg.lambda_l1 * loss_pixel
             if gan_phase:
                 loss_gan = self.gan_loss(self.D(torch.cat([l_norm, fake], 1)).float(), True)
                 loss_g = loss_g + loss_gan
                 losses["G_gan"] = loss_gan.item()
         loss_g.backward()
         self.opt_g.step()
-        losses["L1"] = loss_l1.item()
+        losses["L1"] = torch.nn.functional.l1_loss(fake.detach().float(), ab).item()
         if self.ema is not None:
             with torch.no_grad():
                 ema_p, p = list(self.ema.parameters()), list(self.G.parameters())
@@ -262,6 +281,41 @@ class Trainer:
                             generator_config=self.cfg.generator.to_dict(), render_size=self.cfg.size,
                             step=self.step, training_data=getattr(self, "summary", ""))
         return path
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier at ``step``: 1, or a cosine from 1 to ``lr_final_scale`` at ``total_steps``."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; use constant or cosine")
+    progress = min(step / max(cfg.total_steps, 1), 1.0)
+    return cfg.lr_final_scale + (1 - cfg.lr_final_scale) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """One group for a pretrained encoder (``lr * encoder_lr_scale``; frozen at 0) and one for the rest."""
+    encoder = getattr(net, "encoder", None)
+    if encoder is None:
+        return [{"params": list(net.parameters()), "base_lr": cfg.lr}]
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    rest = [p for p in net.parameters() if id(p) not in encoder_ids]
+    if cfg.encoder_lr_scale <= 0:
+        encoder.requires_grad_(False)
+        return [{"params": rest, "base_lr": cfg.lr}]
+    return [{"params": list(encoder.parameters()), "base_lr": cfg.lr * cfg.encoder_lr_scale,
+             "lr": cfg.lr * cfg.encoder_lr_scale},
+            {"params": rest, "base_lr": cfg.lr}]
+
+
+def warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch.Tensor]:
+    """Generator weights to start a new run from (a shipped generator or a checkpoint, EMA preferred),
+    refused with a clear message when the architecture differs."""
+    loaded = ckpt.load_generator(path)
+    if GeneratorConfig(**loaded.generator_config) != generator:
+        raise ValueError(f"--init-from {path}: that generator was built as {loaded.generator_config}, "
+                         f"this run asks for {generator.to_dict()}; use the same generator settings")
+    return loaded.state
 
 
 def _short(metrics: dict) -> str:

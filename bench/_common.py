@@ -21,6 +21,9 @@ class NoInference:
     def predict(self, l_norm: np.ndarray) -> np.ndarray:
         return np.zeros((l_norm.shape[0], 2, *l_norm.shape[2:]), np.float32)
 
+    def close(self) -> None:
+        pass
+
 
 def machine() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -28,8 +28,9 @@ from _common import NoInference, machine  # bench/ is on sys.path when run as a 
 
 from colorizer.colorize import colorize
 from colorizer.desktop.backends import default_model_path, open_backend
-from colorizer.desktop.batch import BatchRunner, ImageSettings
-from colorizer.desktop.tasks import plan
+from colorizer.desktop.pipeline.batch import BatchRunner
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.tasks import plan
 
 MEGAPIXELS = (1, 4, 12)
 

@@ -16,9 +16,10 @@ import cv2
 from _common import machine  # bench/ is on sys.path when run as a script
 
 from colorizer.desktop.backends import default_model_path, open_backend
-from colorizer.desktop.batch import BatchRunner, ImageSettings
-from colorizer.desktop.ray_runner import run_on_ray
-from colorizer.desktop.tasks import plan
+from colorizer.desktop.pipeline.batch import BatchRunner
+from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.tasks import plan
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         rows[f"local BatchRunner ({backend.name})"] = time.perf_counter() - t
         tasks, _ = plan([tmp / "in"], tmp / "ray")
         t = time.perf_counter()
-        results = run_on_ray(tasks, model, settings, backend="cpu")
+        results = run_on_ray(tasks, model, settings, RayOptions(backend="cpu"))
         rows["Ray Data, local instance, cold start included"] = time.perf_counter() - t
         assert all(r.status == "done" for r in results)
         same = all((tmp / "ray" / t.output.name).read_bytes() == t.output.read_bytes()

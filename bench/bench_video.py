@@ -33,7 +33,8 @@ import numpy as np
 from _common import NoInference  # bench/ is on sys.path when run as a script
 
 from colorizer.desktop.backends import default_model_path, open_backend
-from colorizer.desktop.video import VideoSettings, colorize_video
+from colorizer.desktop.pipeline.settings import VideoSettings
+from colorizer.desktop.pipeline.video import colorize_video
 
 SIZES = {480: (854, 480), 720: (1280, 720), 1080: (1920, 1080)}
 

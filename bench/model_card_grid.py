@@ -15,7 +15,8 @@ import numpy as np
 from skimage import data
 
 from colorizer.desktop.backends import open_backend
-from colorizer.desktop.batch import ImageSettings, colorize_array
+from colorizer.desktop.pipeline.batch import colorize_array
+from colorizer.desktop.pipeline.settings import ImageSettings
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 

@@ -4,9 +4,9 @@ The model runs at a *render size* (long side); its ab prediction is upsampled to
 size and merged with the original full-resolution L, so luminance detail is never lost. The work
 is split in two halves so a runtime can batch the model call between them:
 
-    job = prepare(rgb, render_size, size_multiple)   # decode side
-    ab = predict(job.model_input[None])[0]           # batched inference
-    rgb_out = finish(job, ab)                        # encode side
+    prepared = prepare(rgb, render_size, size_multiple)   # decode side
+    ab = predict(prepared.model_input[None])[0]           # batched inference
+    rgb_out = finish(prepared, ab)                        # encode side
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ UPSAMPLING_MODES = ("guided", "bilinear")
 
 
 @dataclass(frozen=True)
-class RenderJob:
+class Prepared:
     """One image made ready for the model, and what is needed to finish it."""
 
     l_full: np.ndarray  # (H, W) float32 L in [0, 100] at full resolution
@@ -44,16 +44,16 @@ def render_hw(height: int, width: int, render_size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> RenderJob:
+def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
     h, w = l_full.shape
     rh, rw = render_hw(h, w, render_size)
     l_small = l_full if (rh, rw) == (h, w) else cv2.resize(l_full, (rw, rh), interpolation=cv2.INTER_AREA)
     padded, padding = pad_to_multiple(normalize_l(l_small), size_multiple, pad_mode)
-    return RenderJob(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding)
+    return Prepared(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding)
 
 
-def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> RenderJob:
-    """RGB (H, W, 3) uint8/uint16/float -> a RenderJob; color photos are reduced to their L."""
+def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
+    """RGB (H, W, 3) uint8/uint16/float -> a Prepared; color photos are reduced to their L."""
     return prepare_l(rgb_to_l(rgb), render_size, size_multiple, pad_mode)
 
 
@@ -98,13 +98,13 @@ def upsample_ab(ab: np.ndarray, l_full: np.ndarray, mode: str = "guided") -> np.
     return a_full
 
 
-def finish(job: RenderJob, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:
-    """Model output (2, h, w) normalized ab for ``job`` -> float32 RGB (H, W, 3) in [0, 1]."""
-    ab = denormalize_ab(job.padding.crop(ab_norm)).transpose(1, 2, 0)
-    ab = upsample_ab(np.ascontiguousarray(ab), job.l_full, upsampling)
+def finish(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:
+    """Model output (2, h, w) normalized ab for ``prepared`` -> float32 RGB (H, W, 3) in [0, 1]."""
+    ab = denormalize_ab(prepared.padding.crop(ab_norm)).transpose(1, 2, 0)
+    ab = upsample_ab(np.ascontiguousarray(ab), prepared.l_full, upsampling)
     if saturation != 1.0:
         ab = ab * np.float32(saturation)
-    return merge_l_ab(job.l_full, ab)
+    return merge_l_ab(prepared.l_full, ab)
 
 
 def colorize(
@@ -116,6 +116,6 @@ def colorize(
     upsampling: str = "guided",
 ) -> np.ndarray:
     """Colorize one image with ``predict``; returns float32 RGB in [0, 1] at full resolution."""
-    job = prepare(rgb, render_size, size_multiple)
-    ab = predict(job.model_input[None])[0]
-    return finish(job, ab, saturation, upsampling)
+    prepared = prepare(rgb, render_size, size_multiple)
+    ab = predict(prepared.model_input[None])[0]
+    return finish(prepared, ab, saturation, upsampling)

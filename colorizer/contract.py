@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from colorizer.errors import ColorizerError
+
 FORMAT_VERSION = 1
 COLOR_SPACE = "cielab-d65-srgb-opencv-float"
 INPUT_NAME = "L"
@@ -32,7 +34,7 @@ AB_SCALE = 110.0
 METADATA_PREFIX = "colorizer."
 
 
-class ContractError(ValueError):
+class ContractError(ColorizerError, ValueError):
     """A model or array does not follow the color contract; the message says why."""
 
 

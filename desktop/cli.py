@@ -1,5 +1,6 @@
 """`colorize-batch`: colorize folders of black-and-white photos, videos and frame folders. Parses
-arguments and prints; the work is done by the runtime library (colorizer.desktop.jobs)."""
+arguments and prints progress; the work is done by the runtime library
+(:func:`colorizer.desktop.pipeline.run.run_and_report`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import logging
 import os
 import sys
 import threading
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
+
+from colorizer.desktop.backends import BACKEND_CHOICES
+from colorizer.desktop.core import Status, TaskKind
+from colorizer.desktop.media.formats import OUTPUT_FORMAT_CHOICES
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--recursive", action="store_true", help="also colorize photos in subfolders")
     g = p.add_argument_group("model and hardware")
     g.add_argument("--model", type=Path, help="ONNX model or TensorRT engine (default: the shipped model)")
-    g.add_argument("--backend", choices=("auto", "tensorrt", "cuda", "cpu"), default="auto",
+    g.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="auto tries TensorRT, then CUDA, then the CPU, and prints the one in use")
     g.add_argument("--device", type=int, default=0, help="GPU index")
     g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="guided follows the photo's edges at full resolution (default)")
     o = p.add_argument_group("output")
-    o.add_argument("--format", choices=("same", "jpeg", "png", "tiff", "webp", "bmp"), default="same",
+    o.add_argument("--format", choices=OUTPUT_FORMAT_CHOICES, default="same",
                    help="output format (default: the input's)")
     o.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
     o.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
@@ -106,21 +109,110 @@ def _error(message: str) -> int:
     return EXIT_SETUP
 
 
-class _RayBackend:
-    """Stands for the backends of the Ray actors when nothing runs locally: the model's contract, a name."""
+def _settings(args: argparse.Namespace):
+    """The run's settings from the arguments (ValueError names a bad value)."""
+    from colorizer.desktop.media.formats import parse_format_option
+    from colorizer.desktop.pipeline.settings import ImageSettings, RunSettings, VideoSettings
 
-    def __init__(self, model: Path | None, address: str) -> None:
-        from colorizer.desktop.ray_runner import model_contract
+    video = VideoSettings(container=args.container, lossless=args.lossless, crf=args.crf, preset=args.preset,
+                          temporal_strength=args.temporal_strength, temporal_radius=args.temporal_radius,
+                          scene_cut_threshold=args.scene_cut_threshold, batch_size=args.batch_size,
+                          render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
+                          odd_size=args.odd_size, overwrite=args.overwrite, frame_rate=args.frame_rate)
+    images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
+                           output_format=parse_format_option(args.format), quality=args.quality,
+                           overwrite=args.overwrite, batch_size=args.batch_size)
+    return RunSettings(images, video, args.frames_to_video)
 
-        self.contract = model_contract(model)
-        self.name = f"Ray ({address})"
+
+def _dry_run(tasks, rejected, overwrite: bool) -> int:
+    for t in tasks:
+        state = "exists, skip" if t.output.exists() and not overwrite else "colorize"
+        print(f"{t.source} -> {t.output} ({t.kind}, {state})")
+    for r in rejected:
+        print(f"{r.source}: cannot be colorized: {r.reason}")
+    return EXIT_OK
 
 
-def _stop_ray(started: bool) -> None:
-    if started:
-        import ray
+def _open_backend(args: argparse.Namespace, tasks):
+    """The local backend (None when --ray runs everything), the model's contract and what does the work."""
+    from colorizer.desktop.backends import open_backend
+    from colorizer.desktop.pipeline.ray_runner import model_contract
 
-        ray.shutdown()
+    if args.ray and all(t.kind == TaskKind.IMAGE for t in tasks):  # no local inference: check the model only
+        return None, model_contract(args.model), f"Ray ({args.ray})"
+    backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
+    return backend, backend.contract, backend.name
+
+
+def _start_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """Start or join Ray for --ray: (whether this process started it, an error message)."""
+    try:
+        from colorizer.desktop.pipeline.ray_runner import connect
+    except ImportError:
+        return False, "--ray needs Ray: pip install 'colorizer[cluster]'"
+    try:
+        if not args.verbose:  # Ray Data's plans and notices would break the progress bar
+            os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
+        return connect(args.ray), None
+    except Exception as exc:  # Ray raises its own types (ConnectionError, RuntimeError...)
+        return False, f"cannot start or join Ray at {args.ray}: {exc}"
+
+
+class _ProgressBars:
+    """One bar for the files, one for the frames of the video or frame folder in progress."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self.files = tqdm(total=total, unit="file", disable=quiet, dynamic_ncols=True, position=0)
+        self.frames: tqdm | None = None
+        self.frames_of: Path | None = None
+        self.failed = 0
+
+    def file_done(self, result, done: int, total: int) -> None:
+        if result.status == Status.FAILED:
+            self.failed += 1
+            tqdm.write(f"failed: {result.reason}", file=sys.stderr)
+        if self.frames_of == result.input:
+            self._close_frames()
+        self.files.update(1)
+        self.files.set_postfix(failed=self.failed, refresh=False)
+
+    def frame_done(self, p) -> None:
+        if self.quiet:
+            return
+        if self.frames_of != p.path:
+            self._close_frames()
+            self.frames_of = p.path
+            self.frames = tqdm(total=p.frames_total, unit="frame", position=1, leave=False, desc=p.path.name,
+                               dynamic_ncols=True)
+        self.frames.update(p.frames_done - self.frames.n)
+
+    def _close_frames(self) -> None:
+        if self.frames is not None:
+            self.frames.close()
+            self.frames = None
+
+    def close(self) -> None:
+        self.files.close()
+        self._close_frames()
+
+
+def _run_interruptibly(work) -> tuple[object, bool]:
+    """Run ``work(cancel)`` on a thread; Ctrl-C cancels it and waits for the files in progress."""
+    from colorizer.desktop.core import CancelToken
+
+    cancel, outcome = CancelToken(), {}
+    worker = threading.Thread(target=lambda: outcome.update(value=work(cancel)), daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
+        cancel.cancel()
+        worker.join()
+    return outcome.get("value"), cancel.cancelled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,139 +220,60 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from colorizer.contract import ContractError
-    from colorizer.desktop.backends import BackendError, open_backend
-    from colorizer.desktop.batch import CancelToken, ImageSettings
-    from colorizer.desktop.imagefile import parse_format_option
-    from colorizer.desktop.jobs import JobSettings, run_job
-    from colorizer.desktop.report import FileResult, summarize, write_report
-    from colorizer.desktop.tasks import plan
-    from colorizer.desktop.video import VideoProgress, VideoSettings
+    from colorizer.desktop.backends import BackendError
+    from colorizer.desktop.pipeline.ray_runner import RayOptions
+    from colorizer.desktop.pipeline.report import REPORT_NAME, summarize
+    from colorizer.desktop.pipeline.run import run_and_report
+    from colorizer.desktop.pipeline.tasks import plan
 
     try:
-        output_format = parse_format_option(args.format)
-        video = VideoSettings(container=args.container, lossless=args.lossless, crf=args.crf, preset=args.preset,
-                              temporal_strength=args.temporal_strength, temporal_radius=args.temporal_radius,
-                              scene_cut_threshold=args.scene_cut_threshold, batch_size=args.batch_size,
-                              render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
-                              odd_size=args.odd_size, overwrite=args.overwrite, frame_rate=args.frame_rate)
+        settings = _settings(args)
     except ValueError as exc:
         return _error(str(exc))
-    tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive, output_format=output_format,
-                           frames=args.frames, video_settings=video)
+    tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive,
+                           output_format=settings.images.output_format, frames=args.frames,
+                           video=settings.video.encoding)
     if not tasks and not rejected:
         return _error("no photos or videos found in " + ", ".join(map(str, args.inputs)) +
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
     if args.dry_run:
-        for t in tasks:
-            state = "exists, skip" if t.output.exists() and not args.overwrite else "colorize"
-            print(f"{t.source} -> {t.output} ({t.kind}, {state})")
-        for r in rejected:
-            print(f"{r.source}: cannot be colorized: {r.reason}")
-        return EXIT_OK
-    ray_started = False
+        return _dry_run(tasks, rejected, args.overwrite)
     try:
-        if args.ray and all(t.kind == "image" for t in tasks):  # no local inference: check the model only
-            backend = _RayBackend(args.model, args.ray)
-        else:
-            backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size)
+        backend, contract, doer = _open_backend(args, tasks)
     except (BackendError, ContractError) as exc:
         return _error(str(exc))
-    if args.ray:
-        try:
-            from colorizer.desktop.ray_runner import connect
-        except ImportError:
-            return _error("--ray needs Ray: pip install 'colorizer[cluster]'")
-        try:
-            if not args.verbose:  # Ray Data's plans and notices would break the progress bar
-                os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
-            ray_started = connect(args.ray)
-        except Exception as exc:  # Ray raises its own types (ConnectionError, RuntimeError...)
-            return _error(f"cannot start or join Ray at {args.ray}: {exc}")
-    images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
-                           output_format=output_format, quality=args.quality, overwrite=args.overwrite,
-                           batch_size=args.batch_size)
-    settings = JobSettings(images, video, args.frames_to_video)
-    c = backend.contract
+    ray_started, problem = _start_ray(args) if args.ray else (False, None)
+    if problem:
+        return _error(problem)
     if not args.quiet:
-        kinds = ", ".join(f"{sum(t.kind == k for t in tasks)} {k}s" for k in ("image", "video", "frames")
-                          if any(t.kind == k for t in tasks))
-        print(f"model {c.model_name} {c.model_version} on {backend.name}; {kinds} -> {args.output}",
+        counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
+        kinds = ", ".join(f"{n} {k}s" for k, n in counts.items() if n)
+        print(f"model {contract.model_name} {contract.model_version} on {doer}; {kinds} -> {args.output}",
               file=sys.stderr)
-
-    bar = tqdm(total=len(tasks), unit="file", disable=args.quiet, dynamic_ncols=True, position=0)
-    frames_bar: dict = {}
-    failed = 0
-
-    def progress(result: FileResult, done: int, total: int) -> None:
-        nonlocal failed
-        if result.status == "failed":
-            failed += 1
-            tqdm.write(f"failed: {result.reason}", file=sys.stderr)
-        if frames_bar.get("path") == result.input and "bar" in frames_bar:
-            frames_bar.pop("bar").close()
-        bar.update(1)
-        bar.set_postfix(failed=failed, refresh=False)
-
-    def frame_progress(p: VideoProgress) -> None:
-        if args.quiet:
-            return
-        if frames_bar.get("path") != p.path:
-            if "bar" in frames_bar:
-                frames_bar.pop("bar").close()
-            frames_bar.update(path=p.path, bar=tqdm(total=p.frames_total, unit="frame", position=1, leave=False,
-                                                     desc=p.path.name, dynamic_ncols=True))
-        frames_bar["bar"].update(p.frames_done - frames_bar["bar"].n)
-
-    cancel = CancelToken()
-    started = time.time()
-    outcome: dict = {}
-
-    def work() -> None:
-        if args.ray:
-            from colorizer.desktop.ray_runner import run_tasks_on_ray
-
-            outcome["results"] = run_tasks_on_ray(
-                tasks, args.model, settings, address=args.ray, backend_choice=args.backend, actors=args.ray_actors,
-                local_backend=None if isinstance(backend, _RayBackend) else backend, progress=progress,
-                frame_progress=frame_progress, cancel=cancel)
-        else:
-            outcome["results"] = run_job(tasks, backend, settings, progress=progress, frame_progress=frame_progress,
-                                         cancel=cancel)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    interrupted = False
-    try:
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        interrupted = True
-        tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
-        cancel.cancel()
-        worker.join()
-    _stop_ray(ray_started)
-    bar.close()
-    if "bar" in frames_bar:
-        frames_bar["bar"].close()
-    results = outcome.get("results", []) + [FileResult(r.source, "failed", reason=r.reason) for r in rejected]
-    backend_name = backend.name
-    if args.ray:  # the backends the actors really used
-        on_ray = {t.source for t in tasks if t.kind == "image"}
-        backend_name = ", ".join(sorted({("ray/" if r.input in on_ray else "") + r.backend for r in results
-                                         if r.backend})) or backend.name
-    report_path = write_report(args.report or args.output / "colorize-report.json", results, backend=backend_name,
-                               settings={"images": asdict(images), "video": asdict(video),
-                                         "frames_to_video": args.frames_to_video,
-                                         "model": str(args.model or "default"),
-                                         **({"ray": args.ray, "ray_actors": args.ray_actors} if args.ray else {})},
-                               started=started, interrupted=interrupted)
-    counts = summarize(results)
+    bars = _ProgressBars(len(tasks), args.quiet)
+    ray = RayOptions(args.ray, args.ray_actors, args.backend) if args.ray else None
+    outcome, interrupted = _run_interruptibly(lambda cancel: run_and_report(
+        tasks, backend, settings, report_path=args.report or args.output / REPORT_NAME, model=args.model,
+        rejected=rejected, progress=bars.file_done, frame_progress=bars.frame_done, cancel=cancel, ray=ray))
+    _finish(backend, ray_started, bars)
+    counts = summarize(outcome.results)
     if not args.quiet or counts["failed"]:
         print(f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed, "
-              f"{counts['cancelled']} not started; report: {report_path}", file=sys.stderr)
+              f"{counts['cancelled']} not started; report: {outcome.report or 'not written (see the log)'}",
+              file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if counts["failed"] else EXIT_OK
+
+
+def _finish(backend, ray_started: bool, bars: _ProgressBars) -> None:
+    if backend is not None:
+        backend.close()
+    if ray_started:
+        import ray
+
+        ray.shutdown()
+    bars.close()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from colorizer.errors import ColorizerError
+from colorizer.gpu import GpuInfo
+
 Precision = Literal["fp16", "fp32"]
 PRECISIONS: tuple[str, ...] = ("fp16", "fp32")
 SIDECAR_FORMAT_VERSION = 1
@@ -29,7 +32,7 @@ ENGINE_SUBDIR = "tensorrt"
 Size = tuple[int, int]  # (H, W)
 
 
-class EngineInfoError(ValueError):
+class EngineInfoError(ColorizerError, ValueError):
     """A sidecar JSON is missing, unreadable or not in a format this version understands."""
 
 
@@ -118,15 +121,6 @@ class EngineProfile:
     def from_dict(cls, data: Mapping[str, Any]) -> EngineProfile:
         keys = ("min_batch", "opt_batch", "max_batch", "min_size", "opt_size", "max_size")
         return cls(**{k: data[k] for k in keys})
-
-
-# --------------------------------------------------------------------------- GPU
-@dataclass(frozen=True)
-class GpuInfo:
-    """The GPU an engine is built for. ``compute_capability`` is "major.minor", e.g. "8.6"."""
-
-    name: str
-    compute_capability: str
 
 
 # --------------------------------------------------------------------------- spec and sidecar
@@ -271,10 +265,6 @@ def stale_reasons(info: EngineInfo, spec: EngineSpec, engine_path: Path | None =
     return reasons
 
 
-def is_stale(info: EngineInfo, spec: EngineSpec, engine_path: Path | None = None) -> bool:
-    return bool(stale_reasons(info, spec, engine_path))
-
-
 def _short(value: object) -> str:
     if isinstance(value, str) and len(value) == 64:  # a sha256
         return value[:12] + "…"
@@ -284,14 +274,6 @@ def _short(value: object) -> str:
 
 
 # --------------------------------------------------------------------------- files and paths
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def engine_cache_dir(cache_dir: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """Where engines are cached.
 
@@ -329,21 +311,3 @@ def timing_cache_path_for(cache_dir: Path, trt_module: str, trt_version: str, gp
     """One timing cache per TensorRT module + version + GPU, shared by all models built there."""
     gpu_part = f"{_slug(gpu.name)}-sm{_slug(gpu.compute_capability)}" if gpu else "no-gpu"
     return Path(cache_dir) / "timing" / f"{_slug(trt_module)}-{_slug(trt_version)}-{gpu_part}.cache"
-
-
-def write_atomic(path: Path, data: bytes | bytearray | memoryview | Any) -> None:
-    """Write ``data`` (any buffer) to a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash or error never leaves a half-written ``path``; the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from colorizer.contract import ModelContract
 from colorizer.exporter.onnx_export import build_contract, convert_fp16, export_onnx, load_eval_generator
 from colorizer.exporter.parity import ParityReport, check_parity
+from colorizer.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -52,5 +53,5 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
         "fp32": parity.to_dict(),
         "fp16": fp16_parity.to_dict() if fp16_parity else None,
     }
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write(report_path, (json.dumps(report, indent=2) + "\n").encode())
     return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, report_path)

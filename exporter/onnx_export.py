@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from colorizer import __version__
 from colorizer.contract import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, ModelContract
+from colorizer.fileio import atomic_path
 from colorizer.trainer.checkpoint import GeneratorFile, load_generator
 from colorizer.trainer.networks import GeneratorConfig, define_generator
 
@@ -73,13 +73,8 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
 
 
 def _save_atomic(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        onnx.save_model(model, str(tmp), save_as_external_data=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as partial:
+        onnx.save_model(model, str(partial), save_as_external_data=False)
 
 
 def export_onnx(loaded: LoadedGenerator, contract: ModelContract, path: Path, opset: int = OPSET) -> Path:

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from colorizer.contract import INPUT_NAME
+from colorizer.errors import ColorizerError
 
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 1e-2
 
 
-class ParityError(RuntimeError):
+class ParityError(ColorizerError, RuntimeError):
     """An exported model disagrees with PyTorch beyond the tolerance."""
 
 

@@ -54,6 +54,9 @@ class SlowBackend:
         time.sleep(self.seconds)
         return self.backend.predict(x)
 
+    def close(self):
+        self.backend.close()
+
 
 def slow_opener(seconds: float):
     def opener(*args, **kwargs):
@@ -302,7 +305,6 @@ def small_clip(path: Path, n: int = 8, w: int = 48, h: int = 32) -> Path:
 
 
 def test_videos_and_frame_folders_run_through_the_video_pipeline(qtbot, store, tmp_path, model, stop_runs):
-    pytest.importorskip("colorizer.desktop.video")
     out = tmp_path / "out"
     window = make_window(qtbot, store, model, out)
     stop_runs(window)
@@ -334,7 +336,7 @@ def test_videos_and_frame_folders_run_through_the_video_pipeline(qtbot, store, t
 
 def test_eta_counts_working_time_only(monkeypatch):
     from colorizer.desktop.app import run_clock
-    from colorizer.desktop.report import FileResult
+    from colorizer.desktop.pipeline.report import FileResult
 
     now = [100.0]
     monkeypatch.setattr(run_clock.time, "monotonic", lambda: now[0])

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -14,12 +15,15 @@ from synthetic import synthetic_photo
 from tiny_model import tiny_generator_file
 
 from colorizer.contract import rgb_to_l
-from colorizer.desktop import backends, imagefile
-from colorizer.desktop.backends import BackendError, open_backend
-from colorizer.desktop.batch import BatchRunner, CancelToken, ImageSettings, colorize_array
+from colorizer.desktop.backends import BackendError, onnxruntime, open_backend
 from colorizer.desktop.cli import EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED
 from colorizer.desktop.cli import main as batch_main
-from colorizer.desktop.tasks import plan
+from colorizer.desktop.core import CancelToken
+from colorizer.desktop.media import image_write
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.pipeline.batch import BatchRunner, colorize_array
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.tasks import plan
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +91,14 @@ def test_pipeline_on_many_kinds_of_input(backend, tmp_path):
         ["color.png", "gray.jpg", "rotated.jpg", "scan16.tif", "sub/alpha.png"]
     # full-resolution luminance kept (JPEG re-encoding costs a little)
     for name in ("gray", "rgb", "16bit"):
-        src = imagefile.read_image(files[name]).rgb
-        dst = imagefile.read_image(out / files[name].relative_to(tmp_path / "in")).rgb
+        src = read_image(files[name]).rgb
+        dst = read_image(out / files[name].relative_to(tmp_path / "in")).rgb
         assert dst.shape == src.shape
         assert np.abs(rgb_to_l(dst) - rgb_to_l(src)).mean() < 1.5, name
-    assert imagefile.read_image(out / "scan16.tif").bit_depth == 16
-    rgba_out = imagefile.read_image(out / "sub" / "alpha.png")
-    assert rgba_out.alpha is not None and np.array_equal(rgba_out.alpha, imagefile.read_image(files["rgba"]).alpha)
-    assert imagefile.read_image(out / "rotated.jpg").rgb.shape[:2] == (60, 30)  # EXIF rotation applied
+    assert read_image(out / "scan16.tif").bit_depth == 16
+    rgba_out = read_image(out / "sub" / "alpha.png")
+    assert rgba_out.alpha is not None and np.array_equal(rgba_out.alpha, read_image(files["rgba"]).alpha)
+    assert read_image(out / "rotated.jpg").rgb.shape[:2] == (60, 30)  # EXIF rotation applied
     # metadata carried
     with Image.open(out / "gray.jpg") as im:
         exif = piexif.load(im.info["exif"])
@@ -104,7 +108,7 @@ def test_pipeline_on_many_kinds_of_input(backend, tmp_path):
     with Image.open(out / "rotated.jpg") as im:
         assert piexif.load(im.info["exif"])["0th"][piexif.ImageIFD.Orientation] == 1
     # outputs really have color
-    assert imagefile.read_image(out / "gray.jpg").rgb.std(axis=2).mean() > 0
+    assert read_image(out / "gray.jpg").rgb.std(axis=2).mean() > 0
 
 
 def test_second_run_skips_finished_files(backend, tmp_path):
@@ -136,20 +140,20 @@ def test_corrupt_inputs_are_reported_and_the_rest_finish(backend, tmp_path):
 
 def test_failure_while_writing_leaves_no_file(backend, tmp_path, monkeypatch):
     make_inputs(tmp_path / "in")
-    real = imagefile._encode_png
+    real = image_write._encode_png
 
     def crash(fh, *args, **kwargs):
         fh.write(b"\x89PNG half")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(imagefile, "_encode_png", crash)
+    monkeypatch.setattr(image_write, "_encode_png", crash)
     tasks, _ = plan([tmp_path / "in"], tmp_path / "out")
     results = {Path(r.input).name: r for r in run(tasks, backend)}
     assert results["color.png"].status == "failed" and "disk full" in results["color.png"].reason
     assert results["gray.jpg"].status == "done"
     leftovers = [p.name for p in (tmp_path / "out").iterdir()]
     assert "color.png" not in leftovers and not [n for n in leftovers if "partial" in n]
-    monkeypatch.setattr(imagefile, "_encode_png", real)
+    monkeypatch.setattr(image_write, "_encode_png", real)
     assert {Path(r.input).name for r in run(tasks, backend) if r.status == "done"} == {"color.png"}
 
 
@@ -171,7 +175,14 @@ def test_cancel_stops_without_partial_files(backend, tmp_path):
         seen.append(result.status)
         token.cancel()
 
-    results = BatchRunner(backend, ImageSettings(readers=1, batch_size=1), progress, token).run(tasks)
+    class Paced:  # inference slower than a write, so the cancel lands while photos are still waiting
+        name, contract = backend.name, backend.contract
+
+        def predict(self, x):
+            time.sleep(0.05)
+            return backend.predict(x)
+
+    results = BatchRunner(Paced(), ImageSettings(readers=1, batch_size=1), progress, token).run(tasks)
     assert len(results) == len(tasks)
     assert "cancelled" in {r.status for r in results}
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
@@ -184,6 +195,35 @@ def test_memory_budget_admits_a_huge_image_alone(backend, tmp_path):
     tasks, _ = plan([tmp_path / "in"], tmp_path / "out")
     results = run(tasks, backend, max_inflight_megapixels=0.001)  # every image is over budget
     assert {r.status for r in results} == {"done"}
+
+
+def test_a_photo_that_fails_after_decoding_gives_its_pixels_back(backend, tmp_path, monkeypatch):
+    """The budget reserved for a decoded photo is released when preparing it fails; otherwise the
+    photos after it, which only fit an empty budget, would wait forever."""
+    from colorizer.desktop.pipeline import batch
+
+    for i in range(4):
+        Image.fromarray(gray(i, 40, 56 + i)).save(tmp_path / f"p{i}.png")
+    tasks, _ = plan([tmp_path], tmp_path / "out")
+    real_prepare = batch.prepare
+
+    def prepare(rgb, *args, **kwargs):
+        if rgb.shape[1] == 56:  # p0
+            raise MemoryError("simulated")
+        return real_prepare(rgb, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "prepare", prepare)
+    token, outcome = CancelToken(), {}
+    runner = BatchRunner(backend, ImageSettings(readers=1, max_inflight_megapixels=0.001), cancel=token)
+    worker = threading.Thread(target=lambda: outcome.update(results=runner.run(tasks)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    hung = worker.is_alive()
+    token.cancel()  # lets a hung run end, so the test itself never hangs
+    worker.join(timeout=30)
+    assert not hung, "the photos after the failed one never got into the memory budget"
+    statuses = {Path(r.input).name: r.status for r in outcome["results"]}
+    assert statuses == {"p0.png": "failed", "p1.png": "done", "p2.png": "done", "p3.png": "done"}
 
 
 def test_cli_exit_codes_and_report(model, tmp_path, capsys):
@@ -214,7 +254,7 @@ def test_dry_run_changes_nothing(model, tmp_path, capsys):
 
 
 def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):
-    monkeypatch.setattr(backends, "ort_available_providers",
+    monkeypatch.setattr(onnxruntime, "available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
     b = open_backend(model, "auto")
     assert b.name == "onnxruntime-cpu"  # read back from the session, not assumed

@@ -12,20 +12,19 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
-from colorizer.desktop import imagefile
-from colorizer.desktop.imagefile import (
-    ImageMetadata,
-    ImageReadError,
-    ImageWriteError,
+from colorizer.desktop.media import image_read, image_write
+from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
+from colorizer.desktop.media.formats import (
     detect_format,
     format_for_suffix,
-    is_partial_file,
     parse_format_option,
-    read_image,
     resolve_output_format,
     suffix_for_format,
-    write_image,
 )
+from colorizer.desktop.media.image_metadata import ImageMetadata
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.image_write import write_image
+from colorizer.fileio import is_partial_file
 
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
@@ -456,7 +455,7 @@ def test_permission_error_is_reported(tmp_path: Path, monkeypatch) -> None:
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imagefile, "open", denied, raising=False)
+    monkeypatch.setattr(image_read, "open", denied, raising=False)
     with pytest.raises(ImageReadError, match="permission denied") as info:
         read_image(path)
     assert "secret.png" in str(info.value)
@@ -517,7 +516,7 @@ def test_failed_encoding_leaves_no_output_and_no_temp_file(tmp_path: Path, monke
         fh.write(b"\x89PNG half an image")
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(imagefile, "_encode_png", broken_encoder)
+    monkeypatch.setattr(image_write, "_encode_png", broken_encoder)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         write_image(out_dir / "new.png", colorful())
     with pytest.raises(RuntimeError, match="encoder crashed"):

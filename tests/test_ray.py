@@ -2,6 +2,7 @@
 as the local batch runner."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from test_batch import make_inputs  # noqa: E402
 from tiny_model import tiny_generator_file  # noqa: E402
 
 from colorizer.desktop.backends import open_backend  # noqa: E402
-from colorizer.desktop.batch import BatchRunner, ImageSettings  # noqa: E402
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED  # noqa: E402
 from colorizer.desktop.cli import main as batch_main  # noqa: E402
-from colorizer.desktop.ray_runner import run_on_ray  # noqa: E402
-from colorizer.desktop.tasks import plan  # noqa: E402
+from colorizer.desktop.pipeline.batch import BatchRunner  # noqa: E402
+from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray  # noqa: E402
+from colorizer.desktop.pipeline.settings import ImageSettings  # noqa: E402
+from colorizer.desktop.pipeline.tasks import plan  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +60,14 @@ def test_ray_outputs_are_byte_identical_and_resume(model, tmp_path):
     tasks, rejected = plan([src], tmp_path / "ray", recursive=True)
     assert not rejected and len(tasks) == 11
     seen = []
-    results = run_on_ray(tasks, model, settings, backend="cpu", batch_size=2,
+    results = run_on_ray(tasks, model, replace(settings, batch_size=2), RayOptions(backend="cpu"),
                          progress=lambda r, done, total: seen.append((r.status, done, total)))
     assert sorted(r.status for r in results) == ["done"] * 11
     assert [s[1:] for s in seen] == [(i, 11) for i in range(1, 12)]
     assert {r.backend for r in results} == {"onnxruntime-cpu"}
     assert all(r.output.is_file() and r.seconds is not None for r in results)
     assert files(tmp_path / "ray") == files(tmp_path / "local")  # same bytes, names and tree
-    again = run_on_ray(tasks, model, settings, backend="cpu")
+    again = run_on_ray(tasks, model, settings, RayOptions(backend="cpu"))
     assert {r.status for r in again} == {"skipped"}
     assert files(tmp_path / "ray") == files(tmp_path / "local")
 
@@ -76,7 +78,7 @@ def test_corrupt_file_is_reported_and_the_rest_finish(model, tmp_path):
         write_rgb(src / f"p{i}.png", synthetic_photo(i, 48, 64))
     (src / "broken.png").write_bytes((src / "p0.png").read_bytes()[:150])  # truncated
     tasks, _ = plan([src], tmp_path / "out")
-    results = run_on_ray(tasks, model, ImageSettings(render_size=32), backend="cpu")
+    results = run_on_ray(tasks, model, ImageSettings(render_size=32), RayOptions(backend="cpu"))
     by_name = {r.input.name: r for r in results}
     assert by_name["broken.png"].status == "failed" and "broken.png" in by_name["broken.png"].reason
     assert sorted(r.status for r in results) == ["done"] * 4 + ["failed"]
@@ -109,24 +111,24 @@ def test_cli_report_with_ray_has_the_local_schema(model, tmp_path):
 
 
 def test_frame_folders_run_locally_beside_photos_on_ray(model, tmp_path):
-    from colorizer.desktop.jobs import JobSettings, run_job
-    from colorizer.desktop.ray_runner import run_tasks_on_ray
-    from colorizer.desktop.tasks import Task
+    from colorizer.desktop.pipeline.run import run_tasks
+    from colorizer.desktop.pipeline.settings import RunSettings
+    from colorizer.desktop.pipeline.tasks import Task
 
     photos, reel = tmp_path / "photos", tmp_path / "reel"
     for i in range(3):
         write_rgb(photos / f"p{i}.png", synthetic_photo(i, 40, 56))
         write_rgb(reel / f"reel_{i:04d}.png", synthetic_photo(20 + i, 40, 48))
-    settings = JobSettings(ImageSettings(render_size=32))
+    settings = RunSettings(ImageSettings(render_size=32))
     backend = open_backend(model, "cpu")
 
     def tasks(out: Path) -> list:
         return plan([photos], out / "photos")[0] + [Task(reel, out / "reel", "frames")]
 
-    local = run_job(tasks(tmp_path / "local"), backend, settings)
+    local = run_tasks(tasks(tmp_path / "local"), backend, settings)
     done = []
-    remote = run_tasks_on_ray(tasks(tmp_path / "ray"), model, settings, backend_choice="cpu", local_backend=backend,
-                              progress=lambda r, n, total: done.append((n, total)))
+    remote = run_tasks(tasks(tmp_path / "ray"), backend, settings, ray=RayOptions(backend="cpu"), model=model,
+                       progress=lambda r, n, total: done.append((n, total)))
     assert sorted(r.status for r in remote) == sorted(r.status for r in local) == ["done"] * 4
     assert done == [(i, 4) for i in range(1, 5)]
     assert files(tmp_path / "ray") == files(tmp_path / "local")

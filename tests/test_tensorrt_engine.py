@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from colorizer.contract import ModelContract
+from colorizer.desktop.backends import cuda_memory, tensorrt_runner
 from colorizer.exporter import tensorrt_engine as te
 from colorizer.exporter.engine_info import (
     EngineInfo,
@@ -299,13 +301,13 @@ class FakeAllocator:
         self.syncs = 0
         self.streams_destroyed = 0
 
-    def allocate(self, nbytes: int) -> te.DeviceBuffer:
+    def allocate(self, nbytes: int) -> cuda_memory.DeviceBuffer:
         ptr = 4096 * (len(self.allocations) + 1)
         self.memory[ptr] = np.zeros(nbytes, dtype=np.uint8)
         self.allocations.append(nbytes)
-        return te.DeviceBuffer(ptr, nbytes)
+        return cuda_memory.DeviceBuffer(ptr, nbytes)
 
-    def free(self, buffer: te.DeviceBuffer) -> None:
+    def free(self, buffer: cuda_memory.DeviceBuffer) -> None:
         del self.memory[buffer.ptr]
         self.freed += 1
 
@@ -318,10 +320,10 @@ class FakeAllocator:
     def destroy_stream(self, stream: Any) -> None:
         self.streams_destroyed += 1
 
-    def copy_to_device(self, dst: te.DeviceBuffer, src: np.ndarray, stream: Any) -> None:
+    def copy_to_device(self, dst: cuda_memory.DeviceBuffer, src: np.ndarray, stream: Any) -> None:
         self.memory[dst.ptr][: src.nbytes] = src.reshape(-1).view(np.uint8)
 
-    def copy_to_host(self, dst: np.ndarray, src: te.DeviceBuffer, stream: Any) -> None:
+    def copy_to_host(self, dst: np.ndarray, src: cuda_memory.DeviceBuffer, stream: Any) -> None:
         dst.reshape(-1).view(np.uint8)[:] = self.memory[src.ptr][: dst.nbytes]
 
     def synchronize(self, stream: Any) -> None:
@@ -365,6 +367,7 @@ def build(onnx_path: Path, cache: Path, **kwargs: Any) -> Path:
 # --------------------------------------------------------------------------- module selection
 def test_importing_the_project_modules_imports_no_gpu_library() -> None:
     code = ("import sys, colorizer.exporter.tensorrt_engine, colorizer.exporter.engine_info\n"
+            "import colorizer.desktop.backends, colorizer.desktop.backends.tensorrt_runner\n"
             "bad = [m for m in ('tensorrt', 'tensorrt_rtx', 'torch', 'cuda') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -671,6 +674,27 @@ def test_new_onnx_gpu_or_tensorrt_gives_a_new_engine(install, gpu, onnx_file: Pa
     assert len(paths) == 4 and all(p.is_file() for p in paths)
 
 
+def test_engine_for_model_keys_and_builds_for_the_device_asked(install, onnx_file: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine for GPU 1 is built on GPU 1 and cached under GPU 1's key, not GPU 0's."""
+    gpus = {0: GPU, 1: GpuInfo("NVIDIA GeForce RTX 4090", "8.9")}
+    current = []
+    monkeypatch.setattr(te, "query_gpu", lambda device=0: gpus[device])
+    monkeypatch.setattr(te, "use_device", current.append)
+    fake = install("tensorrt", "10.9.0.34")
+    contract = ModelContract(size_multiple=64, render_size=256)
+    cache = tmp_path / "cache"
+    on_1 = te.engine_for_model(onnx_file, None, contract, precision="fp32", max_batch=2, cache_dir=cache, device=1)
+    assert EngineInfo.read(sidecar_path_for(on_1)).gpu_name == "NVIDIA GeForce RTX 4090"
+    assert current == [1]  # the build ran with device 1 current
+    on_0 = te.engine_for_model(onnx_file, None, contract, precision="fp32", max_batch=2, cache_dir=cache, device=0)
+    assert on_0 != on_1 and EngineInfo.read(sidecar_path_for(on_0)).gpu_name == GPU.name
+    assert current == [1, 0] and fake.record.builds == 2
+    assert te.engine_for_model(onnx_file, None, contract, precision="fp32", max_batch=2, cache_dir=cache,
+                               device=1) == on_1  # cached for device 1
+    assert fake.record.builds == 2
+
+
 def test_engine_cache_dir_argument_then_env_then_platformdirs(tmp_path: Path) -> None:
     import platformdirs
 
@@ -710,7 +734,7 @@ def test_runner_allocates_once_at_max_shape_and_runs_each_shape(install, gpu, on
     alloc = FakeAllocator()
     fake.knobs.device_memory = alloc.memory
     rng = np.random.default_rng(0)
-    with te.EngineRunner(path, allocator=alloc) as runner:
+    with tensorrt_runner.EngineRunner(path, allocator=alloc) as runner:
         assert alloc.allocations == [4 * 1 * 256 * 256 * 4, 4 * 2 * 256 * 256 * 4]  # L and ab at max shape
         assert runner.max_shape == (4, 1, 256, 256) and runner.max_output_shape == (4, 2, 256, 256)
         for shape in [(1, 1, 64, 128), (4, 1, 256, 256), (3, 1, 192, 64)]:
@@ -737,7 +761,7 @@ def test_runner_loads_with_the_module_that_built_the_engine(install, gpu, onnx_f
     install("tensorrt", "10.9.0.34")  # both importable now; the sidecar picks tensorrt_rtx
     alloc = FakeAllocator()
     rtx.knobs.device_memory = alloc.memory
-    with te.EngineRunner(path, allocator=alloc) as runner:
+    with tensorrt_runner.EngineRunner(path, allocator=alloc) as runner:
         assert runner.run(np.zeros((1, 1, 64, 64), np.float32)).shape == (1, 2, 64, 64)
     assert rtx.record.executes == [77]
 
@@ -746,16 +770,16 @@ def test_runner_reports_an_engine_it_cannot_load(install, gpu, onnx_file: Path, 
     install("tensorrt", "10.9.0.34")
     path = build(onnx_file, tmp_path / "cache")
     path.write_bytes(b"\x00garbage")
-    with pytest.raises(te.EngineLoadError, match="magic tag") as err:
-        te.EngineRunner(path, allocator=FakeAllocator())
+    with pytest.raises(tensorrt_runner.EngineLoadError, match="magic tag") as err:
+        tensorrt_runner.EngineRunner(path, allocator=FakeAllocator())
     assert "ensure_engine" in str(err.value) and "tensorrt 10.9.0.34" in str(err.value)
 
 
 def test_no_cuda_memory_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "torch"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(te.CudaUnavailable, match="pip install cuda-python"):
-        te.select_allocator()
+    with pytest.raises(cuda_memory.CudaUnavailable, match="pip install cuda-python"):
+        cuda_memory.select_allocator()
 
 
 def test_cuda_python_allocator_calls_the_runtime_api() -> None:
@@ -781,7 +805,7 @@ def test_cuda_python_allocator_calls_the_runtime_api() -> None:
                 return (Err.cudaSuccess, *values)
             return call
 
-    alloc = te.CudaPythonAllocator(FakeCudart(), device=1)
+    alloc = cuda_memory.CudaPythonAllocator(FakeCudart(), device=1)
     buf = alloc.allocate(64)
     stream = alloc.create_stream()
     host = np.arange(16, dtype=np.float32)
@@ -797,7 +821,7 @@ def test_cuda_python_allocator_calls_the_runtime_api() -> None:
     with pytest.raises(RuntimeError, match="cudaMalloc.*out of memory"):
         alloc.allocate(1 << 41)
     with pytest.raises(ValueError, match="do not fit"):
-        alloc.copy_to_device(te.DeviceBuffer(1, 8), host, stream)
+        alloc.copy_to_device(cuda_memory.DeviceBuffer(1, 8), host, stream)
 
 
 # --------------------------------------------------------------------------- real TensorRT-RTX
@@ -868,12 +892,12 @@ def test_real_tensorrt_rtx_builds_a_tiny_engine(tmp_path: Path, precision: str) 
 
     gpu = te.query_gpu()
     if gpu is None:  # no GPU: deserializing must fail with TensorRT's reason, not crash
-        with pytest.raises(te.EngineLoadError, match="could not load"):
-            te.EngineRunner(path, allocator=FakeAllocator())
+        with pytest.raises(tensorrt_runner.EngineLoadError, match="could not load"):
+            tensorrt_runner.EngineRunner(path, allocator=FakeAllocator())
         return
     try:
-        runner = te.EngineRunner(path)
-    except te.EngineLoadError:
+        runner = tensorrt_runner.EngineRunner(path)
+    except tensorrt_runner.EngineLoadError:
         rtx = importlib.import_module("tensorrt_rtx")
         if not hasattr(rtx.ComputeCapability, "SM" + gpu.compute_capability.replace(".", "")):
             pytest.skip(f"TensorRT-RTX does not run on {gpu.name} (sm {gpu.compute_capability})")

@@ -12,19 +12,13 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from colorizer.contract import ModelContract, rgb_to_l
-from colorizer.desktop import imagefile
-from colorizer.desktop.batch import CancelToken
-from colorizer.desktop.frames import colorize_frame_folder, find_frame_sequences, frame_rate_fraction
-from colorizer.desktop.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother, detect_scene_cuts
-from colorizer.desktop.video import (
-    VideoSettings,
-    colorize_video,
-    is_video,
-    iter_lab_frames,
-    measure_flicker,
-    output_suffix,
-    probe_video,
-)
+from colorizer.desktop.core import CancelToken
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.video_source import is_video, iter_lab_frames, probe_video
+from colorizer.desktop.pipeline.frames import colorize_frame_folder, find_frame_sequences, frame_rate_fraction
+from colorizer.desktop.pipeline.settings import VideoSettings
+from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother, detect_scene_cuts
+from colorizer.desktop.pipeline.video import colorize_video, measure_flicker, output_suffix
 
 CUT = 18
 
@@ -364,8 +358,8 @@ def test_frame_folder_round_trip(tmp_path):
     assert result.timings["scene_cuts"] == 1
     assert leftovers(out) == sorted([f"frame_{i:04d}.png" for i in range(1, 25)] + ["reel.mp4"])
     for i in (1, 13, 24):
-        before = imagefile.read_image(src / f"frame_{i:04d}.png")
-        after = imagefile.read_image(out / f"frame_{i:04d}.png")
+        before = read_image(src / f"frame_{i:04d}.png")
+        after = read_image(out / f"frame_{i:04d}.png")
         assert after.rgb.shape == before.rgb.shape
         assert np.abs(rgb_to_l(after.rgb) - rgb_to_l(before.rgb)).mean() < 1.0
         assert after.metadata.text_value("Title") == f"reel 3, frame {i}"

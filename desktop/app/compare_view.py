@@ -53,9 +53,6 @@ class CompareView(QWidget):
     def clear(self, message: str = "") -> None:
         self.set_images(None, None, message=message or f"Select a photo in the queue to compare.\n\n{HINT}")
 
-    def has_images(self) -> bool:
-        return self._before is not None
-
     def has_result(self) -> bool:
         return self._after is not None
 

@@ -1,7 +1,7 @@
 """What the user dropped or picked, turned into queue items, and queue items into runtime tasks.
 
 Which files are photos or videos, and where each output goes, is decided by the runtime's
-:func:`colorizer.desktop.tasks.plan` (content sniffing, tree mirroring, never overwriting an
+:func:`colorizer.desktop.pipeline.tasks.plan` (content sniffing, tree mirroring, never overwriting an
 input), exactly as for ``colorize-batch``. A folder of numbered frames is a film only when the
 user says so ("Add frame folder"): a folder of consecutively numbered photos looks the same. Each
 frame folder gets its own subfolder of the output folder.
@@ -9,35 +9,22 @@ frame folder gets its own subfolder of the output folder.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import ModuleType
 
 from colorizer.desktop.app.queue_model import QueueItem
-from colorizer.desktop.tasks import Task, plan
+from colorizer.desktop.core import TaskKind
+from colorizer.desktop.media.video_writer import VideoEncoding
+from colorizer.desktop.pipeline.frames import find_frame_sequences
+from colorizer.desktop.pipeline.tasks import Task, frames_output, plan
 
 log = logging.getLogger(__name__)
 
 # plan() needs an output folder to say where outputs go; while only classifying inputs, any folder
 # that is not an input will do (nothing is written).
 _PROBE_OUTPUT = Path(tempfile.gettempdir()) / "colorizer-app-plan-probe"
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """``colorizer.desktop.<name>`` if it is installed and importable, else None."""
-    try:
-        return importlib.import_module(f"colorizer.desktop.{name}")
-    except ImportError as exc:
-        log.debug("colorizer.desktop.%s not available: %s", name, exc)
-        return None
-
-
-def _frame_sequences(folder: Path) -> list:
-    frames = optional_module("frames")
-    return frames.find_frame_sequences(folder) if frames is not None else []
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
@@ -52,7 +39,7 @@ def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, st
             refused += [(r.source, r.reason) for r in rejected]
             if not tasks and not rejected:
                 refused.append((path, "no photos or videos found in this folder"))
-            for sequence in _frame_sequences(path)[:1]:
+            for sequence in find_frame_sequences(path)[:1]:
                 if len(sequence) >= 24:
                     log.info("%s holds numbered frames (%s, %d): to colorize them as one film, with "
                              "smoothing across frames, use “Add frame folder”", path, sequence.pattern, len(sequence))
@@ -68,18 +55,16 @@ def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, st
 def collect_frames(folder: Path) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
     """One "frames" item for a folder of numbered frames, or the reason it is not one."""
     folder = Path(folder)
-    if optional_module("frames") is None:
-        return [], [(folder, "frame folders need the video pipeline, which is not installed")]
-    sequences = _frame_sequences(folder) if folder.is_dir() else []
+    sequences = find_frame_sequences(folder) if folder.is_dir() else []
     if len(sequences) != 1:
         what = "no numbered frames (name_0001.png, name_0002.png, ...)" if not sequences else \
             "several frame sequences (" + ", ".join(s.pattern for s in sequences) + "); add them one at a time"
         return [], [(folder, f"{folder}: {what}")]
-    return [QueueItem(folder, "frames")], []
+    return [QueueItem(folder, TaskKind.FRAMES)], []
 
 
 def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | None,
-             video_settings=None) -> tuple[dict[int, Task], dict[int, str]]:
+             video: VideoEncoding | None = None) -> tuple[dict[int, Task], dict[int, str]]:
     """Tasks for queue items (by item id) and the reasons items cannot run.
 
     The items' original inputs (the dropped folders, the single files) are planned together, so the
@@ -88,10 +73,9 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
     inputs: list[Path] = []
     for item in items:
         top = item.root or item.source
-        if item.kind != "frames" and top not in inputs:
+        if item.kind != TaskKind.FRAMES and top not in inputs:
             inputs.append(top)
-    options = {"video_settings": video_settings} if video_settings is not None else {}
-    tasks, rejected = plan(inputs, output_dir, recursive=True, output_format=output_format, **options)
+    tasks, rejected = plan(inputs, output_dir, recursive=True, output_format=output_format, video=video)
     by_source = {t.source.resolve(): t for t in tasks}
     reasons = {r.source.resolve(): r.reason for r in rejected}
     planned: dict[int, Task] = {}
@@ -99,8 +83,8 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
     frame_outputs: dict[Path, Path] = {}
     for item in items:
         task = by_source.get(item.key)
-        if item.kind == "frames" and item.source.is_dir():
-            task = Task(item.source, output_dir / item.source.resolve().name, "frames")
+        if item.kind == TaskKind.FRAMES and item.source.is_dir():
+            task = Task(item.source, frames_output(item.source, output_dir, True), TaskKind.FRAMES)
             out = task.output.resolve()
             if out == item.key:
                 reasons[item.key] = f"output {task.output} would overwrite the frames; choose another output folder"

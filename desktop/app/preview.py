@@ -16,7 +16,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
-from colorizer.desktop.imagefile import ImageFileError, read_image
+from colorizer.desktop.media.errors import ImageFileError
+from colorizer.desktop.media.image_read import read_image
+from colorizer.fileio import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +27,7 @@ MAX_PREVIEW_SIDE = 3000
 
 def array_to_qimage(rgb: np.ndarray) -> QImage:
     """uint8/uint16/float RGB (H, W, 3) -> an 8-bit QImage owning its pixels."""
-    if rgb.dtype == np.uint16:
-        rgb = (rgb >> 8).astype(np.uint8)
-    elif rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
-    rgb = np.ascontiguousarray(rgb)
+    rgb = to_uint8(rgb)
     h, w = rgb.shape[:2]
     return QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
 

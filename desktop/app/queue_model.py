@@ -10,12 +10,20 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar
 
-from colorizer.desktop.report import FileResult
+from colorizer.desktop.core import Status, TaskKind, TextEnum
+from colorizer.desktop.pipeline.report import FileResult
 
-KINDS = ("image", "video", "frames")
-WAITING, QUEUED, WORKING = "waiting", "queued", "working"
-DONE, SKIPPED, FAILED, CANCELLED = "done", "skipped", "failed", "cancelled"
-FINISHED = (DONE, SKIPPED, FAILED, CANCELLED)
+
+class Pending(TextEnum):
+    """Where an item is before it has a result (a :class:`Status`)."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    WORKING = "working"
+
+
+WAITING, QUEUED, WORKING = Pending
+DONE, SKIPPED, FAILED, CANCELLED = Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED
 
 COLUMNS = ("Name", "Type", "Status", "Progress", "Error")
 NAME, TYPE, STATUS, PROGRESS, ERROR = range(len(COLUMNS))
@@ -29,17 +37,16 @@ _ids = itertools.count(1)
 @dataclass
 class QueueItem:
     source: Path
-    kind: str  # image | video | frames
+    kind: TaskKind
     root: Path | None = None  # the folder it was found in: its tree is mirrored under the output folder
-    status: str = WAITING
+    status: Pending | Status = WAITING
     progress: float = 0.0  # 0..1
     message: str = ""  # the runtime's reason for a failure or a skip
     output: Path | None = None
     id: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown item kind {self.kind!r}")
+        self.kind = TaskKind(self.kind)  # ValueError for an unknown kind
         self.id = self.id or next(_ids)
 
     @property
@@ -93,9 +100,6 @@ class QueueModel(QAbstractTableModel):
         row = self._rows.get(item_id)
         return None if row is None else self._items[row]
 
-    def row_of(self, item_id: int) -> int | None:
-        return self._rows.get(item_id)
-
     def add(self, items: list[QueueItem]) -> list[QueueItem]:
         """Append the items not already queued (same file); returns those added."""
         known = {i.key for i in self._items}
@@ -125,7 +129,7 @@ class QueueModel(QAbstractTableModel):
         self._reindex()
         self.endResetModel()
 
-    def update(self, item_id: int, *, status: str | None = None, progress: float | None = None,
+    def update(self, item_id: int, *, status: Pending | Status | None = None, progress: float | None = None,
                message: str | None = None, output: Path | None = None) -> None:
         row = self._rows.get(item_id)
         if row is None:  # removed meanwhile

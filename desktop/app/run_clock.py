@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from colorizer.desktop.report import FileResult
+from colorizer.desktop.pipeline.report import FileResult
 
 
 def format_duration(seconds: float) -> str:

@@ -13,14 +13,14 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from colorizer.desktop.backends import BACKEND_CHOICES
-from colorizer.desktop.batch import ImageSettings
-from colorizer.desktop.imagefile import parse_format_option
+from colorizer.desktop.media.formats import OUTPUT_FORMAT_CHOICES, parse_format_option
+from colorizer.desktop.pipeline.settings import ImageSettings, RunSettings, VideoSettings
 
 ORGANIZATION = "Colorizer"
 APPLICATION = "Colorizer"
 GROUP = "settings"
 
-OUTPUT_FORMATS = ("same", "jpeg", "png", "tiff", "webp", "bmp")
+OUTPUT_FORMATS = OUTPUT_FORMAT_CHOICES
 VIDEO_CODECS = ("h264", "lossless")  # H.264 (CRF) in MP4/MKV, or lossless FFV1 in MKV
 
 
@@ -28,7 +28,7 @@ VIDEO_CODECS = ("h264", "lossless")  # H.264 (CRF) in MP4/MKV, or lossless FFV1 
 class AppSettings:
     output_dir: str = ""  # "" = default_output_dir()
     model: str = ""  # "" = the shipped model; else an .onnx or a TensorRT engine file
-    backend: str = "auto"  # one of colorizer.desktop.backends.BACKEND_CHOICES
+    backend: str = "auto"  # one of colorizer.desktop.backends.BACKEND_CHOICES (the registry)
     render_size: int = 0  # long side the model sees; 0 = the model's own render size
     saturation: float = 1.0
     output_format: str = "same"
@@ -61,14 +61,13 @@ class AppSettings:
                              output_format=parse_format_option(self.output_format), quality=self.quality,
                              overwrite=self.overwrite)
 
-    def video_settings(self):
-        """The video pipeline's settings (``colorizer.desktop.video.VideoSettings``; imported here so
-        the app starts without the video pipeline)."""
-        from colorizer.desktop.video import VideoSettings
-
+    def video_settings(self) -> VideoSettings:
         return VideoSettings(lossless=self.video_codec == "lossless", crf=self.video_quality,
                              temporal_strength=self.temporal_smoothing, render_size=self.render_size or None,
                              saturation=self.saturation, overwrite=self.overwrite)
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings(self.image_settings(), self.video_settings())
 
 
 def default_output_dir() -> Path:

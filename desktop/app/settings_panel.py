@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from colorizer.desktop.app.settings import OUTPUT_FORMATS, VIDEO_CODECS, AppSettings
+from colorizer.desktop.backends import BACKEND_LABELS
 
-BACKEND_LABELS = {"auto": "Auto (best available)", "tensorrt": "GPU: TensorRT", "cuda": "GPU: CUDA",
-                  "cpu": "CPU"}
 FORMAT_LABELS = {"same": "Same as input", "jpeg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WebP",
                  "bmp": "BMP"}
 CODEC_LABELS = {"h264": "H.264 (MP4 / MKV)", "lossless": "Lossless (FFV1, MKV)"}

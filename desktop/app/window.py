@@ -30,7 +30,7 @@ from colorizer.desktop.app import settings as app_settings
 from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
 from colorizer.desktop.app.drop_zone import DropZone, local_paths
 from colorizer.desktop.app.engine_dialog import EngineBuildDialog
-from colorizer.desktop.app.inputs import collect, collect_frames, optional_module, plan_run
+from colorizer.desktop.app.inputs import collect, collect_frames, plan_run
 from colorizer.desktop.app.log_view import LogView
 from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader
 from colorizer.desktop.app.queue_model import (
@@ -52,9 +52,11 @@ from colorizer.desktop.app.queue_model import (
 from colorizer.desktop.app.run_clock import RunClock, format_duration
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.app.settings_panel import SettingsPanel
-from colorizer.desktop.app.worker import Job, OpenBackend, RunControl, RunOutcome, RunWorker
-from colorizer.desktop.imagefile import parse_format_option
-from colorizer.desktop.report import FileResult, summarize
+from colorizer.desktop.app.worker import OpenBackend, QueuedTask, RunControl, RunWorker, WorkerOutcome
+from colorizer.desktop.core import TaskKind
+from colorizer.desktop.media.formats import parse_format_option
+from colorizer.desktop.pipeline.frames import find_frame_sequences
+from colorizer.desktop.pipeline.report import FileResult, summarize
 
 log = logging.getLogger("colorizer.app")
 
@@ -66,7 +68,7 @@ QUEUED_CONNECTION = Qt.ConnectionType.QueuedConnection
 class MainWindow(QMainWindow):
     run_started = Signal()
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total (GUI thread)
-    run_finished = Signal(object)  # RunOutcome
+    run_finished = Signal(object)  # WorkerOutcome
 
     def __init__(self, store: QSettings, open_backend: OpenBackend | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -79,7 +81,7 @@ class MainWindow(QMainWindow):
         self._engine_dialog: EngineBuildDialog | None = None
         self._close_when_stopped = False
         self.last_refused: list[tuple[Path, str]] = []
-        self.last_outcome: RunOutcome | None = None
+        self.last_outcome: WorkerOutcome | None = None
 
         self.setWindowTitle("Colorizer")
         self.setAcceptDrops(True)
@@ -330,24 +332,21 @@ class MainWindow(QMainWindow):
             return
         app_settings.save(self.store, s)
         try:
-            video_settings = s.video_settings()
-        except ImportError:  # no video pipeline: video items fail with a message, photos run
-            video_settings = None
-        try:
-            planned, refused = plan_run(pending, s.output_folder, parse_format_option(s.output_format), video_settings)
+            planned, refused = plan_run(pending, s.output_folder, parse_format_option(s.output_format),
+                                        s.video_settings().encoding)
         except OSError as exc:
             self.statusBar().showMessage(f"Cannot start: {exc}", 15000)
             return
         for item_id, reason in refused.items():
             self.queue.update(item_id, status=FAILED, progress=0, message=reason)
-        jobs = [Job(item.id, planned[item.id]) for item in pending if item.id in planned]
-        if not jobs:
+        queued = [QueuedTask(item.id, planned[item.id]) for item in pending if item.id in planned]
+        if not queued:
             self.statusBar().showMessage("Nothing to colorize: every item was refused (see the Error column).")
             return
-        for job in jobs:
-            self.queue.update(job.item_id, status=QUEUED, progress=0, message="")
+        for q in queued:
+            self.queue.update(q.item_id, status=QUEUED, progress=0, message="")
         self._control = RunControl()
-        self._worker = RunWorker(jobs, s, self._control, self._open_backend)
+        self._worker = RunWorker(queued, s, self._control, self._open_backend)
         self._thread = QThread(self)
         self._worker.moveToThread(self._thread)
         w = self._worker
@@ -358,10 +357,10 @@ class MainWindow(QMainWindow):
         w.item_finished.connect(self._item_finished, QUEUED_CONNECTION)
         w.finished.connect(self._run_finished, QUEUED_CONNECTION)
         self._thread.started.connect(w.run)
-        self._clock = RunClock(len(jobs))
+        self._clock = RunClock(len(queued))
         self.settings_panel.show_backend("opening…")
         self._set_running(True)
-        log.info("colorizing %d item(s) into %s", len(jobs), s.output_folder)
+        log.info("colorizing %d item(s) into %s", len(queued), s.output_folder)
         self._thread.start()
         self.run_started.emit()
 
@@ -445,21 +444,21 @@ class MainWindow(QMainWindow):
             self._select_row(self.table.currentIndex().row())
         self.item_finished.emit(item_id, result, finished, total)
 
-    def _run_finished(self, outcome: RunOutcome) -> None:
+    def _run_finished(self, outcome: WorkerOutcome) -> None:
         self._close_engine_dialog()
         self.last_outcome = outcome
-        jobs = self._worker.jobs if self._worker else []
+        queued = self._worker.queued if self._worker else []
         if outcome.error:
-            for job in jobs:
-                self.queue.update(job.item_id, status=FAILED, message=outcome.error)
+            for q in queued:
+                self.queue.update(q.item_id, status=FAILED, message=outcome.error)
             self.settings_panel.show_backend("—")
             self.statusBar().showMessage(f"Could not start: {outcome.error}", 30000)
         else:
             finished = {r.input for r in outcome.results}
-            for job in jobs:  # nothing should be left "queued"; be safe anyway
-                item = self.queue.item_by_id(job.item_id)
-                if item is not None and item.status in (QUEUED, WORKING) and job.task.source not in finished:
-                    self.queue.update(job.item_id, status=WAITING)
+            for q in queued:  # nothing should be left "queued"; be safe anyway
+                item = self.queue.item_by_id(q.item_id)
+                if item is not None and item.status in (QUEUED, WORKING) and q.task.source not in finished:
+                    self.queue.update(q.item_id, status=WAITING)
             counts = summarize(outcome.results)
             text = (f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed"
                     + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
@@ -509,7 +508,7 @@ class MainWindow(QMainWindow):
             return
         item = self.queue.item(row)
         self.compare.caption.setText(str(item.source) + (f"  →  {item.output}" if item.status == DONE else ""))
-        if item.kind != "image":
+        if item.kind != TaskKind.IMAGE:
             try:
                 frames = self._video_frames(item)
                 self.compare.set_frame_source(frames)
@@ -530,11 +529,10 @@ class MainWindow(QMainWindow):
         Videos: the hook is here; a FrameSource that decodes frame i of the source and of the
         result (e.g. with PyAV, seeking to the frame's timestamp) plugs in the same way.
         """
-        if item.kind != "frames":
+        if item.kind != TaskKind.FRAMES:
             return None
-        frames = optional_module("frames")
         try:
-            sequences = frames.find_frame_sequences(item.source) if frames is not None else []
+            sequences = find_frame_sequences(item.source)
         except OSError:
             return None
         if len(sequences) != 1:

@@ -1,8 +1,9 @@
 """The run, off the GUI thread: open the backend, colorize the queue, report progress as signals.
 
 :class:`RunWorker` lives in a QThread. Its ``run`` slot calls the runtime library (``open_backend``,
-then ``jobs.run_job``: photos through the batch pipeline, then videos and frame folders, exactly as
-``colorize-batch`` runs them) and turns its callbacks into Qt signals;
+then ``pipeline.run.run_and_report``: photos through the batch pipeline, then videos and frame
+folders, and the report, exactly as ``colorize-batch`` runs them) and turns its callbacks into Qt
+signals;
 the window connects to them with queued connections, so widgets are only ever touched from the
 GUI thread. The signals may be emitted from the runtime's own threads (its writer pool), which
 Qt allows: a queued connection posts an event to the receiver's thread.
@@ -26,23 +27,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from colorizer.contract import ContractError
 from colorizer.desktop import backends
 from colorizer.desktop.app.settings import AppSettings
-from colorizer.desktop.batch import CancelToken, ImageSettings
-from colorizer.desktop.jobs import JobSettings, run_job
-from colorizer.desktop.report import FileResult, summarize, write_report
-from colorizer.desktop.tasks import Task
+from colorizer.desktop.core import CancelToken
+from colorizer.desktop.pipeline.report import REPORT_NAME, FileResult, summarize
+from colorizer.desktop.pipeline.run import run_and_report
+from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
-
-REPORT_NAME = "colorize-report.json"
 
 
 class RunControl:
@@ -90,15 +88,20 @@ class PausableBackend:
         self._control.wait_while_paused()
         return self._backend.predict(l_norm)
 
+    def close(self) -> None:
+        self._backend.close()
+
 
 @dataclass(frozen=True)
-class Job:
+class QueuedTask:
+    """A queue row's id and the runtime task made of it."""
+
     item_id: int
     task: Task
 
 
 @dataclass(frozen=True)
-class RunOutcome:
+class WorkerOutcome:
     results: tuple[FileResult, ...]
     backend: str | None
     cancelled: bool
@@ -115,71 +118,65 @@ class RunWorker(QObject):
     item_started = Signal(int)  # item id (videos: photos are reported when finished)
     item_progress = Signal(int, float)  # item id, fraction (videos)
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total
-    finished = Signal(object)  # RunOutcome, always emitted last
+    finished = Signal(object)  # WorkerOutcome, always emitted last
 
-    def __init__(self, jobs: Sequence[Job], settings: AppSettings, control: RunControl,
+    def __init__(self, queued: Sequence[QueuedTask], settings: AppSettings, control: RunControl,
                  open_backend: OpenBackend | None = None) -> None:
         super().__init__()
-        self.jobs = list(jobs)
+        self.queued = list(queued)
         self.settings = settings
         self.control = control
         self._open_backend = open_backend or backends.open_backend
-        self._ids = {job.task.source: job.item_id for job in self.jobs}
+        self._ids = {q.task.source: q.item_id for q in self.queued}
         self._lock = threading.Lock()
         self._results: list[FileResult] = []
         self._started: set[int] = set()
 
     @Slot()
     def run(self) -> None:
-        started = time.time()
-        backend_name = None
-        error = None
-        try:
-            backend = self._open()
-        except (backends.BackendError, ContractError) as exc:
-            error = str(exc)
-        except Exception as exc:  # a model file ONNX Runtime cannot read, a broken engine...
-            log.exception("opening the backend failed")
-            error = f"could not open the model: {exc}"
-        if error is not None and self.control.cancelled:  # e.g. the engine build was cancelled
-            for job in self.jobs:
-                self._on_result(FileResult.cancelled(job.task))
-            self.finished.emit(RunOutcome(tuple(self._results), None, True, None))
+        backend, error = self._open()
+        if backend is None and self.control.cancelled:  # e.g. the engine build was cancelled
+            for q in self.queued:
+                self._on_result(FileResult.cancelled(q.task))
+            self.finished.emit(WorkerOutcome(tuple(self._results), None, True, None))
             return
-        if error is not None:
+        if backend is None:
             log.error("%s", error)
-            self.finished.emit(RunOutcome((), None, False, None, error))
+            self.finished.emit(WorkerOutcome((), None, False, None, error))
             return
-        backend_name = backend.name
-        self.backend_ready.emit(backend_name)
-        gated = PausableBackend(backend, self.control)
-        image_settings = self.settings.image_settings()
+        self.backend_ready.emit(backend.name)
         try:
-            run_job([j.task for j in self.jobs], gated, JobSettings(images=image_settings,
-                                                                    video=self.settings.video_settings()),
-                    progress=self._on_result, frame_progress=self._on_frames, cancel=self.control.token)
-        except Exception as exc:  # never leave the GUI waiting: report what is left as failed
-            log.exception("the run failed")
-            done = {r.input for r in self._results}
-            for job in self.jobs:
-                if job.task.source not in done:
-                    self._on_result(FileResult.failed(job.task, f"run failed: {exc}", backend_name))
-        report = self._write_report(backend_name, image_settings, started)
-        self.finished.emit(RunOutcome(tuple(self._results), backend_name, self.control.cancelled, report))
+            outcome = run_and_report([q.task for q in self.queued], PausableBackend(backend, self.control),
+                                     self.settings.run_settings(), model=self.settings.model or None,
+                                     report_path=self.settings.output_folder / REPORT_NAME, progress=self._on_result,
+                                     frame_progress=self._on_frames, cancel=self.control.token)
+        finally:
+            backend.close()
+        counts = summarize(outcome.results)
+        log.info("%d colorized, %d skipped, %d failed, %d cancelled; report: %s", counts["done"],
+                 counts["skipped"], counts["failed"], counts["cancelled"], outcome.report)
+        self.finished.emit(WorkerOutcome(outcome.results, backend.name, self.control.cancelled,
+                                         str(outcome.report) if outcome.report else None))
 
     # ------------------------------------------------------------------ steps
-    def _open(self) -> backends.Backend:
+    def _open(self) -> tuple[backends.Backend | None, str | None]:
         s = self.settings
-        return self._open_backend(s.model_path, s.backend, render_size=s.render_size or None,
-                                  engine_progress=self.engine_progress.emit,
-                                  engine_cancel=lambda: self.control.cancelled)
+        try:
+            return self._open_backend(s.model_path, s.backend, render_size=s.render_size or None,
+                                      engine_progress=self.engine_progress.emit,
+                                      engine_cancel=lambda: self.control.cancelled), None
+        except (backends.BackendError, ContractError) as exc:
+            return None, str(exc)
+        except Exception as exc:  # a model file ONNX Runtime cannot read, a broken engine...
+            log.exception("opening the backend failed")
+            return None, f"could not open the model: {exc}"
 
     def _on_result(self, result: FileResult, *_counts) -> None:
         """Progress callback of the runtime (any thread): count and emit in one ordered sequence."""
         with self._lock:
             self._results.append(result)
             item_id = self._ids.get(result.input, 0)
-            self.item_finished.emit(item_id, result, len(self._results), len(self.jobs))
+            self.item_finished.emit(item_id, result, len(self._results), len(self.queued))
 
     def _on_frames(self, progress) -> None:
         """Frame progress of a video or frame folder (``VideoProgress``, the pipeline's thread)."""
@@ -191,19 +188,3 @@ class RunWorker(QObject):
             self.item_started.emit(item_id)
         if progress.fraction is not None:
             self.item_progress.emit(item_id, progress.fraction)
-
-    def _write_report(self, backend_name: str | None, image_settings: ImageSettings, started: float) -> str | None:
-        if not self._results:
-            return None
-        path = self.settings.output_folder / REPORT_NAME
-        try:
-            write_report(path, self._results, backend=backend_name or "none",
-                         settings=asdict(image_settings) | {"model": self.settings.model or "default"},
-                         started=started, interrupted=self.control.cancelled)
-        except OSError as exc:
-            log.warning("could not write the report %s: %s", path, exc)
-            return None
-        counts = summarize(self._results)
-        log.info("%d colorized, %d skipped, %d failed, %d cancelled; report: %s", counts["done"],
-                 counts["skipped"], counts["failed"], counts["cancelled"], path)
-        return str(path)

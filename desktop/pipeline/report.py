@@ -1,4 +1,4 @@
-"""Per-file results and the JSON report of a run (the same schema for every runner)."""
+"""Per-file results and the JSON report of a run: one schema for the CLI, the app and the Ray path."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colorizer import __version__
+from colorizer.desktop.core import Status
+from colorizer.fileio import atomic_write
 
 REPORT_VERSION = 1
-STATUSES = ("done", "skipped", "failed", "cancelled")
+REPORT_NAME = "colorize-report.json"
+STATUSES = tuple(Status)
 
 
 @dataclass(frozen=True)
 class FileResult:
     input: Path
-    status: str  # done | skipped | failed | cancelled
+    status: Status
     output: Path | None = None
     backend: str | None = None
     seconds: float | None = None
@@ -29,20 +32,20 @@ class FileResult:
 
     @classmethod
     def ok(cls, task, backend: str, seconds: float, timings: dict | None = None) -> FileResult:
-        return cls(task.source, "done", task.output, backend, round(seconds, 4),
+        return cls(task.source, Status.DONE, task.output, backend, round(seconds, 4),
                    timings={k: round(v, 4) for k, v in (timings or {}).items()})
 
     @classmethod
     def skipped(cls, task, reason: str) -> FileResult:
-        return cls(task.source, "skipped", task.output, reason=reason)
+        return cls(task.source, Status.SKIPPED, task.output, reason=reason)
 
     @classmethod
     def failed(cls, task, reason: str, backend: str | None = None) -> FileResult:
-        return cls(task.source, "failed", getattr(task, "output", None), backend, reason=reason)
+        return cls(task.source, Status.FAILED, getattr(task, "output", None), backend, reason=reason)
 
     @classmethod
     def cancelled(cls, task) -> FileResult:
-        return cls(task.source, "cancelled", task.output, reason="stopped before this file was finished")
+        return cls(task.source, Status.CANCELLED, task.output, reason="stopped before this file was finished")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -53,12 +56,12 @@ class FileResult:
 
 def summarize(results: Sequence[FileResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    return {s: counts.get(s, 0) for s in STATUSES} | {"total": len(results)}
+    return {s.value: counts.get(s, 0) for s in Status} | {"total": len(results)}
 
 
 def write_report(path: Path, results: Sequence[FileResult], *, backend: str, settings: dict,
                  started: float, finished: float | None = None, interrupted: bool = False) -> Path:
-    """Write the JSON report atomically; returns its path."""
+    """Write the JSON report atomically; returns its path. ``settings``: see ``RunSettings.to_report``."""
     finished = finished or time.time()
     report = {
         "report_version": REPORT_VERSION,
@@ -73,9 +76,4 @@ def write_report(path: Path, results: Sequence[FileResult], *, backend: str, set
         "summary": summarize(results),
         "files": [r.to_dict() for r in sorted(results, key=lambda r: str(r.input))],
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, (json.dumps(report, indent=2, default=str) + "\n").encode())

@@ -9,8 +9,8 @@ asks for it.
 
 The frames go through the same pipeline as a video (batched inference, temporal smoothing reset
 at scene cuts, full-resolution merge) and each output keeps its name, format, bit depth, alpha
-and metadata, written atomically by ``imagefile.write_image``. Optionally the colorized frames
-are also encoded to a video (H.264, or FFV1 when lossless) at ``settings.frame_rate``.
+and metadata, written atomically by ``media.image_write.write_image``. Optionally the colorized
+frames are also encoded to a video (H.264, or FFV1 when lossless) at ``settings.frame_rate``.
 
 A sequence is all or nothing: if it fails or is cancelled, the frames this run wrote are removed
 again (and the video's temporary file), so a half-colorized sequence never looks finished.
@@ -18,6 +18,7 @@ again (and the video's temporary file), so a half-colorized sequence never looks
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -30,33 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.desktop.backends import Backend
-from colorizer.desktop.batch import CancelToken
-from colorizer.desktop.imagefile import (
-    ImageMetadata,
-    ImageReadError,
-    ImageWriteError,
-    is_partial_file,
-    read_image,
-    write_image,
-)
-from colorizer.desktop.report import FileResult
-from colorizer.desktop.tasks import IMAGE_SUFFIXES, Task
-from colorizer.desktop.video import (
-    ColorizeCancelled,
-    OutputGeometry,
-    ProgressTracker,
-    StreamStats,
-    VideoError,
-    VideoProgressCallback,
-    VideoSettings,
-    VideoWriter,
-    colorize_frames,
-    commit_partial,
-    muxer_for,
-    remove_quietly,
-    reserve_partial,
-    result_timings,
-)
+from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
+from colorizer.desktop.media.errors import ImageReadError, ImageWriteError, VideoError
+from colorizer.desktop.media.image_metadata import ImageMetadata
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.image_write import write_image
+from colorizer.desktop.media.video_writer import OutputGeometry, VideoWriter, muxer_for
+from colorizer.desktop.pipeline.report import FileResult
+from colorizer.desktop.pipeline.settings import VideoSettings
+from colorizer.desktop.pipeline.tasks import Task
+from colorizer.desktop.pipeline.video import FrameProgressCallback, ProgressTracker, StreamStats, colorize_frames
+from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +121,13 @@ def _read_frames(sequence: FrameSequence, dst_dir: Path) -> Iterator[tuple[_Fram
 
 
 def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str, backend: Backend,
-                          settings: VideoSettings | None = None, progress: VideoProgressCallback | None = None,
+                          settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
                           cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None) -> FileResult:
     """Colorize the one frame sequence in ``src_dir`` into ``dst_dir`` (names kept); optionally also
     encode it to the video ``to_video`` (.mp4/.mkv/.mov) at ``settings.frame_rate``. A folder with
     no sequence or with several fails with a message saying so."""
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    task = Task(src_dir, dst_dir, "frames")
+    task = Task(src_dir, dst_dir, TaskKind.FRAMES)
     settings = settings or VideoSettings()
     if not src_dir.is_dir():
         return FileResult.failed(task, f"{src_dir}: not a folder", backend.name)
@@ -157,14 +142,16 @@ def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str
     return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video)
 
 
+
+
 def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str, backend: Backend,
-                            settings: VideoSettings | None = None, progress: VideoProgressCallback | None = None,
+                            settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
                             cancel: CancelToken | None = None,
                             to_video: os.PathLike | str | None = None) -> FileResult:
     """Colorize ``sequence`` into ``dst_dir`` (see :func:`colorize_frame_folder`)."""
     dst_dir = Path(dst_dir)
     video_path = Path(to_video) if to_video is not None else None
-    task = Task(sequence.folder, dst_dir, "frames")
+    task = Task(sequence.folder, dst_dir, TaskKind.FRAMES)
     settings = settings or VideoSettings()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
@@ -175,36 +162,18 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     if not settings.overwrite and all(p.exists() for p in outputs) and (video_path is None or video_path.exists()):
         return FileResult.skipped(task, "outputs exist (use --overwrite to redo)")
     written: list[Path] = []
-    partial = writer = colorized = None
     try:
-        if video_path is not None:
-            muxer = muxer_for(video_path)
-            partial = reserve_partial(video_path)
-            writer = VideoWriter(partial, muxer, settings, None, name=video_path)
-        stats = StreamStats()
-        tracker = ProgressTracker(sequence.folder, len(sequence), False, progress)
-        opened = False
-        colorized = colorize_frames(_read_frames(sequence, dst_dir), backend, settings, cancel, stats)
-        for out, rgb in colorized:
-            write_image(out.output, rgb, alpha=out.alpha, format=out.format, bit_depth=out.bit_depth,
-                        metadata=out.metadata, source=out.source)
-            written.append(out.output)
-            if writer is not None:
-                if not opened:
-                    rate = frame_rate_fraction(settings.frame_rate)
-                    writer.open(OutputGeometry(rgb.shape[1], rgb.shape[0], rate, 1 / rate, **_SRGB_TAGS))
-                    opened = True
-                writer.write(rgb, out.index, 1)
-            tracker.frame_written()
-        if cancel.cancelled:
-            raise ColorizeCancelled()
-        if writer is not None:
-            writer.finish()
-            commit_partial(partial, video_path)
-            partial = None
+        with contextlib.ExitStack() as stack:
+            writer = None
+            if video_path is not None:
+                muxer = muxer_for(video_path)
+                partial = stack.enter_context(atomic_path(video_path))
+                writer = VideoWriter(partial, muxer, settings.encoding, None, name=video_path)
+                stack.callback(_close_quietly, writer)  # before the temporary file is committed or removed
+            stats, tracker = _colorize(sequence, dst_dir, writer, backend, settings, progress, cancel, written)
         written = []  # complete: keep them
-        return FileResult.ok(task, backend.name, time.perf_counter() - started, result_timings(stats, tracker))
-    except ColorizeCancelled:
+        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
+    except Cancelled:
         return FileResult.cancelled(task)
     except (ImageReadError, ImageWriteError, VideoError) as exc:
         return FileResult.failed(task, f"frame sequence {sequence.folder / sequence.pattern}: {exc}", backend.name)
@@ -217,14 +186,38 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
         return FileResult.failed(task, f"{sequence.folder}: colorization failed ({type(exc).__name__}: {exc})",
                                  backend.name)
     finally:
-        if colorized is not None:
-            colorized.close()  # stops and joins the reading thread
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:  # already failing: the temporary file goes anyway
-                log.debug("closing %s failed", partial, exc_info=True)
-        if partial is not None:
-            remove_quietly(partial)
         for path in written:  # all or nothing
             remove_quietly(path)
+
+
+def _colorize(sequence: FrameSequence, dst_dir: Path, writer: VideoWriter | None, backend: Backend,
+              settings: VideoSettings, progress: FrameProgressCallback | None, cancel: CancelToken,
+              written: list[Path]) -> tuple[StreamStats, ProgressTracker]:
+    """Colorize every frame into ``dst_dir`` (appending each output to ``written``) and to ``writer``."""
+    stats = StreamStats()
+    tracker = ProgressTracker(sequence.folder, len(sequence), False, progress)
+    colorized = colorize_frames(_read_frames(sequence, dst_dir), backend, settings, cancel, stats)
+    try:
+        for out, rgb in colorized:
+            write_image(out.output, rgb, alpha=out.alpha, format=out.format, bit_depth=out.bit_depth,
+                        metadata=out.metadata, source=out.source)
+            written.append(out.output)
+            if writer is not None:
+                if writer.stream is None:  # the first frame gives the video its size
+                    rate = frame_rate_fraction(settings.frame_rate)
+                    writer.open(OutputGeometry(rgb.shape[1], rgb.shape[0], rate, 1 / rate, **_SRGB_TAGS))
+                writer.write(rgb, out.index, 1)
+            tracker.frame_written()
+        cancel.raise_if_cancelled()
+        if writer is not None:
+            writer.finish()
+    finally:
+        colorized.close()  # stops and joins the reading thread
+    return stats, tracker
+
+
+def _close_quietly(writer: VideoWriter) -> None:
+    try:
+        writer.close()
+    except Exception:  # already failing: the temporary file goes anyway
+        log.debug("closing %s failed", writer.path, exc_info=True)

@@ -172,18 +172,6 @@ class TemporalSmoother(Generic[T]):
         return acc / total[None]
 
 
-def smooth_sequence(l_planes: list[np.ndarray], abs_: list[np.ndarray], strength: float, radius: int = 3,
-                    cut_threshold: float = 10.0) -> list[np.ndarray]:
-    """Smooth a whole (short) sequence in memory; for tests and experiments."""
-    smoother: TemporalSmoother[int] = TemporalSmoother(strength, radius)
-    detector = SceneCutDetector(cut_threshold)
-    out: dict[int, np.ndarray] = {}
-    for i, (plane, ab) in enumerate(zip(l_planes, abs_, strict=True)):
-        out.update(smoother.push(i, plane, ab, detector.update(plane)))
-    out.update(smoother.flush())
-    return [out[i] for i in range(len(l_planes))]
-
-
 class FlickerMeter:
     """Running flicker value of a frame sequence (see :func:`flicker_metric`)."""
 

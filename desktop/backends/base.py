@@ -1,0 +1,99 @@
+"""What every backend is: open a model, predict ab from L in batches, close. And the model's files.
+
+A backend turns normalized L (N, 1, H, W) into normalized ab (N, 2, H, W) (the color contract,
+``colorizer.contract``); ``name`` says what really runs (read back from the library, never
+assumed) and ``contract`` what the model computes. Each backend class has an ``open`` classmethod
+the registry (:mod:`.registry`) calls with the model's files and the user's options; it raises
+(:class:`BackendError` or the library's own error) when it cannot run here, and the registry
+tries the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from colorizer.contract import ModelContract
+from colorizer.errors import ColorizerError
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+class BackendError(ColorizerError, RuntimeError):
+    """The requested backend cannot run here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """An exported model: the FP32 ONNX and, when present beside it, its FP16 twin (for GPUs)."""
+
+    onnx: Path
+    fp16_onnx: Path | None = None
+    engine: Path | None = None  # a prebuilt TensorRT engine given by the user
+
+    @classmethod
+    def from_path(cls, path: Path) -> ModelFiles:
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"model file not found: {path}")
+        if path.suffix in ENGINE_SUFFIXES:
+            onnx_guess = path.with_suffix(".onnx")
+            return cls(onnx=onnx_guess if onnx_guess.is_file() else path, engine=path)
+        if path.suffix != ".onnx":
+            raise BackendError(f"{path}: expected an ONNX model (.onnx) or a TensorRT engine (.engine/.plan)")
+        name = path.name.removesuffix(".onnx").removesuffix(".fp16")
+        fp32 = path.with_name(name + ".onnx")
+        fp16 = path.with_name(name + ".fp16.onnx")
+        return cls(onnx=fp32 if fp32.is_file() else path, fp16_onnx=fp16 if fp16.is_file() else None)
+
+    @property
+    def gpu_onnx(self) -> Path:
+        """The ONNX a GPU runs best: the FP16 one when there is one."""
+        return self.fp16_onnx or self.onnx
+
+
+@dataclass(frozen=True)
+class OpenOptions:
+    """What the user chose besides the model: the GPU, CPU threads, where engines are cached..."""
+
+    device: int = 0  # CUDA device index
+    threads: int = 0  # CPU inference threads (0: the backend's default)
+    cache_dir: Path | None = None  # TensorRT engines (None: the user's cache folder)
+    render_size: int | None = None  # largest render size an engine must accept (None: the model's)
+    engine_progress: Callable[[str, int, int], None] | None = None  # engine build: (phase, step, total)
+    engine_cancel: Callable[[], bool] | None = None  # True: stop the engine build
+
+
+class Backend(Protocol):
+    name: str  # the backend actually in use, e.g. "onnxruntime-cpu"
+    contract: ModelContract
+
+    def predict(self, l_norm: np.ndarray) -> np.ndarray:
+        """(N, 1, H, W) float32 normalized L -> (N, 2, H, W) float32 normalized ab."""
+        ...
+
+    def close(self) -> None:
+        """Free what the backend holds (GPU memory, sessions); it cannot predict afterwards."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The shipped default model (installed with the package as colorizer.assets)."""
+    from importlib.resources import files
+
+    return Path(str(files("colorizer.assets") / "models" / "colorizer.onnx"))
+
+
+def read_contract(onnx_path: Path) -> ModelContract:
+    """The color contract in an ONNX model's metadata (ContractError when it has none, or an unknown one)."""
+    import onnxruntime as ort
+
+    try:
+        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise BackendError(f"{onnx_path}: cannot be loaded as an ONNX model ({exc})") from exc
+    return ModelContract.from_metadata(meta.custom_metadata_map, source=str(onnx_path))

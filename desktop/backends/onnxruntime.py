@@ -1,0 +1,105 @@
+"""ONNX Runtime: its TensorRT, CUDA and CPU execution providers.
+
+ONNX Runtime falls back silently when a provider cannot start, so the name of a backend is read
+back from ``session.get_providers()``; an ``open_*`` that did not get the provider it asked for
+closes the session and raises, and the registry goes on to the next backend. The CUDA provider
+runs the FP16 ONNX where there is one, TensorRT's builds FP16 engines itself from the FP32 one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from colorizer.contract import INPUT_NAME, ModelContract
+from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOptions
+
+PROVIDER_NAMES = {
+    "TensorrtExecutionProvider": "onnxruntime-tensorrt",
+    "CUDAExecutionProvider": "onnxruntime-cuda",
+    "CPUExecutionProvider": "onnxruntime-cpu",
+}
+CPU = "CPUExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ort.get_available_providers()
+
+
+def default_cpu_threads() -> int:
+    """Threads for ONNX Runtime on the CPU: all cores but one left for decoding and encoding."""
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1) if cores > 2 else cores
+
+
+@dataclass
+class OnnxRuntimeBackend:
+    """ONNX Runtime with the given providers; ``name`` reflects the provider really used."""
+
+    model_path: Path
+    providers: list
+    threads: int = 0
+    contract: ModelContract = field(init=False)
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), options, providers=self.providers)
+        except Exception as exc:
+            raise BackendError(f"{self.model_path}: ONNX Runtime could not load the model ({exc})") from exc
+        self.contract = ModelContract.from_metadata(self.session.get_modelmeta().custom_metadata_map,
+                                                    source=str(self.model_path))
+        used = self.session.get_providers()
+        self.name = PROVIDER_NAMES.get(used[0], used[0])
+        self.providers_used = used
+
+    def predict(self, l_norm: np.ndarray) -> np.ndarray:
+        (ab,) = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(l_norm, dtype=np.float32)})
+        return ab
+
+    def close(self) -> None:
+        self.session = None  # ONNX Runtime frees the session's memory with its last reference
+
+    # ------------------------------------------------------------------ the registry's entries
+    @classmethod
+    def open_tensorrt(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
+        provider = {"device_id": options.device, "trt_fp16_enable": True, "trt_engine_cache_enable": True}
+        if options.cache_dir is not None:
+            provider |= {"trt_engine_cache_path": str(options.cache_dir), "trt_timing_cache_enable": True,
+                         "trt_timing_cache_path": str(options.cache_dir)}
+        providers = [("TensorrtExecutionProvider", provider), ("CUDAExecutionProvider", {"device_id": options.device}),
+                     CPU]
+        return cls._open_expecting("TensorrtExecutionProvider", files.onnx, providers, options.threads)
+
+    @classmethod
+    def open_cuda(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
+        providers = [("CUDAExecutionProvider", {"device_id": options.device}), CPU]
+        return cls._open_expecting("CUDAExecutionProvider", files.gpu_onnx, providers, options.threads)
+
+    @classmethod
+    def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
+        return cls(files.onnx, [CPU], options.threads or default_cpu_threads())
+
+    @classmethod
+    def _open_expecting(cls, provider: str, onnx: Path, providers: list, threads: int) -> OnnxRuntimeBackend:
+        if provider not in available_providers():
+            gpu_build = "" if provider == CPU else "; install the GPU build with `pip uninstall onnxruntime && " \
+                                                   "pip install onnxruntime-gpu`"
+            raise BackendError(f"this ONNX Runtime has no {provider}{gpu_build}")
+        backend = cls(onnx, providers, threads)
+        if backend.name != PROVIDER_NAMES[provider]:
+            backend.close()
+            raise BackendError(f"the {provider} did not start and ONNX Runtime fell back to {backend.name} "
+                               "(see ONNX Runtime's log above)")
+        return backend

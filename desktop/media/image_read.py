@@ -1,0 +1,350 @@
+"""Decoding image files: upright RGB (8 or 16 bits), alpha, and the metadata for the output.
+
+Files are recognized by their content (:mod:`.formats`), never by their extension: JPEG, PNG,
+TIFF, WebP and BMP. :func:`read_image` returns a :class:`DecodedImage` with the EXIF orientation
+already applied. Pixels of 8-bit sources come from Pillow; 16-bit (and float) PNG and TIFF pixels
+come from OpenCV, because Pillow truncates 16-bit RGB to 8 bits. Metadata always comes from
+Pillow (:mod:`.image_metadata`). The input is only ever opened for reading, and a truncated or
+corrupt file is an error, never a half-gray picture.
+
+What is read: pixels of any Pillow mode (palette, 1-bit, gray, gray+alpha, RGB, RGBA, CMYK...)
+become RGB; PNG and TIFF with 16-bit samples stay 16-bit (float TIFF samples are taken as [0, 1]
+and stored as 16 bits). EXIF comes from JPEG APP1, PNG eXIf (or ImageMagick's hex "Raw profile
+type exif" text), the WebP EXIF chunk and TIFF tags; ICC from all formats but BMP; DPI from JPEG,
+PNG, TIFF and BMP; XMP from JPEG, PNG, TIFF and WebP; text from PNG text chunks and the JPEG
+comment. (For 16-bit PNGs, chunks placed after the pixel data are not read.)
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+
+from colorizer.desktop.media.errors import ImageReadError
+from colorizer.desktop.media.formats import SNIFF_BYTES, detect_format_bytes, not_an_image_reason, os_error_reason
+from colorizer.desktop.media.image_metadata import ImageMetadata, read_metadata
+from colorizer.desktop.media.tiff_tags import reset_orientation
+from colorizer.fileio import PathLike
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = 300_000_000
+"""Images above this many pixels are refused unless the caller raises ``max_pixels``."""
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
+_COLOR_CHROMA_THRESHOLD = 0.012  # mean (max - min) channel spread, fraction of full scale
+_CHROMA_SAMPLE_PIXELS = 1_000_000
+_ORIENTATION_TRANSFORMS: Mapping[int, Callable[[np.ndarray], np.ndarray]] = MappingProxyType(
+    {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+)
+# Exceptions Pillow and OpenCV raise on bad data.
+_DECODER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    TypeError,
+    zlib.error,
+    cv2.error,
+)
+
+
+class _DecodeError(Exception):
+    """Internal: why decoding failed; :func:`read_image` adds the path."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """A decoded image file: upright RGB pixels, alpha, and the metadata for its output."""
+
+    rgb: np.ndarray
+    """(H, W, 3) uint8 or uint16, EXIF orientation applied; grayscale replicated to 3 channels."""
+    alpha: np.ndarray | None
+    """(H, W) of the same dtype as ``rgb``, or None."""
+    format: str
+    """One of :data:`FORMATS`."""
+    bit_depth: int
+    """8 or 16 (bits per channel of ``rgb``)."""
+    is_color: bool
+    """Whether the source had color (a color mode and visible chroma)."""
+    metadata: ImageMetadata
+    mode: str
+    """Pillow's mode of the source ("RGB", "P", "CMYK", "I;16", ...), for reports."""
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+class _Pixels(NamedTuple):
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    gray_source: bool
+
+
+def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode the image file at ``path`` (see :class:`DecodedImage`).
+
+    ``max_pixels`` (None = no limit) refuses larger images before their pixels are decoded.
+    Raises :class:`ImageReadError` for a missing, unreadable, empty, truncated, corrupt, too large
+    or unsupported file. The file is opened read-only and never modified.
+    """
+    path = Path(path)
+    data = _read_file(path)
+    fmt = detect_format_bytes(data[:SNIFF_BYTES])
+    if fmt is None:
+        raise ImageReadError(path, not_an_image_reason(data[:SNIFF_BYTES]))
+    try:
+        return _decode(data, fmt, max_pixels)
+    except _DecodeError as exc:
+        raise ImageReadError(path, exc.reason) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            path,
+            f"image larger than Pillow's safety limit ({exc}); raise PIL.Image.MAX_IMAGE_PIXELS to allow it",
+        ) from exc
+    except MemoryError as exc:
+        raise ImageReadError(path, "not enough memory to decode it") from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageReadError(path, _decoder_error_reason(fmt, exc)) from exc
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImageReadError(path, os_error_reason(exc)) from exc
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    return data
+
+
+def _decoder_error_reason(fmt: str, exc: BaseException) -> str:
+    detail = str(exc) or type(exc).__name__
+    if "truncated" in detail.lower() or isinstance(exc, EOFError):
+        return f"truncated {fmt} data, the file is incomplete ({detail})"
+    return f"corrupt {fmt} data ({type(exc).__name__}: {detail})"
+
+
+def _pillow_image_class(fmt: str) -> type[ImageFile.ImageFile]:
+    if fmt == "WEBP":
+        try:
+            from PIL import WebPImagePlugin
+        except ImportError as exc:
+            raise _DecodeError("this Pillow build has no WebP support") from exc
+        return WebPImagePlugin.WebPImageFile
+    classes: dict[str, type[ImageFile.ImageFile]] = {
+        "JPEG": JpegImagePlugin.JpegImageFile,
+        "PNG": PngImagePlugin.PngImageFile,
+        "TIFF": TiffImagePlugin.TiffImageFile,
+        "BMP": BmpImagePlugin.BmpImageFile,
+    }
+    return classes[fmt]
+
+
+def _decode(data: bytes, fmt: str, max_pixels: int | None) -> DecodedImage:
+    tiff_orientation = 1
+    if fmt == "TIFF":
+        # Recent Pillow and OpenCV rotate TIFFs while decoding, older ones do not: neutralize the
+        # tag in this in-memory copy so every decoder gives the pixels as stored, then rotate here.
+        data, tiff_orientation = reset_orientation(data)
+    # The plugin class is used directly (not Image.open) so that ``max_pixels`` is the limit,
+    # not Pillow's process-wide MAX_IMAGE_PIXELS and its warnings.
+    with _pillow_image_class(fmt)(io.BytesIO(data)) as im:
+        _check_pixel_count(im.size, max_pixels)
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files may go unnoticed")
+        bits = _source_bits(im, data, fmt)
+        if bits > 8 or _large_plain_tiff(im, fmt):
+            pixels = _decode_with_opencv(data, fmt, bits, im)
+        else:
+            im.load()  # forces the full decode: truncated data raises here
+            pixels = _pillow_pixels(im)
+        metadata, orientation = read_metadata(im, data, fmt)
+        orientation = tiff_orientation if fmt == "TIFF" else orientation
+        mode = im.mode
+    rgb = _apply_orientation(pixels.rgb, orientation)
+    alpha = None if pixels.alpha is None else _apply_orientation(pixels.alpha, orientation)
+    return DecodedImage(
+        rgb=rgb,
+        alpha=alpha,
+        format=fmt,
+        bit_depth=16 if rgb.dtype == np.uint16 else 8,
+        is_color=not pixels.gray_source and has_color(rgb),
+        metadata=metadata,
+        mode=mode,
+    )
+
+
+def _check_pixel_count(size: tuple[int, int], max_pixels: int | None) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise _DecodeError(f"invalid image size {width}x{height}")
+    if max_pixels is not None and width * height > max_pixels:
+        raise _DecodeError(
+            f"image too large: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds the limit of "
+            f"{max_pixels / 1e6:.0f} megapixels (raise max_pixels to allow it, if memory permits)"
+        )
+
+
+def _source_bits(im: ImageFile.ImageFile, data: bytes, fmt: str) -> int:
+    """Bits per sample of the source (8 for everything but deep PNG and TIFF)."""
+    if fmt == "PNG" and len(data) > 24:
+        return int(data[24])  # IHDR bit depth
+    if fmt == "TIFF":
+        bits = im.tag_v2.get(258, 1)
+        return max(bits) if isinstance(bits, tuple) else int(bits)
+    return 8
+
+
+def _large_plain_tiff(im: ImageFile.ImageFile, fmt: str) -> bool:
+    """Whether Pillow would refuse (or warn about) decoding this TIFF though ``max_pixels`` allows it.
+
+    Pillow checks TIFFs against its own process-wide limit when it decodes them; OpenCV decodes
+    these plain modes as well and has no such limit below ``max_pixels``.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    too_large = limit is not None and im.size[0] * im.size[1] > limit
+    return fmt == "TIFF" and too_large and im.mode in ("L", "LA", "RGB", "RGBA")
+
+
+def _decode_with_opencv(data: bytes, fmt: str, bits: int, im: ImageFile.ImageFile) -> _Pixels:
+    """PNG/TIFF pixels through OpenCV, which keeps 16 bits (orientation not applied)."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        if im.mode.startswith("I;16"):  # 16-bit gray: Pillow keeps it too
+            im.load()
+            return _pillow_pixels(im)
+        problem = "corrupt or truncated" if bits in (16, 32) else f"unsupported {bits}-bit samples, or corrupt"
+        raise _DecodeError(f"{problem} {bits}-bit {fmt} data (the decoder rejected it)")
+    if array.shape[:2] != (im.height, im.width):
+        raise _DecodeError(f"decoders disagree on the size ({array.shape[1]}x{array.shape[0]} vs {im.size})")
+    array = _high_depth_samples(array)
+    if array.ndim == 2:
+        return _Pixels(_gray_to_rgb(array), None, gray_source=True)
+    channels = array.shape[2]
+    if channels == 1:
+        return _Pixels(_gray_to_rgb(array[..., 0]), None, gray_source=True)
+    if channels == 2:
+        return _Pixels(_gray_to_rgb(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source=True)
+    if channels == 3:
+        return _Pixels(np.ascontiguousarray(array[..., ::-1]), None, gray_source=False)
+    if channels == 4:
+        return _Pixels(np.ascontiguousarray(array[..., 2::-1]), np.ascontiguousarray(array[..., 3]), False)
+    raise _DecodeError(f"unsupported number of channels: {channels}")
+
+
+def _high_depth_samples(array: np.ndarray) -> np.ndarray:
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        logger.debug("floating-point samples taken as [0, 1] and stored as 16 bits")
+        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0) * 65535.0 + 0.5
+        return scaled.astype(np.uint16)
+    raise _DecodeError(f"unsupported sample type {array.dtype} (only 8- and 16-bit integer samples are read)")
+
+
+def _pillow_pixels(im: Image.Image) -> _Pixels:
+    """Pixels of a loaded Pillow image as RGB (+ alpha), whatever its mode."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        gray = np.asarray(im)
+        gray = np.clip(gray, 0, 65535).astype(np.uint16) if mode == "I" else gray.astype(np.uint16)
+        return _Pixels(_gray_to_rgb(gray), None, gray_source=True)
+    gray_source = mode in _GRAY_MODES
+    im = _to_basic_mode(im)
+    array = np.asarray(im)
+    if im.mode == "L":
+        return _Pixels(_gray_to_rgb(array), None, gray_source)
+    if im.mode == "LA":
+        return _Pixels(_gray_to_rgb(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source)
+    if im.mode == "RGBA":
+        return _Pixels(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]), gray_source)
+    return _Pixels(np.array(array), None, gray_source)
+
+
+def _to_basic_mode(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to one of L, LA, RGB, RGBA."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if mode in ("P", "PA"):
+        return im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    target = {"1": "L", "La": "LA", "RGBa": "RGBA"}.get(mode, "RGB")
+    try:
+        return im.convert(target)
+    except ValueError as exc:
+        raise _DecodeError(f"unsupported pixel mode {mode!r}") from exc
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    """CMYK -> sRGB through the embedded profile when there is one, else Pillow's plain formula."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if converted is not None:
+                return converted
+        except Exception as exc:  # ImportError, OSError, ImageCms.PyCMSError (a bare Exception subclass)
+            logger.debug("CMYK conversion through the embedded profile failed (%s); using the plain one", exc)
+    return im.convert("RGB")
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    transform = _ORIENTATION_TRANSFORMS.get(orientation)
+    if transform is None:
+        if orientation != 1:
+            logger.debug("ignoring invalid EXIF orientation %r", orientation)
+        return array
+    return np.ascontiguousarray(transform(array))
+
+
+def has_color(rgb: np.ndarray, threshold: float = _COLOR_CHROMA_THRESHOLD) -> bool:
+    """Whether an RGB image shows color: mean channel spread (max - min) above ``threshold``.
+
+    ``threshold`` is a fraction of full scale; the default ignores JPEG chroma noise on gray
+    pictures stored as RGB, while sepia-toned prints count as color. Large images are subsampled.
+    """
+    step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / _CHROMA_SAMPLE_PIXELS))))
+    sample = rgb[::step, ::step]
+    spread = sample.max(axis=2).astype(np.float32) - sample.min(axis=2)
+    full_scale = 65535.0 if rgb.dtype == np.uint16 else 255.0 if rgb.dtype == np.uint8 else 1.0
+    return float(spread.mean()) / full_scale > threshold

@@ -1,0 +1,367 @@
+"""Reading videos with PyAV: probing, recognizing videos by content, decoding upright RGB frames.
+
+:class:`VideoSource` demuxes a file: its main video stream is decoded to upright RGB frames
+(8 or 16 bits per channel) with their timestamps; the packets of every other stream worth
+keeping (audio, subtitles, other video angles) are handed on untouched for the writer to copy.
+Rotation (the display matrix, or the old ``rotate`` tag) is applied to the pixels; the source's
+YUV matrix and range are used to decode (an untagged matrix is taken as players take it: BT.709
+from 1280x720 up, BT.601 below). A stream that ends early is an error naming the file, never a
+short video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from colorizer.contract import rgb_to_lab
+from colorizer.desktop.media.errors import VideoReadError
+from colorizer.desktop.media.formats import detect_format
+
+log = logging.getLogger(__name__)
+
+_STILL_DEMUXERS = {"image2", "image2pipe", "tty", "gif", "apng", "webp"}
+_SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}  # AVColorSpace -> swscale SWS_CS_*
+AVCOL_RGB, AVCOL_UNSPECIFIED = 0, 2
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` finds out without decoding."""
+
+    path: Path
+    format_name: str
+    width: int  # coded size (before rotation)
+    height: int
+    rotation: int  # degrees counter-clockwise to display upright (0, 90, 180, 270)
+    frame_rate: Fraction | None
+    time_base: Fraction | None
+    frames: int | None  # frame count, exact or estimated
+    frames_estimated: bool
+    duration_s: float | None
+    streams: tuple[str, ...]  # "video:h264", "audio:aac", ...
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Where a decoded frame goes in the output."""
+
+    index: int
+    pts: int
+    duration: int | None
+
+
+# --------------------------------------------------------------------------- probing
+def _open_input(path: Path):
+    if not path.exists():
+        raise VideoReadError(path, "no such file")
+    if path.is_dir():
+        raise VideoReadError(path, "is a folder")
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise VideoReadError(path, _ffmpeg_reason(exc)) from exc
+    except OSError as exc:
+        raise VideoReadError(path, exc.strerror or str(exc)) from exc
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    if isinstance(exc, EOFError) or text == "End of file":
+        return f"the file ends unexpectedly: truncated or damaged ({text})"
+    if "moov atom not found" in str(exc) or "Invalid data found" in text:
+        return f"not a readable video, or truncated (the file ends before its index) ({text})"
+    return text
+
+
+def main_video_stream(container):
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _is_still_image(container) -> bool:
+    name = container.format.name
+    return name.endswith("_pipe") or bool(set(name.split(",")) & _STILL_DEMUXERS)
+
+
+def is_video(path: os.PathLike | str) -> bool:
+    """Whether FFmpeg reads ``path`` as a moving picture (by content; cheap: opens the header only).
+
+    Still images (JPEG, PNG, ...; also GIF and APNG), audio files (even with cover art) and
+    files FFmpeg cannot read are not videos.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if detect_format(path) is not None:  # a photo by its magic bytes
+            return False
+    except Exception:
+        return False
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except Exception:
+        return False
+    try:
+        return not _is_still_image(container) and main_video_stream(container) is not None
+    finally:
+        container.close()
+
+
+def _stream_rotation(stream) -> int:
+    value = 0
+    for key, tag in stream.metadata.items():  # FFmpeg before 7 exposed the display matrix as a tag
+        if key.lower() == "rotate":
+            with contextlib.suppress(ValueError):
+                value = -int(float(tag))  # the tag is clockwise; VideoFrame.rotation counter-clockwise
+    return value
+
+
+def _quarter_turns(degrees: float) -> int:
+    turns = round(degrees / 90.0)
+    if abs(degrees - 90 * turns) > 1:
+        log.warning("rotation of %.1f degrees is not a multiple of 90; using %d", degrees, 90 * turns)
+    return turns % 4
+
+
+def stream_duration_s(stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    for key, value in stream.metadata.items():  # Matroska: DURATION tag "00:01:02.500000000"
+        if key.lower().startswith("duration"):
+            match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", value.strip())
+            if match:
+                h, m, s = match.groups()
+                return int(h) * 3600 + int(m) * 60 + float(s)
+    return None
+
+
+def _stream_rate(stream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    return None
+
+
+def _frame_total(stream, container) -> tuple[int | None, bool]:
+    if stream.frames:
+        return int(stream.frames), False
+    duration = stream_duration_s(stream)
+    if duration is None and container.duration:
+        duration = container.duration / 1_000_000
+    rate = _stream_rate(stream)
+    if duration and rate:
+        return max(1, round(duration * rate)), True
+    return None, True
+
+
+def probe_video(path: os.PathLike | str) -> VideoInfo:
+    """Read a video's header (no decoding); raises VideoReadError for anything that is not a video."""
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = main_video_stream(container)
+        if stream is None or _is_still_image(container):
+            raise VideoReadError(path, "no video stream (a still image or an audio file)")
+        frames, estimated = _frame_total(stream, container)
+        duration = stream_duration_s(stream)
+        if duration is None and container.duration:
+            duration = container.duration / 1_000_000
+        ctx = stream.codec_context
+        return VideoInfo(path, container.format.name, ctx.width, ctx.height,
+                         (_quarter_turns(_stream_rotation(stream)) * 90), _stream_rate(stream),
+                         stream.time_base, frames, estimated, duration,
+                         tuple(f"{s.type}:{codec_name(s)}" for s in container.streams))
+    finally:
+        container.close()
+
+
+def codec_name(stream) -> str:
+    ctx = getattr(stream, "codec_context", None)
+    return (ctx.name if ctx is not None else None) or "unknown"
+
+
+def copyable_streams(container, main) -> list:
+    """The streams copied into the output: audio, subtitles, other video (not cover art)."""
+    chosen = []
+    for stream in container.streams:
+        if stream is main or stream.type not in ("audio", "subtitle", "video"):
+            continue
+        if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        chosen.append(stream)
+    return chosen
+
+
+# --------------------------------------------------------------------------- decoding
+class VideoSource:
+    """Demuxes a file: decodes its main video stream to upright RGB frames, hands other packets on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.container = _open_input(path)
+        try:
+            self.stream = main_video_stream(self.container)
+            if self.stream is None or _is_still_image(self.container):
+                raise VideoReadError(path, "no video stream (a still image or an audio file)")
+            self.stream.codec_context.thread_type = "AUTO"  # frame + slice threads
+            self.copied = copyable_streams(self.container, self.stream)
+            self.rate = _stream_rate(self.stream)
+            self.time_base = self.stream.time_base or (1 / self.rate if self.rate else Fraction(1, 25))
+            self.frames_total, self.total_is_estimate = _frame_total(self.stream, self.container)
+            self.duration_s = stream_duration_s(self.stream)
+        except BaseException:
+            self.container.close()
+            raise
+        self.turns = 0
+        self.size: tuple[int, int] | None = None  # upright (height, width) of the first frame
+        self.colorspace = AVCOL_UNSPECIFIED
+        self.color_range = 0
+        self.decoded = 0
+        self._last_pts: int | None = None
+        self._last_end: int | None = None
+        self._copied_packets: dict[int, int] = {}
+        self._copied_end: dict[int, int] = {}
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def frames(self, on_packet: Callable[[Any], None]) -> Iterator[tuple[FrameMeta, np.ndarray]]:
+        """Decoded frames as ``(FrameMeta, upright RGB uint8/uint16)``; other packets go to ``on_packet``."""
+        video_index = self.stream.index
+        copied = {s.index for s in self.copied}
+        try:
+            for packet in self.container.demux([self.stream, *self.copied]):
+                if packet.stream.index != video_index:
+                    if packet.stream.index in copied and not (packet.size == 0 and packet.dts is None):
+                        self._count_copied(packet)
+                        on_packet(packet)
+                    continue
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError as exc:
+                    where = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
+                    raise VideoReadError(self.path, f"damaged video data{where} ({exc})") from exc
+                for frame in decoded:
+                    yield self._convert(frame)
+        except av.FFmpegError as exc:
+            raise VideoReadError(self.path, f"reading stopped after {self.decoded} frames ({exc})") from exc
+        self._check_complete()
+
+    def _convert(self, frame) -> tuple[FrameMeta, np.ndarray]:
+        colorspace = effective_colorspace(frame.colorspace, frame.width, frame.height)
+        if self.decoded == 0:
+            self.turns = _quarter_turns(frame.rotation or _stream_rotation(self.stream))
+            self.colorspace = colorspace
+            self.color_range = int(frame.color_range)
+        step = int(frame.duration) if frame.duration else self._default_step()
+        pts = frame.pts if frame.pts is not None else (0 if self._last_pts is None else self._last_pts + step)
+        if self._last_pts is not None and pts <= self._last_pts:
+            log.warning("%s: frame %d has a timestamp out of order; shifted by one tick", self.path, self.decoded)
+            pts = self._last_pts + 1
+        self._last_pts, self._last_end = pts, pts + step
+        depth = max(c.bits for c in frame.format.components) if frame.format.components else 8
+        rgb = frame.to_ndarray(format="rgb48le" if depth > 8 else "rgb24",
+                               src_colorspace=sws_colorspace(colorspace),
+                               src_color_range=int(frame.color_range))
+        if self.turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, self.turns))
+        if self.size is None:
+            self.size = rgb.shape[:2]
+        elif rgb.shape[:2] != self.size:
+            raise VideoReadError(self.path, f"frame size changes mid-stream ({self.size} -> {rgb.shape[:2]}), "
+                                 "which this program does not support")
+        meta = FrameMeta(self.decoded, pts, int(frame.duration) if frame.duration else None)
+        self.decoded += 1
+        return meta, rgb
+
+    def _default_step(self) -> int:
+        if self.rate and self.time_base:
+            return max(1, round(1 / (self.rate * self.time_base)))
+        return 1
+
+    def _count_copied(self, packet) -> None:
+        index = packet.stream.index
+        self._copied_packets[index] = self._copied_packets.get(index, 0) + 1
+        if packet.pts is not None:
+            end = packet.pts + (packet.duration or 0)
+            self._copied_end[index] = max(end, self._copied_end.get(index, end))
+
+    def _check_complete(self) -> None:
+        """A stream that ends early is truncated (or damaged): an error, not a short video."""
+        if self.decoded == 0:
+            raise VideoReadError(self.path, "no video frame could be decoded (damaged or empty stream)")
+        step_s = float(self._default_step() * self.time_base)
+        end_s = float((self._last_end - (self.stream.start_time or 0)) * self.time_base)
+        short_in_time = self.duration_s is not None and end_s < self.duration_s - max(2.5 * step_s, 0.1)
+        expected = None if self.total_is_estimate else self.frames_total
+        if expected and self.decoded < expected and (short_in_time or self.duration_s is None):
+            raise VideoReadError(self.path, f"truncated or damaged: only {self.decoded} of {expected} frames "
+                                 "could be decoded")
+        if expected is None and short_in_time:
+            raise VideoReadError(self.path, f"truncated or damaged: the video stops at {end_s:.2f} s of "
+                                 f"{self.duration_s:.2f} s")
+        for stream in self.copied:
+            if stream.type != "audio":  # subtitles are sparse: their end says nothing
+                continue
+            got = self._copied_packets.get(stream.index, 0)
+            if stream.frames and got < stream.frames:
+                raise VideoReadError(self.path, f"truncated or damaged: only {got} of {stream.frames} packets of "
+                                     f"audio stream #{stream.index} could be read")
+            duration = stream_duration_s(stream)
+            end = self._copied_end.get(stream.index)
+            if not stream.frames and duration and end is not None and stream.time_base:
+                end_s = float((end - (stream.start_time or 0)) * stream.time_base)
+                if end_s < duration - 0.25:
+                    raise VideoReadError(self.path, f"truncated or damaged: audio stream #{stream.index} stops at "
+                                         f"{end_s:.2f} s of {duration:.2f} s")
+
+
+def effective_colorspace(av_colorspace: int, width: int, height: int) -> int:
+    """The YUV matrix of a frame: its tag, or where untagged what players assume (BT.709 for HD,
+    BT.601 otherwise); the output is encoded with the same matrix and tagged with it."""
+    if int(av_colorspace) in _SWS_COLORSPACE:
+        return int(av_colorspace)
+    return 1 if width >= 1280 or height >= 720 else 6
+
+
+def sws_colorspace(av_colorspace: int):
+    from av.video.reformatter import Colorspace
+
+    return Colorspace(_SWS_COLORSPACE.get(int(av_colorspace), 5))
+
+
+def iter_lab_frames(path: os.PathLike | str, max_frames: int | None = None,
+                    size: int | None = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode a video to ``(L (H, W), ab (H, W, 2))`` float32 Lab frames, upright, downscaled to a
+    long side of ``size`` (None: full size). For measuring (flicker) and tests."""
+    with VideoSource(Path(path)) as source:
+        for meta, rgb in source.frames(lambda packet: None):
+            if max_frames is not None and meta.index >= max_frames:
+                break
+            h, w = rgb.shape[:2]
+            if size and max(h, w) > size:
+                scale = size / max(h, w)
+                rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                 interpolation=cv2.INTER_AREA)
+            lab = rgb_to_lab(rgb)
+            yield lab[..., 0], lab[..., 1:]

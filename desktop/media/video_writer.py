@@ -1,0 +1,305 @@
+"""Writing videos with PyAV: colorized frames encoded, every other stream copied, one muxing pass.
+
+:class:`VideoWriter` encodes H.264 (libx264, CRF; yuv420p, so odd sizes are padded or cropped by
+one pixel, never stretched) or, lossless, FFV1 (8-bit RGB, exactly the colorized pixels) in
+Matroska, and muxes the source's other packets (audio, subtitles, extra video angles) unchanged,
+so they stay bit-exact. Container metadata, stream metadata (language, title), dispositions and
+chapters are copied; Matroska attachments (fonts) when the output is Matroska. Data streams
+(QuickTime timecode tracks) and cover-art pictures are not copied. The source's color tags
+(primaries, transfer, matrix, range) are copied, so luminance goes through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from colorizer.desktop.media.errors import VideoReadError, VideoWriteError
+from colorizer.desktop.media.video_source import (
+    AVCOL_RGB,
+    AVCOL_UNSPECIFIED,
+    VideoSource,
+    codec_name,
+    copyable_streams,
+    main_video_stream,
+    sws_colorspace,
+)
+from colorizer.fileio import to_uint8
+
+log = logging.getLogger(__name__)
+
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+"""Output suffix -> FFmpeg muxer."""
+CONTAINERS = ("auto", "mp4", "mkv", "mov")
+ODD_SIZE_MODES = ("pad", "crop")
+_DROPPED_CONTAINER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands"}
+_DROPPED_STREAM_TAGS = {"encoder", "rotate", "duration", "bps", "number_of_frames", "number_of_bytes",
+                        "_statistics_tags", "_statistics_writing_app", "_statistics_writing_date_utc"}
+_MAX_PACKETS_BEFORE_VIDEO = 20000
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    """How colorized frames are encoded, and into which container."""
+
+    container: str = "auto"  # auto | mp4 | mkv | mov: see output_suffix()
+    lossless: bool = False  # FFV1 (8-bit RGB, exactly the colorized pixels) in Matroska
+    crf: int = 18  # libx264 quality: 0 (lossless YUV) .. 51; 18 is visually transparent
+    preset: str = "medium"  # libx264 speed/size trade-off
+    odd_size: str = "pad"  # pad | crop: how odd sizes become even for yuv420p
+
+    def __post_init__(self) -> None:
+        if self.container not in CONTAINERS:
+            raise ValueError(f"unknown container {self.container!r}; choose from {', '.join(CONTAINERS)}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+        if self.odd_size not in ODD_SIZE_MODES:
+            raise ValueError(f"odd_size must be one of {', '.join(ODD_SIZE_MODES)}, got {self.odd_size!r}")
+
+    def output_suffix(self, source: os.PathLike | str) -> str:
+        """The output suffix for ``source``: the chosen container, or for ``auto`` .mp4 when every
+        stream to copy fits in MP4, else .mkv (e.g. SubRip/ASS subtitles, Matroska attachments).
+        Lossless output is always .mkv."""
+        if self.lossless:
+            return ".mkv"
+        if self.container != "auto":
+            return "." + self.container
+        try:
+            container = av.open(str(source), metadata_errors="replace")
+        except Exception:
+            return ".mp4"  # unreadable: the run reports it
+        try:
+            mp4_codecs = muxer_codecs("mp4")
+            main = main_video_stream(container)
+            fits = all(codec_name(s) in mp4_codecs for s in copyable_streams(container, main))
+            has_attachments = any(s.type == "attachment" for s in container.streams)
+            return ".mp4" if fits and not has_attachments else ".mkv"
+        finally:
+            container.close()
+
+
+@functools.cache
+def muxer_codecs(muxer: str) -> frozenset[str]:
+    """Codec names the FFmpeg muxer ``muxer`` can store."""
+    with av.open(os.devnull, "w", format=muxer) as probe:
+        return frozenset(probe.supported_codecs)
+
+
+def muxer_for(path: os.PathLike | str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in MUXERS:
+        raise ValueError(f"{path}: unsupported output container {suffix!r}; use .mp4, .mkv or .mov")
+    return MUXERS[suffix]
+
+
+@dataclass(frozen=True)
+class OutputGeometry:
+    """The encoded video's shape, timing and color tags."""
+
+    width: int  # of the colorized frames (upright); odd sizes are made even here for yuv420p
+    height: int
+    rate: Fraction
+    time_base: Fraction
+    sample_aspect_ratio: Fraction | None = None
+    colorspace: int = AVCOL_UNSPECIFIED
+    color_range: int = 0
+    color_primaries: int = 2
+    color_trc: int = 2
+
+
+def geometry_of(source: VideoSource) -> OutputGeometry:
+    height, width = source.size
+    ctx = source.stream.codec_context
+    sar = source.stream.sample_aspect_ratio
+    if sar and source.turns % 2:
+        sar = 1 / Fraction(sar)
+    rate = source.rate or (1 / source.time_base)
+    return OutputGeometry(width, height, Fraction(rate), Fraction(source.time_base),
+                          Fraction(sar) if sar and sar != 1 else None, int(source.colorspace),
+                          int(source.color_range), int(ctx.color_primaries or 2), int(ctx.color_trc or 2))
+
+
+class VideoWriter:
+    """Encodes colorized frames (H.264 or FFV1) and muxes copied packets into one output file.
+
+    Thread-safe for :meth:`copy_packet` (decode thread) against :meth:`write` (encode thread).
+    Packets that arrive before :meth:`open` are held until the streams exist.
+    """
+
+    def __init__(self, path: Path, muxer: str, encoding: VideoEncoding, source: VideoSource | None = None,
+                 name: Path | None = None) -> None:
+        self.path = path
+        self.name = name or path  # the final output, for messages (path may be a temporary file)
+        self.encoding = encoding
+        self.source = source
+        self._lock = threading.Lock()
+        self._pending: list = []
+        self._map: dict[int, Any] = {}
+        self.stream = None
+        options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
+        try:
+            self.container = av.open(str(path), "w", format=muxer, options=options)
+        except (av.FFmpegError, OSError) as exc:
+            raise VideoWriteError(self.name, str(exc)) from exc
+
+    def open(self, geometry: OutputGeometry) -> None:
+        """Create the streams (the video encoder, the copies) and copy metadata and chapters."""
+        s = self.encoding
+        self.geometry = geometry
+        codec, pix_fmt = ("ffv1", "bgr0") if s.lossless else ("libx264", "yuv420p")
+        if codec not in self.container.supported_codecs:
+            raise VideoWriteError(self.name, f"the {self.container.format.name} container cannot hold "
+                                  f"{codec.upper()}; write .mkv")
+        width, height = geometry.width, geometry.height
+        if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+            even = (lambda n: n + n % 2) if s.odd_size == "pad" else (lambda n: n - n % 2)
+            width, height = even(width), even(height)
+        self.encoded_size = (height, width)
+        stream = self.container.add_stream(codec, rate=geometry.rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = geometry.time_base
+        ctx = stream.codec_context
+        ctx.time_base = geometry.time_base
+        if geometry.sample_aspect_ratio:
+            ctx.sample_aspect_ratio = geometry.sample_aspect_ratio
+        if s.lossless:
+            stream.options = {"level": "3", "slicecrc": "1", "g": "1"}
+            ctx.colorspace = AVCOL_RGB
+            ctx.color_range = 2
+        else:
+            stream.options = {"crf": str(s.crf), "preset": s.preset}
+            ctx.colorspace = geometry.colorspace
+            ctx.color_range = geometry.color_range or 1
+        ctx.color_primaries = geometry.color_primaries
+        ctx.color_trc = geometry.color_trc
+        self.stream = stream
+        if self.source is not None:
+            self._copy_from(self.source)
+        try:  # header now, on this thread: opens every encoder before any other thread muxes
+            self.container.start_encoding()
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise VideoWriteError(self.name, f"cannot start the output ({exc})") from exc
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for packet in pending:
+                self._mux_copy(packet)
+
+    def _copy_from(self, source: VideoSource) -> None:
+        src, out = source.container, self.container
+        for key, value in src.metadata.items():
+            if key.lower() not in _DROPPED_CONTAINER_TAGS:
+                out.metadata[key] = value
+        _copy_stream_tags(source.stream, self.stream)
+        supported = out.supported_codecs
+        for stream in source.copied:
+            name = codec_name(stream)
+            if name not in supported:
+                raise VideoWriteError(self.name, f"the {out.format.name} container cannot hold {stream.type} stream "
+                                      f"#{stream.index} ({name}) of the source; write .mkv to keep every stream")
+            copy = out.add_stream_from_template(stream)
+            _copy_stream_tags(stream, copy)
+            self._map[stream.index] = copy
+        attachments = [s for s in src.streams if s.type == "attachment"]
+        if attachments and out.format.name == "matroska":
+            for att in attachments:
+                out.add_attachment(att.name, att.mimetype, bytes(att.data))
+        elif attachments:
+            log.warning("%s: %d attachments (fonts) not kept: %s cannot hold them", source.path, len(attachments),
+                        out.format.name)
+        chapters = src.chapters()
+        if chapters:
+            out.set_chapters(chapters)
+
+    def copy_packet(self, packet) -> None:
+        with self._lock:
+            if self.stream is None:
+                if len(self._pending) >= _MAX_PACKETS_BEFORE_VIDEO:
+                    raise VideoReadError(self.source.path if self.source else self.name,
+                                         f"no video frame within the first {_MAX_PACKETS_BEFORE_VIDEO} packets")
+                self._pending.append(packet)
+            else:
+                self._mux_copy(packet)
+
+    def _mux_copy(self, packet) -> None:
+        target = self._map.get(packet.stream.index)
+        if target is None:
+            return
+        packet.stream = target
+        self._mux(packet)
+
+    def _mux(self, packet) -> None:
+        try:
+            self.container.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise VideoWriteError(self.name, str(exc)) from exc
+
+    def write(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
+        """Encode one colorized frame (float RGB in [0, 1], or uint8) at ``pts`` in the geometry's time base."""
+        pixels = to_uint8(rgb)
+        pixels = _even_size(pixels, self.encoded_size, self.encoding.odd_size)
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        if self.encoding.lossless:
+            frame = frame.reformat(format="bgr0")
+        else:
+            frame = frame.reformat(format="yuv420p", dst_colorspace=sws_colorspace(self.geometry.colorspace),
+                                   dst_color_range=self.geometry.color_range or 1)
+        frame.pts = pts
+        frame.time_base = self.geometry.time_base
+        if duration:
+            frame.duration = duration
+        self._encode(frame)
+
+    def finish(self) -> None:
+        """Flush the encoder and write the trailer."""
+        self._encode(None)
+        self.close()
+
+    def _encode(self, frame) -> None:
+        """Encode one frame (None flushes) and mux the packets."""
+        try:
+            packets = self.stream.encode(frame)
+        except av.FFmpegError as exc:
+            raise VideoWriteError(self.name, f"encoding failed ({exc})") from exc
+        with self._lock:
+            for packet in packets:
+                self._mux(packet)
+
+    def close(self) -> None:
+        container, self.container = getattr(self, "container", None), None
+        if container is None:
+            return
+        try:
+            container.close()
+        except (av.FFmpegError, OSError) as exc:
+            raise VideoWriteError(self.name, str(exc)) from exc
+
+
+def _copy_stream_tags(src, dst) -> None:
+    for key, value in src.metadata.items():
+        if key.lower().split("-")[0] not in _DROPPED_STREAM_TAGS:
+            dst.metadata[key] = value
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        dst.disposition = src.disposition
+
+
+def _even_size(rgb: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return rgb
+    if mode == "crop" or th < h or tw < w:
+        rgb = rgb[: min(h, th), : min(w, tw)]
+    h, w = rgb.shape[:2]
+    if (h, w) != (th, tw):
+        rgb = np.pad(rgb, ((0, th - h), (0, tw - w), (0, 0)), mode="edge")
+    return np.ascontiguousarray(rgb)

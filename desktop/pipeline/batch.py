@@ -1,0 +1,205 @@
+"""The local photo runner: decode, inference and encode overlap on threads joined by bounded queues.
+
+    readers (thread pool) --prepared--> inference (one thread, batches by render shape)
+                          --predicted--> writers (thread pool, atomic writes)
+
+The stages themselves are :mod:`.stages` (the Ray runner runs the same ones). Memory stays bounded
+whatever the inputs: at most ``max_inflight_megapixels`` of decoded images are in flight (one
+image is always admitted, however large), and every admitted image gives its pixels back however
+it ends. Existing outputs are skipped unless ``overwrite``. One broken file is reported and the
+rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from colorizer.colorize import Prepared, finish, prepare
+from colorizer.desktop.backends import Backend
+from colorizer.desktop.core import CancelToken
+from colorizer.desktop.media.image_read import DecodedImage, read_image
+from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.report import FileResult
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.tasks import Task
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[FileResult, int, int], None]
+"""Called after each input: (its result, inputs finished so far, inputs in the run)."""
+
+
+class _PixelBudget:
+    """Admits decoded images while their pixels in flight stay under a budget (one always fits)."""
+
+    def __init__(self, megapixels: float) -> None:
+        self.limit = megapixels * 1e6
+        self.used = 0.0
+        self.cond = threading.Condition()
+
+    def acquire(self, pixels: float, cancel: CancelToken) -> bool:
+        with self.cond:
+            while self.used > 0 and self.used + pixels > self.limit:
+                if cancel.cancelled:
+                    return False
+                self.cond.wait(0.2)
+            self.used += pixels
+            return True
+
+    def release(self, pixels: float) -> None:
+        with self.cond:
+            self.used -= pixels
+            self.cond.notify_all()
+
+
+@dataclass
+class _Photo:
+    task: Task
+    started: float
+    image: DecodedImage | None = None
+    prepared: Prepared | None = None
+    pixels: float = 0.0
+    timings: dict = field(default_factory=dict)
+    handed_on: bool = False  # to a writer, or reported and its pixels released
+
+
+_DONE = object()
+
+
+def colorize_array(rgb: np.ndarray, backend: Backend, settings: ImageSettings) -> np.ndarray:
+    """Colorize one RGB array (uint8/uint16/float) in memory; float32 RGB in [0, 1] back."""
+    prepared = prepare(rgb, settings.render_size or backend.contract.render_size, backend.contract.size_multiple)
+    ab = backend.predict(prepared.model_input[None])[0]
+    return finish(prepared, ab, settings.saturation, settings.upsampling)
+
+
+class BatchRunner:
+    """Runs image tasks through one backend; thread-safe progress callbacks; cancel with a token."""
+
+    def __init__(self, backend: Backend, settings: ImageSettings | None = None,
+                 progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> None:
+        self.backend = backend
+        self.settings = settings = settings or ImageSettings()
+        self.progress = progress
+        self.cancel = cancel or CancelToken()
+        self.render_size = settings.render_size or backend.contract.render_size
+        self._lock = threading.Lock()
+        self._results: list[FileResult] = []
+        self._total = 0
+
+    def run(self, tasks: Sequence[Task]) -> list[FileResult]:
+        self._results, self._total = [], len(tasks)
+        todo, skipped = stages.skip_existing(tasks, self.settings.overwrite)
+        for result in skipped:
+            self._report(result)
+        if todo:
+            self._pipeline(todo)
+        return self._results
+
+    def _report(self, result: FileResult) -> None:
+        with self._lock:
+            self._results.append(result)
+            n = len(self._results)
+        if self.progress:
+            self.progress(result, n, self._total)
+
+    # ------------------------------------------------------------------ stages
+    def _pipeline(self, tasks: Sequence[Task]) -> None:
+        s = self.settings
+        self._budget = _PixelBudget(s.max_inflight_megapixels)
+        self._prepared: queue.Queue = queue.Queue(maxsize=max(2, s.batch_size * 2))
+        self._writers = ThreadPoolExecutor(max_workers=s.writers, thread_name_prefix="colorize-write")
+        inference = threading.Thread(target=self._infer_loop, name="colorize-infer", daemon=True)
+        inference.start()
+        with ThreadPoolExecutor(max_workers=s.readers, thread_name_prefix="colorize-read") as readers:
+            for future in [readers.submit(self._read, t) for t in tasks]:
+                future.result()
+        self._prepared.put(_DONE)
+        inference.join()
+        self._writers.shutdown(wait=True)
+        reported = {r.input for r in self._results}
+        for task in tasks:
+            if task.source not in reported:
+                self._report(FileResult.cancelled(task))
+
+    def _read(self, task: Task) -> None:
+        if self.cancel.cancelled:
+            return
+        photo = _Photo(task, time.time())
+        try:
+            photo.image = read_image(task.source)
+        except Exception as exc:
+            self._report(FileResult.failed(task, stages.read_failure(task.source, exc), self.backend.name))
+            return
+        h, w = photo.image.rgb.shape[:2]
+        photo.pixels = float(h * w)
+        if not self._budget.acquire(photo.pixels, self.cancel):
+            return
+        try:
+            photo.prepared = prepare(photo.image.rgb, self.render_size, self.backend.contract.size_multiple)
+        except Exception as exc:  # the pixels go back to the budget, or later images would wait forever
+            self._budget.release(photo.pixels)
+            self._report(FileResult.failed(task, stages.read_failure(task.source, exc), self.backend.name))
+            return
+        photo.timings["decode_s"] = time.time() - photo.started
+        self._prepared.put(photo)
+
+    def _infer_loop(self) -> None:
+        finished_reading = False
+        while not finished_reading:
+            first = self._prepared.get()
+            if first is _DONE:
+                break
+            batch = [first]
+            while len(batch) < self.settings.batch_size * 4:  # drain what is ready, without waiting
+                try:
+                    nxt = self._prepared.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _DONE:
+                    finished_reading = True
+                    break
+                batch.append(nxt)
+            try:
+                self._infer(batch)
+            except Exception as exc:  # keep consuming, or the readers would block forever
+                log.exception("inference stage failed")
+                for photo in batch:
+                    if not photo.handed_on:
+                        self._budget.release(photo.pixels)
+                        self._report(FileResult.failed(photo.task, f"inference stage failed: {exc}",
+                                                       self.backend.name))
+
+    def _infer(self, photos: list[_Photo]) -> None:
+        chunks = stages.predict_chunks(self.backend, [p.prepared.model_input for p in photos], self.settings.batch_size,
+                                self.cancel)
+        for chunk in chunks:
+            for i, ab in zip(chunk.indices, chunk.ab if chunk.ab is not None else [None] * len(chunk.indices),
+                             strict=True):
+                photo = photos[i]
+                photo.handed_on = True
+                if ab is None:  # cancelled (reported at the end) or failed: its pixels go back now
+                    self._budget.release(photo.pixels)
+                    if chunk.error:
+                        self._report(FileResult.failed(photo.task, chunk.error, self.backend.name))
+                    continue
+                photo.timings["inference_s"] = chunk.seconds_each
+                self._writers.submit(self._write, photo, ab)
+
+    def _write(self, photo: _Photo, ab: np.ndarray) -> None:
+        image = photo.image
+        info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
+        item = stages.Finished(photo.task, photo.prepared, ab, info, photo.started, photo.timings)
+        try:
+            self._report(stages.finish_and_write(item, self.settings, self.backend.name))
+        finally:
+            self._budget.release(photo.pixels)
+            photo.image = photo.prepared = None

@@ -1,0 +1,233 @@
+"""Photo tasks on a Ray cluster, through Ray Data: the same stages as the local batch runner.
+
+    decode + prepare (Ray tasks)  -->  predict (actor pool, one backend per actor, batches by render shape)
+                                  -->  finish + atomic write (Ray tasks)  -->  streamed results
+
+Every stage is one of :mod:`.stages` (the local :class:`~.batch.BatchRunner` runs the same ones)
+with the same settings, so the outputs are byte-identical to a local run. Paths must be readable
+(inputs) and writable (outputs) under the same names on every node (a shared file system); the
+model too. Existing outputs are skipped before anything is submitted (``overwrite`` redoes them).
+A file that fails becomes a ``failed`` result and the rest go on. Videos and frame folders are
+not handled here: their temporal smoothing needs every frame in order on one machine, so
+:func:`~.run.run_tasks` runs them locally.
+
+Ray is an extra (``pip install colorizer[cluster]``); this module imports it only when called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from colorizer.colorize import Prepared, prepare
+from colorizer.desktop.backends import ModelFiles, default_model_path, open_backend, read_contract
+from colorizer.desktop.core import CancelToken, TaskKind
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.batch import ProgressCallback
+from colorizer.desktop.pipeline.report import FileResult
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.tasks import Task
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"  # address meaning "start a Ray on this machine" (as None does)
+_EMPTY_2D = np.zeros((1, 1), np.float32)
+_EMPTY_3D = np.zeros((1, 1, 1), np.float32)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where photos are colorized with Ray, and by how many inference actors."""
+
+    address: str | None = None  # None or "local": a Ray on this machine; "auto"; "ray://host:10001"
+    actors: int | None = None  # default: one per GPU of the cluster, else 1
+    backend: str = "auto"  # what each actor opens
+
+
+def _column(values: list) -> np.ndarray:
+    """A batch column from per-row arrays: stacked when their shapes agree, else a ragged object array."""
+    if len({v.shape for v in values}) == 1:
+        return np.stack(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+# ---------------------------------------------------------------------------- stages (run on workers)
+def _read_row(row: dict, render_size: int | None, size_multiple: int) -> dict:
+    """Decode and prepare one image; the image's arrays travel on, its metadata is pickled beside."""
+    source = Path(row["source"])
+    started = time.time()
+    out = {"source": row["source"], "output": row["output"], "started": started, "error": "",
+           "l_full": _EMPTY_2D, "model_input": _EMPTY_3D, "extra": b""}
+    try:
+        image = read_image(source)
+        prepared = prepare(image.rgb, render_size, size_multiple)
+    except Exception as exc:
+        out["error"] = stages.read_failure(source, exc)
+        return out
+    out["l_full"] = prepared.l_full
+    out["model_input"] = prepared.model_input
+    out["extra"] = pickle.dumps({"info": stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha),
+                                 "padding": prepared.padding, "timings": {"decode_s": time.time() - started}})
+    return out
+
+
+class _Predictor:
+    """A Ray Data actor: opens the backend once, then predicts batches grouped by render shape."""
+
+    def __init__(self, model_path: str | None, backend: str, threads: int, render_size: int | None,
+                 batch_size: int) -> None:
+        self.backend = open_backend(Path(model_path) if model_path else None, backend, 0, threads,
+                                    render_size=render_size)
+        self.batch_size = max(1, batch_size)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["source"])
+        errors = [str(e) for e in batch["error"]]
+        extras = [pickle.loads(e) if e else None for e in batch["extra"]]
+        inputs = [None if errors[i] else np.asarray(batch["model_input"][i]) for i in range(n)]
+        ab: list[np.ndarray] = [_EMPTY_3D] * n
+        for chunk in stages.predict_chunks(self.backend, inputs, self.batch_size):
+            for j, i in enumerate(chunk.indices):
+                if chunk.error:
+                    errors[i] = chunk.error
+                else:
+                    ab[i] = chunk.ab[j]
+                    extras[i]["timings"]["inference_s"] = chunk.seconds_each
+        return {
+            "source": batch["source"], "output": batch["output"], "started": batch["started"],
+            "error": np.array(errors, dtype=object), "backend": np.array([self.backend.name] * n, dtype=object),
+            "l_full": _column([np.asarray(batch["l_full"][i]) for i in range(n)]),
+            "model_input": _column([_EMPTY_3D if x is None else x for x in inputs]), "ab": _column(ab),
+            "extra": np.array([pickle.dumps(e) if e else b"" for e in extras], dtype=object),
+        }
+
+
+def _write_row(row: dict, settings: ImageSettings) -> dict:
+    """Finish and write one image atomically, as the local writer does; returns the pickled result."""
+    task = Task(Path(row["source"]), Path(row["output"]), TaskKind.IMAGE)
+    backend = str(row["backend"])
+    if row["error"]:
+        return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
+    extra = pickle.loads(row["extra"])
+    prepared = Prepared(l_full=np.asarray(row["l_full"]), model_input=np.asarray(row["model_input"]),
+                        padding=extra["padding"])
+    item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),
+                           extra["timings"])
+    return {"result": pickle.dumps(stages.finish_and_write(item, settings, backend))}
+
+
+# ---------------------------------------------------------------------------- driver
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start or join Ray unless it is running in this process; True if this call started it.
+
+    ``None``/``"local"``: a Ray on this machine (``num_cpus`` cores, default all); ``"auto"``: the
+    cluster this machine belongs to; ``"ray://host:10001"``: a remote cluster through Ray Client."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address in (None, LOCAL):
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    return True
+
+
+def _read_remote_args() -> dict:
+    return {"num_cpus": 1}
+
+
+def model_contract(model_path: Path | None):
+    return read_contract(ModelFiles.from_path(model_path or default_model_path()).onnx)
+
+
+def _actor_plan(ray, actors: int | None) -> tuple[int, dict, int]:
+    """How many inference actors, the resources of each, and their CPU threads (0: the backend's default)."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1, int(resources.get("CPU", 1)))
+    n_actors = max(1, actors or gpus or 1)
+    if gpus:
+        return n_actors, {"num_gpus": 1}, 0
+    per_actor = max(1, cpus // (2 * n_actors))  # leave about half the cores to decoding and encoding
+    return n_actors, {"num_cpus": per_actor}, per_actor
+
+
+def _dataset(ray, todo: Sequence[Task], model: Path | None, settings: ImageSettings, options: RayOptions):
+    """The Ray Data pipeline: read + prepare -> predict (actor pool) -> finish + write."""
+    contract = model_contract(model)
+    n_actors, actor_resources, threads = _actor_plan(ray, options.actors)
+    ds = ray.data.from_items([{"source": str(t.source), "output": str(t.output)} for t in todo])
+    # a ray_remote_args_fn keeps decoding in its own tasks (spread over the cluster's CPUs) instead of
+    # being fused into the inference actors
+    read_kwargs = {"render_size": settings.render_size or contract.render_size,
+                   "size_multiple": contract.size_multiple}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecated from Ray 2.5x; fusion is only a loss of parallelism
+            ds = ds.map(_read_row, fn_kwargs=read_kwargs, ray_remote_args_fn=_read_remote_args)
+    except TypeError:  # a Ray without the argument
+        ds = ds.map(_read_row, fn_kwargs=read_kwargs)
+    ds = ds.map_batches(_Predictor, batch_size=max(1, settings.batch_size) * 4, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=n_actors), zero_copy_batch=True,
+                        fn_constructor_kwargs={"model_path": str(model) if model else None,
+                                               "backend": options.backend, "threads": threads,
+                                               "render_size": settings.render_size,
+                                               "batch_size": settings.batch_size},
+                        **actor_resources)
+    return ds.map(_write_row, fn_kwargs={"settings": settings})
+
+
+def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: ImageSettings,
+               options: RayOptions = RayOptions(), *, progress: ProgressCallback | None = None,
+               cancel: CancelToken | None = None, num_cpus: int | None = None) -> list[FileResult]:
+    """Colorize image ``tasks`` with Ray Data; ``progress(result, finished, total)`` after each file.
+
+    Each of ``options.actors`` inference actors opens ``options.backend`` on ``model_path`` once
+    (one GPU per actor where the cluster has GPUs). ``cancel`` stops taking results; files not yet
+    reported are ``cancelled`` (outputs already written are complete files). Ray is started (or
+    joined) as :func:`connect` says, and shut down at the end only if this call started it."""
+    import ray
+
+    tasks = list(tasks)
+    if any(t.kind != TaskKind.IMAGE for t in tasks):
+        raise ValueError("run_on_ray runs image tasks only; run videos and frame folders with run_tasks")
+    cancel = cancel or CancelToken()
+    results: list[FileResult] = []
+
+    def report(result: FileResult) -> None:
+        results.append(result)
+        if progress:
+            progress(result, len(results), len(tasks))
+
+    todo, skipped = stages.skip_existing(tasks, settings.overwrite)
+    for result in skipped:
+        report(result)
+    if not todo:
+        return results
+    started_ray = connect(options.address, num_cpus)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        for row in _dataset(ray, todo, Path(model_path) if model_path else None, settings, options).iter_rows():
+            report(pickle.loads(row["result"]))
+            if cancel.cancelled:
+                break
+        reported = {r.input for r in results}
+        for task in todo:
+            if task.source not in reported:
+                report(FileResult.cancelled(task))
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return results

@@ -1,0 +1,114 @@
+"""From the user's inputs (files and folders) to a list of tasks: which file goes where.
+
+The input tree is mirrored under the output folder. With one input folder its contents land
+directly in the output folder; with several, each gets a subfolder named after it. An output
+never replaces an input, and two inputs never share one output. Images are recognized by content;
+videos by what FFmpeg can open; with ``frames=True`` each input folder is one sequence of
+numbered frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from colorizer.desktop.core import TaskKind
+from colorizer.desktop.media.errors import ImageReadError
+from colorizer.desktop.media.formats import detect_format, suffix_for_format
+from colorizer.desktop.media.video_source import is_video
+from colorizer.desktop.media.video_writer import VideoEncoding
+from colorizer.fileio import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_partial_file
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input and where its output goes."""
+
+    source: Path
+    output: Path  # final path (for images: suffix of the chosen output format; for frames: a folder)
+    kind: TaskKind
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input that cannot become a task (reported as failed)."""
+
+    source: Path
+    reason: str
+
+
+def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
+
+
+class _Planner:
+    """Collects tasks, refusing outputs that would overwrite an input or be claimed twice."""
+
+    def __init__(self, output_dir: Path, output_format: str | None, video: VideoEncoding) -> None:
+        self.output_dir, self.output_format, self.video = output_dir, output_format, video
+        self.tasks: list[Task] = []
+        self.rejected: list[Rejected] = []
+        self.claimed: dict[Path, Path] = {}
+
+    def add_file(self, source: Path, rel: Path, named: bool) -> None:
+        try:
+            fmt = detect_format(source)
+        except ImageReadError as exc:
+            self.rejected.append(Rejected(source, str(exc)))
+            return
+        if fmt is not None:
+            out = (self.output_dir / rel).with_suffix(suffix_for_format(self.output_format or fmt, source=source))
+            self.add(Task(source, out, TaskKind.IMAGE))
+        elif is_video(source):
+            self.add(Task(source, (self.output_dir / rel).with_suffix(self.video.output_suffix(source)),
+                          TaskKind.VIDEO))
+        elif named or source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            # other files found in folders are not ours: ignored
+            self.rejected.append(Rejected(source, "not an image or video this program can read (unknown or "
+                                          "damaged file)"))
+
+    def add(self, task: Task) -> None:
+        out, source = task.output.resolve(), task.source
+        what = "the frames" if task.kind == TaskKind.FRAMES else "the input"
+        if out == source.resolve():
+            self.rejected.append(Rejected(source, f"output {task.output} would overwrite {what}; choose another "
+                                          "-o folder"))
+        elif out in self.claimed:
+            self.rejected.append(Rejected(source, f"output {task.output} is already the output of "
+                                          f"{self.claimed[out]}"))
+        else:
+            self.claimed[out] = source
+            self.tasks.append(task)
+
+
+def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, output_format: str | None = None,
+         frames: bool = False, video: VideoEncoding | None = None) -> tuple[list[Task], list[Rejected]]:
+    """Tasks for every image and video under ``inputs`` (``output_format`` None keeps each image's
+    format; ``video`` decides the videos' container); with ``frames``, input folders are frame
+    sequences instead."""
+    output_dir = Path(output_dir)
+    planner = _Planner(output_dir, output_format, video or VideoEncoding())
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    for item in map(Path, inputs):
+        if item.is_dir() and frames:
+            planner.add(Task(item, frames_output(item, output_dir, len(folders) > 1), TaskKind.FRAMES))
+        elif item.is_dir():
+            prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
+            for path in _walk(item, recursive):
+                planner.add_file(path, prefix / path.relative_to(item), named=False)
+        elif item.is_file():
+            planner.add_file(item, Path(item.name), named=True)
+        else:
+            planner.rejected.append(Rejected(item, "no such file or folder"))
+    return planner.tasks, planner.rejected
+
+
+def frames_output(folder: Path, output_dir: Path, own_subfolder: bool) -> Path:
+    """Where a frame folder's colorized frames go: the output folder, or a subfolder named after it."""
+    return output_dir / folder.resolve().name if own_subfolder else output_dir

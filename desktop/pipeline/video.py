@@ -1,0 +1,369 @@
+"""Video colorization: decode, colorize frame by frame with temporal smoothing, encode.
+
+One pass over the source (video2x's encoder is the model): the video packets are decoded
+(:class:`~colorizer.desktop.media.video_source.VideoSource`) and colorized; every other stream's
+packets (audio, subtitles, extra video angles) are muxed into the output unchanged
+(:class:`~colorizer.desktop.media.video_writer.VideoWriter`). Decoding and preparing frames run on
+a thread; inference, smoothing, merging and encoding on the caller's thread; queues are bounded,
+so memory stays at a few dozen frames whatever the length of the film.
+
+Frames are colorized like photos (``colorizer.colorize``: L at render size -> batched
+``backend.predict`` -> guided upsampling and merge with the full-resolution L), plus temporal
+smoothing of the predicted ab at render size, reset at scene cuts (:mod:`.temporal`).
+
+Choices (documented for users):
+
+* **Timestamps**: every output frame reuses its source frame's pts (and duration) in the source
+  stream's time base, so frame count, frame rate, variable frame rate and duration are kept
+  (Matroska stores milliseconds, so an MP4 -> MKV conversion rounds to 1 ms).
+* **Rotation**: frames are colorized upright and written upright -- the display matrix (or the
+  old ``rotate`` tag) is applied to the pixels and the output carries no rotation metadata, so
+  every player and editor shows it the same way (as ``ffmpeg`` does by default). Multiples of
+  90 degrees; flips in the matrix are ignored.
+* **Odd sizes**: H.264 with yuv420p needs even sizes. ``odd_size="pad"`` (default) repeats the
+  last row/column (the output is 1 pixel taller/wider; no source pixel is lost), ``"crop"``
+  drops it. Never stretched. The lossless FFV1 output (8-bit RGB) keeps the exact size.
+* **Colors**: the source's YUV matrix and range are used to decode and again to encode, and its
+  color tags are copied, so luminance goes through unchanged. Output is 8-bit (yuv420p H.264, or
+  RGB FFV1 when lossless); sources with more bits are decoded at 16 bits per channel for L.
+* **Output**: H.264 (libx264, CRF) in MP4/MOV/MKV chosen by the output suffix; ``lossless``:
+  FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold.
+* **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed
+  when complete (``colorizer.fileio.atomic_path``); on error or cancel it is removed. A truncated
+  or damaged source is an error naming the file and the cause, never a short video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from colorizer.colorize import Prepared, finish, prepare_l
+from colorizer.contract import denormalize_ab, denormalize_l, rgb_to_l
+from colorizer.desktop.backends import Backend
+from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
+from colorizer.desktop.media.errors import VideoError, VideoReadError
+from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames
+from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
+from colorizer.desktop.pipeline.report import FileResult
+from colorizer.desktop.pipeline.settings import VideoSettings
+from colorizer.desktop.pipeline.stages import SKIP_REASON
+from colorizer.desktop.pipeline.tasks import Task
+from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
+from colorizer.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P")
+
+
+def output_suffix(source: os.PathLike | str, settings: VideoSettings) -> str:
+    """The output suffix for the video ``source`` (see ``VideoEncoding.output_suffix``)."""
+    return settings.encoding.output_suffix(source)
+
+
+# --------------------------------------------------------------------------- progress
+@dataclass(frozen=True)
+class VideoProgress:
+    """Progress of one video or frame sequence, reported after every written frame."""
+
+    path: Path
+    frames_done: int
+    frames_total: int | None  # None when neither the count nor the duration is known
+    total_is_estimate: bool  # True when frames_total comes from duration * frame rate
+    fps: float  # frames per second so far
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.frames_done / self.frames_total) if self.frames_total else None
+
+
+FrameProgressCallback = Callable[[VideoProgress], None]
+"""Called after each written frame of a video or frame folder."""
+
+
+class ProgressTracker:
+    """Turns frame counts into :class:`VideoProgress` reports."""
+
+    def __init__(self, path: Path, total: int | None, estimated: bool,
+                 callback: FrameProgressCallback | None) -> None:
+        self.path, self.total, self.estimated, self.callback = path, total, estimated, callback
+        self.started = time.perf_counter()
+        self.done = 0
+
+    def frame_written(self) -> None:
+        self.done += 1
+        if self.callback is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        total = self.total
+        if total is not None and self.done > total:
+            total = self.done  # the estimate was short
+        self.callback(VideoProgress(self.path, self.done, total, self.estimated, self.done / max(elapsed, 1e-9),
+                                    elapsed))
+
+    @property
+    def fps(self) -> float:
+        return self.done / max(time.perf_counter() - self.started, 1e-9)
+
+
+# --------------------------------------------------------------------------- the colorizing engine
+@functools.cache
+def _gray_l_table(dtype: str) -> np.ndarray:
+    levels = np.arange(256 if dtype == "uint8" else 65536, dtype=dtype)
+    return rgb_to_l(np.repeat(levels[None, :, None], 3, axis=2))[0]
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """``contract.rgb_to_l``, with a shortcut for gray frames (R = G = B, as black-and-white film
+    decodes): L then depends on the gray level only, so it is looked up -- the same values, ~5x faster."""
+    if rgb.dtype in (np.uint8, np.uint16) and np.array_equal(rgb[..., 0], rgb[..., 1]) \
+            and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return _gray_l_table(rgb.dtype.name)[rgb[..., 0]]
+    return rgb_to_l(rgb)
+
+
+@dataclass
+class StreamStats:
+    """What the engine measured while colorizing a stream of frames."""
+
+    frames: int = 0
+    scene_cuts: list[int] = field(default_factory=list)  # indices of frames that start a new shot
+    flicker_raw: FlickerMeter = field(default_factory=FlickerMeter)  # on the model's ab
+    flicker_smoothed: FlickerMeter = field(default_factory=FlickerMeter)  # after smoothing
+    inference_s: float = 0.0
+    finish_s: float = 0.0
+
+    def timings(self, fps: float) -> dict:
+        """The ``timings`` of a video's or frame folder's result."""
+        timings = {"frames": self.frames, "frames_per_second": fps, "scene_cuts": len(self.scene_cuts),
+                   "inference_s": self.inference_s, "finish_s": self.finish_s}
+        for name, meter in (("flicker_raw", self.flicker_raw), ("flicker_smoothed", self.flicker_smoothed)):
+            if meter.value is not None:
+                timings[name] = meter.value
+        return timings
+
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+@dataclass
+class _Pending(Generic[P]):
+    payload: P
+    prepared: Prepared
+    cut: bool = False
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, cancel: CancelToken) -> Any:
+    while True:
+        cancel.raise_if_cancelled()
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+
+
+def _produce(frames: Iterable[tuple[P, np.ndarray]], ready: queue.Queue, stop: threading.Event,
+             cancel: CancelToken, render_size: int, multiple: int) -> None:
+    """The decode thread: prepares each frame's L; errors are carried to the consumer, which re-raises them."""
+    try:
+        for payload, rgb in frames:
+            if stop.is_set() or cancel.cancelled:
+                return
+            prepared = prepare_l(luminance(rgb), render_size, multiple)
+            del rgb
+            if not _put(ready, _Pending(payload, prepared), stop):
+                return
+    except BaseException as exc:
+        _put(ready, _Failure(exc), stop)
+        return
+    _put(ready, _END, stop)
+
+
+class _FrameColorizer(Generic[P]):
+    """Batches in, smoothed and finished frames out (the consumer side of :func:`colorize_frames`)."""
+
+    def __init__(self, backend: Backend, settings: VideoSettings, stats: StreamStats) -> None:
+        self.backend, self.settings, self.stats = backend, settings, stats
+        self.detector = SceneCutDetector(settings.scene_cut_threshold)
+        self.smoother: TemporalSmoother[_Pending[P]] = TemporalSmoother(settings.temporal_strength,
+                                                                        settings.temporal_radius)
+        self.position = 0  # index in the stream of the next frame the detector sees
+
+    def infer(self, items: list[_Pending[P]]) -> Iterator[tuple[P, np.ndarray]]:
+        t = time.perf_counter()
+        predicted = self.backend.predict(np.stack([p.prepared.model_input for p in items]))
+        self.stats.inference_s += time.perf_counter() - t
+        done = []
+        for pending, ab in zip(items, predicted, strict=True):
+            ab = np.array(ab, dtype=np.float32)  # own copy: a backend may reuse its output buffer
+            l_small = denormalize_l(pending.prepared.model_input[0])
+            l_visible = pending.prepared.padding.crop(l_small)
+            pending.cut = self.detector.update(l_visible)
+            if pending.cut:
+                self.stats.scene_cuts.append(self.position)
+            self.position += 1
+            self.stats.flicker_raw.update(l_visible, self._visible_ab(pending, ab), pending.cut)
+            done.extend(self.smoother.push(pending, l_small, ab, pending.cut))
+        return self.finished(done)
+
+    def finished(self, pairs: list[tuple[_Pending[P], np.ndarray]]) -> Iterator[tuple[P, np.ndarray]]:
+        for pending, ab in pairs:
+            l_visible = denormalize_l(pending.prepared.padding.crop(pending.prepared.model_input[0]))
+            self.stats.flicker_smoothed.update(l_visible, self._visible_ab(pending, ab), pending.cut)
+            t = time.perf_counter()
+            rgb = finish(pending.prepared, ab, self.settings.saturation, self.settings.upsampling)
+            self.stats.finish_s += time.perf_counter() - t
+            self.stats.frames += 1
+            yield pending.payload, rgb
+
+    @staticmethod
+    def _visible_ab(pending: _Pending[P], ab: np.ndarray) -> np.ndarray:
+        return denormalize_ab(pending.prepared.padding.crop(ab)).transpose(1, 2, 0)
+
+
+def colorize_frames(frames: Iterable[tuple[P, np.ndarray]], backend: Backend, settings: VideoSettings,
+                    cancel: CancelToken | None = None, stats: StreamStats | None = None,
+                    ) -> Iterator[tuple[P, np.ndarray]]:
+    """Colorize a stream of ``(payload, RGB frame)`` in order; yields ``(payload, float32 RGB)``.
+
+    ``frames`` is consumed on a worker thread (decode + prepare overlap inference); frames are
+    batched ``settings.batch_size`` at a time, smoothed over time (reset at scene cuts) and merged
+    with their full-resolution L. At most ``2 * batch_size + 2 * temporal_radius + 1`` frames are
+    held. Errors of the ``frames`` iterator are re-raised here; :class:`Cancelled` on cancel.
+    """
+    cancel = cancel or CancelToken()
+    engine: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats())
+    ready: queue.Queue = queue.Queue(maxsize=max(2, 2 * settings.batch_size))
+    stop = threading.Event()
+    worker = threading.Thread(target=_produce, name="video-decode", daemon=True,
+                              args=(frames, ready, stop, cancel, settings.render_size or backend.contract.render_size,
+                                    backend.contract.size_multiple))
+    worker.start()
+    batch: list[_Pending[P]] = []
+    try:
+        while True:
+            item = _get(ready, cancel)
+            if isinstance(item, _Failure):
+                raise item.exc
+            if item is not _END and batch and item.prepared.render_shape != batch[0].prepared.render_shape:
+                yield from engine.infer(batch)
+                batch = []
+            if item is not _END:
+                batch.append(item)
+            if batch and (item is _END or len(batch) >= settings.batch_size):
+                yield from engine.infer(batch)
+                batch = []
+            cancel.raise_if_cancelled()
+            if item is _END:
+                yield from engine.finished(engine.smoother.flush())
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        worker.join()
+
+
+# --------------------------------------------------------------------------- public entry point
+def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Backend,
+                   settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
+                   cancel: CancelToken | None = None) -> FileResult:
+    """Colorize the video ``src`` into ``dst`` (.mp4, .mkv or .mov); one result, never an exception
+    for a bad file: ``done`` (timings: frames, frames_per_second, scene_cuts, flicker_raw,
+    flicker_smoothed), ``skipped`` (output exists), ``failed`` (reason names the file and the
+    cause) or ``cancelled``. No partial output is ever left behind."""
+    src, dst = Path(src), Path(dst)
+    task = Task(src, dst, TaskKind.VIDEO)
+    settings = settings or VideoSettings()
+    cancel = cancel or CancelToken()
+    started = time.perf_counter()
+    if dst.exists() and not settings.overwrite:
+        return FileResult.skipped(task, SKIP_REASON)
+    try:
+        muxer = muxer_for(dst)
+    except ValueError as exc:
+        return FileResult.failed(task, str(exc), backend.name)
+    if dst.resolve() == src.resolve():
+        return FileResult.failed(task, f"output {dst} would overwrite the input", backend.name)
+    try:
+        with VideoSource(src) as source, atomic_path(dst) as partial:
+            stats, tracker = _transcode(source, VideoWriter(partial, muxer, settings.encoding, source, name=dst),
+                                        backend, settings, progress, cancel)
+        log.info("%s: %d frames, %d scene cuts at %s, %.1f frames/s", src, stats.frames, len(stats.scene_cuts),
+                 stats.scene_cuts[:20], tracker.fps)
+        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
+    except Cancelled:
+        return FileResult.cancelled(task)
+    except VideoError as exc:
+        return FileResult.failed(task, str(exc), backend.name)
+    except OSError as exc:
+        return FileResult.failed(task, f"cannot write video '{dst}': {exc.strerror or exc}", backend.name)
+    except Exception as exc:
+        log.exception("colorizing %s failed", src)
+        return FileResult.failed(task, f"{src}: colorization failed ({type(exc).__name__}: {exc})", backend.name)
+
+
+def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, settings: VideoSettings,
+               progress: FrameProgressCallback | None, cancel: CancelToken) -> tuple[StreamStats, ProgressTracker]:
+    """Decode, colorize and encode every frame; ``writer`` is closed whatever happens."""
+    colorized = None
+    try:
+        frames = source.frames(writer.copy_packet)
+        first = next(frames, None)
+        if first is None:
+            raise VideoReadError(source.path, "no video frame could be decoded")
+        writer.open(geometry_of(source))
+        stats = StreamStats()
+        tracker = ProgressTracker(source.path, source.frames_total, source.total_is_estimate, progress)
+        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats)
+        for meta, rgb in colorized:
+            writer.write(rgb, meta.pts, meta.duration)
+            tracker.frame_written()
+        cancel.raise_if_cancelled()
+        writer.finish()
+        return stats, tracker
+    finally:
+        if colorized is not None:
+            colorized.close()  # stops and joins the decode thread before its container is closed
+        with contextlib.suppress(Exception):  # already failing: the temporary file goes anyway
+            writer.close()
+
+
+def measure_flicker(path: os.PathLike | str, static_threshold: float = 1.0, max_frames: int | None = None,
+                    size: int | None = 256, scene_cut_threshold: float = 10.0) -> float | None:
+    """The flicker metric (``temporal.flicker_metric``) of a video file, scene cuts left out."""
+    meter = FlickerMeter(static_threshold)
+    detector = SceneCutDetector(scene_cut_threshold)
+    for l_plane, ab in iter_lab_frames(path, max_frames, size):
+        meter.update(l_plane, ab, detector.update(l_plane))
+    return meter.value

@@ -64,6 +64,15 @@ def slow_opener(seconds: float):
     return opener
 
 
+def slow_window_with_photos(qtbot, store, model, tmp_path, stop_runs, seconds: float, n: int) -> MainWindow:
+    """A window writing to tmp_path/out through a backend slowed by ``seconds`` per call, ``n`` photos queued."""
+    window = make_window(qtbot, store, model, tmp_path / "out", open_backend=slow_opener(seconds))
+    stop_runs(window)
+    photos(tmp_path / "in", n)
+    window.add_paths([tmp_path / "in"])
+    return window
+
+
 def make_window(qtbot, store, model=None, output=None, open_backend=None) -> MainWindow:
     window = MainWindow(store, open_backend=open_backend)
     window.confirm_stop = lambda: True  # never a modal question in tests
@@ -200,10 +209,7 @@ def test_run_writes_outputs_reports_progress_in_order_and_shows_errors(qtbot, st
 
 def test_cancel_stops_and_leaves_no_partial_file(qtbot, store, tmp_path, model, stop_runs):
     out = tmp_path / "out"
-    window = make_window(qtbot, store, model, out, open_backend=slow_opener(0.15))
-    stop_runs(window)
-    photos(tmp_path / "in", 16)
-    window.add_paths([tmp_path / "in"])
+    window = slow_window_with_photos(qtbot, store, model, tmp_path, stop_runs, 0.15, 16)
     window.item_finished.connect(lambda *_: window.cancel_action.trigger())
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         window.start()
@@ -220,10 +226,7 @@ def test_cancel_stops_and_leaves_no_partial_file(qtbot, store, tmp_path, model, 
 
 def test_pause_holds_the_run_until_resumed(qtbot, store, tmp_path, model, stop_runs):
     out = tmp_path / "out"
-    window = make_window(qtbot, store, model, out, open_backend=slow_opener(0.01))
-    stop_runs(window)
-    photos(tmp_path / "in", 4)
-    window.add_paths([tmp_path / "in"])
+    window = slow_window_with_photos(qtbot, store, model, tmp_path, stop_runs, 0.01, 4)
     finished = []
     window.item_finished.connect(lambda *args: finished.append(args))
     window.start()
@@ -238,10 +241,7 @@ def test_pause_holds_the_run_until_resumed(qtbot, store, tmp_path, model, stop_r
 
 def test_closing_during_a_run_cancels_and_waits(qtbot, store, tmp_path, model, stop_runs):
     out = tmp_path / "out"
-    window = make_window(qtbot, store, model, out, open_backend=slow_opener(0.1))
-    stop_runs(window)
-    photos(tmp_path / "in", 12)
-    window.add_paths([tmp_path / "in"])
+    window = slow_window_with_photos(qtbot, store, model, tmp_path, stop_runs, 0.1, 12)
     window.show()
     window.start()
     qtbot.waitSignal(window.item_finished, timeout=RUN_TIMEOUT_MS).wait()

@@ -34,7 +34,7 @@ SHIPPED_MODEL = "Shipped model"
 def _combo(labels: dict[str, str], keys) -> QComboBox:
     box = QComboBox()
     for key in keys:
-        box.addItem(labels[key], key)
+        box.addItem(labels.get(key, key.upper()), key)
     return box
 
 

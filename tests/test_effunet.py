@@ -93,6 +93,12 @@ def test_param_groups_scale_or_freeze_the_encoder(tmp_path):
     frozen = generator_param_groups(net, _cfg(tmp_path, encoder_lr_scale=0))
     assert len(frozen) == 1
     assert not any(p.requires_grad for p in net.encoder.parameters())
+    net = define_generator(EFF)
+    partial = generator_param_groups(net, _cfg(tmp_path, encoder_frozen_blocks=5))
+    trainable = {id(p) for p in partial[0]["params"]}
+    assert id(net.encoder._blocks[5]._depthwise_conv.weight) in trainable
+    assert id(net.encoder._blocks[4]._depthwise_conv.weight) not in trainable
+    assert not net.encoder._conv_stem.weight.requires_grad
     unet = define_generator(GeneratorConfig(width=4, depth=3))
     assert len(generator_param_groups(unet, _cfg(tmp_path))) == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. assets/models/generator.safetensors) instead of ImageNet/random weights")
     p.add_argument("--encoder-lr-scale", type=float, default=d.encoder_lr_scale,
                    help="learning rate of a pretrained encoder relative to --lr (0 freezes it)")
+    p.add_argument("--encoder-frozen-blocks", type=int, default=d.encoder_frozen_blocks,
+                   help="keep the stem and the first N of the encoder's 16 blocks frozen (5: train only the "
+                   "stride-16/32 blocks, much faster on a CPU)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=d.lr_schedule,
                    help="cosine: decay to --lr-final-scale x lr at the last step")
     p.add_argument("--lr-final-scale", type=float, default=d.lr_final_scale)
@@ -116,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                   dropout=args.dropout),
         pixel_loss=args.pixel_loss, huber_delta=args.huber_delta, lr_schedule=args.lr_schedule,
         lr_final_scale=args.lr_final_scale, encoder_lr_scale=args.encoder_lr_scale,
+        encoder_frozen_blocks=args.encoder_frozen_blocks,
         init_from=str(args.init_from) if args.init_from else "",
         discriminator=DiscriminatorConfig(name=args.discriminator, width=args.discriminator_width,
                                           n_layers=args.discriminator_layers, norm=args.norm),
@@ -134,12 +139,19 @@ def setup_logging(log_file: Path | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     setup_logging(Path(cfg.out) / "train.log")
     from colorizer.trainer.train import build_trainer  # torch import after argument parsing
 
+    # SIGTERM (a scheduler, `kill`, a shutdown) stops like Ctrl-C: a checkpoint is saved to resume from.
+    # (Background jobs of a non-interactive shell ignore SIGINT; SIGTERM still reaches them.)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         trainer = build_trainer(cfg, resume=not args.no_resume, progress=not args.quiet)
         generator = trainer.fit()

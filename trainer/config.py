@@ -33,6 +33,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine (to lr * lr_final_scale at total_steps)
     lr_final_scale: float = 0.05
     encoder_lr_scale: float = 0.1  # pretrained encoder's learning rate = lr * this (0: frozen)
+    encoder_frozen_blocks: int = 0  # keep the stem and the first N blocks of a pretrained encoder frozen
     init_from: str = ""  # generator (.safetensors) to start from instead of random/ImageNet weights
     gan_mode: str = "vanilla"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)

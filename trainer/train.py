@@ -78,7 +78,7 @@ class Trainer:
             log.info("generator warm-started from %s", cfg.init_from)
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" or cfg.generator.name == "effunet":  # depthwise convs: faster on CPU too
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
@@ -303,8 +303,13 @@ def generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]
     if cfg.encoder_lr_scale <= 0:
         encoder.requires_grad_(False)
         return [{"params": rest, "base_lr": cfg.lr}]
-    return [{"params": list(encoder.parameters()), "base_lr": cfg.lr * cfg.encoder_lr_scale,
-             "lr": cfg.lr * cfg.encoder_lr_scale},
+    if cfg.encoder_frozen_blocks > 0:  # the high-resolution layers cost most to train and change least
+        encoder._conv_stem.requires_grad_(False)
+        encoder._bn0.requires_grad_(False)
+        for block in encoder._blocks[: cfg.encoder_frozen_blocks]:
+            block.requires_grad_(False)
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    return [{"params": trainable, "base_lr": cfg.lr * cfg.encoder_lr_scale, "lr": cfg.lr * cfg.encoder_lr_scale},
             {"params": rest, "base_lr": cfg.lr}]
 
 

@@ -10,10 +10,12 @@ Checkpoints, ONNX models, TensorRT engines, reports, images and videos are all w
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -53,53 +55,214 @@ VIDEO_SUFFIXES: frozenset[str] = frozenset({
 
 
 # --------------------------------------------------------------------------- atomic writes
+class WritesAbandoned(OSError):
+    """Raised by :func:`atomic_path` after :func:`abandon_writes`: the process is stopping at once."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECANCELED, "abandoned: the run was stopped")
+
+
+class _LiveFiles:
+    """The temporary files this process is writing, and the gate every rename goes through.
+
+    Process-wide on purpose: a second Ctrl-C must remove every temporary file of the process and
+    stop all renames, whichever thread or run created them (see :func:`abandon_writes`).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.partials: set[Path] = set()
+        self.abandoned = False
+
+    def add(self, partial: Path) -> None:
+        with self.lock:
+            if self.abandoned:
+                raise WritesAbandoned()
+            self.partials.add(partial)
+
+    def discard(self, partial: Path) -> None:
+        with self.lock:
+            self.partials.discard(partial)
+
+
+_LIVE = _LiveFiles()
+
+
+def abandon_writes() -> int:
+    """Stop every atomic write of this process for good: remove the temporary files being written
+    and make later renames fail (:class:`WritesAbandoned`). Returns how many files were removed.
+
+    For a process about to exit at once (a second signal): once this returns, no file of the
+    process appears under a final name any more, and none of its temporary files is left.
+    """
+    with _LIVE.lock:
+        _LIVE.abandoned = True
+        partials, _LIVE.partials = list(_LIVE.partials), set()
+    for partial in partials:
+        remove_quietly(partial)
+    return len(partials)
+
+
 def is_partial_file(path: PathLike) -> bool:
     """Whether ``path`` is a temporary file of :func:`atomic_path` (left over if a process was killed)."""
     name = Path(path).name
     return name.startswith(".") and PARTIAL_MARKER in name
 
 
-def _reserve_partial(path: Path) -> Path:
+def _reserve_partial(path: Path, track: bool = True) -> Path:
+    """A new empty temporary file beside ``path``; ``track``: one :func:`abandon_writes` removes."""
     stem = path.stem[:100]  # stay below the 255-byte name limit
     for _ in range(8):
         partial = path.with_name(f".{stem}{PARTIAL_MARKER}{secrets.token_hex(4)}{path.suffix}")
+        if track:
+            _LIVE.add(partial)
         try:
             os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
             return partial
         except FileExistsError:
+            _LIVE.discard(partial)
             continue
+        except BaseException:
+            _LIVE.discard(partial)
+            raise
     raise FileExistsError(f"could not create a temporary file next to {path}")
 
 
+def _commit(partial: Path, path: Path, expected_size: int | None, gated: bool = True) -> None:
+    """fsync ``partial``, check its size, rename it to ``path``; ``gated``: through the gate, so never
+    after :func:`abandon_writes`."""
+    with open(partial, "rb+") as fh:
+        os.fsync(fh.fileno())
+        size = os.fstat(fh.fileno()).st_size
+    if expected_size is not None and size != expected_size:
+        raise OSError(errno.EIO, f"incomplete write: {size} of {expected_size} bytes reached the disk")
+    with _LIVE.lock:
+        if _LIVE.abandoned and gated:
+            raise WritesAbandoned()
+        os.replace(partial, path)
+        _LIVE.partials.discard(partial)
+
+
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike, *, expected_size: Callable[[], int | None] | None = None) -> Iterator[Path]:
     """Yield a new empty temporary file beside ``path`` to write; on success it becomes ``path``.
 
-    On normal exit the file is fsynced, renamed over ``path`` and the folder fsynced; if the block
-    raises (or the rename fails) the temporary file is removed and the exception goes on.
+    On normal exit the file is fsynced, checked (not empty; ``expected_size()``, when given, is
+    the number of bytes the caller wrote, and the file must hold exactly that many), renamed over
+    ``path`` and the folder fsynced; if the block raises, the check fails or the rename fails, the
+    temporary file is removed and the exception goes on.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _reserve_partial(path)
     try:
         yield partial
-        with open(partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(partial, path)
+        _commit(partial, path, expected_size() if expected_size is not None else None)
     except BaseException:
         remove_quietly(partial)
+        _LIVE.discard(partial)
         raise
     fsync_directory(path.parent)
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> int:
+    """Write every byte of ``data`` to the file descriptor ``fd`` (short writes are continued; a
+    write that makes no progress is an error). Returns the number of bytes written."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.write(fd, view[done : done + (1 << 24)])
+        if n <= 0:
+            raise OSError(errno.EIO, f"the disk took no more data after {done} of {len(view)} bytes")
+        done += n
+    return done
+
+
 def atomic_write(path: PathLike, data: bytes | bytearray | memoryview | Any | Callable[[IO[bytes]], None]) -> Path:
-    """Write ``data`` (any buffer, or a function that writes to a binary file) atomically to ``path``."""
-    with atomic_path(path) as partial, open(partial, "r+b") as fh:
+    """Write ``data`` (any buffer, or a function that writes to a binary file) atomically to ``path``.
+
+    A buffer is written completely and the file's size on disk is checked against it before the
+    rename; a function's output is checked against the position it reached.
+    """
+    written: list[int] = []
+    with atomic_path(path, expected_size=lambda: written[0]) as partial:
         if callable(data):
-            data(fh)
+            with open(partial, "r+b") as fh:
+                data(fh)
+                fh.flush()
+                written.append(fh.seek(0, os.SEEK_END))
         else:
-            fh.write(data)
+            descriptor = os.open(partial, os.O_WRONLY)
+            try:
+                written.append(write_all(descriptor, data))
+            finally:
+                os.close(descriptor)
     return Path(path)
+
+
+class ReservedFile:
+    """A file whose disk space is set aside now and whose content is written at the end (the report).
+
+    The temporary file is created and ``size`` bytes allocated at once; :meth:`commit` writes the
+    content over the allocated blocks, cuts the file to its length, checks, fsyncs and renames it
+    like :func:`atomic_path`, so a disk that filled up in between does not stop it (as long as the
+    content fits in what was reserved). :meth:`discard` removes it. Its owner alone decides its
+    fate: :func:`abandon_writes` leaves it alone (the report of an abandoned run is written with it).
+    """
+
+    def __init__(self, path: PathLike, size: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = _reserve_partial(self.path, track=False)
+        try:
+            self.fd = os.open(self.partial, os.O_RDWR)
+        except BaseException:
+            self.discard()
+            raise
+        try:
+            os.posix_fallocate(self.fd, 0, max(1, size))
+        except (OSError, AttributeError) as exc:  # no space now, or no fallocate here: written at the end
+            log.debug("could not reserve %d bytes for %s: %s", size, self.path, exc)
+
+    def commit(self, data: bytes) -> Path:
+        try:
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            write_all(self.fd, data)
+            os.ftruncate(self.fd, len(data))
+            os.close(self.fd)
+            self.fd = -1
+            _commit(self.partial, self.path, len(data), gated=False)
+        except BaseException:
+            self.discard()
+            raise
+        fsync_directory(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        if getattr(self, "fd", -1) >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        remove_quietly(self.partial)
+        _LIVE.discard(self.partial)
+
+
+def write_error_reason(exc: OSError) -> str:
+    """A short reason a user can act on for an error while writing a file (disk full, read-only...)."""
+    code = exc.errno
+    if code == errno.ENOSPC:
+        return "disk full (no space left on the device)"
+    if code == errno.EDQUOT:
+        return "disk quota exceeded"
+    if code == errno.EROFS:
+        return "read-only file system"
+    if code in (errno.EACCES, errno.EPERM) or isinstance(exc, PermissionError):
+        return "permission denied (the folder is not writable by this user)"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder of that name exists"
+    if isinstance(exc, WritesAbandoned):
+        return "abandoned: the run was stopped"
+    return f"{exc.strerror or exc}"
 
 
 def remove_quietly(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -17,7 +18,9 @@ from colorizer.desktop.backends import BACKEND_CHOICES
 from colorizer.desktop.core import Status, TaskKind
 from colorizer.desktop.media.formats import OUTPUT_FORMAT_CHOICES
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+KIND_NAMES = {TaskKind.IMAGE: ("photo", "photos"), TaskKind.VIDEO: ("video", "videos"),
+              TaskKind.FRAMES: ("frame folder", "frame folders")}
 
 EPILOG = f"""
 Outputs mirror the input tree under OUTPUT and keep each photo's EXIF (dates, captions), ICC
@@ -25,14 +28,19 @@ profile and DPI. Videos keep their frame count, timing, audio and subtitle strea
 bit-exact); chroma is smoothed across frames (reset at scene cuts) so colors do not flicker.
 With --frames, each input folder is one film as numbered frames (names are kept).
 Existing outputs are skipped, so running the same command again resumes an
-interrupted batch (--overwrite redoes them). Inputs are never modified. Each output is written to
-a temporary file and renamed when complete, so no half-written file is ever left behind.
+interrupted batch (--overwrite redoes them); an output the last run did not finish (see
+OUTPUT/.colorize-journal.jsonl) is redone. Inputs are never modified. Each output is written to a
+temporary file, checked and renamed when complete, so no half-written file is ever left behind.
+The output folder is never searched for inputs.
 
 exit codes:
   {EXIT_OK}    every file was colorized (or skipped because its output exists)
-  {EXIT_SOME_FAILED}    some files failed (see the report; the others were written)
-  {EXIT_SETUP}    nothing was done: bad arguments, missing model, unusable backend
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the report is written; run again to resume
+  {EXIT_SOME_FAILED}    some files failed (one line each; see the report; the others were written)
+  {EXIT_SETUP}    nothing was done (bad arguments, missing model, unusable backend, output folder
+       not writable), or the report could not be written
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): files in progress finished, the report written; run again
+       to resume. A second Ctrl-C abandons the files in progress (no partial file is left)
+  {EXIT_TERMINATED}  terminated (SIGTERM), as for Ctrl-C
 
 examples:
   colorize-batch scans/ -o colorized/ --recursive
@@ -81,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default: the input's)")
     o.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
     o.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
+    o.add_argument("--max-memory", type=float, metavar="GB",
+                   help="the most memory one photo may take, judged from its header before decoding "
+                   "(default: half of this machine's memory)")
     v = p.add_argument_group("video and frame folders")
     v.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better (default 18)")
     v.add_argument("--preset", default="medium", help="x264 speed/size preset (ultrafast ... veryslow)")
@@ -121,7 +132,8 @@ def _settings(args: argparse.Namespace):
                           odd_size=args.odd_size, overwrite=args.overwrite, frame_rate=args.frame_rate)
     images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
                            output_format=parse_format_option(args.format), quality=args.quality,
-                           overwrite=args.overwrite, batch_size=args.batch_size)
+                           overwrite=args.overwrite, batch_size=args.batch_size,
+                           max_memory_mb=args.max_memory * 1000 if args.max_memory else None)
     return RunSettings(images, video, args.frames_to_video)
 
 
@@ -172,7 +184,7 @@ class _ProgressBars:
     def file_done(self, result, done: int, total: int) -> None:
         if result.status == Status.FAILED:
             self.failed += 1
-            tqdm.write(f"failed: {result.reason}", file=sys.stderr)
+            tqdm.write(failure_line(result), file=sys.stderr)
         if self.frames_of == result.input:
             self._close_frames()
         self.files.update(1)
@@ -198,32 +210,115 @@ class _ProgressBars:
         self._close_frames()
 
 
-def _run_interruptibly(work) -> tuple[object, bool]:
-    """Run ``work(cancel)`` on a thread; Ctrl-C cancels it and waits for the files in progress."""
-    from colorizer.desktop.core import CancelToken
+def failure_line(result) -> str:
+    """One line for a failed file: the file, then the reason."""
+    reason = " ".join(str(result.reason).split())
+    return f"failed: {reason}" if str(result.input) in reason else f"failed: {result.input}: {reason}"
 
-    cancel, outcome = CancelToken(), {}
-    worker = threading.Thread(target=lambda: outcome.update(value=work(cancel)), daemon=True)
+
+class _Signals:
+    """SIGINT and SIGTERM: the first finishes the files in progress and writes the report; the
+    second abandons them at once (no partial file, the report still written) and exits."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.run = None  # the ReportedRun once started
+        self.planned = None  # makes the ReportedRun, once the tasks are known
+        self.bars: _ProgressBars | None = None
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
+
+    def _handle(self, signum: int, _frame) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        if self.run is None:  # nothing written yet: stop here
+            raise SystemExit(self.exit_code)
+        if first:
+            self.run.cancel.cancel()
+            tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
+            return
+        self._abandon()
+
+    def _abandon(self) -> None:
+        threading.excepthook = lambda _args: None  # threads cut short now must not print tracebacks
+        outcome = self.run.abandon()
+        if self.bars is not None:
+            self.bars.close()
+        _print_summary(outcome, quiet=False, note="stopped at once: files in progress abandoned")
+        sys.stderr.flush()
+        os._exit(EXIT_SETUP if outcome.report is None else self.exit_code)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_in_thread(run) -> object:
+    """``run.execute()`` on a thread; the main thread waits where signal handlers can run."""
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(value=run.execute()), daemon=True)
     worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
-        cancel.cancel()
-        worker.join()
-    return outcome.get("value"), cancel.cancelled
+    while worker.is_alive():
+        worker.join(0.2)
+    return outcome.get("value")
+
+
+def _print_summary(outcome, quiet: bool, note: str = "") -> None:
+    from colorizer.desktop.pipeline.report import summarize
+
+    counts = summarize(outcome.results)
+    if quiet and not counts["failed"] and outcome.report is not None:
+        return
+    where = outcome.report or f"NOT WRITTEN ({outcome.report_error})"
+    print(f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed, "
+          f"{counts['cancelled']} not finished; report: {where}" + (f" ({note})" if note else ""), file=sys.stderr)
+
+
+class _Formatter(logging.Formatter):
+    """Log lines without tracebacks (they are shown with -v only)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
+        return super().format(record)
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if verbose else _Formatter(fmt))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+
+
+def _kinds(tasks) -> str:
+    counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
+    return ", ".join(f"{n} {KIND_NAMES[k][n != 1]}" for k, n in counts.items() if n)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging(args.verbose)
+    signals = _Signals()
+    try:
+        return _main(args, signals)
+    except SystemExit as exc:  # a signal before the first file was started: every file is reported cancelled
+        if signals.planned is not None:
+            _print_summary(signals.planned().abandon(), quiet=False, note="stopped before the first file")
+        return int(exc.code or 0)
+    finally:
+        signals.restore()
+
+
+def _main(args: argparse.Namespace, signals: _Signals) -> int:
     from colorizer.contract import ContractError
     from colorizer.desktop.backends import BackendError
+    from colorizer.desktop.pipeline.journal import check_writable
     from colorizer.desktop.pipeline.ray_runner import RayOptions
-    from colorizer.desktop.pipeline.report import REPORT_NAME, summarize
-    from colorizer.desktop.pipeline.run import run_and_report
+    from colorizer.desktop.pipeline.report import REPORT_NAME
+    from colorizer.desktop.pipeline.run import ReportedRun
     from colorizer.desktop.pipeline.tasks import plan
 
     try:
@@ -238,6 +333,17 @@ def main(argv: list[str] | None = None) -> int:
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
     if args.dry_run:
         return _dry_run(tasks, rejected, args.overwrite)
+    report_path = args.report or args.output / REPORT_NAME
+    for folder in dict.fromkeys([args.output, report_path.parent]):  # once, before anything is decoded
+        if problem := check_writable(folder):
+            return _error(problem)
+
+    def reported_run(backend=None, **callbacks) -> ReportedRun:
+        return ReportedRun(tasks, backend, settings, report_path=report_path, model=args.model, rejected=rejected,
+                           ray=ray, output_dir=args.output, **callbacks)
+
+    ray = RayOptions(args.ray, args.ray_actors, args.backend) if args.ray else None
+    signals.planned = reported_run
     try:
         backend, contract, doer = _open_backend(args, tasks)
     except (BackendError, ContractError) as exc:
@@ -246,24 +352,19 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return _error(problem)
     if not args.quiet:
-        counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
-        kinds = ", ".join(f"{n} {k}s" for k, n in counts.items() if n)
-        print(f"model {contract.model_name} {contract.model_version} on {doer}; {kinds} -> {args.output}",
+        print(f"model {contract.model_name} {contract.model_version} on {doer}; {_kinds(tasks)} -> {args.output}",
               file=sys.stderr)
     bars = _ProgressBars(len(tasks), args.quiet)
-    ray = RayOptions(args.ray, args.ray_actors, args.backend) if args.ray else None
-    outcome, interrupted = _run_interruptibly(lambda cancel: run_and_report(
-        tasks, backend, settings, report_path=args.report or args.output / REPORT_NAME, model=args.model,
-        rejected=rejected, progress=bars.file_done, frame_progress=bars.frame_done, cancel=cancel, ray=ray))
+    run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
+    signals.run, signals.bars = run, bars
+    outcome = _run_in_thread(run)
     _finish(backend, ray_started, bars)
-    counts = summarize(outcome.results)
-    if not args.quiet or counts["failed"]:
-        print(f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed, "
-              f"{counts['cancelled']} not started; report: {outcome.report or 'not written (see the log)'}",
-              file=sys.stderr)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_SOME_FAILED if counts["failed"] else EXIT_OK
+    _print_summary(outcome, args.quiet)
+    if outcome.report is None:
+        return EXIT_SETUP
+    if signals.received is not None:
+        return signals.exit_code
+    return EXIT_SOME_FAILED if any(r.status == Status.FAILED for r in outcome.results) else EXIT_OK
 
 
 def _finish(backend, ray_started: bool, bars: _ProgressBars) -> None:

@@ -6,7 +6,9 @@ files and turns what users type (``--format jpg``, ``same``) into canonical name
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -53,12 +55,22 @@ def detect_format_bytes(header: bytes) -> str | None:
     return None
 
 
+def check_regular_file(path: Path) -> None:
+    """Raise OSError unless ``path`` is a regular file (a pipe or device would block or never end)."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+
+
 def detect_format(path: PathLike) -> str | None:
     """The format of the file at ``path`` judged by its content, or None if it is no supported image.
 
     Raises :class:`ImageReadError` if the file cannot be opened (missing, directory, permission).
     """
     try:
+        check_regular_file(Path(path))
         with open(path, "rb") as fh:
             header = fh.read(SNIFF_BYTES)
     except OSError as exc:
@@ -121,6 +133,8 @@ def os_error_reason(exc: OSError) -> str:
         return "is a directory, not a file"
     if isinstance(exc, PermissionError):
         return "permission denied (the file is not readable by this user)"
+    if exc.errno == errno.EINVAL and exc.strerror:
+        return exc.strerror
     return f"cannot read the file ({exc.strerror or exc})"
 
 

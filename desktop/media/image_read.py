@@ -32,7 +32,13 @@ import numpy as np
 from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
 from colorizer.desktop.media.errors import ImageReadError
-from colorizer.desktop.media.formats import SNIFF_BYTES, detect_format_bytes, not_an_image_reason, os_error_reason
+from colorizer.desktop.media.formats import (
+    SNIFF_BYTES,
+    check_regular_file,
+    detect_format_bytes,
+    not_an_image_reason,
+    os_error_reason,
+)
 from colorizer.desktop.media.image_metadata import ImageMetadata, read_metadata
 from colorizer.desktop.media.tiff_tags import reset_orientation
 from colorizer.fileio import PathLike
@@ -104,16 +110,39 @@ class DecodedImage:
         return int(self.rgb.shape[1])
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file declares before its pixels are decoded."""
+
+    format: str
+    width: int
+    height: int
+    bits: int  # per sample of the source
+    mode: str  # Pillow's mode
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+Admit = Callable[[ImageHeader], None]
+"""Called with the header before any pixel is decoded; may wait (a memory budget) or raise to refuse."""
+
+
 class _Pixels(NamedTuple):
     rgb: np.ndarray
     alpha: np.ndarray | None
     gray_source: bool
 
 
-def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, admit: Admit | None = None
+               ) -> DecodedImage:
     """Decode the image file at ``path`` (see :class:`DecodedImage`).
 
-    ``max_pixels`` (None = no limit) refuses larger images before their pixels are decoded.
+    ``max_pixels`` (None = no limit) refuses larger images before their pixels are decoded, and so
+    does a header that declares more pixels than the file's data could hold (a lying or truncated
+    file is refused before memory is set aside for it). ``admit``, when given, sees the header
+    before the pixels are decoded (whatever it raises goes on to the caller).
     Raises :class:`ImageReadError` for a missing, unreadable, empty, truncated, corrupt, too large
     or unsupported file. The file is opened read-only and never modified.
     """
@@ -123,7 +152,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     if fmt is None:
         raise ImageReadError(path, not_an_image_reason(data[:SNIFF_BYTES]))
     try:
-        return _decode(data, fmt, max_pixels)
+        return _decode(data, fmt, max_pixels, admit)
     except _DecodeError as exc:
         raise ImageReadError(path, exc.reason) from exc
     except Image.DecompressionBombError as exc:
@@ -139,6 +168,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
 
 def _read_file(path: Path) -> bytes:
     try:
+        check_regular_file(path)
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
@@ -171,7 +201,7 @@ def _pillow_image_class(fmt: str) -> type[ImageFile.ImageFile]:
     return classes[fmt]
 
 
-def _decode(data: bytes, fmt: str, max_pixels: int | None) -> DecodedImage:
+def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) -> DecodedImage:
     tiff_orientation = 1
     if fmt == "TIFF":
         # Recent Pillow and OpenCV rotate TIFFs while decoding, older ones do not: neutralize the
@@ -184,6 +214,9 @@ def _decode(data: bytes, fmt: str, max_pixels: int | None) -> DecodedImage:
         if ImageFile.LOAD_TRUNCATED_IMAGES:
             logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files may go unnoticed")
         bits = _source_bits(im, data, fmt)
+        _check_declared_data(data, fmt, im.size, bits)
+        if admit is not None:
+            admit(ImageHeader(fmt, im.size[0], im.size[1], bits, im.mode))
         if bits > 8 or _large_plain_tiff(im, fmt):
             pixels = _decode_with_opencv(data, fmt, bits, im)
         else:
@@ -214,6 +247,40 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int | None) -> None:
             f"image too large: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds the limit of "
             f"{max_pixels / 1e6:.0f} megapixels (raise max_pixels to allow it, if memory permits)"
         )
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand one byte into more than ~1032
+
+
+def _check_declared_data(data: bytes, fmt: str, size: tuple[int, int], bits: int) -> None:
+    """Refuse a header that declares more pixels than the file's data could possibly hold."""
+    width, height = size
+    if fmt == "PNG" and len(data) > 25:
+        row_bytes = 1 + (width * _PNG_CHANNELS.get(data[25], 4) * bits + 7) // 8
+        needed = height * row_bytes // _DEFLATE_MAX_RATIO
+        held = _png_idat_bytes(data)
+    elif fmt == "JPEG":
+        needed = ((width + 7) // 8) * ((height + 7) // 8) // 8  # at least one bit per 8x8 block
+        held = len(data)
+    else:
+        return
+    if held < needed:
+        raise _DecodeError(f"the header declares {width}x{height} pixels, but the file holds only {held} bytes of "
+                           f"image data (at least {needed} needed): truncated or damaged")
+
+
+def _png_idat_bytes(data: bytes) -> int:
+    """Total length of the PNG's IDAT chunks (read from the chunk headers only)."""
+    total, position = 0, 8
+    while position + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if kind == b"IDAT":
+            total += min(length, len(data) - position - 8)
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    return total
 
 
 def _source_bits(im: ImageFile.ImageFile, data: bytes, fmt: str) -> int:

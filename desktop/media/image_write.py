@@ -23,11 +23,11 @@ chunk stores pixels per metre (300 dpi reads back as 299.9994).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,7 +40,7 @@ from colorizer.desktop.media.errors import ImageWriteError
 from colorizer.desktop.media.formats import ALPHA_FORMATS, SIXTEEN_BIT_FORMATS, canonical_format, format_for_suffix
 from colorizer.desktop.media.image_metadata import PNG_SKIPPED_TEXT_PREFIXES, TAG_XMP, ImageMetadata
 from colorizer.desktop.media.tiff_tags import EXIF_PREFIX, append_exif_tags
-from colorizer.fileio import PathLike, atomic_write, to_bit_depth
+from colorizer.fileio import PathLike, atomic_write, to_bit_depth, write_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,9 @@ def write_image(
     alpha_pixels = _prepare_alpha(alpha, pixels.shape[:2], depth, fmt)
     meta = metadata or ImageMetadata()
 
-    def encode(fh: IO[bytes]) -> None:
-        _encode(fh, fmt, pixels, alpha_pixels, meta, quality)
-
-    _write_atomically(path, encode)
+    data = _encoded(path, fmt, pixels, alpha_pixels, meta, quality)
+    del pixels, alpha_pixels
+    _write_atomically(path, data)
     logger.debug("wrote %s (%s, %d-bit)", path, fmt, depth)
     return path
 
@@ -143,19 +142,27 @@ def _prepare_alpha(alpha: np.ndarray | None, shape: tuple[int, ...], depth: int,
     return to_bit_depth(array, depth)
 
 
-def _write_atomically(path: Path, encode: Callable[[IO[bytes]], None]) -> None:
+def _encoded(path: Path, fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: ImageMetadata,
+             quality: int) -> memoryview:
+    """The whole file, encoded in memory: what reaches the disk is then checked against its length."""
+    buffer = io.BytesIO()
     try:
-        atomic_write(path, encode)
+        _encode(buffer, fmt, rgb, alpha, meta, quality)
+    except MemoryError as exc:
+        raise ImageWriteError(path, f"not enough memory to encode the {fmt}") from exc
+    except OSError as exc:  # Pillow's "encoder error": nothing was written to disk yet
+        raise ImageWriteError(path, f"the {fmt} encoder failed ({exc})") from exc
+    data = buffer.getbuffer()
+    if not data.nbytes:
+        raise ImageWriteError(path, f"the {fmt} encoder produced nothing")
+    return data
+
+
+def _write_atomically(path: Path, data: memoryview) -> None:
+    try:
+        atomic_write(path, data)
     except OSError as exc:
-        raise ImageWriteError(path, _os_error_reason_write(exc)) from exc
-
-
-def _os_error_reason_write(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied (the folder is not writable by this user)"
-    if isinstance(exc, IsADirectoryError):
-        return "a folder of that name exists"
-    return f"{exc.strerror or exc}"
+        raise ImageWriteError(path, write_error_reason(exc)) from exc
 
 
 def _encode(

@@ -68,6 +68,8 @@ def _open_input(path: Path):
         raise VideoReadError(path, "no such file")
     if path.is_dir():
         raise VideoReadError(path, "is a folder")
+    if not path.is_file():
+        raise VideoReadError(path, "not a regular file (a pipe, socket or device)")
     try:
         return av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as exc:
@@ -185,6 +187,45 @@ def probe_video(path: os.PathLike | str) -> VideoInfo:
                          (_quarter_turns(_stream_rotation(stream)) * 90), _stream_rate(stream),
                          stream.time_base, frames, estimated, duration,
                          tuple(f"{s.type}:{codec_name(s)}" for s in container.streams))
+    finally:
+        container.close()
+
+
+def not_a_video_reason(path: os.PathLike | str) -> str:
+    """What a file FFmpeg may open, but that is no video, is (for messages)."""
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except Exception:
+        return "not an image or video this program can read (unknown or damaged file)"
+    try:
+        if main_video_stream(container) is None and container.streams.audio:
+            return "an audio file: it has no video stream"
+        if main_video_stream(container) is None:
+            return f"a {container.format.name} file with no video stream"
+        return "a still image in a format this program does not read"
+    finally:
+        container.close()
+
+
+def verify_video(path: os.PathLike | str) -> str | None:
+    """Why ``path`` is not a complete video (None if it is): it must open, have a video stream and
+    demux to its end without error (its packets are read, not decoded)."""
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except Exception as exc:
+        return _ffmpeg_reason(exc)
+    try:
+        stream = main_video_stream(container)
+        if stream is None:
+            return "no video stream"
+        declared, packets = stream.frames, 0
+        for packet in container.demux(stream):
+            packets += packet.size > 0
+        if packets == 0 or (declared and packets < declared):
+            return f"{packets} of {declared or 'some'} video packets"
+        return None
+    except Exception as exc:
+        return _ffmpeg_reason(exc)
     finally:
         container.close()
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish, prepare
+from colorizer.colorize import Prepared, finish
 from colorizer.desktop.backends import Backend
-from colorizer.desktop.core import CancelToken
-from colorizer.desktop.media.image_read import DecodedImage, read_image
+from colorizer.desktop.core import Cancelled, CancelToken
+from colorizer.desktop.media.image_read import ImageHeader, read_image
 from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.strips import prepare_image as prepare  # L a strip at a time
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,9 @@ class _PixelBudget:
 class _Photo:
     task: Task
     started: float
-    image: DecodedImage | None = None
+    info: stages.OutputInfo | None = None
     prepared: Prepared | None = None
-    pixels: float = 0.0
+    pixels: float = 0.0  # declared by its header, held in the budget from before decoding
     timings: dict = field(default_factory=dict)
     handed_on: bool = False  # to a writer, or reported and its pixels released
 
@@ -85,8 +87,10 @@ class BatchRunner:
     """Runs image tasks through one backend; thread-safe progress callbacks; cancel with a token."""
 
     def __init__(self, backend: Backend, settings: ImageSettings | None = None,
-                 progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> None:
+                 progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+                 journal: RunJournal | None = None) -> None:
         self.backend = backend
+        self.journal = journal
         self.settings = settings = settings or ImageSettings()
         self.progress = progress
         self.cancel = cancel or CancelToken()
@@ -97,7 +101,7 @@ class BatchRunner:
 
     def run(self, tasks: Sequence[Task]) -> list[FileResult]:
         self._results, self._total = [], len(tasks)
-        todo, skipped = stages.skip_existing(tasks, self.settings.overwrite)
+        todo, skipped = stages.skip_existing(tasks, self.settings.overwrite, self.journal)
         for result in skipped:
             self._report(result)
         if todo:
@@ -134,17 +138,21 @@ class BatchRunner:
         if self.cancel.cancelled:
             return
         photo = _Photo(task, time.time())
+
+        def admit(header: ImageHeader) -> None:  # before decoding: its memory, then its place in the budget
+            stages.check_memory(task.source, header, self.settings)
+            if not self._budget.acquire(float(header.pixels), self.cancel):
+                raise Cancelled()
+            photo.pixels = float(header.pixels)
+
         try:
-            photo.image = read_image(task.source)
-        except Exception as exc:
-            self._report(FileResult.failed(task, stages.read_failure(task.source, exc), self.backend.name))
+            image = read_image(task.source, admit=admit)
+            photo.info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
+            photo.prepared = prepare(image.rgb, self.render_size, self.backend.contract.size_multiple)
+            del image  # only L goes on
+        except Cancelled:
+            self._budget.release(photo.pixels)
             return
-        h, w = photo.image.rgb.shape[:2]
-        photo.pixels = float(h * w)
-        if not self._budget.acquire(photo.pixels, self.cancel):
-            return
-        try:
-            photo.prepared = prepare(photo.image.rgb, self.render_size, self.backend.contract.size_multiple)
         except Exception as exc:  # the pixels go back to the budget, or later images would wait forever
             self._budget.release(photo.pixels)
             self._report(FileResult.failed(task, stages.read_failure(task.source, exc), self.backend.name))
@@ -171,7 +179,7 @@ class BatchRunner:
             try:
                 self._infer(batch)
             except Exception as exc:  # keep consuming, or the readers would block forever
-                log.exception("inference stage failed")
+                log.info("inference stage failed", exc_info=True)
                 for photo in batch:
                     if not photo.handed_on:
                         self._budget.release(photo.pixels)
@@ -195,11 +203,11 @@ class BatchRunner:
                 self._writers.submit(self._write, photo, ab)
 
     def _write(self, photo: _Photo, ab: np.ndarray) -> None:
-        image = photo.image
-        info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
-        item = stages.Finished(photo.task, photo.prepared, ab, info, photo.started, photo.timings)
+        item = stages.Finished(photo.task, photo.prepared, ab, photo.info, photo.started, photo.timings)
+        photo.prepared = None  # the writer owns it now, and lets it go before encoding
         try:
-            self._report(stages.finish_and_write(item, self.settings, self.backend.name))
+            if self.cancel.cancelled:  # queued for a writer, not started: cancelled (reported at the end)
+                return
+            self._report(stages.finish_and_write(item, self.settings, self.backend.name, self.journal))
         finally:
             self._budget.release(photo.pixels)
-            photo.image = photo.prepared = None

@@ -37,11 +37,18 @@ from colorizer.desktop.media.image_metadata import ImageMetadata
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
 from colorizer.desktop.media.video_writer import OutputGeometry, VideoWriter, muxer_for
+from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.tasks import Task
-from colorizer.desktop.pipeline.video import FrameProgressCallback, ProgressTracker, StreamStats, colorize_frames
-from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly
+from colorizer.desktop.pipeline.video import (
+    FrameProgressCallback,
+    ProgressTracker,
+    StreamStats,
+    check_written_video,
+    colorize_frames,
+)
+from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly, write_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +129,8 @@ def _read_frames(sequence: FrameSequence, dst_dir: Path) -> Iterator[tuple[_Fram
 
 def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str, backend: Backend,
                           settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
-                          cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None) -> FileResult:
+                          cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None,
+                          journal: RunJournal | None = None) -> FileResult:
     """Colorize the one frame sequence in ``src_dir`` into ``dst_dir`` (names kept); optionally also
     encode it to the video ``to_video`` (.mp4/.mkv/.mov) at ``settings.frame_rate``. A folder with
     no sequence or with several fails with a message saying so."""
@@ -139,16 +147,15 @@ def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str
         names = ", ".join(f"{s.pattern} ({len(s)} frames)" for s in sequences)
         return FileResult.failed(task, f"{src_dir}: holds several frame sequences ({names}); colorize them one "
                                  "at a time", backend.name)
-    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video)
-
-
+    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video, journal)
 
 
 def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str, backend: Backend,
                             settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
-                            cancel: CancelToken | None = None,
-                            to_video: os.PathLike | str | None = None) -> FileResult:
-    """Colorize ``sequence`` into ``dst_dir`` (see :func:`colorize_frame_folder`)."""
+                            cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None,
+                            journal: RunJournal | None = None) -> FileResult:
+    """Colorize ``sequence`` into ``dst_dir`` (see :func:`colorize_frame_folder`); each output, once
+    written, is listed in the ``journal``; a run skips the sequence only when all are finished."""
     dst_dir = Path(dst_dir)
     video_path = Path(to_video) if to_video is not None else None
     task = Task(sequence.folder, dst_dir, TaskKind.FRAMES)
@@ -159,7 +166,8 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
         return FileResult.failed(task, f"output folder {dst_dir} is the input folder; the frames would be "
                                  "overwritten", backend.name)
     outputs = [dst_dir / p.name for p in sequence.frames]
-    if not settings.overwrite and all(p.exists() for p in outputs) and (video_path is None or video_path.exists()):
+    finished = [(p, TaskKind.IMAGE) for p in outputs] + ([(video_path, TaskKind.VIDEO)] if video_path else [])
+    if not settings.overwrite and all(output_done(p, kind, journal) for p, kind in finished):
         return FileResult.skipped(task, "outputs exist (use --overwrite to redo)")
     written: list[Path] = []
     try:
@@ -171,6 +179,11 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
                 writer = VideoWriter(partial, muxer, settings.encoding, None, name=video_path)
                 stack.callback(_close_quietly, writer)  # before the temporary file is committed or removed
             stats, tracker = _colorize(sequence, dst_dir, writer, backend, settings, progress, cancel, written)
+            if writer is not None:
+                check_written_video(partial, video_path)
+        for path in [*written, *([video_path] if video_path else [])]:
+            if journal is not None:
+                journal.record(path)
         written = []  # complete: keep them
         return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
     except Cancelled:
@@ -180,9 +193,9 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     except ValueError as exc:
         return FileResult.failed(task, str(exc), backend.name)
     except OSError as exc:
-        return FileResult.failed(task, f"{dst_dir}: cannot write ({exc.strerror or exc})", backend.name)
+        return FileResult.failed(task, f"{dst_dir}: cannot write ({write_error_reason(exc)})", backend.name)
     except Exception as exc:
-        log.exception("colorizing frames %s failed", sequence.folder)
+        log.info("colorizing frames %s failed", sequence.folder, exc_info=True)
         return FileResult.failed(task, f"{sequence.folder}: colorization failed ({type(exc).__name__}: {exc})",
                                  backend.name)
     finally:

@@ -27,14 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from colorizer.colorize import Prepared, prepare
+from colorizer.colorize import Prepared
 from colorizer.desktop.backends import ModelFiles, default_model_path, open_backend, read_contract
-from colorizer.desktop.core import CancelToken, TaskKind
+from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.batch import ProgressCallback
+from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.strips import prepare_image
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def _read_row(row: dict, render_size: int | None, size_multiple: int) -> dict:
            "l_full": _EMPTY_2D, "model_input": _EMPTY_3D, "extra": b""}
     try:
         image = read_image(source)
-        prepared = prepare(image.rgb, render_size, size_multiple)
+        prepared = prepare_image(image.rgb, render_size, size_multiple)
     except Exception as exc:
         out["error"] = stages.read_failure(source, exc)
         return out
@@ -191,7 +193,8 @@ def _dataset(ray, todo: Sequence[Task], model: Path | None, settings: ImageSetti
 
 def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: ImageSettings,
                options: RayOptions = RayOptions(), *, progress: ProgressCallback | None = None,
-               cancel: CancelToken | None = None, num_cpus: int | None = None) -> list[FileResult]:
+               cancel: CancelToken | None = None, num_cpus: int | None = None,
+               journal: RunJournal | None = None) -> list[FileResult]:
     """Colorize image ``tasks`` with Ray Data; ``progress(result, finished, total)`` after each file.
 
     Each of ``options.actors`` inference actors opens ``options.backend`` on ``model_path`` once
@@ -208,10 +211,12 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
 
     def report(result: FileResult) -> None:
         results.append(result)
+        if journal is not None and result.status == Status.DONE and result.output is not None:
+            journal.record(result.output)
         if progress:
             progress(result, len(results), len(tasks))
 
-    todo, skipped = stages.skip_existing(tasks, settings.overwrite)
+    todo, skipped = stages.skip_existing(tasks, settings.overwrite, journal)
     for result in skipped:
         report(result)
     if not todo:

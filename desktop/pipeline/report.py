@@ -62,6 +62,13 @@ def summarize(results: Sequence[FileResult]) -> dict[str, int]:
 def write_report(path: Path, results: Sequence[FileResult], *, backend: str, settings: dict,
                  started: float, finished: float | None = None, interrupted: bool = False) -> Path:
     """Write the JSON report atomically; returns its path. ``settings``: see ``RunSettings.to_report``."""
+    return atomic_write(path, report_bytes(results, backend=backend, settings=settings, started=started,
+                                           finished=finished, interrupted=interrupted))
+
+
+def report_bytes(results: Sequence[FileResult], *, backend: str, settings: dict, started: float,
+                 finished: float | None = None, interrupted: bool = False) -> bytes:
+    """The JSON report (see :func:`write_report`) as bytes."""
     finished = finished or time.time()
     report = {
         "report_version": REPORT_VERSION,
@@ -76,4 +83,4 @@ def write_report(path: Path, results: Sequence[FileResult], *, backend: str, set
         "summary": summarize(results),
         "files": [r.to_dict() for r in sorted(results, key=lambda r: str(r.input))],
     }
-    return atomic_write(path, (json.dumps(report, indent=2, default=str) + "\n").encode())
+    return (json.dumps(report, indent=2, default=str) + "\n").encode()

@@ -18,11 +18,13 @@ from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
 from colorizer.desktop.pipeline.frames import colorize_frame_folder
+from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
-from colorizer.desktop.pipeline.report import FileResult, write_report
+from colorizer.desktop.pipeline.report import FileResult, report_bytes
 from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
 from colorizer.desktop.pipeline.tasks import Rejected, Task
 from colorizer.desktop.pipeline.video import FrameProgressCallback, colorize_video, output_suffix
+from colorizer.fileio import ReservedFile, abandon_writes, write_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ class RunOutcome:
     results: tuple[FileResult, ...]  # one per task and per rejected input
     backend: str  # what did the work, as the report names it
     interrupted: bool  # the cancel token was set
-    report: Path | None  # None when it could not be written (the reason is logged)
+    report: Path | None  # None when it could not be written (report_error says why)
+    report_error: str | None = None
 
 
 class _Results:
@@ -60,27 +63,28 @@ def frames_video_path(task: Task, settings: VideoSettings) -> Path:
 def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSettings | None = None, *,
               progress: ProgressCallback | None = None, frame_progress: FrameProgressCallback | None = None,
               cancel: CancelToken | None = None, ray: RayOptions | None = None,
-              model: Path | None = None) -> list[FileResult]:
+              model: Path | None = None, journal: RunJournal | None = None,
+              results: _Results | None = None) -> list[FileResult]:
     """Run every task; ``progress(result, finished, total)`` after each input, ``frame_progress``
     after each frame of a video or frame folder. With ``ray``, photos run on Ray with ``model``
     (``backend`` may then be None if there is nothing else). Every task gets exactly one result."""
     settings = settings or RunSettings()
     cancel = cancel or CancelToken()
-    results = _Results(len(tasks), progress)
+    results = results if results is not None else _Results(len(tasks), progress)
     images = [t for t in tasks if t.kind == TaskKind.IMAGE]
     others = [t for t in tasks if t.kind != TaskKind.IMAGE]
     if others and backend is None:
         raise ValueError("videos and frame folders need a local backend")
     try:
         if images and ray is not None:
-            run_on_ray(images, model, settings.images, ray, progress=results, cancel=cancel)
+            run_on_ray(images, model, settings.images, ray, progress=results, cancel=cancel, journal=journal)
         elif images:
-            BatchRunner(backend, settings.images, results, cancel).run(images)
+            BatchRunner(backend, settings.images, results, cancel, journal).run(images)
         for task in others:
             results(FileResult.cancelled(task) if cancel.cancelled else
-                    _run_film(task, backend, settings, frame_progress, cancel))
+                    _run_film(task, backend, settings, frame_progress, cancel, journal))
     except Exception as exc:  # never leave a caller waiting: what is left fails with the reason
-        log.exception("the run failed")
+        log.info("the run failed", exc_info=True)
         finished = {r.input for r in results.items}
         for task in tasks:
             if task.source not in finished:
@@ -89,33 +93,128 @@ def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSetti
 
 
 def _run_film(task: Task, backend: Backend, settings: RunSettings, frame_progress: FrameProgressCallback | None,
-              cancel: CancelToken) -> FileResult:
+              cancel: CancelToken, journal: RunJournal | None) -> FileResult:
     if task.kind == TaskKind.VIDEO:
-        return colorize_video(task.source, task.output, backend, settings.video, frame_progress, cancel)
+        return colorize_video(task.source, task.output, backend, settings.video, frame_progress, cancel, journal)
     to_video = frames_video_path(task, settings.video) if settings.frames_to_video else None
     return colorize_frame_folder(task.source, task.output, backend, settings.video, frame_progress, cancel,
-                                 to_video)
+                                 to_video, journal)
+
+
+class ReportedRun:
+    """A run that always ends with a true report: :meth:`execute` runs the tasks and writes it;
+    :meth:`abandon` (from another thread, e.g. on a second signal) stops every write at once and
+    writes it from what is known. The output folder's journal marks the run and lists what it finished.
+    """
+
+    def __init__(self, tasks: Sequence[Task], backend: Backend | None, settings: RunSettings, *, report_path: Path,
+                 model: Path | str | None = None, rejected: Sequence[Rejected] = (),
+                 progress: ProgressCallback | None = None, frame_progress: FrameProgressCallback | None = None,
+                 cancel: CancelToken | None = None, ray: RayOptions | None = None,
+                 output_dir: Path | None = None) -> None:
+        self.tasks, self.backend, self.settings, self.rejected, self.ray = list(tasks), backend, settings, rejected, ray
+        self.report_path, self.model = Path(report_path), model
+        self.output_dir = Path(output_dir) if output_dir is not None else self.report_path.parent
+        self.progress, self.frame_progress = progress, frame_progress
+        self.cancel = cancel or CancelToken()
+        self.results = _Results(len(self.tasks), progress)
+        self._report_lock = threading.Lock()
+        self._outcome: RunOutcome | None = None
+        self.started = time.time()
+        self.reserved: ReservedFile | None = None
+
+    def execute(self) -> RunOutcome:
+        self.started = time.time()
+        journal = self._open_journal()
+        reserved = self._reserve_report()
+        try:
+            run_tasks(self.tasks, self.backend, self.settings, frame_progress=self.frame_progress, cancel=self.cancel,
+                      ray=self.ray, model=Path(self.model) if self.model else None, journal=journal,
+                      results=self.results)
+            return self._write_report(list(self.results.items), reserved)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    def abandon(self) -> RunOutcome:
+        """Stop at once: no more outputs renamed into place, temporary files removed; the report says
+        which outputs this run finished (on disk, complete) and that the rest were abandoned."""
+        abandon_writes()
+        results = list(self.results.items)
+        finished = {r.input for r in results}
+        for task in self.tasks:
+            if task.source not in finished:
+                results.append(_abandoned(task, self.started))
+        self.cancel.cancel()
+        return self._write_report(results, self.reserved)
+
+    def _open_journal(self) -> RunJournal | None:
+        folders = {t.output.parent for t in self.tasks} | {t.output for t in self.tasks if t.kind == TaskKind.FRAMES}
+        try:
+            return RunJournal.open(self.output_dir, folders | {self.report_path.parent})
+        except OSError as exc:
+            log.warning("no journal in %s (%s): existing outputs are taken as finished", self.output_dir, exc)
+            return None
+
+    def _reserve_report(self) -> ReservedFile | None:
+        try:
+            self.reserved = ReservedFile(self.report_path,
+                                         REPORT_BYTES_PER_FILE * (len(self.tasks) + len(self.rejected) + 8))
+        except OSError as exc:
+            log.info("could not set space aside for the report %s: %s", self.report_path, exc)
+            self.reserved = None
+        return self.reserved
+
+    def _write_report(self, results: list[FileResult], reserved: ReservedFile | None) -> RunOutcome:
+        with self._report_lock:  # one report, whoever gets here first (the run, or an abandonment)
+            if self._outcome is not None:
+                return self._outcome
+            results += [FileResult(r.source, Status.FAILED, reason=r.reason) for r in self.rejected]
+            name = _backend_name(self.tasks, results, self.backend, self.ray)
+            extra = {"ray": self.ray.address, "ray_actors": self.ray.actors} if self.ray is not None else {}
+            report, error = None, None
+            try:
+                data = report_bytes(results, backend=name, settings=self.settings.to_report(self.model, **extra),
+                                    started=self.started, interrupted=self.cancel.cancelled)
+                reserved = reserved or ReservedFile(self.report_path, len(data))  # not gated: written even if abandoned
+                report = reserved.commit(data)
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be written is said, never a crash
+                error = f"could not write the report {self.report_path}: " + (
+                    write_error_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")
+                log.warning("%s", error)
+                if reserved is not None:
+                    reserved.discard()
+            self._outcome = RunOutcome(tuple(results), name, self.cancel.cancelled, report, error)
+            return self._outcome
+
+
+REPORT_BYTES_PER_FILE = 1024
+"""Disk space set aside for the report per input when a run starts (a full disk cannot stop it)."""
+
+
+def _abandoned(task: Task, started: float) -> FileResult:
+    """The result of a file in flight when a run was abandoned: done if its output was renamed into
+    place during this run (complete: nothing is renamed unverified), else cancelled."""
+    try:
+        written = task.kind != TaskKind.FRAMES and task.output.stat().st_mtime >= started
+    except OSError:
+        written = False
+    if written:
+        return FileResult(task.source, Status.DONE, task.output, reason="finished as the run was stopped")
+    return FileResult(task.source, Status.CANCELLED, task.output, reason="abandoned: the run was stopped at once")
 
 
 def run_and_report(tasks: Sequence[Task], backend: Backend | None, settings: RunSettings, *, report_path: Path,
                    model: Path | str | None = None, rejected: Sequence[Rejected] = (),
                    progress: ProgressCallback | None = None, frame_progress: FrameProgressCallback | None = None,
-                   cancel: CancelToken | None = None, ray: RayOptions | None = None) -> RunOutcome:
-    """:func:`run_tasks`, then the JSON report at ``report_path`` (``rejected`` inputs listed as failed)."""
-    cancel = cancel or CancelToken()
-    started = time.time()
-    results = run_tasks(tasks, backend, settings, progress=progress, frame_progress=frame_progress, cancel=cancel,
-                        ray=ray, model=Path(model) if model else None)
-    results += [FileResult(r.source, Status.FAILED, reason=r.reason) for r in rejected]
-    name = _backend_name(tasks, results, backend, ray)
-    extra = {"ray": ray.address, "ray_actors": ray.actors} if ray is not None else {}
-    try:
-        report = write_report(report_path, results, backend=name, settings=settings.to_report(model, **extra),
-                              started=started, interrupted=cancel.cancelled)
-    except OSError as exc:
-        log.warning("could not write the report %s: %s", report_path, exc)
-        report = None
-    return RunOutcome(tuple(results), name, cancel.cancelled, report)
+                   cancel: CancelToken | None = None, ray: RayOptions | None = None,
+                   output_dir: Path | None = None) -> RunOutcome:
+    """:func:`run_tasks`, then the JSON report at ``report_path`` (``rejected`` inputs listed as failed).
+
+    ``output_dir`` (default: the report's folder) holds the run's journal (see :mod:`.journal`)."""
+    return ReportedRun(tasks, backend, settings, report_path=report_path, model=model, rejected=rejected,
+                       progress=progress, frame_progress=frame_progress, cancel=cancel, ray=ray,
+                       output_dir=output_dir).execute()
 
 
 def _backend_name(tasks: Sequence[Task], results: Sequence[FileResult], backend: Backend | None,

@@ -25,6 +25,7 @@ class ImageSettings:
     readers: int = 2
     writers: int = 2
     max_inflight_megapixels: float = 100.0
+    max_memory_mb: float | None = None  # the most one photo may take (from its header); None: half the RAM
 
 
 @dataclass(frozen=True)

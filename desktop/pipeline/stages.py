@@ -10,6 +10,7 @@ reports a failed inference call for the images of that call only.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish
+from colorizer.colorize import Prepared
 from colorizer.desktop.core import CancelToken
-from colorizer.desktop.media.errors import ImageReadError
+from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
+from colorizer.desktop.media.formats import SIXTEEN_BIT_FORMATS, canonical_format
 from colorizer.desktop.media.image_metadata import ImageMetadata
+from colorizer.desktop.media.image_read import ImageHeader
 from colorizer.desktop.media.image_write import write_image
+from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.desktop.pipeline.strips import finish_image
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -31,11 +36,14 @@ log = logging.getLogger(__name__)
 SKIP_REASON = "output exists (use --overwrite to redo)"
 
 
-def skip_existing(tasks: Sequence[Task], overwrite: bool) -> tuple[list[Task], list[FileResult]]:
-    """The tasks to run, and a ``skipped`` result for each whose output exists (unless ``overwrite``)."""
+def skip_existing(tasks: Sequence[Task], overwrite: bool, journal: RunJournal | None = None
+                  ) -> tuple[list[Task], list[FileResult]]:
+    """The tasks to run, and a ``skipped`` result for each whose output is finished (unless
+    ``overwrite``): with a ``journal``, an output it lists or that decodes completely; without
+    one, any existing output."""
     todo, skipped = [], []
     for task in tasks:
-        if task.output.exists() and not overwrite:
+        if not overwrite and output_done(task.output, task.kind, journal):
             skipped.append(FileResult.skipped(task, SKIP_REASON))
         else:
             todo.append(task)
@@ -46,8 +54,39 @@ def read_failure(source: Path, exc: Exception) -> str:
     """The reason a photo could not be decoded or prepared (call from its ``except`` block)."""
     if isinstance(exc, ImageReadError):
         return str(exc)
-    log.exception("reading %s failed", source)  # an unexpected decoder failure is this file's problem only
-    return f"{source}: could not be read ({exc})"
+    log.info("reading %s failed", source, exc_info=True)  # an unexpected failure is this file's problem only
+    if isinstance(exc, MemoryError):
+        return f"{source}: not enough memory to decode it"
+    return f"{source}: could not be read ({type(exc).__name__}: {exc})"
+
+
+BYTES_PER_PIXEL = 16
+"""What colorizing a photo costs at most, per declared pixel, in this pipeline (measured: about 8
+for an 8-bit scan; 16-bit sources cost more)."""
+
+
+def memory_needed(header: ImageHeader) -> int:
+    """Bytes colorizing a photo with this header may take at its peak (an upper estimate)."""
+    return header.pixels * BYTES_PER_PIXEL * (2 if header.bits > 8 else 1)
+
+
+def memory_limit(settings: ImageSettings) -> int:
+    """The most memory one photo may take: ``settings.max_memory_mb``, or half of this machine's RAM."""
+    if settings.max_memory_mb is not None:
+        return int(settings.max_memory_mb * 1e6)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(source: Path, header: ImageHeader, settings: ImageSettings) -> None:
+    """Refuse (ImageReadError) a photo whose declared size needs more memory than a photo may take."""
+    needed, limit = memory_needed(header), memory_limit(settings)
+    if needed > limit:
+        raise ImageReadError(source, f"{header.width}x{header.height} ({header.pixels / 1e6:.0f} megapixels) needs "
+                             f"about {needed / 1e9:.1f} GB to colorize, more than the {limit / 1e9:.1f} GB a photo "
+                             "may take (--max-memory)")
 
 
 @dataclass(frozen=True)
@@ -90,7 +129,7 @@ def predict_chunks(backend, model_inputs: Sequence[np.ndarray | None], batch_siz
                 chunk.ab = backend.predict(np.stack([model_inputs[i] for i in chunk.indices]))
                 chunk.seconds_each = (time.perf_counter() - t) / len(chunk.indices)
             except Exception as exc:
-                log.exception("inference failed")
+                log.info("inference failed", exc_info=True)
                 chunk.error = f"inference failed on {backend.name}: {exc}"
             yield chunk
 
@@ -107,17 +146,33 @@ class Finished:
     timings: dict = field(default_factory=dict)
 
 
-def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str) -> FileResult:
-    """ab to full resolution, merged with the photo's L, written atomically; the photo's result."""
+def output_bit_depth(fmt: str, source_bits: int) -> int:
+    """16 for a 16-bit source written as PNG or TIFF, else 8."""
+    return 16 if source_bits == 16 and canonical_format(fmt) in SIXTEEN_BIT_FORMATS else 8
+
+
+def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
+                     journal: RunJournal | None = None) -> FileResult:
+    """ab to full resolution, merged with the photo's L, written atomically (and listed in the
+    ``journal``); the photo's result. The photo's L is dropped before it is encoded."""
     task = item.task
     try:
         t = time.time()
-        rgb = finish(item.prepared, item.ab, settings.saturation, settings.upsampling)
-        write_image(task.output, rgb, alpha=item.info.alpha, format=settings.output_format or item.info.format,
-                    quality=settings.quality, metadata=item.info.metadata, bit_depth=item.info.bit_depth,
-                    source=task.source)
+        fmt = settings.output_format or item.info.format
+        rgb = finish_image(item.prepared, item.ab, settings.saturation, settings.upsampling,
+                           output_bit_depth(fmt, item.info.bit_depth))
+        item.prepared = item.ab = None  # type: ignore[assignment]
+        write_image(task.output, rgb, alpha=item.info.alpha, format=fmt, quality=settings.quality,
+                    metadata=item.info.metadata, bit_depth=item.info.bit_depth, source=task.source)
+        if journal is not None:
+            journal.record(task.output)
         timings = item.timings | {"encode_s": time.time() - t}
         return FileResult.ok(task, backend_name, time.time() - item.started, timings)
+    except ImageWriteError as exc:
+        return FileResult.failed(task, str(exc), backend_name)
+    except MemoryError:
+        return FileResult.failed(task, f"{task.output}: not enough memory to finish it", backend_name)
     except Exception as exc:
-        log.exception("writing %s failed", task.output)
-        return FileResult.failed(task, f"{task.output}: could not be written ({exc})", backend_name)
+        log.info("writing %s failed", task.output, exc_info=True)
+        return FileResult.failed(task, f"{task.output}: could not be written ({type(exc).__name__}: {exc})",
+                                 backend_name)

@@ -9,6 +9,7 @@ numbered frames.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.errors import ImageReadError
 from colorizer.desktop.media.formats import detect_format, suffix_for_format
-from colorizer.desktop.media.video_source import is_video
+from colorizer.desktop.media.video_source import is_video, not_a_video_reason
 from colorizer.desktop.media.video_writer import VideoEncoding
 from colorizer.fileio import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_partial_file
 
@@ -42,9 +43,21 @@ class Rejected:
     reason: str
 
 
-def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
-    entries = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in entries if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
+def _walk(folder: Path, recursive: bool, exclude: Path | None = None) -> Iterable[Path]:
+    """The files in ``folder`` (and below, if ``recursive``), never those in ``exclude`` or below it
+    (the output folder, when it lies inside an input folder)."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [] if not recursive else sorted(d for d in dirs if not _same(Path(top) / d, exclude))
+        found += [Path(top) / f for f in files]
+    return sorted(p for p in found if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
+
+
+def _same(path: Path, other: Path | None) -> bool:
+    try:
+        return other is not None and path.resolve() == other
+    except OSError:
+        return False
 
 
 class _Planner:
@@ -70,8 +83,7 @@ class _Planner:
                           TaskKind.VIDEO))
         elif named or source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             # other files found in folders are not ours: ignored
-            self.rejected.append(Rejected(source, "not an image or video this program can read (unknown or "
-                                          "damaged file)"))
+            self.rejected.append(Rejected(source, not_a_video_reason(source)))
 
     def add(self, task: Task) -> None:
         out, source = task.output.resolve(), task.source
@@ -95,15 +107,18 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, o
     output_dir = Path(output_dir)
     planner = _Planner(output_dir, output_format, video or VideoEncoding())
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    exclude = output_dir.resolve()
     for item in map(Path, inputs):
         if item.is_dir() and frames:
             planner.add(Task(item, frames_output(item, output_dir, len(folders) > 1), TaskKind.FRAMES))
         elif item.is_dir():
             prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
-            for path in _walk(item, recursive):
+            for path in _walk(item, recursive, exclude):
                 planner.add_file(path, prefix / path.relative_to(item), named=False)
         elif item.is_file():
             planner.add_file(item, Path(item.name), named=True)
+        elif item.exists():
+            planner.rejected.append(Rejected(item, "not a regular file (a pipe, socket or device)"))
         else:
             planner.rejected.append(Rejected(item, "no such file or folder"))
     return planner.tasks, planner.rejected

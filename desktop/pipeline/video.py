@@ -54,15 +54,16 @@ from colorizer.colorize import Prepared, finish, prepare_l
 from colorizer.contract import denormalize_ab, denormalize_l, rgb_to_l
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
-from colorizer.desktop.media.errors import VideoError, VideoReadError
-from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames
+from colorizer.desktop.media.errors import VideoError, VideoReadError, VideoWriteError
+from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
+from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.stages import SKIP_REASON
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
-from colorizer.fileio import atomic_path
+from colorizer.fileio import atomic_path, write_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -297,17 +298,18 @@ def colorize_frames(frames: Iterable[tuple[P, np.ndarray]], backend: Backend, se
 # --------------------------------------------------------------------------- public entry point
 def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Backend,
                    settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
-                   cancel: CancelToken | None = None) -> FileResult:
+                   cancel: CancelToken | None = None, journal: RunJournal | None = None) -> FileResult:
     """Colorize the video ``src`` into ``dst`` (.mp4, .mkv or .mov); one result, never an exception
     for a bad file: ``done`` (timings: frames, frames_per_second, scene_cuts, flicker_raw,
     flicker_smoothed), ``skipped`` (output exists), ``failed`` (reason names the file and the
-    cause) or ``cancelled``. No partial output is ever left behind."""
+    cause) or ``cancelled``. No partial output is ever left behind: the written file is demuxed to
+    its end before it is renamed into place (and then listed in the ``journal``)."""
     src, dst = Path(src), Path(dst)
     task = Task(src, dst, TaskKind.VIDEO)
     settings = settings or VideoSettings()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
-    if dst.exists() and not settings.overwrite:
+    if not settings.overwrite and output_done(dst, TaskKind.VIDEO, journal):
         return FileResult.skipped(task, SKIP_REASON)
     try:
         muxer = muxer_for(dst)
@@ -319,6 +321,9 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
         with VideoSource(src) as source, atomic_path(dst) as partial:
             stats, tracker = _transcode(source, VideoWriter(partial, muxer, settings.encoding, source, name=dst),
                                         backend, settings, progress, cancel)
+            check_written_video(partial, dst)
+        if journal is not None:
+            journal.record(dst)
         log.info("%s: %d frames, %d scene cuts at %s, %.1f frames/s", src, stats.frames, len(stats.scene_cuts),
                  stats.scene_cuts[:20], tracker.fps)
         return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
@@ -327,10 +332,19 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
     except VideoError as exc:
         return FileResult.failed(task, str(exc), backend.name)
     except OSError as exc:
-        return FileResult.failed(task, f"cannot write video '{dst}': {exc.strerror or exc}", backend.name)
+        return FileResult.failed(task, f"cannot write video '{dst}': {write_error_reason(exc)}", backend.name)
+    except MemoryError:
+        return FileResult.failed(task, f"{src}: not enough memory to colorize it", backend.name)
     except Exception as exc:
-        log.exception("colorizing %s failed", src)
+        log.info("colorizing %s failed", src, exc_info=True)
         return FileResult.failed(task, f"{src}: colorization failed ({type(exc).__name__}: {exc})", backend.name)
+
+
+def check_written_video(partial: Path, final: Path) -> None:
+    """Raise VideoWriteError unless the file just written demuxes to its end (before its rename)."""
+    reason = verify_video(partial)
+    if reason:
+        raise VideoWriteError(final, f"the written video is incomplete ({reason})")
 
 
 def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, settings: VideoSettings,

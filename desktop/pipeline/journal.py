@@ -1,0 +1,218 @@
+"""The output folder's journal: which outputs a run finished, and which runs are using the folder.
+
+``OUTPUT/.colorize-journal.jsonl`` gets one line per output, appended (and fsynced) right after
+the output was written, verified and renamed: its path relative to the output folder, its size and
+modification time. A re-run skips an output only when
+
+* the journal lists it with the size and time it has on disk, or
+* it is not listed (written by an older version, or the run was killed between the rename and the
+  journal line) but decodes completely; it is then listed.
+
+Anything else under a final name (a truncated file an older version left when the disk filled, a
+file changed since) is redone. Every run holds a shared ``flock`` on ``OUTPUT/.colorize-run.lock``
+while it runs; a run that finds no other run holding it removes the temporary ``.partial`` files
+that killed runs left in the folders it writes to, and compacts the journal. The kernel drops the
+lock of a killed process, so a ``kill -9`` never blocks the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from colorizer.desktop.core import TaskKind
+from colorizer.fileio import atomic_write, is_partial_file, remove_quietly, write_all
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = ".colorize-journal.jsonl"
+LOCK_NAME = ".colorize-run.lock"
+JOURNAL_VERSION = 1
+
+Validator = Callable[[Path], bool]
+
+
+def _image_is_complete(path: Path) -> bool:
+    from colorizer.desktop.media.image_read import read_image
+
+    try:
+        read_image(path)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means "redo it"
+        log.info("%s is not a complete image (%s): it will be redone", path, exc)
+        return False
+
+
+def _video_is_complete(path: Path) -> bool:
+    from colorizer.desktop.media.video_source import verify_video
+
+    reason = verify_video(path)
+    if reason:
+        log.info("%s is not a complete video (%s): it will be redone", path, reason)
+    return reason is None
+
+
+VALIDATORS: dict[TaskKind, Validator] = {TaskKind.IMAGE: _image_is_complete, TaskKind.VIDEO: _video_is_complete,
+                                         TaskKind.FRAMES: _image_is_complete}
+
+
+class RunJournal:
+    """The journal and run marker of one output folder, for one run (thread-safe)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[int, int]] = {}
+        self._marker = -1
+        self._journal = -1
+        self.alone = False  # no other run held the folder when this one started
+
+    @classmethod
+    def open(cls, root: Path, folders: Iterable[Path] = ()) -> RunJournal:
+        """Mark ``root`` as in use; when no other run uses it, remove leftover temporary files in
+        ``folders`` (the folders this run writes to) and compact the journal."""
+        journal = cls(root)
+        root.mkdir(parents=True, exist_ok=True)
+        journal._marker = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(journal._marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            journal.alone = True
+        except BlockingIOError:
+            log.info("another run is using %s: its temporary files are left alone", root)
+        journal._load()
+        if journal.alone:
+            removed = remove_leftovers({root, *folders})
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
+            journal._compact()
+        fcntl.flock(journal._marker, fcntl.LOCK_SH)
+        journal._journal = os.open(root / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        return journal
+
+    def _key(self, path: Path) -> str:
+        path = Path(os.path.abspath(path))
+        try:
+            return str(path.relative_to(os.path.abspath(self.root)))
+        except ValueError:
+            return str(path)
+
+    def _load(self) -> None:
+        try:
+            text = (self.root / JOURNAL_NAME).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+                self._entries[entry["output"]] = (int(entry["size"]), int(entry["mtime_ns"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill: that output is checked again
+
+    def _compact(self) -> None:
+        """Rewrite the journal with the entries that still match the disk (only when alone)."""
+        kept = {k: v for k, v in self._entries.items() if _stat_of(self.root / k) == v}
+        if len(kept) == len(self._entries) and kept:
+            return
+        self._entries = kept
+        try:
+            atomic_write(self.root / JOURNAL_NAME, "".join(_line(k, v) for k, v in sorted(kept.items())).encode())
+        except OSError as exc:
+            log.warning("could not compact the journal in %s: %s", self.root, exc)
+
+    def done(self, output: Path, kind: TaskKind = TaskKind.IMAGE) -> bool:
+        """Whether ``output`` is a finished output: journaled as it is now, or complete when checked."""
+        stat = _stat_of(output)
+        if stat is None:
+            return False
+        with self._lock:
+            if self._entries.get(self._key(output)) == stat:
+                return True
+        if not VALIDATORS[kind](Path(output)):
+            return False
+        self.record(output)
+        return True
+
+    def record(self, output: Path) -> None:
+        """List ``output`` as finished (call after it was renamed into place)."""
+        stat = _stat_of(output)
+        if stat is None:
+            return
+        key = self._key(output)
+        with self._lock:
+            self._entries[key] = stat
+            if self._journal < 0:
+                return
+            try:
+                write_all(self._journal, _line(key, stat).encode())
+                os.fsync(self._journal)
+            except OSError as exc:  # a full disk: the output is checked again by the next run
+                log.info("could not add %s to the journal: %s", output, exc)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._journal, self._marker):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)  # releases the flock
+            self._journal = self._marker = -1
+
+
+def _stat_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _line(key: str, stat: tuple[int, int]) -> str:
+    return json.dumps({"v": JOURNAL_VERSION, "output": key, "size": stat[0], "mtime_ns": stat[1]}) + "\n"
+
+
+def remove_leftovers(folders: Iterable[Path]) -> int:
+    """Remove the temporary files of atomic writes directly in ``folders``; how many were removed."""
+    removed = 0
+    for folder in folders:
+        try:
+            names = [p for p in Path(folder).iterdir() if is_partial_file(p) and p.is_file()]
+        except OSError:
+            continue
+        for path in names:
+            remove_quietly(path)
+            removed += not path.exists()
+    return removed
+
+
+def output_done(output: Path, kind: TaskKind, journal: RunJournal | None) -> bool:
+    """Whether ``output`` counts as finished: with a journal, see :meth:`RunJournal.done`; without
+    one (a library caller), whether it exists."""
+    return output.exists() if journal is None else journal.done(output, kind)
+
+
+def check_writable(folder: Path) -> str | None:
+    """Why nothing can be written in ``folder`` (created if needed), or None when a file can be."""
+    from colorizer.fileio import atomic_path, write_error_reason
+
+    try:
+        with atomic_path(Path(folder) / ".colorize-write-test") as probe:
+            fd = os.open(probe, os.O_WRONLY)
+            try:
+                write_all(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            raise _Probed()
+    except _Probed:
+        return None
+    except OSError as exc:
+        return f"cannot write in the output folder {folder}: {write_error_reason(exc)}"
+
+
+class _Probed(Exception):
+    """Ends the write test without renaming the probe file (atomic_path removes it)."""

@@ -1,0 +1,257 @@
+"""Nothing lost under faults: a full disk, signals, kill -9 and resume, an unwritable output folder,
+a run beside another. Each test checks that every output is complete or absent, that the report
+exists and matches the disk, that no temporary file is left and that the inputs are unchanged."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from faults import (
+    CLI,
+    check_outputs,
+    digests,
+    is_valid_image,
+    make_photos,
+    partial_files,
+    read_report,
+    start,
+    wait_for_outputs,
+)
+from tiny_model import tiny_generator_file
+
+from colorizer import fileio
+from colorizer.desktop.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_TERMINATED
+from colorizer.desktop.cli import main as batch_main
+from colorizer.desktop.pipeline.journal import LOCK_NAME
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, flock and mounts")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from colorizer.exporter.export import export_model
+
+    tmp = tmp_path_factory.mktemp("model")
+    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("inputs") / "in"
+    make_photos(folder, 24, 360, 480)
+    return folder
+
+
+def _tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
+def _umount(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+class _SmallDisk:
+    """Stands in for ``os`` in colorizer.fileio: writes beyond ``capacity`` bytes fail with ENOSPC
+    (the last one is cut short first, as a real disk does)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self.reserved: dict[int, int] = {}  # fd -> bytes set aside by posix_fallocate, not yet written
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def posix_fallocate(self, fd, offset, length) -> None:
+        if self.used + length > self.capacity:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.used += length
+        self.reserved[fd] = length
+
+    def write(self, fd, data) -> int:
+        own = self.reserved.get(fd, 0)
+        room = self.capacity - self.used + own
+        if room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = os.write(fd, bytes(data[:room]))
+        self.reserved[fd] = own - min(n, own)
+        self.used += n - min(n, own)
+        return n
+
+
+# --------------------------------------------------------------------------- disk full
+def test_disk_full_damages_nothing_and_a_rerun_finishes(model, photos, tmp_path, monkeypatch, capsys):
+    before = digests(photos)
+    out = tmp_path / "small" / "out"
+    mounted = _tmpfs(tmp_path / "small", "1m")
+    try:
+        args = [str(photos), "-o", str(out), "--model", str(model), "-q"]
+        if mounted:
+            done = subprocess.run([*CLI, *args], capture_output=True, text=True)
+            code, err = done.returncode, done.stderr
+        else:  # no tmpfs here: a disk of 1 MB simulated under the atomic writes
+            monkeypatch.setattr(fileio, "os", _SmallDisk(1 << 20))
+            code, err = batch_main(args), capsys.readouterr().err
+        assert code == EXIT_SOME_FAILED, err
+        report = check_outputs(out, out / "colorize-report.json")
+        failed = [f for f in report["files"] if f["status"] == "failed"]
+        assert failed and report["summary"]["done"] > 0
+        assert all("disk full" in f["reason"] for f in failed), failed
+        assert "Traceback" not in err and err.count("disk full") == len(failed)
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,size=64m", str(tmp_path / "small")], check=True)
+        else:
+            monkeypatch.setattr(fileio, "os", os)
+        assert batch_main(args) == EXIT_OK  # space freed: the re-run redoes what failed
+        report = check_outputs(out, out / "colorize-report.json")
+        assert report["summary"]["done"] == len(failed) and report["summary"]["skipped"] == 24 - len(failed)
+    finally:
+        if mounted:
+            _umount(tmp_path / "small")
+    assert digests(photos) == before
+
+
+def test_an_output_truncated_under_its_final_name_is_redone(model, photos, tmp_path):
+    out = tmp_path / "out"
+    args = [str(photos), "-o", str(out), "--model", str(model), "-q"]
+    assert batch_main(args) == EXIT_OK
+    damaged = out / "p03.jpg"
+    damaged.write_bytes(damaged.read_bytes()[:5000])  # as an older version left it when the disk filled
+    (out / ".p07.partial-0badf00d.jpg").write_bytes(b"half")  # as a killed run left it
+    (out / ".colorize-journal.jsonl").unlink()  # an older version kept no journal
+    assert batch_main(args) == EXIT_OK
+    report = check_outputs(out, out / "colorize-report.json")
+    status = {Path(f["input"]).name: f["status"] for f in report["files"]}
+    assert status["p03.jpg"] == "done" and list(status.values()).count("skipped") == 23
+
+
+# --------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_finishes_the_files_in_flight_and_writes_a_true_report(model, photos, tmp_path, signum):
+    before = digests(photos)
+    out = tmp_path / "out"
+    proc = start([photos, "-o", out, "--model", model, "--batch-size", "1", "-q"])
+    wait_for_outputs(out, random.randint(1, 6), proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    expected = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+    report = check_outputs(out, out / "colorize-report.json")
+    if proc.returncode == EXIT_OK:  # it finished before the signal came
+        assert report["summary"]["done"] == 24
+    else:
+        assert proc.returncode == expected, err
+        assert report["interrupted"] and report["summary"]["total"] == 24
+        on_disk = {p.name for p in out.glob("p*.jpg")}
+        done = {Path(f["output"]).name for f in report["files"] if f["status"] == "done"}
+        assert done == on_disk and report["summary"]["cancelled"] == 24 - len(done)
+    assert "Traceback" not in err
+    assert digests(photos) == before
+
+
+def test_a_second_signal_stops_at_once_without_damage(model, photos, tmp_path):
+    out = tmp_path / "out"
+    proc = start([photos, "-o", out, "--model", model, "--batch-size", "1", "-q"])
+    wait_for_outputs(out, random.randint(1, 4), proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (EXIT_INTERRUPTED, EXIT_OK), err
+    assert "Traceback" not in err
+    report = check_outputs(out, out / "colorize-report.json")
+    assert report["summary"]["total"] == 24
+    assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_OK
+    assert check_outputs(out, out / "colorize-report.json")["summary"]["done"] == 24 - report["summary"]["done"]
+
+
+def test_kill_9_then_resume(model, photos, tmp_path):
+    out = tmp_path / "out"
+    proc = start([photos, "-o", out, "--model", model, "--batch-size", "1", "-q"])
+    wait_for_outputs(out, random.randint(2, 8), proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    check_outputs(out, leftovers_allowed=True)  # partial files may remain; final names are complete
+    partial = out / ".p20.partial-deadbeef.jpg"
+    partial.write_bytes(b"cut short by the kill")
+    assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_OK
+    report = check_outputs(out, out / "colorize-report.json")  # and no temporary file left
+    assert report["summary"]["done"] + report["summary"]["skipped"] == 24
+
+
+# --------------------------------------------------------------------------- unwritable output
+def test_an_unwritable_output_folder_stops_before_decoding(model, photos, tmp_path, monkeypatch, capsys):
+    from colorizer.desktop.pipeline import batch
+
+    monkeypatch.setattr(batch, "read_image", lambda *a, **k: pytest.fail("decoded before checking the output"))
+    out = tmp_path / "ro"
+    mounted = _tmpfs(out, "1m") and subprocess.run(["mount", "-o", "remount,ro", str(out)]).returncode == 0
+    if not mounted:
+        if os.geteuid() == 0:
+            pytest.skip("cannot make a read-only folder as root here")
+        out.chmod(0o555)
+    try:
+        code = batch_main([str(photos), "-o", str(out / "sub"), "--model", str(model), "-q"])
+        err = capsys.readouterr().err
+    finally:
+        _umount(out) if mounted else out.chmod(0o755)
+    assert code == EXIT_SETUP
+    assert "read-only file system" in err or "permission denied" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_report_that_cannot_be_written_is_said_and_exits_2(model, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    report = tmp_path / "report-dir"
+    report.mkdir()
+    (report / "run.json").mkdir()  # a folder where the report should go
+    code = batch_main([str(photos), "-o", str(out), "--model", str(model), "-q", "--report",
+                       str(report / "run.json")])
+    err = capsys.readouterr().err
+    assert code == EXIT_SETUP and "could not write the report" in err and "Traceback" not in err
+    assert not partial_files(report) and not partial_files(out)
+
+
+# --------------------------------------------------------------------------- runs side by side
+def test_two_runs_at_once_on_the_same_folders(model, photos, tmp_path):
+    out = tmp_path / "out"
+    procs = [start([photos, "-o", out, "--model", model, "-q"]) for _ in range(2)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [EXIT_OK, EXIT_OK], errs
+    report = check_outputs(out, out / "colorize-report.json")
+    assert report["summary"]["done"] + report["summary"]["skipped"] == 24
+
+
+def test_a_run_leaves_the_temporary_files_of_a_live_run_alone(model, photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = out / ".p05.partial-12345678.jpg"
+    theirs.write_bytes(b"another run is writing this")
+    marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(marker, fcntl.LOCK_SH)  # another run holds the folder
+    try:
+        assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_OK
+        assert theirs.exists()
+    finally:
+        os.close(marker)
+    assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_OK
+    assert not theirs.exists()  # alone now: leftovers go
+
+
+def test_the_output_folder_inside_the_input_is_not_walked(model, tmp_path):
+    src = tmp_path / "in"
+    make_photos(src, 3, 48, 64)
+    for _ in range(2):
+        assert batch_main([str(src), "-o", str(src / "out"), "--recursive", "--model", str(model), "-q"]) == EXIT_OK
+    assert not (src / "out" / "out").exists()
+    assert sorted(p.name for p in (src / "out").glob("*.jpg")) == ["p00.jpg", "p01.jpg", "p02.jpg"]
+    assert read_report(src / "out" / "colorize-report.json")["summary"]["total"] == 3
+    assert all(is_valid_image(p) for p in (src / "out").glob("*.jpg"))

@@ -1,17 +1,27 @@
-"""Take the README screenshot of the desktop app: the sample photos colorized, one shown before/after.
+"""Take the README screenshots of the desktop app, in a user's folders (a temporary home, ~/Pictures, ~/Videos).
 
-    xvfb-run -s "-screen 0 1600x1000x24" python bench/screenshot_app.py            # shipped model
-    xvfb-run -s "-screen 0 1600x1000x24" python bench/screenshot_app.py --model runs/mine/mine.onnx
+    xvfb-run -a -s "-screen 0 1600x1000x24" python bench/screenshot_app.py            # every scene
+    xvfb-run -a -s "-screen 0 1600x1000x24" python bench/screenshot_app.py --scene film
 
-Runs the real window (any Qt platform: xcb under Xvfb, or QT_QPA_PLATFORM=offscreen), with settings
-in a temporary file (never the user's) and outputs in a temporary folder, then saves the window to
-docs/screenshots/app.png. Without --model it uses the shipped model, or, when none is installed
-yet, a tiny untrained model exported on the fly (its colors are meaningless: say so if you publish it).
+Scenes (each a fresh window, saved under docs/screenshots/):
+  photos    app.png           the sample photos colorized, one shown before/after
+  film      app-film.png      two films: one colorized (before/after at a frame), one in progress (frame progress, ETA)
+  cancel    app-cancel.png    a photo run cancelled part way: what was done, what was cancelled
+  backends  app-backends.png  the backend choice on this machine (a CPU-only machine: why no GPU)
+
+The home folder is a temporary one (``--home``, default /home/ada, removed afterwards when this script
+made it), holding copies of assets/samples under ~/Pictures/Family scans and short films made from
+them under ~/Videos, so the screenshots show a user's folders, never this machine's. Settings live in
+a temporary file. Without --model the shipped model is used (a tiny untrained one when none is
+installed: its colors are meaningless). The film and cancel scenes slow each inference call down
+(--slow) so the run can be caught part way.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SCENES = ("photos", "film", "cancel", "backends")
 
 
 def tiny_model(folder: Path) -> Path:
@@ -38,62 +49,208 @@ def wait_until(app, condition, timeout: float) -> bool:
     return True
 
 
+def make_film(path: Path, photos: list[Path], frames_per_shot: int = 36, size=(480, 320)) -> Path:
+    """A short gray film: a slow pan across each photo, one shot per photo (scene cuts between them)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        index = 0
+        for photo in photos:
+            gray = Image.open(photo).convert("L")
+            scale = max(w * 1.25 / gray.width, h / gray.height)
+            gray = gray.resize((round(gray.width * scale), round(gray.height * scale)))
+            for i in range(frames_per_shot):
+                x = round((gray.width - w) * i / max(1, frames_per_shot - 1))
+                crop = np.asarray(gray.crop((x, 0, x + w, h)))
+                frame = av.VideoFrame.from_ndarray(np.repeat(crop[..., None], 3, 2), format="rgb24")
+                frame.pts = index
+                index += 1
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+class SlowBackend:
+    """Opens the real backend and sleeps before each call, so a run can be caught part way."""
+
+    def __init__(self, backend, seconds: float) -> None:
+        self.backend, self.seconds, self.name, self.contract = backend, seconds, backend.name, backend.contract
+
+    def predict(self, x):
+        time.sleep(self.seconds)
+        return self.backend.predict(x)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def slow_opener(seconds: float):
+    from colorizer.desktop.backends import open_backend
+
+    return lambda *a, **k: SlowBackend(open_backend(*a, **k), seconds)
+
+
+class Shots:
+    """One window per scene in the temporary home; saves the window (or a part of it) as a PNG."""
+
+    def __init__(self, app, args, home: Path, model: Path | None) -> None:
+        self.app, self.args, self.home, self.model = app, args, home, model
+        self.pictures = home / "Pictures" / "Family scans"
+        self.videos = home / "Videos" / "Home movies"
+
+    def window(self, name: str, open_backend=None):
+        from PySide6.QtCore import QSettings
+
+        from colorizer.desktop.app.window import MainWindow
+
+        store = QSettings(str(self.home / ".config" / f"{name}.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(store, open_backend=open_backend)
+        window.confirm_stop = lambda: True
+        window.ask_film_or_photos = lambda folder, sequence: "photos"
+        window.settings_panel.set_settings(replace(window.app_settings, model=str(self.model or "")))
+        width, height = (int(v) for v in self.args.size.split("x"))
+        window.resize(width, height)
+        window.show()
+        wait_until(self.app, lambda: window.settings_panel.detection is not None, 60)
+        return window
+
+    def save(self, widget, name: str) -> Path:
+        wait_until(self.app, lambda: False, 0.5)  # let the last repaints and the log settle
+        path = self.args.output_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not widget.grab().save(str(path)):
+            raise SystemExit(f"could not write {path}")
+        print(path)
+        return path
+
+    def run(self, window, timeout: float | None = None) -> bool:
+        done = {}
+        window.run_finished.connect(lambda o: done.setdefault("run", o))
+        window.start()
+        return wait_until(self.app, lambda: "run" in done, timeout or self.args.timeout)
+
+    def select(self, window, name: str) -> None:
+        names = [item.source.name for item in window.queue.items()]
+        window.table.selectRow(names.index(name) if name in names else 0)
+
+    def photos(self) -> None:
+        window = self.window("photos")
+        window.add_paths([self.pictures])
+        if not self.run(window):
+            raise SystemExit("the photo run did not finish in time")
+        self.select(window, self.args.select)
+        wait_until(self.app, window.compare.view.has_result, 60)
+        window.compare.view.set_split(self.args.split)
+        self.save(window, "app.png")
+        window.close()
+
+    def film(self) -> None:
+        window = self.window("film", open_backend=slow_opener(self.args.slow))
+        first, second = sorted(self.videos.glob("*.mp4"))[:2]
+        window.add_paths([first])
+        if not self.run(window):
+            raise SystemExit("the first film did not finish in time")
+        window.add_paths([second])
+        window.start()
+        item = window.queue.items()[1]
+        wait_until(self.app, lambda: item.progress >= 0.45, self.args.timeout)
+        self.select(window, first.name)
+        window.compare.scrubber.setValue(window.compare.scrubber.maximum() * 2 // 3)
+        wait_until(self.app, window.compare.view.has_result, 30)
+        window.compare.view.set_split(self.args.split)
+        self.save(window, "app-film.png")
+        window.cancel_run()
+        wait_until(self.app, lambda: not window.running, 60)
+        window.close()
+
+    def cancel(self) -> None:
+        window = self.window("cancel", open_backend=slow_opener(self.args.slow * 4))
+        window.add_paths([self.home / "Pictures" / "Archive box 3"])
+        finished = []
+        window.item_finished.connect(lambda *a: finished.append(a))
+        window.start()
+        wait_until(self.app, lambda: len(finished) >= 2, self.args.timeout)
+        window.cancel_run()
+        wait_until(self.app, lambda: not window.running, 60)
+        self.select(window, window.queue.items()[0].source.name)
+        wait_until(self.app, window.compare.view.has_result, 30)
+        self.save(window, "app-cancel.png")
+        window.close()
+
+    def backends(self) -> None:
+        """The "Model and hardware" group: what the backend menu offers here, and why not the rest."""
+        window = self.window("backends")
+        box = window.settings_panel.backend.parentWidget()
+        self.save(box, "app-backends.png")
+        window.close()
+
+
+def make_home(home: Path, samples: Path) -> None:
+    pictures = home / "Pictures" / "Family scans"
+    pictures.mkdir(parents=True)
+    photos = sorted(p for p in samples.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif"))
+    for photo in photos:
+        shutil.copy2(photo, pictures / photo.name)
+    box = home / "Pictures" / "Archive box 3"  # more photos: a run long enough to cancel part way
+    box.mkdir(parents=True)
+    for i in range(6):
+        for photo in photos:
+            shutil.copy2(photo, box / f"{photo.stem}-{i + 1}{photo.suffix}")
+    videos = home / "Videos" / "Home movies"
+    make_film(videos / "1962 garden.mp4", [samples / "chelsea.jpg", samples / "coffee.jpg"])
+    make_film(videos / "1969 launch.mp4", [samples / "rocket.jpg", samples / "astronaut.jpg", samples / "camera.jpg"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="ONNX model (default: the shipped one, else a tiny test model)")
     p.add_argument("--samples", type=Path, default=REPO / "assets" / "samples")
+    p.add_argument("--scene", choices=SCENES, action="append", help="which screenshots (default: all)")
+    p.add_argument("--home", type=Path, default=Path("/home/ada"), help="the temporary home folder")
     p.add_argument("--select", default="astronaut.jpg", help="the photo shown in the before/after viewer")
     p.add_argument("--split", type=float, default=0.5, help="position of the split line (0..1)")
     p.add_argument("--size", default="1440x900", help="window size WxH")
-    p.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "screenshots" / "app.png")
+    p.add_argument("--slow", type=float, default=0.1, help="seconds added to each inference call (film, cancel)")
+    p.add_argument("--output-dir", type=Path, default=REPO / "docs" / "screenshots")
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args(argv)
+    if args.home.exists():
+        raise SystemExit(f"{args.home} exists: choose a --home that does not")
+    os.environ["HOME"] = str(args.home)  # before Qt: ~/Pictures/Colorized is the default output folder
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        os.environ.pop(var, None)
+    try:
+        make_home(args.home, args.samples)
+        return take(args)
+    finally:
+        shutil.rmtree(args.home, ignore_errors=True)
 
-    from PySide6.QtCore import QSettings
+
+def take(args) -> int:
     from PySide6.QtWidgets import QApplication
 
     from colorizer.desktop.app.main import app_icon
-    from colorizer.desktop.app.window import MainWindow
     from colorizer.desktop.backends import default_model_path
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationDisplayName("Colorizer")
     app.setWindowIcon(app_icon())
     with tempfile.TemporaryDirectory(prefix="colorizer-shot-") as tmp:
-        tmp = Path(tmp)
         model = args.model
         if model is None and not default_model_path().is_file():
-            model = tiny_model(tmp / "model")
+            model = tiny_model(Path(tmp))
             print(f"no shipped model installed: using a tiny untrained model ({model})", file=sys.stderr)
-        store = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(store)
-        s = replace(window.app_settings, model=str(model or ""), output_dir=str(tmp / "colorized"), backend="auto")
-        window.settings_panel.set_settings(s)
-        width, height = (int(v) for v in args.size.split("x"))
-        window.resize(width, height)
-        window.show()
-        window.add_paths([args.samples])
-        outcome = {}
-        window.run_finished.connect(lambda o: outcome.setdefault("run", o))
-        window.start()
-        if not wait_until(app, lambda: "run" in outcome, args.timeout):
-            print("the run did not finish in time", file=sys.stderr)
-            window.cancel_run()
-            wait_until(app, lambda: not window.running, 60)
-            return 1
-        names = [item.source.name for item in window.queue.items()]
-        window.table.selectRow(names.index(args.select) if args.select in names else 0)
-        if not wait_until(app, window.compare.view.has_result, 60):
-            print("the viewer did not load the result", file=sys.stderr)
-            return 1
-        window.compare.view.set_split(args.split)
-        wait_until(app, lambda: False, 0.5)  # let the last repaints and the log settle
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(args.output)):
-            print(f"could not write {args.output}", file=sys.stderr)
-            return 1
-        print(f"{args.output} ({outcome['run'].backend}, model {model or 'shipped'})")
-        window.close()
+        shots = Shots(app, args, args.home, model)
+        for scene in args.scene or SCENES:
+            getattr(shots, scene)()
     return 0
 
 

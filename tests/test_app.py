@@ -9,6 +9,8 @@ import pytest  # noqa: E402
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+pytest_plugins = ["app_fixtures"]  # the fixtures model, store, stop_runs
+
 import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -16,111 +18,25 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from app_helpers import (  # noqa: E402
+    RUN_TIMEOUT_MS,
+    drop,
+    files_in,
+    make_window,
+    photos,
+    reports_in,
+    slow_window_with_photos,
+    small_clip,
+)
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QWheelEvent  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QPushButton  # noqa: E402
 from synthetic import synthetic_photo  # noqa: E402
-from tiny_model import tiny_onnx  # noqa: E402
 
 from colorizer.desktop.app import settings as app_settings  # noqa: E402
 from colorizer.desktop.app.compare_view import CompareView  # noqa: E402
-from colorizer.desktop.app.window import MainWindow  # noqa: E402
-from colorizer.desktop.backends import BackendError, open_backend  # noqa: E402
-
-RUN_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return tiny_onnx(tmp_path_factory.mktemp("app_model"))
-
-
-@pytest.fixture
-def store(tmp_path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-class SlowBackend:
-    """The real CPU backend, slowed down so a run lasts long enough to pause or cancel it."""
-
-    def __init__(self, backend, seconds: float) -> None:
-        self.backend, self.seconds = backend, seconds
-        self.name, self.contract = backend.name, backend.contract
-        self.calls = 0
-
-    def predict(self, x):
-        self.calls += 1
-        time.sleep(self.seconds)
-        return self.backend.predict(x)
-
-    def close(self):
-        self.backend.close()
-
-
-def slow_opener(seconds: float):
-    def opener(*args, **kwargs):
-        return SlowBackend(open_backend(*args, **kwargs), seconds)
-    return opener
-
-
-def slow_window_with_photos(qtbot, store, model, tmp_path, stop_runs, seconds: float, n: int) -> MainWindow:
-    """A window writing to tmp_path/out through a backend slowed by ``seconds`` per call, ``n`` photos queued."""
-    window = make_window(qtbot, store, model, tmp_path / "out", open_backend=slow_opener(seconds))
-    stop_runs(window)
-    photos(tmp_path / "in", n)
-    window.add_paths([tmp_path / "in"])
-    return window
-
-
-def make_window(qtbot, store, model=None, output=None, open_backend=None) -> MainWindow:
-    window = MainWindow(store, open_backend=open_backend)
-    window.confirm_stop = lambda: True  # never a modal question in tests
-    qtbot.addWidget(window)
-    if model is not None:
-        s = replace(window.app_settings, model=str(model), output_dir=str(output), backend="cpu", render_size=32)
-        window.settings_panel.set_settings(s)
-    return window
-
-
-@pytest.fixture
-def stop_runs():
-    windows = []
-    yield windows.append
-    for w in windows:  # never leave a worker thread behind
-        if w.running:
-            w.cancel_run()
-            deadline = time.monotonic() + 10
-            while w.running and time.monotonic() < deadline:
-                QApplication.processEvents()
-                time.sleep(0.01)
-
-
-def photos(folder: Path, n: int, size=(40, 56)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        gray = synthetic_photo(i, *size).mean(axis=2).astype(np.uint8)
-        paths.append(folder / f"p{i:02d}.png")
-        Image.fromarray(gray).save(paths[-1])
-    return paths
-
-
-def drop(widget, paths) -> bool:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    center = widget.rect().center()
-    enter = QDragEnterEvent(QPointF(center), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    event = QDropEvent(QPointF(center), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-    return enter.isAccepted()
-
-
-def files_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "colorize-report.json")
+from colorizer.desktop.backends import BackendError  # noqa: E402
 
 
 # --------------------------------------------------------------------------- queue
@@ -191,13 +107,14 @@ def test_run_writes_outputs_reports_progress_in_order_and_shows_errors(qtbot, st
     assert sorted(s for _, _, s in seen) == ["done", "done", "done", "failed"]
     assert not window.running and window.start_action.isEnabled()
     assert [p.name for p in files_in(out)] == ["p00.png", "p01.png", "p02.png"]
-    assert (out / "colorize-report.json").is_file() and outcome.report == str(out / "colorize-report.json")
+    assert [str(p) for p in reports_in(out)] == [outcome.report]
     assert window.settings_panel.backend_in_use.text() == "onnxruntime-cpu" == outcome.backend
     rows = {i.source.name: i for i in window.queue.items()}
     assert rows["truncated.png"].status == "failed" and "truncated.png" in rows["truncated.png"].message
     assert rows["p01.png"].status == "done" and rows["p01.png"].output == out / "p01.png"
     assert rows["p01.png"].progress == 1.0
-    assert window.overall.value() == 4 and "took" in window.eta_label.text()
+    assert window.overall.value() == window.overall.maximum() and "took" in window.eta_label.text()
+    assert window.overall.format() == "4 of 4 · 3 done · 1 failed"
 
     window.table.selectRow(1)  # the viewer loads the original and the result
     qtbot.waitUntil(lambda: window.compare.view.has_result(), timeout=5000)
@@ -205,6 +122,7 @@ def test_run_writes_outputs_reports_progress_in_order_and_shows_errors(qtbot, st
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as again:
         window.start()  # again: only the failed item is run
     assert [Path(r.input).name for r in again.args[0].results] == ["truncated.png"]
+    assert len(reports_in(out)) == 2  # one report per run: the first one is kept
 
 
 def test_cancel_stops_and_leaves_no_partial_file(qtbot, store, tmp_path, model, stop_runs):
@@ -233,6 +151,7 @@ def test_pause_holds_the_run_until_resumed(qtbot, store, tmp_path, model, stop_r
     window.pause_action.trigger()
     assert window.pause_action.isChecked() and window.pause_action.text() == "Resume"
     qtbot.wait(400)
+    qtbot.waitUntil(lambda: window.state == "paused", timeout=5000)
     assert finished == [] and window.running and "paused" in window.eta_label.text()
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
         window.pause_action.trigger()
@@ -245,9 +164,9 @@ def test_closing_during_a_run_cancels_and_waits(qtbot, store, tmp_path, model, s
     window.show()
     window.start()
     qtbot.waitSignal(window.item_finished, timeout=RUN_TIMEOUT_MS).wait()
-    thread = window._thread
+    thread = window.runs.thread
     assert not window.close()  # asks (answered yes here), cancels, and stays open until the run has stopped
-    assert window.isVisible() and window._control.cancelled
+    assert window.isVisible() and window.state == "closing"
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
     assert not window.running and thread is not None
     assert not [p for p in files_in(out) if ".partial-" in p.name]
@@ -288,22 +207,6 @@ def test_a_model_that_cannot_be_opened_fails_the_items_with_the_reason(qtbot, st
     assert item.status == "failed" and "model file not found" in item.message
 
 
-def small_clip(path: Path, n: int = 8, w: int = 48, h: int = 32) -> Path:
-    av = pytest.importorskip("av")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            gray = synthetic_photo(i, h, w).mean(axis=2).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def test_videos_and_frame_folders_run_through_the_video_pipeline(qtbot, store, tmp_path, model, stop_runs):
     out = tmp_path / "out"
     window = make_window(qtbot, store, model, out)
@@ -326,8 +229,10 @@ def test_videos_and_frame_folders_run_through_the_video_pipeline(qtbot, store, t
     statuses = {Path(r.input).name: (r.status, r.reason) for r in blocker.args[0].results}
     assert statuses == {"p00.png": ("done", None), "film.mp4": ("done", None), "reel": ("done", None)}
     assert (out / "p00.png").is_file() and (out / "film.mp4").is_file()
-    assert sorted(p.name for p in (out / "reel").iterdir()) == [f"frame_{i:04d}.png" for i in range(1, 5)]
+    assert sorted(p.name for p in (out / "reel").iterdir()) == [f"frame_{i:04d}.png" for i in range(1, 5)] + \
+        ["reel.mp4"]  # a frame folder becomes a video (its frames kept beside it) by default
     assert [i.progress for i in window.queue.items()] == [1.0, 1.0, 1.0]
+    assert window.queue.items()[2].output == out / "reel" / "reel.mp4"
     window.table.selectRow(2)  # a frame folder: the scrubber walks through before/after frames
     assert window.compare.scrubber.isVisibleTo(window) and window.compare.scrubber.maximum() == 3
     window.compare.scrubber.setValue(2)
@@ -372,11 +277,12 @@ def test_settings_persist_across_a_restart(qtbot, tmp_path):
     first.close()
 
     second = make_window(qtbot, QSettings(ini, QSettings.Format.IniFormat))
-    assert second.app_settings == expected
+    assert second.app_settings == replace(expected, overwrite=False)  # risky: for one session only
+    assert not second.settings_panel.overwrite.isChecked()
     assert second.settings_panel.saturation.value() == pytest.approx(1.4)
     assert second.settings_panel.model.text() == "mine.onnx"
     image = second.app_settings.image_settings()
-    assert image.output_format == "PNG" and image.render_size == 256 and image.overwrite
+    assert image.output_format == "PNG" and image.render_size == 256 and not image.overwrite
 
 
 def test_unreadable_settings_fall_back_to_defaults(tmp_path):
@@ -384,7 +290,8 @@ def test_unreadable_settings_fall_back_to_defaults(tmp_path):
     for key, value in (("backend", "quantum"), ("saturation", "lots"), ("quality", "500"), ("overwrite", "true")):
         store.setValue(f"settings/{key}", value)
     s = app_settings.load(store)
-    assert s.backend == "auto" and s.saturation == 1.0 and s.quality == 100 and s.overwrite is True
+    assert s.backend == "auto" and s.saturation == 1.0 and s.quality == 100
+    assert s.overwrite is False  # never read back: a later launch must not overwrite silently
 
 
 # --------------------------------------------------------------------------- viewer and log
@@ -449,3 +356,71 @@ def test_log_records_from_any_thread_reach_the_log_view(qtbot, store):
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: "from a thread" in window.log_view.toPlainText(), timeout=3000)
+
+
+# --------------------------------------------------------------------------- polish
+def test_the_default_output_folder_is_shown_as_a_real_path(qtbot, store, tmp_path):
+    from colorizer.desktop.app.settings import default_output_dir
+
+    window = make_window(qtbot, store)
+    field = window.settings_panel.output_dir
+    assert field.text() == str(default_output_dir()) and window.app_settings.output_dir == ""
+    field.setText(str(tmp_path / "mine"))
+    field.editingFinished.emit()
+    assert window.app_settings.output_folder == tmp_path / "mine"
+    field.setText("")  # emptied: back to the default, shown again
+    field.editingFinished.emit()
+    assert window.app_settings.output_dir == "" and field.text() == str(default_output_dir())
+
+
+def test_errors_are_readable_in_full_in_the_details_pane(qtbot, store, tmp_path, model, stop_runs):
+    window = make_window(qtbot, store, model, tmp_path / "out")
+    stop_runs(window)
+    broken = tmp_path / "in" / ("a_long_name_" * 8 + ".png")
+    broken.parent.mkdir()
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    window.add_paths([broken])
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.start()
+    item = window.queue.item(0)
+    assert item.status == "failed"
+    window.table.selectRow(0)
+    details = window.viewer.details.toPlainText()
+    assert f"error: {item.message}" in details and str(broken) in details
+    assert window.queue.data(window.queue.index(0, 4), Qt.ItemDataRole.ToolTipRole) == item.details()
+
+
+def test_zoom_percent_one_to_one_and_fit(qtbot):
+    from colorizer.desktop.app.compare_view import ComparePanel
+
+    panel = ComparePanel()
+    qtbot.addWidget(panel)
+    panel.resize(400, 300)
+    panel.show()
+    panel.view.set_images(solid("#ff0000", 1000, 500), solid("#0000ff", 1000, 500))
+    fitted = panel.view.scale()
+    assert fitted < 1 and panel.zoom_label.text() == f"{fitted * 100:.0f} %"
+    panel.actual_button.click()
+    assert panel.view.scale() == pytest.approx(1.0) and panel.zoom_label.text() == "100 %"
+    panel.fit_button.click()
+    assert panel.view.scale() == pytest.approx(fitted)
+
+
+def test_show_in_folder_says_so_when_nothing_can_open_it(qtbot, store, tmp_path, model, stop_runs):
+    out = tmp_path / "out"
+    window = make_window(qtbot, store, model, out)
+    stop_runs(window)
+    window.add_paths(photos(tmp_path / "in", 1))
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.start()
+    window.table.selectRow(0)
+    opened = []
+    window.open_url = lambda url: opened.append(url.toLocalFile()) or False  # no file manager here
+    window.compare.show_button.click()
+    assert opened == [str(out)]
+    message = window.statusBar().currentMessage()
+    assert "No file manager could open" in message and "copied to the clipboard" in message
+    assert QApplication.clipboard().text() == str(out / "p00.png")
+    window.open_url = lambda url: True
+    window.open_output_action.trigger()
+    assert window.statusBar().currentMessage().startswith("Opened")

@@ -2,8 +2,9 @@
 
 :class:`CompareView` draws the original left of the split and the result right of it, at the same
 place and scale. Drag the line to move the split, drag elsewhere to pan, turn the wheel to zoom
-around the pointer, double-click to fit. :class:`ComparePanel` adds a frame scrubber for videos,
-hidden until it is given a :class:`FrameSource` (the hook the video pipeline plugs into).
+around the pointer, double-click (or 0) to fit, 1 for one image pixel per screen pixel.
+:class:`ComparePanel` adds a bar with Fit, 1:1, the zoom in percent and "Show in folder", and a
+frame scrubber for videos and frame folders, hidden until it is given a :class:`FrameSource`.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ from typing import Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
 SPLIT_GRAB_PX = 8
-HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click: fit"
+HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click or 0: fit · 1: 1:1"
+EMPTY = f"Select a photo or a film in the queue to compare the original with the result.\n\n{HINT}"
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 
 
 class CompareView(QWidget):
     split_changed = Signal(float)
+    zoom_changed = Signal(float)  # screen pixels per image pixel (1.0 = 100 %)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._before: QImage | None = None
         self._after: QImage | None = None
         self._labels = ("Original", "Colorized")
-        self._message = f"Select a photo in the queue to compare the original with the result.\n\n{HINT}"
+        self._message = EMPTY
         self._split = 0.5  # fraction of the widget's width
         self._scale = 1.0  # screen pixels per image pixel
         self._origin = QPointF()  # screen position of the image's top-left corner
@@ -51,7 +54,10 @@ class CompareView(QWidget):
         self.update()
 
     def clear(self, message: str = "") -> None:
-        self.set_images(None, None, message=message or f"Select a photo in the queue to compare.\n\n{HINT}")
+        self.set_images(None, None, message=message or EMPTY)
+
+    def has_image(self) -> bool:
+        return self._before is not None
 
     def has_result(self) -> bool:
         return self._after is not None
@@ -80,7 +86,12 @@ class CompareView(QWidget):
         iw, ih = self._before.width(), self._before.height()
         self._scale = min(self.width() / iw, self.height() / ih)
         self._origin = QPointF((self.width() - iw * self._scale) / 2, (self.height() - ih * self._scale) / 2)
+        self.zoom_changed.emit(self._scale)
         self.update()
+
+    def actual_size(self) -> None:
+        """One image pixel per screen pixel, around the center of the view."""
+        self.zoom_by(1.0 / self._scale)
 
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         if self._before is None:
@@ -91,6 +102,7 @@ class CompareView(QWidget):
         self._scale = new_scale
         self._origin = anchor - image_point * new_scale
         self._fitted = False
+        self.zoom_changed.emit(new_scale)
         self.update()
 
     def pan_by(self, dx: float, dy: float) -> None:
@@ -210,6 +222,8 @@ class CompareView(QWidget):
             self.zoom_by(0.8)
         elif key == Qt.Key.Key_0:
             self.fit()
+        elif key == Qt.Key.Key_1:
+            self.actual_size()
         else:
             super().keyPressEvent(event)
 
@@ -248,7 +262,9 @@ class ElidedLabel(QLabel):
 
 
 class ComparePanel(QWidget):
-    """The compare view, a line saying what is shown, and a frame scrubber for videos."""
+    """The compare view, its bar (fit, 1:1, zoom %, show in folder), a frame scrubber and a caption."""
+
+    show_in_folder = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -256,23 +272,60 @@ class ComparePanel(QWidget):
         self.caption = ElidedLabel()
         self.scrubber = QSlider(Qt.Orientation.Horizontal)
         self.scrubber.setVisible(False)
+        self.scrubber.setTracking(False)  # a frame is decoded when the handle is let go, not on every pixel
         self.scrubber.valueChanged.connect(self._show_frame)
+        self.scrubber.sliderMoved.connect(self._preview_frame_number)
         self._frames: FrameSource | None = None
         self.view.setToolTip(HINT)
+        self.fit_button = QToolButton(text="Fit", toolTip="Fit the image in the view (0, or double-click)")
+        self.fit_button.clicked.connect(self.view.fit)
+        self.actual_button = QToolButton(text="1:1", toolTip="One image pixel per screen pixel (1)")
+        self.actual_button.clicked.connect(self.view.actual_size)
+        self.zoom_label = QLabel("")
+        self.zoom_label.setMinimumWidth(48)
+        self.zoom_label.setToolTip("Zoom: screen pixels per image pixel")
+        self.view.zoom_changed.connect(lambda scale: self.zoom_label.setText(f"{scale * 100:.0f} %"))
+        self.show_button = QToolButton(text="Show in folder", toolTip="Show the selected result in its folder")
+        self.show_button.clicked.connect(self.show_in_folder)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        for w in (self.fit_button, self.actual_button, self.zoom_label):
+            bar.addWidget(w)
+        bar.addWidget(self.caption, 1)
+        bar.addWidget(self.show_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.scrubber)
-        layout.addWidget(self.caption)
+        layout.addLayout(bar)
+        self.clear()
+
+    def clear(self, message: str = "") -> None:
+        """Nothing selected: no image, no frame scrubber, no caption, no zoom left from before."""
+        self._frames = None
+        self.scrubber.setVisible(False)
+        self.view.clear(message)
+        self.caption.setText("")
+        self.zoom_label.setText("")
+        self.show_button.setEnabled(False)
 
     def set_frame_source(self, source: FrameSource | None) -> None:
         """Videos: show frames from ``source`` with the scrubber; None hides it."""
         self._frames = source
         self.scrubber.setVisible(source is not None and source.frame_count > 1)
         if source is not None:
+            self.scrubber.blockSignals(True)
             self.scrubber.setRange(0, max(0, source.frame_count - 1))
             self.scrubber.setValue(0)
+            self.scrubber.blockSignals(False)
             self._show_frame(0)
+
+    def frame_source(self) -> FrameSource | None:
+        return self._frames
+
+    def _preview_frame_number(self, index: int) -> None:
+        if self._frames is not None:
+            self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}")
 
     def _show_frame(self, index: int) -> None:
         if self._frames is not None:

@@ -3,8 +3,9 @@
 Which files are photos or videos, and where each output goes, is decided by the runtime's
 :func:`colorizer.desktop.pipeline.tasks.plan` (content sniffing, tree mirroring, never overwriting an
 input), exactly as for ``colorize-batch``. A folder of numbered frames is a film only when the
-user says so ("Add frame folder"): a folder of consecutively numbered photos looks the same. Each
-frame folder gets its own subfolder of the output folder.
+user says so ("Add frame folder", or the question the window asks when a folder added with "Add
+folder" holds one, :func:`film_in_folder`): a folder of consecutively numbered photos looks the
+same. Each frame folder gets its own subfolder of the output folder.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from colorizer.desktop.app.queue_model import QueueItem
+from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.video_writer import VideoEncoding
-from colorizer.desktop.pipeline.frames import find_frame_sequences
+from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences
+from colorizer.desktop.pipeline.run import frames_video_path
 from colorizer.desktop.pipeline.tasks import Task, frames_output, plan
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 # plan() needs an output folder to say where outputs go; while only classifying inputs, any folder
 # that is not an input will do (nothing is written).
 _PROBE_OUTPUT = Path(tempfile.gettempdir()) / "colorizer-app-plan-probe"
+MIN_FILM_FRAMES = 8  # fewer numbered images in a folder are taken for photos without asking
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
@@ -39,10 +43,6 @@ def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, st
             refused += [(r.source, r.reason) for r in rejected]
             if not tasks and not rejected:
                 refused.append((path, "no photos or videos found in this folder"))
-            for sequence in find_frame_sequences(path)[:1]:
-                if len(sequence) >= 24:
-                    log.info("%s holds numbered frames (%s, %d): to colorize them as one film, with "
-                             "smoothing across frames, use “Add frame folder”", path, sequence.pattern, len(sequence))
         elif path.is_file():
             tasks, rejected = plan([path], _PROBE_OUTPUT)
             items += [QueueItem(t.source, t.kind) for t in tasks]
@@ -50,6 +50,15 @@ def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, st
         else:
             refused.append((path, "no such file or folder"))
     return items, refused
+
+
+def film_in_folder(folder: Path, min_frames: int = MIN_FILM_FRAMES) -> FrameSequence | None:
+    """The one sequence of at least ``min_frames`` numbered frames directly in ``folder``, if it holds one."""
+    try:
+        sequences = find_frame_sequences(folder, min_frames) if Path(folder).is_dir() else []
+    except OSError:
+        return None
+    return sequences[0] if len(sequences) == 1 else None
 
 
 def collect_frames(folder: Path) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
@@ -99,3 +108,10 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
         else:
             refused[item.id] = reasons.get(item.key) or f"{item.source}: no longer found"
     return planned, refused
+
+
+def film_output(task: Task, settings: AppSettings) -> Path:
+    """What a row names as its output: a frame folder's video (or its folder of frames), else the task's output."""
+    if task.kind == TaskKind.FRAMES and settings.frames_output == "video":
+        return frames_video_path(task, settings.video_settings())
+    return task.output

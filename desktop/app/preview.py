@@ -11,6 +11,7 @@ import itertools
 import logging
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
@@ -18,6 +19,7 @@ from PySide6.QtGui import QImage
 
 from colorizer.desktop.media.errors import ImageFileError
 from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.video_source import probe_video
 from colorizer.fileio import to_uint8
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,16 @@ def array_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
 
 
-def load_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
-    rgb = read_image(path).rgb
+def screen_size(rgb: np.ndarray, max_side: int) -> QImage:
     h, w = rgb.shape[:2]
     if max(h, w) > max_side:
         f = max_side / max(h, w)
         rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     return array_to_qimage(rgb)
+
+
+def load_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:
+    return screen_size(read_image(path).rgb, max_side)
 
 
 class _Signals(QObject):
@@ -85,6 +90,10 @@ class PreviewLoader(QObject):
         self._latest = next(self._ids)
         self._pool.start(_Load(self._latest, before, after, self._signals))
 
+    def forget(self) -> None:
+        """Drop the requests in flight (something else is shown now)."""
+        self._latest = next(self._ids)
+
     def wait(self) -> None:
         self._pool.waitForDone()
 
@@ -110,3 +119,44 @@ class FrameFolderFrames:
         after = load_preview(result, self._max_side) if result is not None and result.is_file() else None
         return before, after
 
+
+
+def video_frame(path: Path, index: int, max_side: int = 1280) -> QImage | None:
+    """Frame ``index`` of a video, upright, for the viewer: a seek to its time, then decoding up to it."""
+    info = probe_video(path)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(info.frame_rate or 24)
+        base = stream.time_base
+        target = (stream.start_time or 0) + round(index / rate / base) if base else None
+        if target is not None and index > 0:
+            container.seek(target, stream=stream, backward=True)
+        chosen = None
+        for n, frame in enumerate(container.decode(stream)):
+            chosen = frame
+            if (target is None and n >= index) or (target is not None and frame.pts is not None
+                                                    and frame.pts >= target - 0.5 / rate / base):
+                break
+        if chosen is None:
+            return None
+        rgb = np.rot90(chosen.to_ndarray(format="rgb24"), k=info.rotation // 90)
+        return screen_size(np.ascontiguousarray(rgb), max_side)
+
+
+class VideoFrames:
+    """A :class:`~colorizer.desktop.app.compare_view.FrameSource` over a video and, once colorized,
+    its result (the same timestamps, so frame i of both is the same moment). Frames load when shown."""
+
+    def __init__(self, source: Path, result: Path | None, max_side: int = 1280) -> None:
+        info = probe_video(source)
+        self._source, self._result, self._max_side = source, result, max_side
+        self.frame_count = max(1, info.frames or 1)
+
+    def frames(self, index: int) -> tuple[QImage, QImage | None]:
+        before = video_frame(self._source, index, self._max_side)
+        after = None
+        if self._result is not None and self._result.is_file():
+            after = video_frame(self._result, index, self._max_side)
+            if after is not None and before is not None and after.size() != before.size():
+                after = after.scaled(before.size())  # odd sizes are padded by one pixel for H.264
+        return before, after

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import QStyledItemDelegate
 
 from colorizer.desktop.core import Status, TaskKind, TextEnum
 from colorizer.desktop.pipeline.report import FileResult
@@ -25,8 +25,9 @@ class Pending(TextEnum):
 WAITING, QUEUED, WORKING = Pending
 DONE, SKIPPED, FAILED, CANCELLED = Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED
 
-COLUMNS = ("Name", "Type", "Status", "Progress", "Error")
-NAME, TYPE, STATUS, PROGRESS, ERROR = range(len(COLUMNS))
+COLUMNS = ("Name", "Type", "Status", "Progress", "Result")
+NAME, TYPE, STATUS, PROGRESS, RESULT = range(len(COLUMNS))
+ERROR = RESULT  # a failure's reason is shown in the Result column (in full in the details pane)
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 
 _STATUS_COLORS = {DONE: QColor(30, 130, 60), SKIPPED: QColor(110, 110, 110), FAILED: QColor(190, 30, 30),
@@ -42,7 +43,7 @@ class QueueItem:
     status: Pending | Status = WAITING
     progress: float = 0.0  # 0..1
     message: str = ""  # the runtime's reason for a failure or a skip
-    output: Path | None = None
+    output: Path | None = None  # a film's output video, or its folder of frames
     id: int = 0
 
     def __post_init__(self) -> None:
@@ -52,6 +53,25 @@ class QueueItem:
     @property
     def key(self) -> Path:
         return self.source.resolve()
+
+    def result_text(self) -> str:
+        """The Result column: a failure's reason, else where the output goes ('→ film.mp4', '→ reel/ (frames)')."""
+        if self.status in (Status.FAILED, Status.CANCELLED) or (self.message and self.output is None):
+            return self.message.splitlines()[0] if self.message else ""
+        if self.output is None:
+            return ""
+        if self.kind == TaskKind.FRAMES and not self.output.suffix:
+            return f"→ {self.output.name}/ (frames)"
+        return f"→ {self.output.name}"
+
+    def details(self) -> str:
+        """Everything about the item, in full, for the details pane."""
+        lines = [f"{self.kind}: {self.source}", f"status: {self.status}"]
+        if self.output is not None:
+            lines.append(f"output: {self.output}")
+        if self.message:
+            lines.append(("error: " if self.status == Status.FAILED else "note: ") + self.message)
+        return "\n".join(lines)
 
 
 class QueueModel(QAbstractTableModel):
@@ -78,14 +98,12 @@ class QueueModel(QAbstractTableModel):
         item, col = self._items[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return (item.source.name, item.kind, item.status, f"{round(item.progress * 100)}%",
-                    item.message)[col]
+                    item.result_text())[col]
         if role == PROGRESS_ROLE:
             return item.progress
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == NAME:
-                return str(item.source) + (f"\n→ {item.output}" if item.output else "")
-            return item.message or None
-        if role == Qt.ItemDataRole.ForegroundRole and col in (STATUS, ERROR) and item.status in _STATUS_COLORS:
+            return item.details()
+        if role == Qt.ItemDataRole.ForegroundRole and col in (STATUS, RESULT) and item.status in _STATUS_COLORS:
             return QBrush(_STATUS_COLORS[item.status])
         return None
 
@@ -147,27 +165,32 @@ class QueueModel(QAbstractTableModel):
 
     def apply_result(self, item_id: int, result: FileResult) -> None:
         progress = 1.0 if result.status in (DONE, SKIPPED) else None
+        item = self.item_by_id(item_id)
+        keep = item is not None and item.kind == TaskKind.FRAMES and item.output is not None  # its video
         self.update(item_id, status=result.status, progress=progress, message=result.reason or "",
-                    output=result.output)
+                    output=None if keep else result.output)
 
     def _reindex(self) -> None:
         self._rows = {item.id: row for row, item in enumerate(self._items)}
 
 
 class ProgressDelegate(QStyledItemDelegate):
-    """Draws the Progress column as a progress bar."""
+    """Draws the Progress column as a bar with its percentage over it, never clipped by the style."""
 
     def paint(self, painter, option, index) -> None:
         value = index.data(PROGRESS_ROLE)
         if value is None:
             super().paint(painter, option, index)
             return
-        bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)
-        bar.minimum, bar.maximum = 0, 100
-        bar.progress = round(float(value) * 100)
-        bar.text = f"{bar.progress}%"
-        bar.textVisible = True
-        bar.state = option.state
-        style = option.widget.style() if option.widget else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
+        palette = option.palette
+        rect = option.rect.adjusted(3, 3, -3, -3)
+        painter.save()
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.setBrush(palette.color(QPalette.ColorRole.Base))
+        painter.drawRect(rect.adjusted(0, 0, -1, -1))
+        fill = QColor(palette.color(QPalette.ColorRole.Highlight))
+        fill.setAlpha(110)
+        painter.fillRect(rect.adjusted(1, 1, -1, -1).adjusted(0, 0, -round((rect.width() - 2) * (1 - value)), 0), fill)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{round(float(value) * 100)}%")
+        painter.restore()

@@ -2,7 +2,9 @@
 
 The store is injected (``load``/``save`` take a QSettings), so tests use a temporary ini file and
 never the user's real settings. Values read back are coerced to the field's type and checked;
-anything unreadable falls back to the default rather than failing the start of the app.
+anything unreadable falls back to the default rather than failing the start of the app. Risky
+options (:data:`NOT_PERSISTED`: redoing existing outputs) hold for the session only, so a later
+launch never overwrites files silently.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ GROUP = "settings"
 
 OUTPUT_FORMATS = OUTPUT_FORMAT_CHOICES
 VIDEO_CODECS = ("h264", "lossless")  # H.264 (CRF) in MP4/MKV, or lossless FFV1 in MKV
+FRAMES_OUTPUTS = ("video", "frames")  # a frame folder becomes a video (beside its colorized frames), or frames only
+NOT_PERSISTED = frozenset({"overwrite"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class AppSettings:
     output_dir: str = ""  # "" = default_output_dir()
     model: str = ""  # "" = the shipped model; else an .onnx or a TensorRT engine file
     backend: str = "auto"  # one of colorizer.desktop.backends.BACKEND_CHOICES (the registry)
+    gpu: int = 0  # CUDA device index, when there are several
     render_size: int = 0  # long side the model sees; 0 = the model's own render size
     saturation: float = 1.0
     output_format: str = "same"
@@ -36,7 +41,8 @@ class AppSettings:
     video_codec: str = "h264"
     video_quality: int = 18  # constant rate factor: lower is better and larger
     temporal_smoothing: float = 0.5  # 0 = none, 1 = strongest
-    overwrite: bool = False  # False: existing outputs are skipped (resume)
+    frames_output: str = "video"  # one of FRAMES_OUTPUTS
+    overwrite: bool = False  # False: existing outputs are skipped (resume); never stored
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:
@@ -45,6 +51,8 @@ class AppSettings:
             raise ValueError(f"unknown output format {self.output_format!r}")
         if self.video_codec not in VIDEO_CODECS:
             raise ValueError(f"unknown video codec {self.video_codec!r}")
+        if self.frames_output not in FRAMES_OUTPUTS:
+            raise ValueError(f"unknown frame folder output {self.frames_output!r}")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -67,7 +75,7 @@ class AppSettings:
                              saturation=self.saturation, overwrite=self.overwrite)
 
     def run_settings(self) -> RunSettings:
-        return RunSettings(self.image_settings(), self.video_settings())
+        return RunSettings(self.image_settings(), self.video_settings(), frames_to_video=self.frames_output == "video")
 
 
 def default_output_dir() -> Path:
@@ -99,7 +107,7 @@ def load(store: QSettings) -> AppSettings:
     try:
         for f in fields(AppSettings):
             default = getattr(defaults, f.name)
-            raw = store.value(f.name, default)
+            raw = store.value(f.name, default) if f.name not in NOT_PERSISTED else default
             try:
                 values[f.name] = _coerce(raw, default) if raw is not None else default
             except (TypeError, ValueError):
@@ -107,12 +115,13 @@ def load(store: QSettings) -> AppSettings:
     finally:
         store.endGroup()
     values["render_size"] = max(0, values["render_size"])
+    values["gpu"] = max(0, values["gpu"])
     values["saturation"] = min(3.0, max(0.0, values["saturation"]))
     values["quality"] = min(100, max(1, values["quality"]))
     values["video_quality"] = min(51, max(0, values["video_quality"]))
     values["temporal_smoothing"] = min(1.0, max(0.0, values["temporal_smoothing"]))
     for name, choices in (("backend", BACKEND_CHOICES), ("output_format", OUTPUT_FORMATS),
-                          ("video_codec", VIDEO_CODECS)):
+                          ("video_codec", VIDEO_CODECS), ("frames_output", FRAMES_OUTPUTS)):
         if values[name] not in choices:
             values[name] = getattr(defaults, name)
     return AppSettings(**values)
@@ -122,7 +131,10 @@ def save(store: QSettings, settings: AppSettings) -> None:
     store.beginGroup(GROUP)
     try:
         for f in fields(AppSettings):
-            store.setValue(f.name, getattr(settings, f.name))
+            if f.name in NOT_PERSISTED:
+                store.remove(f.name)
+            else:
+                store.setValue(f.name, getattr(settings, f.name))
     finally:
         store.endGroup()
     store.sync()

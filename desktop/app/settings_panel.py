@@ -1,4 +1,5 @@
-"""The settings form: edits an :class:`AppSettings` and says which backend is really in use."""
+"""The settings form: edits an :class:`AppSettings`, offers the backends that can run here (and says
+why the others cannot), a GPU chooser when there are several, and which backend is really in use."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from colorizer.desktop.app.settings import OUTPUT_FORMATS, VIDEO_CODECS, AppSettings
-from colorizer.desktop.backends import BACKEND_LABELS
+from colorizer.desktop.app.settings import FRAMES_OUTPUTS, OUTPUT_FORMATS, VIDEO_CODECS, AppSettings, default_output_dir
+from colorizer.desktop.backends import AUTO, BACKEND_LABELS
+from colorizer.desktop.backends.detect import Detection
 
 FORMAT_LABELS = {"same": "Same as input", "jpeg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WebP",
                  "bmp": "BMP"}
 CODEC_LABELS = {"h264": "H.264 (MP4 / MKV)", "lossless": "Lossless (FFV1, MKV)"}
+FRAMES_LABELS = {"video": "A video (frames kept beside it)", "frames": "Numbered frames only"}
 SHIPPED_MODEL = "Shipped model"
 
 
@@ -51,8 +54,8 @@ class SettingsPanel(QWidget):
         self._loading = False
 
         self.output_dir = QLineEdit()
-        self.output_dir.setPlaceholderText(str(settings.output_folder))
-        self.output_dir.setToolTip("Outputs mirror the dropped folders' trees here")
+        self.output_dir.setToolTip("Outputs mirror the dropped folders' trees here (empty: the default, "
+                                   f"{default_output_dir()})")
         browse_out = QToolButton(text="…", toolTip="Choose the output folder")
         browse_out.clicked.connect(self._choose_output)
         self.model = QLineEdit(readOnly=True)
@@ -61,6 +64,12 @@ class SettingsPanel(QWidget):
         shipped = QToolButton(text="↺", toolTip="Use the shipped model")
         shipped.clicked.connect(lambda: self._set_model(""))
         self.backend = _combo(BACKEND_LABELS, BACKEND_LABELS)
+        self.backend_note = QLabel("Looking for GPUs…")
+        self.backend_note.setWordWrap(True)
+        self.backend_note.setStyleSheet("font-style: italic;")
+        self.gpu = QComboBox()
+        self.gpu.setToolTip("The graphics card that runs the model")
+        self.detection: Detection | None = None
         self.backend_in_use = QLabel("—")
         self.backend_in_use.setToolTip("The backend the last run really used (read back from the runtime)")
         self.render_size = QSpinBox(minimum=0, maximum=8192, singleStep=64, suffix=" px")
@@ -72,17 +81,36 @@ class SettingsPanel(QWidget):
         self.quality = QSpinBox(minimum=1, maximum=100)
         self.quality.setToolTip("JPEG and WebP quality")
         self.overwrite = QCheckBox("Redo files whose output exists")
-        self.overwrite.setToolTip("Off: existing outputs are skipped, so a run resumes where it stopped")
+        self.overwrite.setToolTip("Off: existing outputs are skipped, so a run resumes where it stopped.\n"
+                                  "For this session only: it is off again at the next launch.")
         self.video_codec = _combo(CODEC_LABELS, VIDEO_CODECS)
         self.video_quality = QSpinBox(minimum=0, maximum=51, prefix="CRF ")
         self.video_quality.setToolTip("H.264 quality: lower is better and larger (18 looks like the source)")
         self.temporal = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, decimals=2)
         self.temporal.setToolTip("Smooths color across frames (reset at scene cuts) to stop flicker; 0 = off")
+        self.frames_output = _combo(FRAMES_LABELS, FRAMES_OUTPUTS)
+        self.frames_output.setToolTip("What a folder of numbered frames becomes: a video encoded with the "
+                                      "settings above (its colorized frames are kept beside it), or frames only")
 
+        self._build_groups(browse_model, shipped, browse_out)
+        self.set_settings(settings)
+        for signal in (self.output_dir.editingFinished, self.backend.currentIndexChanged,
+                       self.render_size.valueChanged, self.saturation.valueChanged,
+                       self.output_format.currentIndexChanged, self.quality.valueChanged,
+                       self.overwrite.toggled, self.video_codec.currentIndexChanged,
+                       self.video_quality.valueChanged, self.temporal.valueChanged, self.gpu.currentIndexChanged,
+                       self.frames_output.currentIndexChanged):
+            signal.connect(self._edited)
+
+    def _build_groups(self, browse_model: QWidget, shipped: QWidget, browse_out: QWidget) -> None:
         model_group = QGroupBox("Model and hardware")
         form = QFormLayout(model_group)
         form.addRow("Model", _row(self.model, browse_model, shipped))
         form.addRow("Backend", self.backend)
+        form.addRow("", self.backend_note)
+        form.addRow("GPU", self.gpu)
+        self._model_form = form
+        form.setRowVisible(self.gpu, False)
         form.addRow("In use", self.backend_in_use)
         form.addRow("Render size", self.render_size)
         photo_group = QGroupBox("Output")
@@ -92,24 +120,17 @@ class SettingsPanel(QWidget):
         form.addRow("Format", self.output_format)
         form.addRow("Quality", self.quality)
         form.addRow("Existing", self.overwrite)
-        video_group = QGroupBox("Video")
+        video_group = QGroupBox("Videos and frame folders")
         form = QFormLayout(video_group)
         form.addRow("Codec", self.video_codec)
         form.addRow("Quality", self.video_quality)
         form.addRow("Smoothing", self.temporal)
+        form.addRow("Frame folders", self.frames_output)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for group in (model_group, photo_group, video_group):
             layout.addWidget(group)
         layout.addStretch(1)
-
-        self.set_settings(settings)
-        for signal in (self.output_dir.editingFinished, self.backend.currentIndexChanged,
-                       self.render_size.valueChanged, self.saturation.valueChanged,
-                       self.output_format.currentIndexChanged, self.quality.valueChanged,
-                       self.overwrite.toggled, self.video_codec.currentIndexChanged,
-                       self.video_quality.valueChanged, self.temporal.valueChanged):
-            signal.connect(self._edited)
 
     # ------------------------------------------------------------------ state
     def settings(self) -> AppSettings:
@@ -118,9 +139,10 @@ class SettingsPanel(QWidget):
     def set_settings(self, s: AppSettings) -> None:
         self._loading = True
         try:
-            self.output_dir.setText(s.output_dir)
+            self.output_dir.setText(str(s.output_folder))  # the real folder, also when it is the default
             self._show_model(s.model)
-            _select(self.backend, s.backend)
+            _select(self.backend, s.backend if self.backend.findData(s.backend) >= 0 else AUTO)
+            _select(self.gpu, s.gpu)
             self.render_size.setValue(s.render_size)
             self.saturation.setValue(s.saturation)
             _select(self.output_format, s.output_format)
@@ -129,6 +151,7 @@ class SettingsPanel(QWidget):
             _select(self.video_codec, s.video_codec)
             self.video_quality.setValue(s.video_quality)
             self.temporal.setValue(s.temporal_smoothing)
+            _select(self.frames_output, s.frames_output)
         finally:
             self._loading = False
         self._settings = s
@@ -144,7 +167,13 @@ class SettingsPanel(QWidget):
     def _edited(self, *_) -> None:
         if self._loading:
             return
-        s = replace(self._settings, output_dir=self.output_dir.text().strip(), backend=self.backend.currentData(),
+        folder = self.output_dir.text().strip()
+        if not folder:
+            self.output_dir.setText(str(default_output_dir()))
+        folder = "" if folder in ("", str(default_output_dir())) else folder
+        s = replace(self._settings, output_dir=folder, backend=self.backend.currentData(),
+                    gpu=self.gpu.currentData() if self.gpu.count() else self._settings.gpu,
+                    frames_output=self.frames_output.currentData(),
                     render_size=self.render_size.value(), saturation=round(self.saturation.value(), 2),
                     output_format=self.output_format.currentData(), quality=self.quality.value(),
                     overwrite=self.overwrite.isChecked(), video_codec=self.video_codec.currentData(),
@@ -156,6 +185,38 @@ class SettingsPanel(QWidget):
             self._settings = s
             self._enable_dependent()
             self.changed.emit(s)
+
+    # ------------------------------------------------------------------ backends
+    def set_detection(self, detection: Detection) -> None:
+        """Offer what can run here (``auto`` first), say why the rest cannot, and list the GPUs."""
+        self.detection = detection
+        wanted = self._settings.backend
+        self._loading = True
+        try:
+            self.backend.clear()
+            self.backend.addItem(BACKEND_LABELS[AUTO] + f" → {BACKEND_LABELS[detection.best()]}", AUTO)
+            for choice in detection.usable():
+                self.backend.addItem(BACKEND_LABELS[choice], choice)
+            self.gpu.clear()
+            for index, info in enumerate(detection.gpus):
+                self.gpu.addItem(f"{index}: {info.name}", index)
+            _select(self.gpu, self._settings.gpu)
+        finally:
+            self._loading = False
+        self._model_form.setRowVisible(self.gpu, len(detection.gpus) > 1)
+        note = _reasons(detection)
+        if wanted not in detection.usable() and wanted != AUTO:
+            note.insert(0, f"{BACKEND_LABELS[wanted]} was chosen before but cannot run here; Auto is used.")
+            wanted = AUTO
+        self.backend_note.setText("Not available here:\n" + "\n".join(note) if note else
+                                  f"{len(detection.gpus)} GPU(s) found." if detection.gpus else "")
+        self.backend_note.setVisible(bool(self.backend_note.text()))
+        self._loading = True
+        try:
+            _select(self.backend, wanted)
+        finally:
+            self._loading = False
+        self._settings = replace(self._settings, backend=wanted)
 
     # ------------------------------------------------------------------ model and folders
     def _show_model(self, model: str) -> None:
@@ -189,3 +250,18 @@ def _row(*widgets: QWidget) -> QWidget:
         layout.addWidget(w, 1 if i == 0 else 0)
     return box
 
+
+
+def _reasons(detection: Detection) -> list[str]:
+    """'GPU: TensorRT and GPU: CUDA need an NVIDIA graphics card...': one line per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for c in detection.choices:
+        if not c.usable:
+            by_reason.setdefault(c.reason, []).append(c.label)
+    lines = []
+    for reason, labels in by_reason.items():
+        if len(labels) > 1 and reason.startswith("needs "):
+            reason = "need " + reason.removeprefix("needs ")
+        lines.append(f"{' and '.join(labels)} {reason}." if reason.startswith("need") else
+                     f"{' and '.join(labels)}: {reason}.")
+    return lines

@@ -1,21 +1,24 @@
-"""The main window: queue, before/after viewer, settings, log; runs go to a worker thread."""
+"""The main window: queue, before/after viewer, settings, log; runs go to a worker thread.
+
+Every run request (start, pause, resume, cancel, close) goes through :class:`RunController` and
+its state machine (:mod:`.run_state`); the window only shows the state it is told about.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, QUrl, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QScrollArea,
     QSplitter,
@@ -26,20 +29,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from colorizer.desktop.app import dialogs
 from colorizer.desktop.app import settings as app_settings
-from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
+from colorizer.desktop.app.backend_probe import BackendProbe
 from colorizer.desktop.app.drop_zone import DropZone, local_paths
 from colorizer.desktop.app.engine_dialog import EngineBuildDialog
-from colorizer.desktop.app.inputs import collect, collect_frames, plan_run
+from colorizer.desktop.app.inputs import collect, collect_frames, film_in_folder, film_output, plan_run
 from colorizer.desktop.app.log_view import LogView
-from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader
 from colorizer.desktop.app.queue_model import (
     DONE,
-    ERROR,
     FAILED,
     NAME,
     PROGRESS,
     QUEUED,
+    RESULT,
     SKIPPED,
     STATUS,
     TYPE,
@@ -49,20 +52,30 @@ from colorizer.desktop.app.queue_model import (
     QueueItem,
     QueueModel,
 )
-from colorizer.desktop.app.run_clock import RunClock, format_duration
+from colorizer.desktop.app.run_clock import format_duration
+from colorizer.desktop.app.run_controller import RunController
+from colorizer.desktop.app.run_state import ACTIVE, CANCELLING, CLOSING, IDLE, PAUSED, PAUSING, RunState
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.app.settings_panel import SettingsPanel
-from colorizer.desktop.app.worker import OpenBackend, QueuedTask, RunControl, RunWorker, WorkerOutcome
+from colorizer.desktop.app.viewer import ItemViewer
+from colorizer.desktop.app.worker import OpenBackend, QueuedTask, WorkerOutcome
+from colorizer.desktop.backends import BACKEND_LABELS
+from colorizer.desktop.backends.detect import Detection
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.formats import parse_format_option
-from colorizer.desktop.pipeline.frames import find_frame_sequences
-from colorizer.desktop.pipeline.report import FileResult, summarize
+from colorizer.desktop.pipeline.frames import FrameSequence
+from colorizer.desktop.pipeline.report import FileResult
 
 log = logging.getLogger("colorizer.app")
 
 FILE_FILTER = ("Photos and videos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.mp4 *.mkv *.mov *.avi *.webm);;"
                "All files (*)")
-QUEUED_CONNECTION = Qt.ConnectionType.QueuedConnection
+STATE_MESSAGES = {
+    PAUSING: "Pausing: the batch in progress is finishing…",
+    PAUSED: "Paused. Resume (Ctrl+P) goes on where it stopped.",
+    CANCELLING: "Cancelling: finishing the files being written (no half-written file is left)…",
+    CLOSING: "Closing: the window closes as soon as the files being written are finished…",
+}
 
 
 class MainWindow(QMainWindow):
@@ -70,40 +83,48 @@ class MainWindow(QMainWindow):
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total (GUI thread)
     run_finished = Signal(object)  # WorkerOutcome
 
-    def __init__(self, store: QSettings, open_backend: OpenBackend | None = None, parent=None) -> None:
+    def __init__(self, store: QSettings, open_backend: OpenBackend | None = None, detect=None, parent=None) -> None:
+        """``open_backend`` and ``detect`` (what can run here) default to the runtime's; tests inject others."""
         super().__init__(parent)
         self.store = store
-        self._open_backend = open_backend  # None: the runtime's open_backend (tests inject another)
-        self._thread: QThread | None = None
-        self._worker: RunWorker | None = None
-        self._control: RunControl | None = None
-        self._clock: RunClock | None = None
         self._engine_dialog: EngineBuildDialog | None = None
-        self._close_when_stopped = False
         self.last_refused: list[tuple[Path, str]] = []
         self.last_outcome: WorkerOutcome | None = None
+        self.open_url = QDesktopServices.openUrl  # tests replace it
 
         self.setWindowTitle("Colorizer")
         self.setAcceptDrops(True)
         self.queue = QueueModel(self)
         self.settings_panel = SettingsPanel(app_settings.load(store))
         self.settings_panel.changed.connect(self._settings_changed)
-        self.compare = ComparePanel()
-        self.preview = PreviewLoader(self)
-        self.preview.ready.connect(self._show_preview)
+        self.viewer = ItemViewer(self)
+        self.compare = self.viewer.compare
+        self.compare.show_in_folder.connect(self.show_result_in_folder)
         self.log_view = LogView()
         self._log_handler = self.log_view.attach(logging.getLogger("colorizer"))
+        self.backends = BackendProbe(detect, self)
+        self.backends.ready.connect(self._backends_found)
+        self.runs = RunController(open_backend, self.backends.choose, self)
+        self.runs.state_changed.connect(self._state_changed)
+        self.runs.backend_ready.connect(self._backend_ready)
+        self.runs.engine_progress.connect(self._engine_progress)
+        self.runs.item_started.connect(lambda item_id: self.queue.update(item_id, status=WORKING))
+        self.runs.item_progress.connect(self._item_progress)
+        self.runs.item_finished.connect(self._item_finished)
+        self.runs.finished.connect(self._run_finished)
 
         self._build_actions()
         self._build_layout()
         self._timer = QTimer(self, interval=1000)
         self._timer.timeout.connect(self._update_overall)
-        self._set_running(False)
+        self._state_changed(IDLE, IDLE)
         geometry = store.value("ui/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 860)
+        if self.backends.detection is not None:  # found before the signal was connected
+            self._backends_found(self.backends.detection)
 
     # ------------------------------------------------------------------ construction
     def _action(self, text: str, slot, shortcut=None, icon=None, tip: str = "") -> QAction:
@@ -138,7 +159,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setCheckable(True)
         self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
         self.cancel_action = self._action("Cancel", self.cancel_run, QKeySequence(Qt.Key.Key_Escape),
-                                          sp.SP_MediaStop, "Stop after the files in progress")
+                                          sp.SP_MediaStop, "Stop after the files being written")
         self.open_output_action = self._action("Open output folder", self.open_output_folder, None,
                                                sp.SP_DirOpenIcon)
         self.quit_action = self._action("Quit", self.close, QKeySequence("Ctrl+Q"))
@@ -155,44 +176,43 @@ class MainWindow(QMainWindow):
                 bar.addAction(action)
         self.addToolBar(bar)
 
+    def _build_table(self) -> QTableView:
+        table = QTableView()
+        table.setModel(self.queue)
+        table.setItemDelegateForColumn(PROGRESS, ProgressDelegate(table))
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(24)
+        table.setAlternatingRowColors(True)
+        table.setWordWrap(False)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        fm = table.fontMetrics()
+        for column, text in ((TYPE, "frames"), (STATUS, "cancelled"), (PROGRESS, "100%"), (RESULT, "→ film.mp4…")):
+            table.setColumnWidth(column, fm.horizontalAdvance(text) + 28)
+        table.addAction(self.remove_action)
+        table.selectionModel().currentRowChanged.connect(lambda current, _: self._select_row(current.row()))
+        return table
+
     def _build_layout(self) -> None:
         self.drop_zone = DropZone()
         self.drop_zone.dropped.connect(self.add_paths)
         self.drop_zone.add_files_clicked.connect(self.choose_files)
         self.drop_zone.add_folder_clicked.connect(self.choose_folder)
         self.drop_zone.add_frames_clicked.connect(self.choose_frame_folder)
-
-        self.table = QTableView()
-        self.table.setModel(self.queue)
-        self.table.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self.table))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
-        for column, width in ((TYPE, 54), (STATUS, 70), (PROGRESS, 86), (ERROR, 110)):
-            self.table.setColumnWidth(column, width)
-        self.table.addAction(self.remove_action)
-        self.table.selectionModel().currentRowChanged.connect(lambda current, _: self._select_row(current.row()))
-
+        self.table = self._build_table()
         self.overall = QProgressBar()
-        self.overall.setFormat("%v / %m")
         self.overall.setValue(0)
         self.eta_label = QLabel("Add photos to begin.")
-        row = QHBoxLayout()
-        row.addWidget(self.overall, 1)
-        row.addWidget(self.eta_label)
         left = QWidget()
         layout = QVBoxLayout(left)
         layout.setContentsMargins(6, 6, 0, 6)
-        layout.addWidget(self.drop_zone)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(row)
+        for widget, stretch in ((self.drop_zone, 0), (self.table, 1), (self.viewer.details, 0), (self.overall, 0),
+                                (self.eta_label, 0)):
+            layout.addWidget(widget, stretch)
 
         settings_scroll = QScrollArea()
         settings_scroll.setWidget(self.settings_panel)
@@ -201,12 +221,9 @@ class MainWindow(QMainWindow):
         settings_scroll.setMinimumWidth(300)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.compare)
-        self.splitter.addWidget(settings_scroll)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setStretchFactor(2, 0)
+        for i, (widget, stretch) in enumerate(((left, 0), (self.compare, 1), (settings_scroll, 0))):
+            self.splitter.addWidget(widget)
+            self.splitter.setStretchFactor(i, stretch)
         self.setCentralWidget(self.splitter)
         self._splitter_placed = False
 
@@ -226,7 +243,7 @@ class MainWindow(QMainWindow):
             state = self.store.value("ui/splitter")
             if state is None or not self.splitter.restoreState(state):
                 width = self.splitter.width()
-                left, right = max(430, round(width * 0.31)), 320
+                left, right = max(430, round(width * 0.31)), 330
                 self.splitter.setSizes([left, max(240, width - left - right), right])
 
     # ------------------------------------------------------------------ queue
@@ -240,18 +257,22 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.add_paths(paths)
 
+    def ask_film_or_photos(self, folder: Path, sequence: FrameSequence) -> str | None:
+        """A folder of numbered frames was added: "film", "photos" or None (tests replace this)."""
+        return dialogs.ask_film_or_photos(self, folder, sequence)
+
     def add_paths(self, paths: list[Path], *, as_frames: bool = False) -> list[QueueItem]:
         """Queue what can be colorized among ``paths`` (``as_frames``: each a folder of numbered frames,
-        colorized as one film); refused inputs are reported, not queued."""
+        colorized as one film; a folder that holds one is asked about); refused inputs are reported."""
         was_empty = self.queue.rowCount() == 0
-        if as_frames:
-            items, refused = [], []
-            for folder in paths:
-                found, why = collect_frames(folder)
-                items += found
-                refused += why
-        else:
-            items, refused = collect(paths)
+        items, refused = [], []
+        for path in map(Path, paths):
+            film = as_frames or (path.is_dir() and self._asked_film(path))
+            if film is None:
+                continue
+            found, why = collect_frames(path) if film else collect([path])
+            items += found
+            refused += why
         added = self.queue.add(items)
         self.last_refused = refused
         for path, reason in refused:
@@ -263,14 +284,36 @@ class MainWindow(QMainWindow):
             names = ", ".join(p.name for p, _ in refused[:3]) + (" …" if len(refused) > 3 else "")
             parts.append(f"refused {len(refused)} ({names}; see the log for why)")
         self.statusBar().showMessage("; ".join(parts).capitalize(), 10000)
+        self._plan_film_outputs(added)
         if was_empty and added:
             self.table.selectRow(0)
         self._queue_changed()
         return added
 
+    def _asked_film(self, folder: Path) -> bool | None:
+        sequence = film_in_folder(folder)
+        if sequence is None:
+            return False
+        answer = self.ask_film_or_photos(folder, sequence)
+        return None if answer is None else answer == "film"
+
+    def _plan_film_outputs(self, items: list[QueueItem]) -> None:
+        """Name each film's output in its row as soon as it is queued (photos get theirs at the start)."""
+        films = [i for i in items if i.kind != TaskKind.IMAGE]
+        if not films:
+            return
+        s = self.app_settings
+        try:
+            planned, _ = plan_run(films, s.output_folder, None, s.video_settings().encoding)
+        except OSError:
+            return
+        for item in films:
+            if item.id in planned:
+                self.queue.update(item.id, output=film_output(planned[item.id], s))
+
     def _queue_changed(self) -> None:
-        if not self.running:
-            self._clock = None  # the last run's totals no longer describe the queue
+        if not self.runs.busy:
+            self.runs.clock = None  # the last run's totals no longer describe the queue
         self._update_overall()
 
     def choose_files(self) -> None:
@@ -300,12 +343,13 @@ class MainWindow(QMainWindow):
     def remove_selected(self) -> None:
         if not self.running:
             self.queue.remove_rows([i.row() for i in self.table.selectionModel().selectedRows()])
+            self._select_row(self.table.currentIndex().row())
             self._queue_changed()
 
     def clear_queue(self) -> None:
         if not self.running:
             self.queue.clear()
-            self.compare.view.clear()
+            self.viewer.clear()
             self._queue_changed()
 
     # ------------------------------------------------------------------ settings
@@ -315,14 +359,26 @@ class MainWindow(QMainWindow):
 
     def _settings_changed(self, s: AppSettings) -> None:
         app_settings.save(self.store, s)
+        if not self.running:
+            self._plan_film_outputs(self.queue.items())
+
+    def _backends_found(self, detection: Detection) -> None:
+        if self.settings_panel.detection is detection:  # found before the signal was connected: shown once
+            return
+        self.settings_panel.set_detection(detection)
+        log.info("can run here: %s", ", ".join(BACKEND_LABELS[c] for c in detection.usable()))
 
     # ------------------------------------------------------------------ run
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self.runs.busy
+
+    @property
+    def state(self) -> RunState:
+        return self.runs.state
 
     def start(self) -> None:
-        if self.running:
+        if self.runs.busy:
             return
         s = self.app_settings
         pending = [i for i in self.queue.items() if s.overwrite or i.status not in (DONE, SKIPPED)]
@@ -341,68 +397,42 @@ class MainWindow(QMainWindow):
             self.queue.update(item_id, status=FAILED, progress=0, message=reason)
         queued = [QueuedTask(item.id, planned[item.id]) for item in pending if item.id in planned]
         if not queued:
-            self.statusBar().showMessage("Nothing to colorize: every item was refused (see the Error column).")
+            self.statusBar().showMessage("Nothing to colorize: every item was refused (see the details).")
             return
         for q in queued:
-            self.queue.update(q.item_id, status=QUEUED, progress=0, message="")
-        self._control = RunControl()
-        self._worker = RunWorker(queued, s, self._control, self._open_backend)
-        self._thread = QThread(self)
-        self._worker.moveToThread(self._thread)
-        w = self._worker
-        w.backend_ready.connect(self._backend_ready, QUEUED_CONNECTION)
-        w.engine_progress.connect(self._engine_progress, QUEUED_CONNECTION)
-        w.item_started.connect(self._item_started, QUEUED_CONNECTION)
-        w.item_progress.connect(self._item_progress, QUEUED_CONNECTION)
-        w.item_finished.connect(self._item_finished, QUEUED_CONNECTION)
-        w.finished.connect(self._run_finished, QUEUED_CONNECTION)
-        self._thread.started.connect(w.run)
-        self._clock = RunClock(len(queued))
-        self.settings_panel.show_backend("opening…")
-        self._set_running(True)
-        log.info("colorizing %d item(s) into %s", len(queued), s.output_folder)
-        self._thread.start()
-        self.run_started.emit()
+            self.queue.update(q.item_id, status=QUEUED, progress=0, message="", output=film_output(q.task, s))
+        if self.runs.start(queued, s):
+            self.settings_panel.show_backend("opening…")
+            log.info("colorizing %d item(s) into %s", len(queued), s.output_folder)
+            self.run_started.emit()
 
     def set_paused(self, paused: bool) -> None:
-        if self._control is None or self._control.cancelled:
-            self.pause_action.setChecked(False)
-            return
         if paused:
-            self._control.pause()
-            self.statusBar().showMessage("Paused: the run waits after the batch in progress.")
+            self.runs.pause()
         else:
-            self._control.resume()
-            self.statusBar().showMessage("Resumed.", 3000)
-        self.pause_action.setChecked(paused)
-        self.pause_action.setText("Resume" if paused else "Pause")
-        self.pause_action.setIcon(self.style().standardIcon(
-            QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause))
-        self._clock.pause(paused)
-        self._update_overall()
+            self.runs.resume()
+        self._state_changed(self.runs.state, self.runs.state)  # a refused request leaves the button as it was
 
     def cancel_run(self) -> None:
-        if self._control is None or self._control.cancelled:
-            return
-        self._control.cancel()
-        if self._clock is not None:
-            self._clock.pause(False)
-        self.cancel_action.setEnabled(False)
-        self.pause_action.setEnabled(False)
-        self.statusBar().showMessage("Stopping after the files in progress (no half-written file is left)…")
-        log.info("cancel requested")
+        self.runs.cancel()
 
-    def _set_running(self, running: bool) -> None:
-        self.start_action.setEnabled(not running)
-        self.pause_action.setEnabled(running)
-        self.pause_action.setChecked(False)
-        self.pause_action.setText("Pause")
-        self.pause_action.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
-        self.cancel_action.setEnabled(running)
-        self.remove_action.setEnabled(not running)
-        self.clear_action.setEnabled(not running)
-        self.settings_panel.setEnabled(not running)
-        if running:
+    def _state_changed(self, _old: RunState, new: RunState) -> None:
+        busy = new != IDLE
+        pausing = new in (PAUSING, PAUSED)
+        self.start_action.setEnabled(not busy)
+        self.pause_action.setEnabled(new in ACTIVE)
+        self.pause_action.setChecked(pausing)
+        self.pause_action.setText("Resume" if pausing else "Pause")
+        self.pause_action.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_MediaPlay if pausing else QStyle.StandardPixmap.SP_MediaPause))
+        self.cancel_action.setEnabled(new in ACTIVE)
+        for widget in (self.remove_action, self.clear_action, self.settings_panel):
+            widget.setEnabled(not busy)
+        if new in STATE_MESSAGES:
+            self.statusBar().showMessage(STATE_MESSAGES[new])
+        elif _old in (PAUSING, PAUSED) and new != IDLE:
+            self.statusBar().showMessage("Resumed.", 3000)
+        if busy:
             self._timer.start()
         else:
             self._timer.stop()
@@ -427,74 +457,76 @@ class MainWindow(QMainWindow):
             self._engine_dialog.deleteLater()
             self._engine_dialog = None
 
-    def _item_started(self, item_id: int) -> None:
-        self.queue.update(item_id, status=WORKING)
-
-    def _item_progress(self, item_id: int, fraction: float) -> None:
-        self.queue.update(item_id, progress=fraction)
+    def _item_progress(self, item_id: int, progress) -> None:
+        if progress.fraction is not None:
+            self.queue.update(item_id, progress=progress.fraction)
+        self._update_overall()
 
     def _item_finished(self, item_id: int, result: FileResult, finished: int, total: int) -> None:
         self.queue.apply_result(item_id, result)
         if result.status == FAILED:
             log.warning("failed: %s", result.reason)
-        if self._clock is not None:
-            self._clock.add(result)
         self._update_overall()
-        if self._current_item() is not None and self._current_item().id == item_id:
+        current = self._current_item()
+        if current is not None and current.id == item_id:
             self._select_row(self.table.currentIndex().row())
         self.item_finished.emit(item_id, result, finished, total)
 
     def _run_finished(self, outcome: WorkerOutcome) -> None:
         self._close_engine_dialog()
         self.last_outcome = outcome
-        queued = self._worker.queued if self._worker else []
+        queued = self.runs.queued
         if outcome.error:
             for q in queued:
                 self.queue.update(q.item_id, status=FAILED, message=outcome.error)
             self.settings_panel.show_backend("—")
-            self.statusBar().showMessage(f"Could not start: {outcome.error}", 30000)
+            self.statusBar().showMessage(f"Could not start: {outcome.error.splitlines()[0]} (see the details)")
+            self.runs.clock = None
         else:
             finished = {r.input for r in outcome.results}
             for q in queued:  # nothing should be left "queued"; be safe anyway
                 item = self.queue.item_by_id(q.item_id)
                 if item is not None and item.status in (QUEUED, WORKING) and q.task.source not in finished:
                     self.queue.update(q.item_id, status=WAITING)
-            counts = summarize(outcome.results)
-            text = (f"{counts['done']} colorized, {counts['skipped']} skipped, {counts['failed']} failed"
-                    + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
-                    + (f" on {outcome.backend}" if outcome.backend else ""))
-            self.statusBar().showMessage(("Cancelled: " if outcome.cancelled else "Finished: ") + text)
-        self._thread.quit()
-        self._thread.wait()
-        self._worker.deleteLater()
-        self._thread.deleteLater()
-        self._thread = self._worker = self._control = None
-        self._set_running(False)
+            text = self.runs.clock.counts_text().split(" · ", 1)[-1] if self.runs.clock else ""
+            where = f" on {outcome.backend}" if outcome.backend else ""
+            report = f"; report: {Path(outcome.report).name}" if outcome.report else ""
+            self.statusBar().showMessage(("Cancelled: " if outcome.cancelled else "Finished: ") + text + where + report)
+        self._update_overall()
+        self._select_row(self.table.currentIndex().row())
         self.run_finished.emit(outcome)
-        if self._close_when_stopped:
-            self.close()
+        if self.runs.close_when_done:
+            QTimer.singleShot(0, self.close)
 
     def _update_overall(self) -> None:
-        clock = self._clock
+        clock = self.runs.clock
         if clock is None:
             n = self.queue.rowCount()
-            self.overall.setRange(0, max(1, n))
+            self.overall.setRange(0, 1)
             self.overall.setValue(0)
-            self.overall.setFormat("%v / %m" if n else "")
-            self.eta_label.setText(f"{n} in the queue" if n else "Add photos to begin.")
+            self.overall.setFormat(f"{n} in the queue" if n else "")
+            self.eta_label.setText("Ready." if n else "Add photos to begin.")
             return
-        self.overall.setFormat("%v / %m")
-        self.overall.setRange(0, max(1, clock.total))
-        self.overall.setValue(clock.finished)
-        elapsed = format_duration(clock.elapsed())
-        if not self.running:
-            self.eta_label.setText(f"took {elapsed}")
-        elif clock.paused_at is not None:
-            self.eta_label.setText(f"paused · {elapsed}")
+        value, maximum = clock.bar()
+        self.overall.setRange(0, maximum)
+        self.overall.setValue(value)
+        text = clock.counts_text()
+        if self.runs.busy and clock.films:
+            text += f" · {100 * value // maximum} %"
+        self.overall.setFormat(text)  # only %p, %v and %m are placeholders
+        state = self.runs.state
+        parts = [format_duration(clock.elapsed())]
+        if state == IDLE:
+            parts = ["took " + parts[0]]
+        elif state in (PAUSING, PAUSED):
+            parts.insert(0, "paused" if state == PAUSED else "pausing")
+        elif state in (CANCELLING, CLOSING):
+            parts.insert(0, "stopping")
         else:
+            parts.append(clock.film_text())
             eta = clock.eta()
-            self.eta_label.setText(f"{elapsed} · " + (f"about {format_duration(eta)} left" if eta is not None
-                                                      else "estimating…"))
+            parts.append(f"about {format_duration(eta)} left" if eta is not None else "estimating…")
+        self.eta_label.setText(" · ".join(p for p in parts if p))
 
     # ------------------------------------------------------------------ viewer
     def _current_item(self) -> QueueItem | None:
@@ -502,82 +534,52 @@ class MainWindow(QMainWindow):
         return self.queue.item(row) if 0 <= row < self.queue.rowCount() else None
 
     def _select_row(self, row: int) -> None:
-        if not 0 <= row < self.queue.rowCount():
-            self.compare.view.clear()
-            self.compare.caption.setText("")
-            return
-        item = self.queue.item(row)
-        self.compare.caption.setText(str(item.source) + (f"  →  {item.output}" if item.status == DONE else ""))
-        if item.kind != TaskKind.IMAGE:
-            try:
-                frames = self._video_frames(item)
-                self.compare.set_frame_source(frames)
-            except Exception as exc:  # an unreadable frame must not take the window down
-                log.warning("cannot show %s: %s", item.source, exc)
-                frames = None
-                self.compare.set_frame_source(None)
-            if frames is None:
-                self.compare.view.clear(f"{item.source.name}: the before/after view of videos is not available "
-                                        "yet; open the result in a video player.")
-            return
-        self.compare.set_frame_source(None)
-        self.preview.request(item.source, item.output if item.status == DONE else None)
+        self.viewer.show(self.queue.item(row) if 0 <= row < self.queue.rowCount() else None)
 
-    def _video_frames(self, item: QueueItem) -> FrameSource | None:
-        """Frames for the scrubber: a frame folder's numbered files (and their results when done).
-
-        Videos: the hook is here; a FrameSource that decodes frame i of the source and of the
-        result (e.g. with PyAV, seeking to the frame's timestamp) plugs in the same way.
-        """
-        if item.kind != TaskKind.FRAMES:
-            return None
-        try:
-            sequences = find_frame_sequences(item.source)
-        except OSError:
-            return None
-        if len(sequences) != 1:
-            return None
-        return FrameFolderFrames(list(sequences[0].frames), item.output if item.status == DONE else None)
-
-    def _show_preview(self, before, after, message: str) -> None:
+    def show_result_in_folder(self) -> None:
         item = self._current_item()
-        if message:
-            self.compare.view.clear(message)
+        result = self.viewer.result_path(item) if item is not None else None
+        if result is None:
+            self.statusBar().showMessage("The selected item has no result yet.", 8000)
             return
-        if after is None and item is not None:
-            message = {FAILED: "Failed (see the Error column)", SKIPPED: "Skipped"}.get(item.status,
-                                                                                        "Not colorized yet")
-        self.compare.view.set_images(before, after, message=message)
+        self._open_folder(result if result.is_dir() else result.parent, result)
 
     def open_output_folder(self) -> None:
         folder = self.app_settings.output_folder
         if not folder.is_dir():
             self.statusBar().showMessage(f"{folder} does not exist yet: it is created by the first run.", 8000)
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self._open_folder(folder, folder)
+
+    def _open_folder(self, folder: Path, shown: Path) -> bool:
+        """Open ``folder`` in the file manager; where nothing can, say so and copy ``shown``'s path."""
+        if self.open_url(QUrl.fromLocalFile(str(folder))):
+            self.statusBar().showMessage(f"Opened {folder}", 5000)
+            return True
+        QApplication.clipboard().setText(str(shown))
+        message = (f"No file manager could open {folder} (none is set up on this computer). "
+                   f"The path {shown} is copied to the clipboard.")
+        log.warning("%s", message)
+        self.statusBar().showMessage(message, 20000)
+        return False
 
     # ------------------------------------------------------------------ closing
     def confirm_stop(self) -> bool:
         """Ask whether to stop the run in progress and quit (tests replace this)."""
-        answer = QMessageBox.question(self, "Stop colorizing?",
-                                      "A run is in progress. Stop it and quit?\n\nFiles being written are "
-                                      "finished first; the rest are colorized the next time you start.",
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return dialogs.confirm_stop(self)
 
     def closeEvent(self, event) -> None:
-        if self.running:
-            if self._close_when_stopped or self.confirm_stop():
-                self._close_when_stopped = True
-                self.cancel_run()
-                self.statusBar().showMessage("Stopping… the window closes when the files in progress are written.")
-            event.ignore()
-            return
+        if self.runs.busy:
+            if self.runs.state != CLOSING and not self.confirm_stop():
+                event.ignore()
+                return
+            if not self.runs.close():  # still running (the run may have ended while the question was open)
+                event.ignore()
+                return
         app_settings.save(self.store, self.app_settings)
         self.store.setValue("ui/geometry", self.saveGeometry())
         self.store.setValue("ui/splitter", self.splitter.saveState())
         self.store.sync()
         logging.getLogger("colorizer").removeHandler(self._log_handler)
-        self.preview.wait()
+        self.viewer.wait()
         super().closeEvent(event)

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -36,7 +38,7 @@ from colorizer.contract import ContractError
 from colorizer.desktop import backends
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import CancelToken
-from colorizer.desktop.pipeline.report import REPORT_NAME, FileResult, summarize
+from colorizer.desktop.pipeline.report import FileResult, summarize
 from colorizer.desktop.pipeline.run import run_and_report
 from colorizer.desktop.pipeline.tasks import Task
 
@@ -46,10 +48,11 @@ log = logging.getLogger(__name__)
 class RunControl:
     """Pause / resume / cancel, set from the GUI thread and read by the run's threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_gate: Callable[[], None] | None = None) -> None:
         self.token = CancelToken()
         self._running = threading.Event()
         self._running.set()
+        self._on_gate = on_gate  # called (any thread) when the run reaches the closed pause gate
 
     def pause(self) -> None:
         if not self.token.cancelled:
@@ -72,6 +75,8 @@ class RunControl:
 
     def wait_while_paused(self) -> None:
         """Block while paused; returns at once when running or cancelled."""
+        if not self._running.is_set() and self._on_gate is not None:
+            self._on_gate()
         self._running.wait()
 
 
@@ -116,17 +121,18 @@ class RunWorker(QObject):
     backend_ready = Signal(str)  # name of the backend actually in use
     engine_progress = Signal(str, int, int)  # TensorRT engine build: phase, step, total
     item_started = Signal(int)  # item id (videos: photos are reported when finished)
-    item_progress = Signal(int, float)  # item id, fraction (videos)
+    item_progress = Signal(int, object)  # item id, VideoProgress (videos and frame folders, every frame)
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total
     finished = Signal(object)  # WorkerOutcome, always emitted last
 
     def __init__(self, queued: Sequence[QueuedTask], settings: AppSettings, control: RunControl,
-                 open_backend: OpenBackend | None = None) -> None:
+                 open_backend: OpenBackend | None = None, choose_backend: Callable[[str], str] | None = None) -> None:
         super().__init__()
         self.queued = list(queued)
         self.settings = settings
         self.control = control
         self._open_backend = open_backend or backends.open_backend
+        self._choose_backend = choose_backend  # "auto" -> what can run here (may wait for detection)
         self._ids = {q.task.source: q.item_id for q in self.queued}
         self._lock = threading.Lock()
         self._results: list[FileResult] = []
@@ -148,7 +154,7 @@ class RunWorker(QObject):
         try:
             outcome = run_and_report([q.task for q in self.queued], PausableBackend(backend, self.control),
                                      self.settings.run_settings(), model=self.settings.model or None,
-                                     report_path=self.settings.output_folder / REPORT_NAME, progress=self._on_result,
+                                     report_path=report_path(self.settings.output_folder), progress=self._on_result,
                                      frame_progress=self._on_frames, cancel=self.control.token)
         finally:
             backend.close()
@@ -162,7 +168,10 @@ class RunWorker(QObject):
     def _open(self) -> tuple[backends.Backend | None, str | None]:
         s = self.settings
         try:
-            return self._open_backend(s.model_path, s.backend, render_size=s.render_size or None,
+            choice = self._choose_backend(s.backend) if self._choose_backend else s.backend
+            if choice != s.backend:
+                log.info("backend %s: %s is what can run here", s.backend, choice)
+            return self._open_backend(s.model_path, choice, device=s.gpu, render_size=s.render_size or None,
                                       engine_progress=self.engine_progress.emit,
                                       engine_cancel=lambda: self.control.cancelled), None
         except (backends.BackendError, ContractError) as exc:
@@ -186,5 +195,15 @@ class RunWorker(QObject):
         if item_id not in self._started:
             self._started.add(item_id)
             self.item_started.emit(item_id)
-        if progress.fraction is not None:
-            self.item_progress.emit(item_id, progress.fraction)
+        self.item_progress.emit(item_id, progress)
+
+
+def report_path(folder: Path, now: float | None = None) -> Path:
+    """A report of its own for every run (``colorize-report-20250131-142501.json``): history is kept."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    path = folder / f"colorize-report-{stamp}.json"
+    n = 2
+    while path.exists():
+        path = folder / f"colorize-report-{stamp}-{n}.json"
+        n += 1
+    return path

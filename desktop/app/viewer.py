@@ -1,0 +1,97 @@
+"""What the selected queue row shows: its original and result before/after (films frame by frame,
+with a slider: videos and frame folders alike) and its details in full (the whole error message).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QPlainTextEdit
+
+from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
+from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader, VideoFrames
+from colorizer.desktop.app.queue_model import DONE, FAILED, SKIPPED, QueueItem
+from colorizer.desktop.core import TaskKind
+from colorizer.desktop.pipeline.frames import find_frame_sequences
+
+log = logging.getLogger(__name__)
+
+DETAILS_HINT = "Select a row to see where its output goes and, for a failure, the whole message."
+
+
+class ItemViewer(QObject):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.compare = ComparePanel()
+        self.details = QPlainTextEdit(readOnly=True)
+        self.details.setPlaceholderText(DETAILS_HINT)
+        self.details.setMaximumHeight(110)
+        self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.preview = PreviewLoader(self)
+        self.preview.ready.connect(self._show_preview)
+        self.item: QueueItem | None = None
+
+    def clear(self) -> None:
+        self.item = None
+        self.preview.forget()
+        self.compare.clear()
+        self.details.setPlainText("")
+
+    def show(self, item: QueueItem | None) -> None:
+        """Show ``item`` (None: nothing selected)."""
+        if item is None:
+            self.clear()
+            return
+        self.item = item
+        self.details.setPlainText(item.details())
+        self.compare.show_button.setEnabled(self.result_path(item) is not None)
+        caption = str(item.source) + (f"  →  {item.output}" if item.status == DONE and item.output else "")
+        if item.kind == TaskKind.IMAGE:
+            self.compare.set_frame_source(None)
+            self.compare.caption.setText(caption)
+            self.preview.request(item.source, item.output if item.status == DONE else None)
+            return
+        self.preview.forget()
+        try:
+            frames = self._film_frames(item)
+            self.compare.set_frame_source(frames)
+        except Exception as exc:  # an unreadable frame must not take the window down
+            log.warning("cannot show %s: %s", item.source, exc)
+            frames = None
+            self.compare.set_frame_source(None)
+        if frames is None:
+            self.compare.view.clear(f"{item.source.name}: no frame can be shown (see the log).")
+            self.compare.caption.setText(caption)
+
+    @staticmethod
+    def result_path(item: QueueItem) -> Path | None:
+        """The item's output when it is there (a file, or a folder of frames)."""
+        return item.output if item.output is not None and item.output.exists() else None
+
+    def _film_frames(self, item: QueueItem) -> FrameSource | None:
+        done = item.status == DONE and item.output is not None
+        if item.kind == TaskKind.VIDEO:
+            return VideoFrames(item.source, item.output if done else None)
+        sequences = find_frame_sequences(item.source)
+        if len(sequences) != 1:
+            return None
+        frames_dir = None
+        if done:  # the frames are in the output folder; a video made of them lies inside it
+            frames_dir = item.output.parent if item.output.suffix else item.output
+        return FrameFolderFrames(list(sequences[0].frames), frames_dir)
+
+    def _show_preview(self, before, after, message: str) -> None:
+        item = self.item
+        if item is None:
+            return
+        if message:
+            self.compare.view.clear(message)
+            return
+        if after is None:
+            message = {FAILED: "Failed (see the details)", SKIPPED: "Skipped"}.get(item.status, "Not colorized yet")
+        self.compare.view.set_images(before, after, message=message)
+
+    def wait(self) -> None:
+        self.preview.wait()

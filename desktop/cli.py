@@ -211,9 +211,10 @@ class _ProgressBars:
 
 
 def failure_line(result) -> str:
-    """One line for a failed file: the file, then the reason."""
+    """One line for a failed file (a FileResult or a Rejected input): the file, then the reason."""
+    source = str(getattr(result, "input", None) or result.source)
     reason = " ".join(str(result.reason).split())
-    return f"failed: {reason}" if str(result.input) in reason else f"failed: {result.input}: {reason}"
+    return f"failed: {reason}" if source in reason else f"failed: {source}: {reason}"
 
 
 class _Signals:
@@ -354,6 +355,8 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     if not args.quiet:
         print(f"model {contract.model_name} {contract.model_version} on {doer}; {_kinds(tasks)} -> {args.output}",
               file=sys.stderr)
+    for r in rejected:  # one line each, as for the files that fail during the run
+        print(failure_line(r), file=sys.stderr)
     bars = _ProgressBars(len(tasks), args.quiet)
     run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
     signals.run, signals.bars = run, bars

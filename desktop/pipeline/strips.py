@@ -22,8 +22,8 @@ from colorizer.colorize import Prepared, guided_coefficients, prepare_l
 from colorizer.contract import denormalize_ab, merge_l_ab, rgb_to_l
 from colorizer.fileio import to_bit_depth
 
-STRIP_PIXELS = 1 << 21
-"""Pixels per strip (about 2 MP: ~25 MB of float32 temporaries)."""
+STRIP_PIXELS = 1 << 19
+"""Pixels per strip (0.5 MP: about 30 MB of float32 temporaries, whatever the size of the photo)."""
 
 
 def _strips(height: int, width: int) -> range:

@@ -255,3 +255,34 @@ def test_the_output_folder_inside_the_input_is_not_walked(model, tmp_path):
     assert sorted(p.name for p in (src / "out").glob("*.jpg")) == ["p00.jpg", "p01.jpg", "p02.jpg"]
     assert read_report(src / "out" / "colorize-report.json")["summary"]["total"] == 3
     assert all(is_valid_image(p) for p in (src / "out").glob("*.jpg"))
+
+
+def test_a_full_disk_during_a_video_leaves_no_output(model, tmp_path):
+    av = pytest.importorskip("av")
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(24):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    small = tmp_path / "small"
+    if not _tmpfs(small, "256k"):
+        pytest.skip("needs a small tmpfs (root)")
+    try:
+        out = small / "out"
+        done = subprocess.run([*CLI, clip, "-o", out, "--model", model, "-q", "--crf", "0", "--preset", "ultrafast"],
+                              capture_output=True, text=True)
+        assert done.returncode == EXIT_SOME_FAILED, done.stderr
+        assert "disk full" in done.stderr and "Traceback" not in done.stderr
+        assert not (out / "clip.mp4").exists() and not partial_files(out)
+        report = read_report(out / "colorize-report.json")
+        assert report["summary"]["failed"] == 1 and "disk full" in report["files"][0]["reason"]
+    finally:
+        _umount(small)

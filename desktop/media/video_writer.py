@@ -34,7 +34,7 @@ from colorizer.desktop.media.video_source import (
     main_video_stream,
     sws_colorspace,
 )
-from colorizer.fileio import to_uint8
+from colorizer.fileio import to_uint8, write_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class VideoWriter:
         try:
             self.container = av.open(str(path), "w", format=muxer, options=options)
         except (av.FFmpegError, OSError) as exc:
-            raise VideoWriteError(self.name, str(exc)) from exc
+            raise VideoWriteError(self.name, _write_reason(exc)) from exc
 
     def open(self, geometry: OutputGeometry) -> None:
         """Create the streams (the video encoder, the copies) and copy metadata and chapters."""
@@ -241,7 +241,7 @@ class VideoWriter:
         try:
             self.container.mux(packet)
         except (av.FFmpegError, OSError) as exc:
-            raise VideoWriteError(self.name, str(exc)) from exc
+            raise VideoWriteError(self.name, _write_reason(exc)) from exc
 
     def write(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
         """Encode one colorized frame (float RGB in [0, 1], or uint8) at ``pts`` in the geometry's time base."""
@@ -281,7 +281,12 @@ class VideoWriter:
         try:
             container.close()
         except (av.FFmpegError, OSError) as exc:
-            raise VideoWriteError(self.name, str(exc)) from exc
+            raise VideoWriteError(self.name, _write_reason(exc)) from exc
+
+
+def _write_reason(exc: Exception) -> str:
+    """Disk full, read-only... in words; FFmpeg's own message otherwise."""
+    return write_error_reason(exc) if isinstance(exc, OSError) and exc.errno else str(exc)
 
 
 def _copy_stream_tags(src, dst) -> None:

@@ -25,7 +25,38 @@ class NoInference:
         pass
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> str:
+    try:
+        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        return "? GiB"
+
+
+def _versions() -> str:
+    import cv2
+    import PIL
+
+    try:
+        import onnxruntime
+
+        ort = f"ONNX Runtime {onnxruntime.__version__}"
+    except ImportError:
+        ort = "no ONNX Runtime"
+    return f"{ort}, OpenCV {cv2.__version__}, Pillow {PIL.__version__}, numpy {np.__version__}"
+
+
 def machine() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({usable} usable), "
-            f"{platform.platform()}, Python {platform.python_version()}")
+    return (f"{_cpu_model()}, {os.cpu_count()} cores ({usable} usable), {_memory_gib()}, "
+            f"{platform.platform()}, Python {platform.python_version()}, {_versions()}")

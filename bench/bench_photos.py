@@ -1,121 +1,214 @@
-"""Benchmark: photos per second of colorize-batch on this machine, against two references measured
-in the same run.
+"""Benchmark: is `colorize-batch` as fast as reading and writing the photos? (issue 13)
 
-* seeds' way: the PyTorch generator called image by image (decode, L at render size, one forward
-  pass, ab upsampled bilinearly, encode), no overlap, no batching: how the first prototypes ran.
-* pipeline: the BatchRunner with the ONNX Runtime backend (what colorize-batch does).
-* I/O bound: the same BatchRunner with inference replaced by zeros: decode + resize + upsample +
-  encode only; no backend can make the pipeline faster than this.
+For each data set, on the same files and in one run, it prints:
 
-Data: photos upscaled from a folder of real photos to 1, 4 and 12 megapixels into a temporary
-folder (deleted afterwards; nothing is written into the project).
+* pipeline: `colorize-batch IN -o OUT -q` run as a subprocess (the shipped model unless --model,
+  backend ``auto`` unless --backend): photos/s in steady state (from the first output to the
+  last) and including start-up (all photos over the wall time of the process), time from the
+  start of the process to its first output, and the peak resident memory of the process
+  (``ru_maxrss`` of a wrapper's only child);
+* I/O bound: the same files decoded with the project's decoder (``read_image``), converted to
+  float32 Lab and back (OpenCV), quantized to the output's bit depth and encoded with the
+  project's encoder (``write_image``: same format, quality and metadata, atomic and fsynced), on
+  as many threads as the machine has usable cores (what colorize-batch uses). No pipeline of
+  this project can be faster than decoding and encoding; the Lab round trip is the least color
+  work a colorizer does at full resolution;
+* the ratios pipeline / bound (steady state and with start-up).
 
-    python bench/bench_photos.py --photos ../shared/data/bsds500/test --count 12
+Data: gray photo-like images synthesized from ``assets/samples`` (cropped, grayed, resized with
+a fine grain added) into a temporary folder that is deleted afterwards; nothing is written into
+the project. Default sets: 24 JPEGs of 2 MP, 8 JPEGs of 12 MP, 8 gray 16-bit TIFFs of 2 MP.
+
+    python bench/bench_photos.py
+    python bench/bench_photos.py --sets jpeg:2:24 tiff16:12:4 --model my.onnx --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import NoInference, machine  # bench/ is on sys.path when run as a script
+from _common import machine  # bench/ is on sys.path when run as a script
 
-from colorizer.colorize import colorize
-from colorizer.desktop.backends import default_model_path, open_backend
-from colorizer.desktop.pipeline.batch import BatchRunner
-from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.desktop.pipeline.tasks import plan
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.image_write import write_image
 
-MEGAPIXELS = (1, 4, 12)
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+DEFAULT_SETS = ("jpeg:2:24", "jpeg:12:8", "tiff16:2:8")
+SIZES = {2: (1632, 1224), 12: (4000, 3000)}  # megapixels -> (width, height), 4:3
+JPEG_QUALITY = 92  # of the inputs; outputs use colorize-batch's default (95)
 
-
-def make_photos(source: Path, dest: Path, count: int) -> list[tuple[Path, float]]:
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
-    made = []
-    for i, path in enumerate(files):
-        mp = MEGAPIXELS[i % len(MEGAPIXELS)]
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        h, w = gray.shape
-        scale = np.sqrt(mp * 1e6 / (h * w))
-        big = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
-        out = dest / f"{i:03d}_{mp}mp.jpg"
-        cv2.imwrite(str(out), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        made.append((out, big.shape[0] * big.shape[1] / 1e6))
-    return made
+# Runs one command as its only child; prints when it started and the child's peak RSS (kB).
+_WRAPPER = """
+import json, resource, subprocess, sys, time
+start = time.time()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+end = time.time()
+print(json.dumps({"rc": rc, "start": start, "end": end,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
 
 
-def time_pipeline(backend, photos_dir: Path, out_dir: Path, settings: ImageSettings) -> float:
-    tasks, _ = plan([photos_dir], out_dir, output_format="JPEG")
-    t = time.perf_counter()
-    results = BatchRunner(backend, settings).run(tasks)
-    elapsed = time.perf_counter() - t
-    assert all(r.status == "done" for r in results), [r.reason for r in results if r.status != "done"]
-    return elapsed
+@dataclass(frozen=True)
+class DataSet:
+    kind: str  # jpeg | tiff16
+    megapixels: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> DataSet:
+        kind, mp, count = text.split(":")
+        if kind not in ("jpeg", "tiff16") or int(mp) not in SIZES:
+            raise argparse.ArgumentTypeError(f"{text!r}: use KIND:MP:COUNT, KIND jpeg|tiff16, MP one of {list(SIZES)}")
+        return cls(kind, int(mp), int(count))
+
+    @property
+    def label(self) -> str:
+        return f"{self.count} x {self.megapixels} MP {'JPEG' if self.kind == 'jpeg' else '16-bit TIFF'}"
 
 
-def time_seed_way(checkpoint: Path, photos: list[Path], out_dir: Path, render_size: int) -> float:
-    import torch
+def photo_like(index: int, width: int, height: int, sixteen_bit: bool) -> np.ndarray:
+    """A gray photo from a sample (a different crop and flip per index) with a fine film grain."""
+    files = sorted(SAMPLES.glob("*.jpg"))
+    gray = cv2.imread(str(files[index % len(files)]), cv2.IMREAD_GRAYSCALE)
+    h, w = gray.shape
+    crop = gray[(index * 7) % (h // 8):, (index * 13) % (w // 8):]
+    if index % 2:
+        crop = crop[:, ::-1]
+    big = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    big += np.random.default_rng(index).normal(0.0, 3.0, big.shape).astype(np.float32)
+    if sixteen_bit:
+        return np.clip(big * 257.0, 0, 65535).astype(np.uint16)
+    return np.clip(big, 0, 255).astype(np.uint8)
 
-    from colorizer.exporter.onnx_export import load_eval_generator
-    from colorizer.trainer.evaluate import torch_predictor
 
-    loaded = load_eval_generator(checkpoint)
-    predict = torch_predictor(loaded.net)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    with torch.inference_mode():
-        for path in photos:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            rgb = colorize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), predict, render_size, loaded.config.size_multiple,
-                           upsampling="bilinear")
-            out = cv2.cvtColor((rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(out_dir / path.name), out, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return time.perf_counter() - t
+def make_set(data: DataSet, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True)
+    width, height = SIZES[data.megapixels]
+    paths = []
+    for i in range(data.count):
+        pixels = photo_like(i, width, height, data.kind == "tiff16")
+        path = folder / (f"{i:03d}.jpg" if data.kind == "jpeg" else f"{i:03d}.tif")
+        params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if data.kind == "jpeg" else []
+        if not cv2.imwrite(str(path), pixels, params):
+            raise RuntimeError(f"could not write {path}")
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- the I/O bound
+def _round_trip(path: Path, out_dir: Path) -> None:
+    image = read_image(path)
+    scale = 1 / 65535 if image.rgb.dtype == np.uint16 else 1 / 255
+    rgb = np.multiply(image.rgb, np.float32(scale), dtype=np.float32)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    back = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    out_type, full = (cv2.CV_16U, 65535.0) if image.bit_depth == 16 else (cv2.CV_8U, 255.0)
+    quantized = cv2.multiply(back.reshape(back.shape[0], -1), full, dtype=out_type).reshape(back.shape)
+    write_image(out_dir / path.name, quantized, format=image.format, bit_depth=image.bit_depth, quality=95,
+                metadata=image.metadata, source=path)
+
+
+def io_bound(paths: list[Path], out_dir: Path, threads: int) -> float:
+    """Seconds to decode, Lab round-trip and encode every photo on ``threads`` threads."""
+    out_dir.mkdir(parents=True)
+    _round_trip(paths[0], out_dir)  # warm up (imports, encoder set-up); not counted
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda p: _round_trip(p, out_dir), paths))
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- the pipeline
+@dataclass(frozen=True)
+class PipelineRun:
+    wall_s: float
+    first_output_s: float
+    steady_photos_s: float
+    startup_photos_s: float
+    peak_rss_mb: float
+
+
+def colorize_batch_command() -> list[str]:
+    script = shutil.which("colorize-batch")
+    return [script] if script else [sys.executable, "-m", "colorizer.desktop.cli"]
+
+
+def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str]) -> PipelineRun:
+    """colorize-batch as a subprocess; output times from the outputs' modification times."""
+    command = [sys.executable, "-c", _WRAPPER, *colorize_batch_command(), str(in_dir), "-o", str(out_dir), "-q",
+               *extra]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"colorize-batch failed: {done.stderr[-2000:]}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    if info["rc"] != 0:
+        raise RuntimeError(f"colorize-batch exited with {info['rc']}: {done.stderr[-2000:]}")
+    outputs = [p for p in out_dir.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".json"]
+    if len(outputs) != count:
+        raise RuntimeError(f"expected {count} outputs, found {len(outputs)}")
+    times = sorted(p.stat().st_mtime for p in outputs)
+    wall = info["end"] - info["start"]
+    steady = (count - 1) / (times[-1] - times[0]) if count > 1 and times[-1] > times[0] else float("nan")
+    return PipelineRun(wall, times[0] - info["start"], steady, count / wall, info["maxrss_kb"] / 1024)
+
+
+# --------------------------------------------------------------------------- report
+def measure(data: DataSet, tmp: Path, threads: int, extra: list[str]) -> dict:
+    paths = make_set(data, tmp / "in")
+    bound_s = io_bound(paths, tmp / "bound", threads)
+    bound = data.count / bound_s
+    run = run_pipeline(tmp / "in", tmp / "out", data.count, extra)
+    return {"data": data.label, "bound_photos_s": bound, **asdict(run),
+            "ratio_steady": run.steady_photos_s / bound, "ratio_startup": run.startup_photos_s / bound}
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (f"{'data':<24}{'bound/s':>9}{'steady/s':>10}{'ratio':>7}{'w/start/s':>11}{'ratio':>7}"
+            f"{'first out':>11}{'peak RSS':>10}{'wall':>8}")
+    print(head)
+    for r in rows:
+        print(f"{r['data']:<24}{r['bound_photos_s']:>9.2f}{r['steady_photos_s']:>10.2f}{r['ratio_steady']:>7.2f}"
+              f"{r['startup_photos_s']:>11.2f}{r['ratio_startup']:>7.2f}{r['first_output_s']:>10.2f}s"
+              f"{r['peak_rss_mb']:>8.0f}MB{r['wall_s']:>7.1f}s")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--photos", type=Path, required=True, help="folder of real photos to upscale")
-    p.add_argument("--count", type=int, default=12)
-    p.add_argument("--model", type=Path, default=None, help="ONNX model (default: shipped)")
-    p.add_argument("--checkpoint", type=Path, default=None,
-                   help="generator .safetensors for the seeds' way (default: beside the shipped model)")
+    p.add_argument("--sets", nargs="+", type=DataSet.parse, default=[DataSet.parse(s) for s in DEFAULT_SETS],
+                   metavar="KIND:MP:COUNT", help=f"data sets (default: {' '.join(DEFAULT_SETS)})")
+    p.add_argument("--model", type=Path, help="ONNX model (default: the shipped one)")
+    p.add_argument("--backend", default=None, help="colorize-batch --backend (default: its own, auto)")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="threads of the I/O bound (default: usable cores)")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
-
-    model = args.model or default_model_path()
-    checkpoint = args.checkpoint or model.with_name("generator.safetensors")
-    backend = open_backend(model, "cpu")
-    settings = ImageSettings()
-    render = backend.contract.render_size
-    tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-"))
-    try:
-        (tmp / "in").mkdir()
-        photos = make_photos(args.photos, tmp / "in", args.count)
-        total_mp = sum(mp for _, mp in photos)
-        rows = {}
-        rows["seeds' way (torch, image by image)"] = time_seed_way(checkpoint, [p for p, _ in photos],
-                                                                    tmp / "seed", render)
-        rows[f"pipeline ({backend.name})"] = time_pipeline(backend, tmp / "in", tmp / "pipe", settings)
-        rows["I/O bound (no inference)"] = time_pipeline(NoInference(backend.contract), tmp / "in", tmp / "io",
-                                                         settings)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    extra = (["--model", str(args.model)] if args.model else []) + (["--backend", args.backend] if args.backend else [])
     print(f"machine: {machine()}")
-    print(f"data: {len(photos)} JPEG photos ({', '.join(f'{m} MP' for m in MEGAPIXELS)} in turn, "
-          f"{total_mp:.1f} MP in all) upscaled from {args.photos}; render size {render}; guided upsampling")
-    print(f"{'method':<44}{'seconds':>9}{'photos/s':>10}{'MP/s':>8}")
-    for name, sec in rows.items():
-        print(f"{name:<44}{sec:>9.2f}{len(photos) / sec:>10.2f}{total_mp / sec:>8.2f}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"model: {args.model or 'shipped'}; backend: {args.backend or 'auto'}; I/O bound on {args.threads} threads")
+    rows = []
+    for data in args.sets:
+        tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-"))
+        try:
+            rows.append(measure(data, tmp, args.threads, extra))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_table(rows)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "photos": len(photos), "megapixels": total_mp,
-                                         "render_size": render, "seconds": rows}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine(), "model": str(args.model or "shipped"), "rows": rows},
+                                        indent=2))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class RunJournal:
         self._entries: dict[str, tuple[int, int]] = {}
         self._marker = -1
         self._journal = -1
+        self._lines = 0  # lines in the journal file when it was read
         self.alone = False  # no other run held the folder when this one started
 
     @classmethod
@@ -107,7 +108,9 @@ class RunJournal:
             text = (self.root / JOURNAL_NAME).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return
-        for line in text.splitlines():
+        lines = text.splitlines()
+        self._lines = len(lines)
+        for line in lines:
             try:
                 entry = json.loads(line)
                 self._entries[entry["output"]] = (int(entry["size"]), int(entry["mtime_ns"]))
@@ -117,7 +120,7 @@ class RunJournal:
     def _compact(self) -> None:
         """Rewrite the journal with the entries that still match the disk (only when alone)."""
         kept = {k: v for k, v in self._entries.items() if _stat_of(self.root / k) == v}
-        if len(kept) == len(self._entries) and kept:
+        if len(kept) == self._lines:
             return
         self._entries = kept
         try:

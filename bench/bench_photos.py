@@ -13,7 +13,10 @@ For each data set, on the same files and in one run, it prints:
   as many threads as the machine has usable cores (what colorize-batch uses). No pipeline of
   this project can be faster than decoding and encoding; the Lab round trip is the least color
   work a colorizer does at full resolution;
-* the ratios pipeline / bound (steady state and with start-up).
+* the ratios pipeline / bound (steady state and with start-up);
+* with ``--baseline REF``: the same pipeline figures for the code of git revision REF (e.g. the
+  commit before an optimization), run on the same files in the same run (its package folders are
+  exported with ``git archive`` into the temporary folder and put first on ``PYTHONPATH``).
 
 Data: gray photo-like images synthesized from ``assets/samples`` (cropped, grayed, resized with
 a fine grain added) into a temporary folder that is deleted afterwards; nothing is written into
@@ -21,6 +24,7 @@ the project. Default sets: 24 JPEGs of 2 MP, 8 JPEGs of 12 MP, 8 gray 16-bit TIF
 
     python bench/bench_photos.py
     python bench/bench_photos.py --sets jpeg:2:24 tiff16:12:4 --model my.onnx --json out.json
+    python bench/bench_photos.py --baseline HEAD~3
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from _common import machine  # bench/ is on sys.path when run as a script
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "assets" / "samples"
+PACKAGE_FOLDERS = {"colorizer": "", "desktop": "desktop", "exporter": "exporter", "trainer": "trainer"}
 DEFAULT_SETS = ("jpeg:2:24", "jpeg:12:8", "tiff16:2:8")
 SIZES = {2: (1632, 1224), 12: (4000, 3000)}  # megapixels -> (width, height), 4:3
 JPEG_QUALITY = 92  # of the inputs; outputs use colorize-batch's default (95)
@@ -145,11 +151,20 @@ def colorize_batch_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "colorizer.desktop.cli"]
 
 
-def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str]) -> PipelineRun:
-    """colorize-batch as a subprocess; output times from the outputs' modification times."""
-    command = [sys.executable, "-c", _WRAPPER, *colorize_batch_command(), str(in_dir), "-o", str(out_dir), "-q",
-               *extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], python_path: Path | None = None
+                 ) -> PipelineRun:
+    """colorize-batch as a subprocess; output times from the outputs' modification times.
+
+    ``python_path``: a folder holding another version of the ``colorizer`` package (see
+    :func:`export_revision`), run instead of the installed one."""
+    env = dict(os.environ)
+    if python_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))
+        cli = [sys.executable, "-m", "colorizer.desktop.cli"]
+    else:
+        cli = colorize_batch_command()
+    command = [sys.executable, "-c", _WRAPPER, *cli, str(in_dir), "-o", str(out_dir), "-q", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"colorize-batch failed: {done.stderr[-2000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
@@ -164,24 +179,47 @@ def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str]) -> P
     return PipelineRun(wall, times[0] - info["start"], steady, count / wall, info["maxrss_kb"] / 1024)
 
 
+def export_revision(revision: str, dest: Path) -> Path:
+    """The package at git ``revision`` as an importable ``dest/colorizer`` (the shipped model and
+    samples are today's); returns ``dest``, for ``PYTHONPATH``."""
+    tree = dest / "tree"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, *PACKAGE_FOLDERS],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    package = dest / "colorizer"
+    package.mkdir()
+    for entry in (tree / "colorizer").iterdir():
+        (package / entry.name).symlink_to(entry)
+    for name, folder in PACKAGE_FOLDERS.items():
+        if folder:
+            (package / name).symlink_to(tree / folder)
+    (package / "assets").symlink_to(REPO / "assets")
+    return dest
+
+
 # --------------------------------------------------------------------------- report
-def measure(data: DataSet, tmp: Path, threads: int, extra: list[str]) -> dict:
+def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None) -> dict:
     paths = make_set(data, tmp / "in")
-    bound_s = io_bound(paths, tmp / "bound", threads)
-    bound = data.count / bound_s
-    run = run_pipeline(tmp / "in", tmp / "out", data.count, extra)
-    return {"data": data.label, "bound_photos_s": bound, **asdict(run),
-            "ratio_steady": run.steady_photos_s / bound, "ratio_startup": run.startup_photos_s / bound}
+    bound = data.count / io_bound(paths, tmp / "bound", threads)
+    row = {"data": data.label, "bound_photos_s": bound}
+    runs = {"": None} | ({"before_": baseline} if baseline is not None else {})
+    for prefix, python_path in runs.items():
+        run = run_pipeline(tmp / "in", tmp / f"out{prefix}", data.count, extra, python_path)
+        row |= {prefix + k: v for k, v in asdict(run).items()}
+        row |= {prefix + "ratio_steady": run.steady_photos_s / bound,
+                prefix + "ratio_startup": run.startup_photos_s / bound}
+    return row
 
 
-def print_table(rows: list[dict]) -> None:
-    head = (f"{'data':<24}{'bound/s':>9}{'steady/s':>10}{'ratio':>7}{'w/start/s':>11}{'ratio':>7}"
-            f"{'first out':>11}{'peak RSS':>10}{'wall':>8}")
-    print(head)
+def print_table(rows: list[dict], prefix: str = "") -> None:
+    print(f"{'data':<24}{'bound/s':>9}{'steady/s':>10}{'ratio':>7}{'w/start/s':>11}{'ratio':>7}"
+          f"{'first out':>11}{'peak RSS':>10}{'wall':>8}")
     for r in rows:
-        print(f"{r['data']:<24}{r['bound_photos_s']:>9.2f}{r['steady_photos_s']:>10.2f}{r['ratio_steady']:>7.2f}"
-              f"{r['startup_photos_s']:>11.2f}{r['ratio_startup']:>7.2f}{r['first_output_s']:>10.2f}s"
-              f"{r['peak_rss_mb']:>8.0f}MB{r['wall_s']:>7.1f}s")
+        f = {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)} | {"data": r["data"]}
+        print(f"{f['data']:<24}{r['bound_photos_s']:>9.2f}{f['steady_photos_s']:>10.2f}{f['ratio_steady']:>7.2f}"
+              f"{f['startup_photos_s']:>11.2f}{f['ratio_startup']:>7.2f}{f['first_output_s']:>10.2f}s"
+              f"{f['peak_rss_mb']:>8.0f}MB{f['wall_s']:>7.1f}s")
 
 
 def main() -> None:
@@ -192,6 +230,7 @@ def main() -> None:
     p.add_argument("--backend", default=None, help="colorize-batch --backend (default: its own, auto)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="threads of the I/O bound (default: usable cores)")
+    p.add_argument("--baseline", metavar="REV", help="also run colorize-batch as it was at this git revision")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
     extra = (["--model", str(args.model)] if args.model else []) + (["--backend", args.backend] if args.backend else [])
@@ -199,15 +238,21 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model: {args.model or 'shipped'}; backend: {args.backend or 'auto'}; I/O bound on {args.threads} threads")
     rows = []
-    for data in args.sets:
-        tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-"))
-        try:
-            rows.append(measure(data, tmp, args.threads, extra))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-"))
+    try:
+        baseline = export_revision(args.baseline, tmp / "baseline") if args.baseline else None
+        for i, data in enumerate(args.sets):
+            rows.append(measure(data, tmp / f"set{i}", args.threads, extra, baseline))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("colorize-batch (this tree):")
     print_table(rows)
+    if args.baseline:
+        print(f"colorize-batch at {args.baseline} (same files, same run):")
+        print_table(rows, "before_")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "model": str(args.model or "shipped"), "rows": rows},
+        args.json.write_text(json.dumps({"machine": machine(), "model": str(args.model or "shipped"),
+                                         "baseline": args.baseline, "rows": rows},
                                         indent=2))
 
 

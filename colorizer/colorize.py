@@ -6,7 +6,13 @@ is split in two halves so a runtime can batch the model call between them:
 
     prepared = prepare(rgb, render_size, size_multiple)   # decode side
     ab = predict(prepared.model_input[None])[0]           # batched inference
-    rgb_out = finish(prepared, ab)                        # encode side
+    rgb_out = finish(prepared, ab)                        # encode side (float32 RGB)
+    rgb8 = finish_to(prepared, ab, bit_depth=8)           # or straight to 8- or 16-bit RGB
+
+The finish works a strip of rows at a time: the color is fitted at render size, resized down the
+height there (cheap), then each strip is resized across the width, merged with its rows of L,
+converted to RGB and quantized into the output, so the full-resolution temporaries are a few
+float32 strips whatever the size of the photo.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from colorizer.contract import Padding, denormalize_ab, merge_l_ab, normalize_l, pad_to_multiple, rgb_to_l
+from colorizer.contract import Padding, denormalize_ab, normalize_l, pad_to_multiple, rgb_to_l
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """(N, 1, H, W) normalized L -> (N, 2, H, W) normalized ab."""
 
 UPSAMPLING_MODES = ("guided", "bilinear")
+STRIP_PIXELS = 1 << 19
+"""Pixels per strip of the finish (0.5 MP: about 20 MB of float32 temporaries)."""
+GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class Prepared:
     l_full: np.ndarray  # (H, W) float32 L in [0, 100] at full resolution
     model_input: np.ndarray  # (1, h, w) float32 normalized L at render size, padded
     padding: Padding
+    l_small: np.ndarray | None = None  # (h, w) float32 L at render size, unpadded (None: made from l_full)
 
     @property
     def render_shape(self) -> tuple[int, int]:
@@ -49,7 +59,8 @@ def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode
     rh, rw = render_hw(h, w, render_size)
     l_small = l_full if (rh, rw) == (h, w) else cv2.resize(l_full, (rw, rh), interpolation=cv2.INTER_AREA)
     padded, padding = pad_to_multiple(normalize_l(l_small), size_multiple, pad_mode)
-    return Prepared(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding)
+    return Prepared(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding,
+                    l_small=l_small)
 
 
 def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
@@ -71,40 +82,97 @@ def guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: fl
     return box(a), box(b)
 
 
-def upsample_ab(ab: np.ndarray, l_full: np.ndarray, mode: str = "guided") -> np.ndarray:
-    """ab (h, w, 2) at render size -> (H, W, 2) at the size of ``l_full``.
-
-    ``guided`` is fast guided upsampling (He & Sun 2015): the linear model ab ~= a * L + b is fitted
-    at render size against the downscaled L, then a and b are upsampled and applied to the
-    full-resolution L, so chroma edges follow the real luminance edges. Memory stays at a few
-    full-resolution planes. ``bilinear`` simply resizes.
-    """
+def _check_upsampling(mode: str) -> None:
     if mode not in UPSAMPLING_MODES:
         raise ValueError(f"unknown upsampling {mode!r}; choose from {', '.join(UPSAMPLING_MODES)}")
-    h, w = l_full.shape
-    if ab.shape[:2] == (h, w):
-        return ab
-    if mode == "bilinear":
-        return cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
-    small_h, small_w = ab.shape[:2]
-    guide_full = l_full * np.float32(1 / 100)
-    guide_small = cv2.resize(guide_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), radius=2, eps=1e-3) for c in range(2)]
-    # both channels resized in one call each, then out = A * L + B in place: a few full-size planes only
-    a_full = cv2.resize(np.dstack([coeffs[0][0], coeffs[1][0]]), (w, h), interpolation=cv2.INTER_LINEAR)
-    b_full = cv2.resize(np.dstack([coeffs[0][1], coeffs[1][1]]), (w, h), interpolation=cv2.INTER_LINEAR)
-    a_full *= guide_full[..., None]
-    a_full += b_full
-    return a_full
+
+
+def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided"
+                 ) -> np.ndarray:
+    """The color of ``prepared`` as (k, H, w) float32 planes at full height and render width.
+
+    k = 4 (``guided``, fast guided upsampling after He & Sun 2015): the linear model ab ~= A * L + B
+    is fitted at render size against the downscaled L, and P[0:2] * L + P[2:4] (A and B with the
+    saturation folded in, L the full-resolution L in [0, 100]) gives ab, so chroma edges follow the
+    real luminance edges. k = 2 (``bilinear``, or no resizing): ab = P. Resizing each plane across
+    the width (bilinear, as :func:`cv2.resize` down the height here) gives ab at full resolution.
+    """
+    _check_upsampling(upsampling)
+    l_full = prepared.l_full
+    height, width = l_full.shape
+    ab = denormalize_ab(prepared.padding.crop(ab_norm))  # (2, h, w)
+    small_h, small_w = ab.shape[-2:]
+    sat = np.float32(saturation)
+    if upsampling == "bilinear" or (small_h, small_w) == (height, width):
+        planes = [ab[0] * sat, ab[1] * sat]
+    else:
+        l_small = prepared.l_small
+        if l_small is None or l_small.shape != (small_h, small_w):
+            l_small = cv2.resize(l_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        guide_small = l_small * np.float32(1 / 100)
+        coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[c]), GUIDED_RADIUS, GUIDED_EPS)
+                  for c in range(2)]
+        planes = [coeffs[0][0] * (sat / 100), coeffs[1][0] * (sat / 100), coeffs[0][1] * sat, coeffs[1][1] * sat]
+    stacked = cv2.resize(np.dstack(planes), (small_w, height), interpolation=cv2.INTER_LINEAR)  # down the height
+    return np.ascontiguousarray(stacked.reshape(height, small_w, len(planes)).transpose(2, 0, 1))
+
+
+def _quantize(rgb: np.ndarray, out: np.ndarray) -> None:
+    """float RGB in [0, 1] -> ``out`` (uint8 / uint16), rounded to nearest; ``rgb`` is scratch."""
+    if out.dtype == np.uint8:
+        cv2.convertScaleAbs(rgb, dst=out, alpha=255.0)  # Lab -> RGB gives [0, 1]: no absolute value is taken
+    else:
+        np.multiply(rgb, np.float32(65535.0), out=rgb)
+        rgb += np.float32(0.5)
+        np.copyto(out, rgb, casting="unsafe")
+
+
+def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
+                upsampling: str = "guided") -> np.ndarray:
+    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB written into ``out`` ((H, W, 3)
+    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``."""
+    l_full = prepared.l_full
+    height, width = l_full.shape
+    if out.shape != (height, width, 3) or out.dtype not in (np.uint8, np.uint16, np.float32) \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"output must be a C-contiguous ({height}, {width}, 3) uint8, uint16 or float32 array, "
+                         f"got {out.shape} {out.dtype}")
+    planes = color_planes(prepared, ab_norm, saturation, upsampling)
+    k, small_w = planes.shape[0], planes.shape[2]
+    rows = max(1, min(height, STRIP_PIXELS // max(1, width)))
+    lab = np.empty((rows, width, 3), np.float32)
+    rgb = np.empty((rows, width, 3), np.float32) if out.dtype != np.float32 else None
+    for y0 in range(0, height, rows):
+        n = min(rows, height - y0)
+        # the k planes' rows stacked into one image: a resize across the width only (rows do not mix)
+        strip = cv2.resize(np.ascontiguousarray(planes[:, y0 : y0 + n]).reshape(k * n, small_w), (width, k * n),
+                           interpolation=cv2.INTER_LINEAR).reshape(k, n, width)
+        l_rows = np.ascontiguousarray(l_full[y0 : y0 + n])
+        if k == 4:
+            cv2.accumulateProduct(strip[0], l_rows, strip[2])  # a = A_a * L + B_a, in place
+            cv2.accumulateProduct(strip[1], l_rows, strip[3])
+        cv2.merge([l_rows, strip[k - 2], strip[k - 1]], dst=lab[:n])
+        if out.dtype == np.float32:  # Lab -> RGB gives [0, 1]
+            cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=out[y0 : y0 + n])
+        else:
+            _quantize(cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=rgb[:n]), out[y0 : y0 + n])
+    return out
+
+
+def finish_to(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided",
+              bit_depth: int = 8) -> np.ndarray:
+    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB (H, W, 3) uint8 (``bit_depth`` 8)
+    or uint16 (16), rounded to nearest, in bounded memory."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
+    out = np.empty((*prepared.l_full.shape, 3), np.uint8 if bit_depth == 8 else np.uint16)
+    return finish_into(prepared, ab_norm, out, saturation, upsampling)
 
 
 def finish(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:
     """Model output (2, h, w) normalized ab for ``prepared`` -> float32 RGB (H, W, 3) in [0, 1]."""
-    ab = denormalize_ab(prepared.padding.crop(ab_norm)).transpose(1, 2, 0)
-    ab = upsample_ab(np.ascontiguousarray(ab), prepared.l_full, upsampling)
-    if saturation != 1.0:
-        ab = ab * np.float32(saturation)
-    return merge_l_ab(prepared.l_full, ab)
+    out = np.empty((*prepared.l_full.shape, 3), np.float32)
+    return finish_into(prepared, ab_norm, out, saturation, upsampling)
 
 
 def colorize(

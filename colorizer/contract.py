@@ -15,6 +15,7 @@ what the runtime reads back; a model whose contract is missing or unknown is ref
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -62,8 +63,43 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
-    """The luminance channel L in [0, 100] (H, W) of an RGB image."""
-    return rgb_to_lab(rgb)[..., 0]
+    """The luminance channel L in [0, 100] (H, W) of an RGB image.
+
+    Gray images (8 or 16 bits, R = G = B everywhere, as black-and-white photos decode) take a
+    shortcut: L then depends on the gray level only and is looked up (:func:`gray_to_l`), the
+    same values several times faster and without the float32 RGB and Lab planes."""
+    gray = gray_plane(rgb)
+    return gray_to_l(gray) if gray is not None else rgb_to_lab(rgb)[..., 0]
+
+
+def gray_plane(rgb: np.ndarray) -> np.ndarray | None:
+    """The gray levels (H, W) (a view) of a uint8 / uint16 RGB image whose three channels are equal
+    everywhere; None for any other image (color, float, another shape)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16) or rgb.size == 0:
+        return None
+    if not np.array_equal(rgb[:1, :, 1:], rgb[:1, :, :2]):  # a color photo usually shows it in its first row
+        return None
+    return rgb[..., 0] if np.array_equal(rgb[..., 1:], rgb[..., :2]) else None
+
+
+@functools.cache
+def _gray_l_table(dtype_name: str) -> np.ndarray:
+    """L of every gray level of ``dtype_name`` (uint8: 256 entries, uint16: 65536), as rgb_to_lab computes it."""
+    levels = np.arange(256 if dtype_name == "uint8" else 65536, dtype=dtype_name)
+    table = np.ascontiguousarray(rgb_to_lab(np.repeat(levels[None, :, None], 3, axis=2))[0, :, 0])
+    table.flags.writeable = False
+    return table
+
+
+def gray_to_l(gray: np.ndarray) -> np.ndarray:
+    """L in [0, 100] (H, W) float32 of gray levels (uint8 or uint16), by table lookup: the values
+    :func:`rgb_to_lab` gives the RGB pixel (v, v, v)."""
+    if gray.dtype not in (np.uint8, np.uint16):
+        raise ContractError(f"gray levels must be uint8 or uint16, got {gray.dtype}")
+    table = _gray_l_table(gray.dtype.name)
+    if gray.dtype == np.uint8:
+        return cv2.LUT(np.ascontiguousarray(gray), table).reshape(gray.shape)
+    return table[gray]
 
 
 def merge_l_ab(l_channel: np.ndarray, ab: np.ndarray) -> np.ndarray:

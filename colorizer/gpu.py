@@ -1,13 +1,17 @@
 """Which CUDA GPU is there, and making one current: for building engines and for running them.
 
 Imports nothing GPU-related at import time: cuda-python (``cuda.bindings.runtime``, or
-``cuda.cudart`` before 12.6) or torch with CUDA are imported when asked, whichever is installed.
+``cuda.cudart`` before 12.6) or torch with CUDA are imported when asked, whichever is installed --
+and not even then on a Linux machine without an NVIDIA driver (no device nodes), so a CPU run
+never pays for importing torch (seconds and hundreds of MB).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +24,17 @@ class GpuInfo:
 
     name: str
     compute_capability: str
+
+
+_NVIDIA_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")  # dxg: WSL 2
+
+
+def nvidia_driver_present() -> bool:
+    """False on a Linux machine where no NVIDIA driver is loaded (none of its device nodes): there
+    is no CUDA GPU to look for. True elsewhere (unknown: the libraries are asked)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in _NVIDIA_NODES)
 
 
 def import_cudart() -> Any | None:
@@ -43,8 +58,9 @@ def cuda_ok(err: Any) -> bool:
 
 
 def torch_with_cuda() -> Any | None:
-    """torch, if it is installed and sees a CUDA GPU; else None."""
-    if importlib.util.find_spec("torch") is None:
+    """torch, if it is installed and sees a CUDA GPU; else None (without importing it where there
+    is no NVIDIA driver)."""
+    if not nvidia_driver_present() or importlib.util.find_spec("torch") is None:
         return None
     try:
         import torch
@@ -56,6 +72,8 @@ def torch_with_cuda() -> Any | None:
 
 def query_gpu(device: int = 0) -> GpuInfo | None:
     """Name and compute capability of CUDA device ``device`` via cuda-python, else torch; None if unknown."""
+    if not nvidia_driver_present():
+        return None
     cudart = import_cudart()
     if cudart is not None:
         try:

@@ -3,10 +3,12 @@
 For each data set, on the same files and in one run, it prints:
 
 * pipeline: `colorize-batch IN -o OUT -q` run as a subprocess (the shipped model unless --model,
-  backend ``auto`` unless --backend): photos/s in steady state (from the first output to the
-  last) and including start-up (all photos over the wall time of the process), time from the
-  start of the process to its first output, and the peak resident memory of the process
-  (``ru_maxrss`` of a wrapper's only child);
+  backend ``auto`` unless --backend): photos/s once running (all photos over the time from the
+  first decode to the last output, from the report's per-photo seconds and the outputs'
+  modification times: start-up excluded, the pipeline's filling and draining included) and
+  including start-up (all photos over the wall time of the process), time from the start of the
+  process to its first output, and the peak resident memory of the process (``ru_maxrss`` of a
+  wrapper's only child), and its CPU time per photo (start-up included: robust to other load);
 * I/O bound: the same files decoded with the project's decoder (``read_image``), converted to
   float32 Lab and back (OpenCV), quantized to the output's bit depth and encoded with the
   project's encoder (``write_image``: same format, quality and metadata, atomic and fsynced), on
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,8 +64,9 @@ import json, resource, subprocess, sys, time
 start = time.time()
 rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
 end = time.time()
-print(json.dumps({"rc": rc, "start": start, "end": end,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc, "start": start, "end": end, "maxrss_kb": usage.ru_maxrss,
+                  "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 
@@ -126,14 +130,19 @@ def _round_trip(path: Path, out_dir: Path) -> None:
                 metadata=image.metadata, source=path)
 
 
-def io_bound(paths: list[Path], out_dir: Path, threads: int) -> float:
-    """Seconds to decode, Lab round-trip and encode every photo on ``threads`` threads."""
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def io_bound(paths: list[Path], out_dir: Path, threads: int) -> tuple[float, float]:
+    """Seconds (wall, CPU) to decode, Lab round-trip and encode every photo on ``threads`` threads."""
     out_dir.mkdir(parents=True)
     _round_trip(paths[0], out_dir)  # warm up (imports, encoder set-up); not counted
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda p: _round_trip(p, out_dir), paths))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -141,9 +150,10 @@ def io_bound(paths: list[Path], out_dir: Path, threads: int) -> float:
 class PipelineRun:
     wall_s: float
     first_output_s: float
-    steady_photos_s: float
+    steady_photos_s: float  # once running: from the first decode to the last output
     startup_photos_s: float
     peak_rss_mb: float
+    cpu_ms_per_photo: float  # CPU time of the whole process (start-up included) per photo
 
 
 def colorize_batch_command() -> list[str]:
@@ -153,7 +163,8 @@ def colorize_batch_command() -> list[str]:
 
 def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], python_path: Path | None = None
                  ) -> PipelineRun:
-    """colorize-batch as a subprocess; output times from the outputs' modification times.
+    """colorize-batch as a subprocess; output times from the outputs' modification times, decoding
+    starts from the report.
 
     ``python_path``: a folder holding another version of the ``colorizer`` package (see
     :func:`export_revision`), run instead of the installed one."""
@@ -170,13 +181,14 @@ def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], pyth
     info = json.loads(done.stdout.strip().splitlines()[-1])
     if info["rc"] != 0:
         raise RuntimeError(f"colorize-batch exited with {info['rc']}: {done.stderr[-2000:]}")
-    outputs = [p for p in out_dir.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".json"]
-    if len(outputs) != count:
-        raise RuntimeError(f"expected {count} outputs, found {len(outputs)}")
-    times = sorted(p.stat().st_mtime for p in outputs)
+    files = json.loads((out_dir / "colorize-report.json").read_text())["files"]
+    if len(files) != count or any(f["status"] != "done" for f in files):
+        raise RuntimeError(f"expected {count} photos done: {[(f['input'], f['status']) for f in files]}")
+    ends = [Path(f["output"]).stat().st_mtime for f in files]  # written, then renamed
+    first_decode = min(end - f["seconds"] for end, f in zip(ends, files, strict=True))  # its decoding began
     wall = info["end"] - info["start"]
-    steady = (count - 1) / (times[-1] - times[0]) if count > 1 and times[-1] > times[0] else float("nan")
-    return PipelineRun(wall, times[0] - info["start"], steady, count / wall, info["maxrss_kb"] / 1024)
+    return PipelineRun(wall, min(ends) - info["start"], count / (max(ends) - first_decode), count / wall,
+                       info["maxrss_kb"] / 1024, info["cpu_s"] * 1000 / count)
 
 
 def export_revision(revision: str, dest: Path) -> Path:
@@ -201,8 +213,9 @@ def export_revision(revision: str, dest: Path) -> Path:
 # --------------------------------------------------------------------------- report
 def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None) -> dict:
     paths = make_set(data, tmp / "in")
-    bound = data.count / io_bound(paths, tmp / "bound", threads)
-    row = {"data": data.label, "bound_photos_s": bound}
+    bound_s, bound_cpu_s = io_bound(paths, tmp / "bound", threads)
+    bound = data.count / bound_s
+    row = {"data": data.label, "bound_photos_s": bound, "bound_cpu_ms_per_photo": bound_cpu_s * 1000 / data.count}
     runs = {"": None} | ({"before_": baseline} if baseline is not None else {})
     for prefix, python_path in runs.items():
         run = run_pipeline(tmp / "in", tmp / f"out{prefix}", data.count, extra, python_path)
@@ -214,12 +227,13 @@ def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: 
 
 def print_table(rows: list[dict], prefix: str = "") -> None:
     print(f"{'data':<24}{'bound/s':>9}{'steady/s':>10}{'ratio':>7}{'w/start/s':>11}{'ratio':>7}"
-          f"{'first out':>11}{'peak RSS':>10}{'wall':>8}")
+          f"{'first out':>11}{'peak RSS':>10}{'wall':>8}{'CPU ms/photo':>14}")
     for r in rows:
         f = {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)} | {"data": r["data"]}
         print(f"{f['data']:<24}{r['bound_photos_s']:>9.2f}{f['steady_photos_s']:>10.2f}{f['ratio_steady']:>7.2f}"
               f"{f['startup_photos_s']:>11.2f}{f['ratio_startup']:>7.2f}{f['first_output_s']:>10.2f}s"
-              f"{f['peak_rss_mb']:>8.0f}MB{f['wall_s']:>7.1f}s")
+              f"{f['peak_rss_mb']:>8.0f}MB{f['wall_s']:>7.1f}s{f['cpu_ms_per_photo']:>7.0f} (bound"
+              f"{r['bound_cpu_ms_per_photo']:>4.0f})")
 
 
 def main() -> None:

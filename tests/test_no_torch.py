@@ -17,7 +17,7 @@ PROBE = """
 import json, sys
 from colorizer.desktop.cli import main
 rc = main(sys.argv[1:])
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "ray", "PySide6", "tensorrt"})
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx"})
 print(json.dumps({"rc": rc, "heavy": heavy}))
 """
 

@@ -18,7 +18,7 @@ from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOption
 from colorizer.desktop.backends.tensorrt_runner import EngineRunner
 from colorizer.exporter.tensorrt_engine import engine_for_model
 from colorizer.exporter.tensorrt_module import load_tensorrt
-from colorizer.gpu import query_gpu
+from colorizer.gpu import nvidia_driver_present, query_gpu
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class TensorRTBackend:
 
     @classmethod
     def open(cls, files: ModelFiles, options: OpenOptions) -> TensorRTBackend:
+        if not nvidia_driver_present():  # before importing TensorRT (~0.1 s) on a machine without a GPU
+            raise BackendError("no NVIDIA GPU here (no NVIDIA driver is loaded)")
         load_tensorrt()  # raises TensorRTUnavailable with what to install
         if query_gpu(options.device) is None:
             raise BackendError(f"no CUDA GPU {options.device} found (cuda-python or torch with CUDA is needed "

@@ -3,12 +3,12 @@
 For each data set, on the same files and in one run, it prints:
 
 * pipeline: `colorize-batch IN -o OUT -q` run as a subprocess (the shipped model unless --model,
-  backend ``auto`` unless --backend): photos/s in steady state (the outputs after the first
-  quarter over the time from that quarter's last output to the last one: the pipeline full),
-  once running (all photos over the time from the first decode to the last output, from the
-  report's per-photo seconds and the outputs' modification times: start-up excluded, the
-  pipeline's filling and draining included) and including start-up (all photos over the wall
-  time of the process), time from the start of the
+  backend ``auto`` unless --backend): photos/s once running (all photos over the time from the
+  first decode to the last output, from the report's per-photo seconds and the outputs'
+  modification times: start-up excluded, the pipeline's filling and draining included; a rate
+  taken between later outputs would flatter it, as the readers run ahead within the in-flight
+  budget) and including start-up (all photos over the wall time of the process), time from the
+  start of the
   process to its first output, and the peak resident memory of the process (``ru_maxrss`` of a
   wrapper's only child), and its CPU time per photo (start-up included: robust to other load);
 * I/O bound: the same files decoded with the project's decoder (``read_image``), converted to
@@ -17,7 +17,7 @@ For each data set, on the same files and in one run, it prints:
   as many threads as the machine has usable cores (what colorize-batch uses). No pipeline of
   this project can be faster than decoding and encoding; the Lab round trip is the least color
   work a colorizer does at full resolution;
-* the ratios pipeline / bound (steady, running and with start-up);
+* the ratios pipeline / bound (running and with start-up);
 * with ``--baseline REF``: the same pipeline figures for the code of git revision REF (e.g. the
   commit before an optimization), run on the same files in the same run (its package folders are
   exported with ``git archive`` into the temporary folder and put first on ``PYTHONPATH``).
@@ -152,7 +152,6 @@ def io_bound(paths: list[Path], out_dir: Path, threads: int) -> tuple[float, flo
 class PipelineRun:
     wall_s: float
     first_output_s: float
-    steady_photos_s: float  # the pipeline full: from the first quarter's last output to the last output
     running_photos_s: float  # from the first decode to the last output
     startup_photos_s: float
     peak_rss_mb: float
@@ -161,7 +160,7 @@ class PipelineRun:
 
 def colorize_batch_command() -> list[str]:
     script = shutil.which("colorize-batch")
-    return [script] if script else [sys.executable, "-m", "colorizer.desktop.cli"]
+    return [script] if script else [sys.executable, "-P", "-m", "colorizer.desktop.cli"]
 
 
 def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], python_path: Path | None = None
@@ -174,11 +173,11 @@ def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], pyth
     env = dict(os.environ)
     if python_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))
-        cli = [sys.executable, "-m", "colorizer.desktop.cli"]
+        cli = [sys.executable, "-P", "-m", "colorizer.desktop.cli"]  # -P: not the working folder's colorizer/
     else:
         cli = colorize_batch_command()
     command = [sys.executable, "-c", _WRAPPER, *cli, str(in_dir), "-o", str(out_dir), "-q", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=in_dir.parent)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"colorize-batch failed: {done.stderr[-2000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
@@ -189,11 +188,8 @@ def run_pipeline(in_dir: Path, out_dir: Path, count: int, extra: list[str], pyth
         raise RuntimeError(f"expected {count} photos done: {[(f['input'], f['status']) for f in files]}")
     ends = [Path(f["output"]).stat().st_mtime for f in files]  # written, then renamed
     first_decode = min(end - f["seconds"] for end, f in zip(ends, files, strict=True))  # its decoding began
-    ends.sort()
-    quarter = max(1, count // 4)
-    steady = (count - quarter) / (ends[-1] - ends[quarter - 1]) if ends[-1] > ends[quarter - 1] else float("nan")
     wall = info["end"] - info["start"]
-    return PipelineRun(wall, ends[0] - info["start"], steady, count / (ends[-1] - first_decode), count / wall,
+    return PipelineRun(wall, min(ends) - info["start"], count / (max(ends) - first_decode), count / wall,
                        info["maxrss_kb"] / 1024, info["cpu_s"] * 1000 / count)
 
 
@@ -226,18 +222,17 @@ def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: 
     for prefix, python_path in runs.items():
         run = run_pipeline(tmp / "in", tmp / f"out{prefix}", data.count, extra, python_path)
         row |= {prefix + k: v for k, v in asdict(run).items()}
-        for rate in ("steady", "running", "startup"):
+        for rate in ("running", "startup"):
             row[f"{prefix}ratio_{rate}"] = row[f"{prefix}{rate}_photos_s"] / bound
     return row
 
 
 def print_table(rows: list[dict], prefix: str = "") -> None:
-    print(f"{'data':<24}{'bound/s':>9}{'steady/s':>10}{'ratio':>7}{'running/s':>11}{'ratio':>7}{'w/start/s':>11}"
+    print(f"{'data':<24}{'bound/s':>9}{'running/s':>11}{'ratio':>7}{'w/start/s':>11}"
           f"{'ratio':>7}{'first out':>11}{'peak RSS':>10}{'wall':>8}{'CPU ms/photo':>14}")
     for r in rows:
         f = {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)} | {"data": r["data"]}
-        print(f"{f['data']:<24}{r['bound_photos_s']:>9.2f}{f['steady_photos_s']:>10.2f}{f['ratio_steady']:>7.2f}"
-              f"{f['running_photos_s']:>11.2f}{f['ratio_running']:>7.2f}"
+        print(f"{f['data']:<24}{r['bound_photos_s']:>9.2f}{f['running_photos_s']:>11.2f}{f['ratio_running']:>7.2f}"
               f"{f['startup_photos_s']:>11.2f}{f['ratio_startup']:>7.2f}{f['first_output_s']:>10.2f}s"
               f"{f['peak_rss_mb']:>8.0f}MB{f['wall_s']:>7.1f}s{f['cpu_ms_per_photo']:>7.0f} (bound"
               f"{r['bound_cpu_ms_per_photo']:>4.0f})")

@@ -17,7 +17,8 @@ PROBE = """
 import json, sys
 from colorizer.desktop.cli import main
 rc = main(sys.argv[1:])
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx"})
+heavy = {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx"}
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
 print(json.dumps({"rc": rc, "heavy": heavy}))
 """
 

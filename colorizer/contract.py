@@ -184,6 +184,9 @@ class ModelContract:
     training_data: str = ""
     checkpoint_sha256: str = ""
     architecture: Mapping[str, object] = field(default_factory=dict)
+    # The exported graph multiplies the generator's ab by this (its default colorfulness, chosen on
+    # validation data); runtimes apply nothing more than the user's own saturation on top.
+    chroma_gain: float = 1.0
     format_version: int = FORMAT_VERSION
     color_space: str = COLOR_SPACE
     input_name: str = INPUT_NAME
@@ -237,6 +240,7 @@ class ModelContract:
                 training_data=meta.get("training_data", ""),
                 checkpoint_sha256=meta.get("checkpoint_sha256", ""),
                 architecture=json.loads(meta.get("architecture", "{}")),
+                chroma_gain=float(meta.get("chroma_gain", "1.0")),
             )
         except (KeyError, ValueError) as exc:
             raise ContractError(f"{source}: contract metadata is incomplete or malformed ({exc})") from exc

@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = p.add_argument_group("color")
     q.add_argument("--render-size", type=int, help="long side (pixels) the model sees; color is upsampled "
                    "to full resolution (default: the model's training size)")
-    q.add_argument("--saturation", type=float, default=1.0, help="scale the added color (1 = as predicted)")
+    q.add_argument("--saturation", type=float, default=1.0,
+                   help="scale the added color (1 = the model's own default colorfulness; 0 = gray)")
     q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="guided follows the photo's edges at full resolution (default)")
     o = p.add_argument_group("output")

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--name", default="colorizer", help="model name (file stem and metadata)")
     p.add_argument("--version", default="1", help="model version written into the metadata")
+    p.add_argument("--chroma-gain", type=float, default=1.0,
+                   help="multiply the predicted color by this inside the exported model: the model's default "
+                   "colorfulness, chosen on validation data (recorded in the metadata; users' --saturation "
+                   "applies on top)")
     p.add_argument("--render-size", type=int, help="default render size recorded for the runtime "
                    "(default: the training size)")
     p.add_argument("--no-fp16", action="store_true", help="skip the FP16 ONNX")
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = export_model(args.checkpoint, args.out, name=args.name, version=args.version,
-                              fp16=not args.no_fp16, render_size=args.render_size, opset=args.opset)
+                              fp16=not args.no_fp16, render_size=args.render_size, opset=args.opset,
+                              chroma_gain=args.chroma_gain)
     except ParityError as exc:
         print(f"colorizer-export: parity check failed: {exc}", file=sys.stderr)
         return 1

@@ -36,13 +36,30 @@ class LoadedGenerator:
     config: GeneratorConfig
 
 
-def load_eval_generator(checkpoint: Path) -> LoadedGenerator:
-    """The generator of a checkpoint (EMA weights if any), on CPU, in eval mode."""
+class ChromaGain(torch.nn.Module):
+    """The generator with its ab multiplied by a fixed gain: the model's default colorfulness."""
+
+    def __init__(self, net: torch.nn.Module, gain: float) -> None:
+        super().__init__()
+        self.net = net
+        self.gain = gain
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.net(l_norm) * self.gain
+
+
+def load_eval_generator(checkpoint: Path, chroma_gain: float = 1.0) -> LoadedGenerator:
+    """The generator of a checkpoint (EMA weights if any), on CPU, in eval mode; with ``chroma_gain``
+    other than 1 its output is multiplied by that gain (what the exported model computes)."""
+    if not chroma_gain > 0:
+        raise ValueError(f"chroma gain must be positive, got {chroma_gain}")
     gen_file = load_generator(checkpoint)
     config = GeneratorConfig(**gen_file.generator_config)
     net = define_generator(config)
     net.load_state_dict(gen_file.state)
     net = copy.deepcopy(net).eval().float().requires_grad_(False)
+    if chroma_gain != 1.0:
+        net = ChromaGain(net, chroma_gain).eval()
     return LoadedGenerator(net, gen_file, config)
 
 
@@ -56,6 +73,7 @@ def build_contract(loaded: LoadedGenerator, model_name: str, model_version: str,
         training_data=f"{loaded.file.training_data}; {loaded.file.step} steps",
         checkpoint_sha256=loaded.file.sha256,
         architecture=loaded.config.to_dict(),
+        chroma_gain=getattr(loaded.net, "gain", 1.0),
     )
 
 

@@ -114,3 +114,17 @@ def test_export_cli_help_and_engine(tmp_path, capsys, monkeypatch):
     assert export_main(args) == 3  # ONNX written, engine impossible: says why
     assert "no TensorRT engine" in capsys.readouterr().err
     assert (tmp_path / "m" / "t.onnx").is_file()
+
+
+def test_chroma_gain_is_baked_into_the_model_and_recorded(exported, tmp_path):
+    gen, result = exported
+    gained = export_model(gen, tmp_path / "gained", name="tiny", version="t1", fp16=False, chroma_gain=1.5)
+    assert gained.parity.passed
+    assert read_contract(gained.onnx).chroma_gain == 1.5
+    assert read_contract(result.onnx).chroma_gain == 1.0
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 1, 16, 24)).astype(np.float32)
+    plain = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"]).run(None, {"L": x})[0]
+    boosted = ort.InferenceSession(str(gained.onnx), providers=["CPUExecutionProvider"]).run(None, {"L": x})[0]
+    np.testing.assert_allclose(boosted, 1.5 * plain, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        load_eval_generator(gen, chroma_gain=0)

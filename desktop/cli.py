@@ -12,11 +12,12 @@ import sys
 import threading
 from pathlib import Path
 
-from tqdm import tqdm
-
 from colorizer.desktop.backends import BACKEND_CHOICES
 from colorizer.desktop.core import Status, TaskKind
+from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.formats import OUTPUT_FORMAT_CHOICES
+
+tqdm = LazyModule("tqdm")  # imported for the first progress bar: never with -q
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_SETUP, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 KIND_NAMES = {TaskKind.IMAGE: ("photo", "photos"), TaskKind.VIDEO: ("video", "videos"),
@@ -177,19 +178,20 @@ class _ProgressBars:
 
     def __init__(self, total: int, quiet: bool) -> None:
         self.quiet = quiet
-        self.files = tqdm(total=total, unit="file", disable=quiet, dynamic_ncols=True, position=0)
-        self.frames: tqdm | None = None
+        self.files = None if quiet else tqdm.tqdm(total=total, unit="file", dynamic_ncols=True, position=0)
+        self.frames = None
         self.frames_of: Path | None = None
         self.failed = 0
 
     def file_done(self, result, done: int, total: int) -> None:
         if result.status == Status.FAILED:
             self.failed += 1
-            tqdm.write(failure_line(result), file=sys.stderr)
+            say(failure_line(result))
         if self.frames_of == result.input:
             self._close_frames()
-        self.files.update(1)
-        self.files.set_postfix(failed=self.failed, refresh=False)
+        if self.files is not None:
+            self.files.update(1)
+            self.files.set_postfix(failed=self.failed, refresh=False)
 
     def frame_done(self, p) -> None:
         if self.quiet:
@@ -197,7 +199,7 @@ class _ProgressBars:
         if self.frames_of != p.path:
             self._close_frames()
             self.frames_of = p.path
-            self.frames = tqdm(total=p.frames_total, unit="frame", position=1, leave=False, desc=p.path.name,
+            self.frames = tqdm.tqdm(total=p.frames_total, unit="frame", position=1, leave=False, desc=p.path.name,
                                dynamic_ncols=True)
         self.frames.update(p.frames_done - self.frames.n)
 
@@ -207,8 +209,17 @@ class _ProgressBars:
             self.frames = None
 
     def close(self) -> None:
-        self.files.close()
+        if self.files is not None:
+            self.files.close()
         self._close_frames()
+
+
+def say(line: str) -> None:
+    """One line on stderr, above the progress bars where there are any."""
+    if "tqdm" in sys.modules:
+        tqdm.tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def failure_line(result) -> str:
@@ -241,7 +252,7 @@ class _Signals:
             raise SystemExit(self.exit_code)
         if first:
             self.run.cancel.cancel()
-            tqdm.write("interrupted: finishing the files in progress (Ctrl-C again to abandon them)", file=sys.stderr)
+            say("interrupted: finishing the files in progress (Ctrl-C again to abandon them)")
             return
         self._abandon()
 

@@ -1,4 +1,5 @@
-"""The CPU path never imports torch (seconds and hundreds of MB at start-up), even where it is installed."""
+"""The CPU path never imports torch (seconds and hundreds of MB at start-up), even where it is installed; a
+quiet photo run imports neither PyAV nor tqdm, nor the TensorRT backend without an NVIDIA driver."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ PROBE = """
 import json, sys
 from colorizer.desktop.cli import main
 rc = main(sys.argv[1:])
-heavy = {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx"}
+heavy = {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx", "av", "tqdm"}
 heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
+heavy += [m for m in ("colorizer.desktop.backends.tensorrt", "colorizer.exporter.tensorrt_engine") if m in sys.modules]
 print(json.dumps({"rc": rc, "heavy": heavy}))
 """
 

@@ -21,6 +21,7 @@ from colorizer.contract import ModelContract
 from colorizer.errors import ColorizerError
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+NO_NVIDIA_DRIVER = "no NVIDIA GPU here (no NVIDIA driver is loaded)"
 
 
 class BackendError(ColorizerError, RuntimeError):

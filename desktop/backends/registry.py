@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colorizer.contract import ContractError
-from colorizer.desktop.backends.base import Backend, BackendError, ModelFiles, OpenOptions, default_model_path
+from colorizer.desktop.backends.base import (
+    NO_NVIDIA_DRIVER,
+    Backend,
+    BackendError,
+    ModelFiles,
+    OpenOptions,
+    default_model_path,
+)
 from colorizer.desktop.backends.onnxruntime import OnnxRuntimeBackend
-from colorizer.desktop.backends.tensorrt import TensorRTBackend
+from colorizer.gpu import nvidia_driver_present
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +42,17 @@ class BackendEntry:
     open: Callable[[ModelFiles, OpenOptions], Backend]
 
 
+def _open_tensorrt(files: ModelFiles, options: OpenOptions) -> Backend:
+    """TensorRTBackend.open; its module (and the exporter's, ~40 ms) is imported only where a driver is."""
+    if not nvidia_driver_present():
+        raise BackendError(NO_NVIDIA_DRIVER)
+    from colorizer.desktop.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend.open(files, options)
+
+
 REGISTRY: tuple[BackendEntry, ...] = (
-    BackendEntry("tensorrt", "GPU: TensorRT", "TensorRT", "tensorrt", TensorRTBackend.open),
+    BackendEntry("tensorrt", "GPU: TensorRT", "TensorRT", "tensorrt", _open_tensorrt),
     BackendEntry("tensorrt", "GPU: TensorRT", "TensorRT", "onnxruntime-tensorrt", OnnxRuntimeBackend.open_tensorrt),
     BackendEntry("cuda", "GPU: CUDA", "CUDA", "onnxruntime-cuda", OnnxRuntimeBackend.open_cuda),
     BackendEntry("cpu", "CPU", "The CPU", "onnxruntime-cpu", OnnxRuntimeBackend.open_cpu),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import ModelContract
-from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOptions, read_contract
+from colorizer.desktop.backends.base import NO_NVIDIA_DRIVER, BackendError, ModelFiles, OpenOptions, read_contract
 from colorizer.desktop.backends.tensorrt_runner import EngineRunner
 from colorizer.exporter.tensorrt_engine import engine_for_model
 from colorizer.exporter.tensorrt_module import load_tensorrt
@@ -53,7 +53,7 @@ class TensorRTBackend:
     @classmethod
     def open(cls, files: ModelFiles, options: OpenOptions) -> TensorRTBackend:
         if not nvidia_driver_present():  # before importing TensorRT (~0.1 s) on a machine without a GPU
-            raise BackendError("no NVIDIA GPU here (no NVIDIA driver is loaded)")
+            raise BackendError(NO_NVIDIA_DRIVER)
         load_tensorrt()  # raises TensorRTUnavailable with what to install
         if query_gpu(options.device) is None:
             raise BackendError(f"no CUDA GPU {options.device} found (cuda-python or torch with CUDA is needed "

@@ -21,14 +21,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
 from colorizer.contract import rgb_to_lab
+from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError
 from colorizer.desktop.media.formats import detect_format
 
+av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
 
 _STILL_DEMUXERS = {"image2", "image2pipe", "tty", "gif", "apng", "webp"}

@@ -21,9 +21,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
+from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError, VideoWriteError
 from colorizer.desktop.media.video_source import (
     AVCOL_RGB,
@@ -36,6 +36,7 @@ from colorizer.desktop.media.video_source import (
 )
 from colorizer.fileio import to_uint8, write_error_reason
 
+av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
 
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}

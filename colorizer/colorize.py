@@ -127,10 +127,23 @@ def _quantize(rgb: np.ndarray, out: np.ndarray) -> None:
         np.copyto(out, rgb, casting="unsafe")
 
 
+def _quantize_half_up(rgb: np.ndarray, out: np.ndarray) -> None:
+    """float RGB -> ``out`` (uint8 / uint16) exactly as ``fileio.to_bit_depth`` rounds (clipped to
+    [0, 1], ``x * scale + 0.5`` in float32, floored): bit-identical to quantizing :func:`finish`'s
+    float output afterwards, a strip at a time; ``rgb`` is scratch."""
+    cv2.patchNaNs(rgb, 0.0)
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    np.multiply(rgb, np.float32(255.0 if out.dtype == np.uint8 else 65535.0), out=rgb)
+    np.add(rgb, np.float32(0.5), out=rgb)
+    np.copyto(out, rgb, casting="unsafe")
+
+
 def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
-                upsampling: str = "guided") -> np.ndarray:
+                upsampling: str = "guided", half_up: bool = False) -> np.ndarray:
     """Model output (2, h, w) normalized ab for ``prepared`` -> RGB written into ``out`` ((H, W, 3)
-    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``."""
+    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``. Integer outputs
+    are rounded to nearest (OpenCV's, half to even), or with ``half_up`` bit-identically to
+    ``fileio.to_bit_depth`` of the float output (a few more passes over each strip)."""
     l_full = prepared.l_full
     height, width = l_full.shape
     if out.shape != (height, width, 3) or out.dtype not in (np.uint8, np.uint16, np.float32) \
@@ -155,18 +168,19 @@ def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, satura
         if out.dtype == np.float32:  # Lab -> RGB gives [0, 1]
             cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=out[y0 : y0 + n])
         else:
-            _quantize(cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=rgb[:n]), out[y0 : y0 + n])
+            quantize = _quantize_half_up if half_up else _quantize
+            quantize(cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=rgb[:n]), out[y0 : y0 + n])
     return out
 
 
 def finish_to(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided",
-              bit_depth: int = 8) -> np.ndarray:
+              bit_depth: int = 8, half_up: bool = False) -> np.ndarray:
     """Model output (2, h, w) normalized ab for ``prepared`` -> RGB (H, W, 3) uint8 (``bit_depth`` 8)
-    or uint16 (16), rounded to nearest, in bounded memory."""
+    or uint16 (16), rounded to nearest (``half_up``: see :func:`finish_into`), in bounded memory."""
     if bit_depth not in (8, 16):
         raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
     out = np.empty((*prepared.l_full.shape, 3), np.uint8 if bit_depth == 8 else np.uint16)
-    return finish_into(prepared, ab_norm, out, saturation, upsampling)
+    return finish_into(prepared, ab_norm, out, saturation, upsampling, half_up)
 
 
 def finish(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:

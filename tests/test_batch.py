@@ -280,3 +280,38 @@ def test_runner_is_thread_safe_for_progress(backend, tmp_path):
 
     BatchRunner(backend, ImageSettings(readers=3, writers=3), progress).run(tasks)
     assert sorted(counts) == list(range(1, len(tasks) + 1))
+
+
+def test_the_first_photo_goes_through_alone(backend, tmp_path, monkeypatch):
+    """The first output comes as early as it can: the second photo is read once the first reaches
+    inference, the others once the first is written."""
+    from colorizer.desktop.pipeline import batch, stages
+
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        Image.fromarray(gray(20 + i, 120, 160)).save(tmp_path / "in" / f"p{i}.png")
+    tasks, _ = plan([tmp_path / "in"], tmp_path / "out", recursive=True)
+    events, lock = [], threading.Lock()
+
+    def logged(kind, fn, name_of):
+        def wrapper(*args, **kwargs):
+            if kind == "read":
+                with lock:
+                    events.append((kind, name_of(args)))
+            out = fn(*args, **kwargs)
+            if kind == "written":
+                with lock:
+                    events.append((kind, name_of(args)))
+            return out
+        return wrapper
+
+    monkeypatch.setattr(batch, "read_image", logged("read", batch.read_image, lambda a: Path(a[0]).name))
+    monkeypatch.setattr(stages, "finish_and_write",
+                        logged("written", stages.finish_and_write, lambda a: Path(a[0].task.source).name))
+    results = BatchRunner(backend, ImageSettings(readers=2, writers=2)).run(tasks)
+    assert sorted(r.status for r in results) == ["done"] * 6
+    first, second = Path(tasks[0].source).name, Path(tasks[1].source).name
+    assert events[0] == ("read", first)
+    first_written = events.index(("written", first))
+    assert all(events.index(("read", Path(t.source).name)) > first_written for t in tasks[2:])
+    assert events.index(("read", second)) > 0

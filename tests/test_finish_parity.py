@@ -160,3 +160,16 @@ def test_strips_cover_tall_and_wide_photos(monkeypatch: pytest.MonkeyPatch) -> N
     whole = colorize.finish_to(prepared, ab)
     monkeypatch.setattr(colorize, "STRIP_PIXELS", 97 * 10)
     np.testing.assert_array_equal(colorize.finish_to(prepared, ab), whole)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_half_up_quantizing_is_bit_identical_to_to_bit_depth(bit_depth: int) -> None:
+    """Video frames are quantized in the merge (``half_up``): the same pixels as before, when the
+    float frame was quantized afterwards (FFV1 outputs decode to identical pixels)."""
+    for name, rgb in ALL_IMAGES[:4]:
+        prepared = prepare_image(rgb, RENDER, MULTIPLE)
+        for seed, saturation in enumerate([1.0, 1.6]):
+            ab = model_output(prepared, seed) * np.float32(3.0)  # also out of gamut: clipped alike
+            fused = colorize.finish_to(prepared, ab, saturation, bit_depth=bit_depth, half_up=True)
+            np.testing.assert_array_equal(fused, to_bit_depth(colorize.finish(prepared, ab, saturation), bit_depth),
+                                          err_msg=name)

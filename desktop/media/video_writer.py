@@ -244,16 +244,21 @@ class VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise VideoWriteError(self.name, _write_reason(exc)) from exc
 
-    def write(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
-        """Encode one colorized frame (float RGB in [0, 1], or uint8) at ``pts`` in the geometry's time base."""
+    def to_frame(self, rgb: np.ndarray):
+        """A colorized frame (float RGB in [0, 1], or uint8) as the encoder's picture (yuv420p or bgr0),
+        without a timestamp; any thread may call this once :meth:`open` has run."""
         pixels = to_uint8(rgb)
         pixels = _even_size(pixels, self.encoded_size, self.encoding.odd_size)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
         if self.encoding.lossless:
-            frame = frame.reformat(format="bgr0")
-        else:
-            frame = frame.reformat(format="yuv420p", dst_colorspace=sws_colorspace(self.geometry.colorspace),
-                                   dst_color_range=self.geometry.color_range or 1)
+            return frame.reformat(format="bgr0")
+        return frame.reformat(format="yuv420p", dst_colorspace=sws_colorspace(self.geometry.colorspace),
+                              dst_color_range=self.geometry.color_range or 1)
+
+    def write(self, rgb: Any, pts: int, duration: int | None = None) -> None:
+        """Encode one colorized frame (float RGB in [0, 1], uint8, or :meth:`to_frame`'s picture) at
+        ``pts`` in the geometry's time base."""
+        frame = rgb if isinstance(rgb, av.VideoFrame) else self.to_frame(rgb)
         frame.pts = pts
         frame.time_base = self.geometry.time_base
         if duration:

@@ -71,6 +71,33 @@ class _Photo:
     pixels: float = 0.0  # declared by its header, held in the budget from before decoding
     timings: dict = field(default_factory=dict)
     handed_on: bool = False  # to a writer, or reported and its pixels released
+    first: bool = False  # the run's first photo: the others wait for it (see _HeadStart)
+
+
+class _HeadStart:
+    """The first photo goes through alone, so the first output comes as soon as it can: the second
+    photo is read once the first reaches inference, the rest once the first is written (or has
+    failed). Its merge and encode then share the two cores with one reader at most, and the second
+    core works on the second photo meanwhile, so the steady rate is kept. A cap on the wait keeps a
+    huge first photo from stalling the others for long."""
+
+    MAX_WAIT_S = 10.0
+
+    def __init__(self) -> None:
+        self.inferring = threading.Event()
+        self.written = threading.Event()
+
+    def wait(self, index: int, cancel: CancelToken) -> None:
+        gate = self.inferring if index == 1 else self.written
+        deadline = time.monotonic() + self.MAX_WAIT_S
+        while index and not gate.is_set() and not cancel.cancelled and time.monotonic() < deadline:
+            gate.wait(0.05)
+
+    def passed(self, photo: _Photo, written: bool = False) -> None:
+        if photo.first:
+            self.inferring.set()
+            if written:
+                self.written.set()
 
 
 _DONE = object()
@@ -121,10 +148,11 @@ class BatchRunner:
         self._budget = _PixelBudget(s.max_inflight_megapixels)
         self._prepared: queue.Queue = queue.Queue(maxsize=max(2, s.batch_size * 2))
         self._writers = ThreadPoolExecutor(max_workers=s.writers, thread_name_prefix="colorize-write")
+        self._head = _HeadStart()
         inference = threading.Thread(target=self._infer_loop, name="colorize-infer", daemon=True)
         inference.start()
         with ThreadPoolExecutor(max_workers=s.readers, thread_name_prefix="colorize-read") as readers:
-            for future in [readers.submit(self._read, t) for t in tasks]:
+            for future in [readers.submit(self._read, t, i) for i, t in enumerate(tasks)]:
                 future.result()
         self._prepared.put(_DONE)
         inference.join()
@@ -134,10 +162,12 @@ class BatchRunner:
             if task.source not in reported:
                 self._report(FileResult.cancelled(task))
 
-    def _read(self, task: Task) -> None:
+    def _read(self, task: Task, index: int) -> None:
+        self._head.wait(index, self.cancel)
         if self.cancel.cancelled:
+            self._head.written.set()
             return
-        photo = _Photo(task, time.time())
+        photo = _Photo(task, time.time(), first=index == 0)
 
         def admit(header: ImageHeader) -> None:  # before decoding: its memory, then its place in the budget
             stages.check_memory(task.source, header, self.settings)
@@ -152,9 +182,11 @@ class BatchRunner:
             del image  # only L goes on
         except Cancelled:
             self._budget.release(photo.pixels)
+            self._head.passed(photo, written=True)
             return
         except Exception as exc:  # the pixels go back to the budget, or later images would wait forever
             self._budget.release(photo.pixels)
+            self._head.passed(photo, written=True)
             self._report(FileResult.failed(task, stages.read_failure(task.source, exc), self.backend.name))
             return
         photo.timings["decode_s"] = time.time() - photo.started
@@ -181,6 +213,7 @@ class BatchRunner:
             except Exception as exc:  # keep consuming, or the readers would block forever
                 log.info("inference stage failed", exc_info=True)
                 for photo in batch:
+                    self._head.passed(photo, written=True)
                     if not photo.handed_on:
                         self._budget.release(photo.pixels)
                         self._report(FileResult.failed(photo.task, f"inference stage failed: {exc}",
@@ -194,6 +227,7 @@ class BatchRunner:
                              strict=True):
                 photo = photos[i]
                 photo.handed_on = True
+                self._head.passed(photo, written=ab is None)
                 if ab is None:  # cancelled (reported at the end) or failed: its pixels go back now
                     self._budget.release(photo.pixels)
                     if chunk.error:
@@ -211,3 +245,4 @@ class BatchRunner:
             self._report(stages.finish_and_write(item, self.settings, self.backend.name, self.journal))
         finally:
             self._budget.release(photo.pixels)
+            self._head.passed(photo, written=True)

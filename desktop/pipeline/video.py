@@ -49,7 +49,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish, prepare_l
+from colorizer.colorize import Prepared, finish, finish_to, prepare_l
 from colorizer.contract import denormalize_ab, denormalize_l, rgb_to_l
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
@@ -202,8 +202,9 @@ def _produce(frames: Iterable[tuple[P, np.ndarray]], ready: queue.Queue, stop: t
 class _FrameColorizer(Generic[P]):
     """Batches in, smoothed and finished frames out (the consumer side of :func:`colorize_frames`)."""
 
-    def __init__(self, backend: Backend, settings: VideoSettings, stats: StreamStats) -> None:
-        self.backend, self.settings, self.stats = backend, settings, stats
+    def __init__(self, backend: Backend, settings: VideoSettings, stats: StreamStats,
+                 bit_depth: int | None = None) -> None:
+        self.backend, self.settings, self.stats, self.bit_depth = backend, settings, stats, bit_depth
         self.detector = SceneCutDetector(settings.scene_cut_threshold)
         self.smoother: TemporalSmoother[_Pending[P]] = TemporalSmoother(settings.temporal_strength,
                                                                         settings.temporal_radius)
@@ -231,7 +232,11 @@ class _FrameColorizer(Generic[P]):
             l_visible = denormalize_l(pending.prepared.padding.crop(pending.prepared.model_input[0]))
             self.stats.flicker_smoothed.update(l_visible, self._visible_ab(pending, ab), pending.cut)
             t = time.perf_counter()
-            rgb = finish(pending.prepared, ab, self.settings.saturation, self.settings.upsampling)
+            s = self.settings
+            if self.bit_depth is None:
+                rgb = finish(pending.prepared, ab, s.saturation, s.upsampling)
+            else:  # quantized strip by strip, bit-identical to fileio.to_bit_depth of the float frame
+                rgb = finish_to(pending.prepared, ab, s.saturation, s.upsampling, self.bit_depth, half_up=True)
             self.stats.finish_s += time.perf_counter() - t
             self.stats.frames += 1
             yield pending.payload, rgb
@@ -241,48 +246,90 @@ class _FrameColorizer(Generic[P]):
         return denormalize_ab(pending.prepared.padding.crop(ab)).transpose(1, 2, 0)
 
 
+def _batches(ready: queue.Queue, cancel: CancelToken, batch_size: int) -> Iterator[list[_Pending] | None]:
+    """Prepared frames from ``ready`` in batches of one render shape; None once the stream has ended."""
+    batch: list[_Pending] = []
+    while True:
+        item = _get(ready, cancel)
+        if isinstance(item, _Failure):
+            raise item.exc
+        if item is _END:
+            if batch:
+                yield batch
+            yield None
+            return
+        if batch and item.prepared.render_shape != batch[0].prepared.render_shape:
+            yield batch
+            batch = []
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+        cancel.raise_if_cancelled()
+
+
+def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, stop: threading.Event,
+                cancel: CancelToken, convert: Callable[[np.ndarray], Any] | None) -> None:
+    """The color thread: inference, smoothing, merge (and ``convert``) in order; errors go to the consumer."""
+    try:
+        for batch in _batches(ready, cancel, engine.settings.batch_size):
+            pairs = engine.infer(batch) if batch is not None else engine.finished(engine.smoother.flush())
+            for payload, rgb in pairs:
+                if stop.is_set() or not _put(done, (payload, convert(rgb) if convert else rgb), stop):
+                    return
+            if batch is None:
+                break
+    except BaseException as exc:
+        _put(done, _Failure(exc), stop)
+        return
+    _put(done, _END, stop)
+
+
 def colorize_frames(frames: Iterable[tuple[P, np.ndarray]], backend: Backend, settings: VideoSettings,
                     cancel: CancelToken | None = None, stats: StreamStats | None = None,
-                    ) -> Iterator[tuple[P, np.ndarray]]:
-    """Colorize a stream of ``(payload, RGB frame)`` in order; yields ``(payload, float32 RGB)``.
+                    convert: Callable[[np.ndarray], Any] | None = None, bit_depth: int | None = None,
+                    ) -> Iterator[tuple[P, Any]]:
+    """Colorize a stream of ``(payload, RGB frame)`` in order; yields ``(payload, RGB)``: float32 in
+    [0, 1], or with ``bit_depth`` 8 / 16 uint8 / uint16 (the same pixels ``fileio.to_bit_depth``
+    makes of the float frame, made cheaper in the merge); ``(payload, convert(RGB))`` when
+    ``convert`` is given (run on the color thread).
 
-    ``frames`` is consumed on a worker thread (decode + prepare overlap inference); frames are
-    batched ``settings.batch_size`` at a time, smoothed over time (reset at scene cuts) and merged
-    with their full-resolution L. At most ``2 * batch_size + 2 * temporal_radius + 1`` frames are
-    held. Errors of the ``frames`` iterator are re-raised here; :class:`Cancelled` on cancel.
+    Three threads overlap: ``frames`` is consumed and each frame's L prepared on a decode thread;
+    frames are batched ``settings.batch_size`` at a time, predicted, smoothed over time (reset at
+    scene cuts) and merged with their full-resolution L on a color thread; the caller's thread
+    takes them in order (to encode them). At most ``3 * batch_size + 2 * temporal_radius + 2`` frames
+    are held. Errors of the ``frames`` iterator, the backend or ``convert`` are re-raised here;
+    :class:`Cancelled` on cancel.
     """
     cancel = cancel or CancelToken()
-    engine: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats())
+    engine: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats(),
+                                                 bit_depth)
     ready: queue.Queue = queue.Queue(maxsize=max(2, 2 * settings.batch_size))
+    done: queue.Queue = queue.Queue(maxsize=max(2, settings.batch_size))
     stop = threading.Event()
-    worker = threading.Thread(target=_produce, name="video-decode", daemon=True,
-                              args=(frames, ready, stop, cancel, settings.render_size or backend.contract.render_size,
-                                    backend.contract.size_multiple))
-    worker.start()
-    batch: list[_Pending[P]] = []
+    workers = [threading.Thread(target=_produce, name="video-decode", daemon=True,
+                                args=(frames, ready, stop, cancel, settings.render_size or backend.contract.render_size,
+                                      backend.contract.size_multiple)),
+               threading.Thread(target=_color_loop, name="video-color", daemon=True,
+                                args=(engine, ready, done, stop, cancel, convert))]
+    for worker in workers:
+        worker.start()
     try:
         while True:
-            item = _get(ready, cancel)
+            item = _get(done, cancel)
             if isinstance(item, _Failure):
                 raise item.exc
-            if item is not _END and batch and item.prepared.render_shape != batch[0].prepared.render_shape:
-                yield from engine.infer(batch)
-                batch = []
-            if item is not _END:
-                batch.append(item)
-            if batch and (item is _END or len(batch) >= settings.batch_size):
-                yield from engine.infer(batch)
-                batch = []
-            cancel.raise_if_cancelled()
             if item is _END:
-                yield from engine.finished(engine.smoother.flush())
                 return
+            yield item
     finally:
         stop.set()
-        while worker.is_alive():
-            with contextlib.suppress(queue.Empty):
-                ready.get(timeout=0.05)
-        worker.join()
+        for worker in workers:
+            while worker.is_alive():
+                for q in (ready, done):
+                    with contextlib.suppress(queue.Empty):
+                        q.get(timeout=0.02)
+            worker.join()
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -349,9 +396,9 @@ def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, setti
         writer.open(geometry_of(source))
         stats = StreamStats()
         tracker = ProgressTracker(source.path, source.frames_total, source.total_is_estimate, progress)
-        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats)
-        for meta, rgb in colorized:
-            writer.write(rgb, meta.pts, meta.duration)
+        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats, writer.to_frame, 8)
+        for meta, picture in colorized:
+            writer.write(picture, meta.pts, meta.duration)
             tracker.frame_written()
         cancel.raise_if_cancelled()
         writer.finish()

@@ -55,7 +55,7 @@ class OnnxRuntimeBackend:
         if self.threads:
             options.intra_op_num_threads = self.threads
         # its threads sleep between calls instead of spinning: decoding, merging and encoding share
-        # the cores with them (a 720p film ran ~20 % faster on 2 cores)
+        # the cores with them (a 720p film: 19.7 vs 15.5 frames/s on 2 cores, training running)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.model_path), options, providers=self.providers)

@@ -4,7 +4,7 @@
    with the config and training summary the exporter needs;
 2. colorizer-export on that file: colorizer.onnx, colorizer.fp16.onnx, colorizer.parity.json.
 
-    python bench/ship_model.py runs/default/checkpoints/step_0004000.safetensors --render-size 192
+    python bench/ship_model.py runs/default/checkpoints/step_0004000.safetensors --render-size 192 --chroma-gain 1.2
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--render-size", type=int, required=True, help="default render size, chosen by evaluation")
+    p.add_argument("--chroma-gain", type=float, default=1.0,
+                   help="default colorfulness baked into the model, chosen on validation (bench/frontier.py)")
     p.add_argument("--version", default="1")
     p.add_argument("--out", type=Path, default=MODELS)
     args = p.parse_args()
@@ -31,7 +33,7 @@ def main() -> int:
     save_generator(shipped, gen.state, generator_config=gen.generator_config, render_size=gen.render_size,
                    step=gen.step, training_data=gen.training_data, half=True)
     return export_main([str(shipped), "-o", str(args.out), "--name", "colorizer", "--version", args.version,
-                        "--render-size", str(args.render_size)])
+                        "--render-size", str(args.render_size), "--chroma-gain", str(args.chroma_gain)])
 
 
 if __name__ == "__main__":

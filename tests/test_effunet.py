@@ -130,3 +130,25 @@ def test_training_data_from_a_file_list(tmp_path):
     listing.parent.mkdir()
     listing.write_text("# two of three\n../photos/0.png\n\n../photos/2.png\n")
     assert [p.name for p in list_images([listing])] == ["0.png", "2.png"]
+
+
+def test_effunet_exports_to_onnx_and_runs_in_the_runtime(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from colorizer.desktop.backends import open_backend
+    from colorizer.exporter.export import export_model
+
+    torch.manual_seed(0)
+    net = define_generator(EFF)
+    path = tmp_path / "eff.safetensors"
+    save_generator(path, net.state_dict(), generator_config=EFF.to_dict(), render_size=64, step=1,
+                   training_data="test", half=True)
+    result = export_model(path, tmp_path / "model", name="eff", version="t", fp16=True, chroma_gain=1.2)
+    assert result.parity.passed and result.fp16_parity.passed
+    assert result.contract.size_multiple == 32 and result.contract.chroma_gain == 1.2
+    backend = open_backend(result.onnx, "cpu")
+    try:
+        assert backend.contract.chroma_gain == 1.2 and backend.contract.size_multiple == 32
+        ab = backend.predict(np.zeros((1, 1, 64, 96), np.float32))
+    finally:
+        backend.close()
+    assert ab.shape == (1, 2, 64, 96) and np.isfinite(ab).all()

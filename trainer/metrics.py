@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from skimage.color import deltaE_ciede2000
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorizer.contract import rgb_to_lab
+
+# scikit-image is imported where a metric is computed, not with the trainer: a training run without
+# validation (e.g. on a GPU machine that carries only what it needs) does not need it.
 
 METRIC_NAMES = ("psnr", "ssim", "delta_e", "colorfulness", "colorfulness_gt", "colorfulness_abs_diff")
 
@@ -29,16 +30,22 @@ def colorfulness(rgb: np.ndarray) -> float:
 
 
 def delta_e2000(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
+    from skimage.color import deltaE_ciede2000
+
     return float(deltaE_ciede2000(rgb_to_lab(rgb_a), rgb_to_lab(rgb_b)).mean())
 
 
 def psnr(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
+    from skimage.metrics import peak_signal_noise_ratio
+
     if np.array_equal(rgb_true, rgb_test):
         return float("inf")
     return float(peak_signal_noise_ratio(rgb_true, rgb_test, data_range=255))
 
 
 def ssim(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
     return float(structural_similarity(rgb_true, rgb_test, channel_axis=2, data_range=255))
 
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Train the effunet generator on one NVIDIA GPU (bf16 autocast, channels-last) within a time budget,
+# continuing from the shipped generator, on the photos packed by bench/gpu/pack.py.
+# Run on the GPU machine from the repository root, with runs/gpu carried:
+#     bash bench/gpu/train.sh [SECONDS] [STEPS]        (defaults: 510 s, 6000 steps)
+# The generator (float16 safetensors, ready for --init-from and colorizer-export) is written to
+# $OUT/generator.safetensors, with the run's train.log and metrics.jsonl beside it.
+# Written for the GPU machine described in ../shared/docs/DESIGN.md; not yet run on one.
+set -euo pipefail
+budget=${1:-510}
+steps=${2:-6000}
+kit=${KIT:-runs/gpu}
+out=${OUT:-$kit/out}
+device=${DEVICE:-cuda}      # DEVICE=cpu BATCH=4 for a dry run of the mechanics on a CPU machine
+batch=${BATCH:-64}
+workers=${WORKERS:-12}
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The trainer's pure-Python needs beyond torch and OpenCV, installed from the carried wheels.
+python3 -m pip install -q --no-deps --no-index --target "$tmp/site" "$kit"/wheels/*.whl
+# The package layout without installing it: colorizer.{trainer,exporter,desktop} map to top-level folders.
+mkdir -p "$tmp/pkg/colorizer"
+for f in colorizer/*.py; do ln -s "$PWD/$f" "$tmp/pkg/colorizer/"; done
+for part in trainer exporter desktop; do ln -s "$PWD/$part" "$tmp/pkg/colorizer/$part"; done
+export PYTHONPATH="$tmp/pkg:$tmp/site"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+# SIGTERM at the budget: the trainer saves a checkpoint and stops (exit 130), then the generator is written.
+timeout -s TERM "$budget" python3 -m colorizer.trainer.cli "$kit/data" -o "$out/run" --generator effunet \
+    --init-from assets/models/generator.safetensors --val-fraction 0 --device "$device" --batch-size "$batch" \
+    --workers "$workers" --pretrain-steps "$steps" --gan-steps 0 --lr 2e-4 --beta1 0.9 --encoder-lr-scale 0.2 \
+    --lr-schedule cosine --lr-final-scale 0.05 --ema-decay 0.999 --checkpoint-every 500 --log-every 100 \
+    --old-photo sepia grain blur faded jpeg --old-photo-p 0.15 --quiet || echo "trainer exit $? (budget reached?)"
+python3 - "$out" <<'PY'
+import sys
+from pathlib import Path
+from colorizer.trainer.checkpoint import load_generator, save_generator
+out = Path(sys.argv[1])
+g = load_generator(out / "run" / "checkpoints" / "last.safetensors")
+save_generator(out / "generator.safetensors", g.state, generator_config=g.generator_config,
+               render_size=g.render_size, step=g.step, training_data=g.training_data + " (GPU run)", half=True)
+print(f"generator of step {g.step} -> {out / 'generator.safetensors'}")
+PY
+cp "$out/run/train.log" "$out/run/metrics.jsonl" "$out/" 2>/dev/null || true

@@ -163,7 +163,8 @@ class Trainer:
                 losses["G_gan"] = loss_gan.item()
         loss_g.backward()
         self.opt_g.step()
-        losses["L1"] = torch.nn.functional.l1_loss(fake.detach().float(), ab).item()
+        losses["L1"] = (loss_pixel.item() if cfg.pixel_loss == "l1"
+                        else torch.nn.functional.l1_loss(fake.detach().float(), ab).item())
         if self.ema is not None:
             with torch.no_grad():
                 ema_p, p = list(self.ema.parameters()), list(self.G.parameters())

@@ -38,7 +38,7 @@ GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3
 class Prepared:
     """One image made ready for the model, and what is needed to finish it."""
 
-    l_full: np.ndarray  # (H, W) float32 L in [0, 100] at full resolution
+    l_full: np.ndarray  # (H, W) float32 L in [0, 100] merged with the color: full resolution (or a video's chroma's)
     model_input: np.ndarray  # (1, h, w) float32 normalized L at render size, padded
     padding: Padding
     l_small: np.ndarray | None = None  # (h, w) float32 L at render size, unpadded (None: made from l_full)
@@ -54,13 +54,16 @@ def render_hw(height: int, width: int, render_size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
+def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect",
+              merge_l: np.ndarray | None = None) -> Prepared:
+    """L (H, W) in [0, 100] -> a Prepared: the model sees it at render size; the color is merged with
+    ``merge_l`` (default ``l_full`` itself; e.g. L at a 4:2:0 video's chroma resolution)."""
     h, w = l_full.shape
     rh, rw = render_hw(h, w, render_size)
     l_small = l_full if (rh, rw) == (h, w) else cv2.resize(l_full, (rw, rh), interpolation=cv2.INTER_AREA)
     padded, padding = pad_to_multiple(normalize_l(l_small), size_multiple, pad_mode)
-    return Prepared(l_full=l_full, model_input=padded[None].astype(np.float32, copy=False), padding=padding,
-                    l_small=l_small)
+    return Prepared(l_full=l_full if merge_l is None else merge_l,
+                    model_input=padded[None].astype(np.float32, copy=False), padding=padding, l_small=l_small)
 
 
 def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps, help="phase 1 steps (L1 only)")
     p.add_argument("--gan-steps", type=int, default=d.gan_steps, help="phase 2 steps (GAN + lambda*L1)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate for both networks")
+    p.add_argument("--lr-d", type=float, default=d.lr_d,
+                   help="discriminator learning rate if it differs from --lr (e.g. a fresh PatchGAN next to a "
+                        "warm-started generator)")
     p.add_argument("--beta1", type=float, default=d.beta1)
     p.add_argument("--beta2", type=float, default=d.beta2)
     p.add_argument("--lambda-l1", type=float, default=d.lambda_l1, help="weight of the L1 loss")
@@ -114,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=tuple(str(p) for p in args.data), out=str(args.out), val_data=tuple(str(p) for p in args.val),
         val_fraction=args.val_fraction, size=size, batch_size=args.batch_size,
-        pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, beta1=args.beta1,
+        pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1,
         beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
         generator=GeneratorConfig(name=args.generator, width=width, depth=depth, norm=args.norm,
                                   dropout=args.dropout),

@@ -25,6 +25,7 @@ class TrainConfig:
     pretrain_steps: int = 2000  # phase 1: generator on L1 alone
     gan_steps: int = 2000  # phase 2: GAN + lambda * L1
     lr: float = 2e-4
+    lr_d: float = 0.0  # discriminator learning rate (0: the same as lr)
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0

@@ -83,7 +83,8 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        lr_d = cfg.lr_d or cfg.lr
+        self.opt_d = torch.optim.Adam([{"params": self.D.parameters(), "base_lr": lr_d}], lr=lr_d, betas=betas)
         self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
         self.gan_loss = GANLoss(cfg.gan_mode).to(self.device)
         self.step = 0

@@ -28,6 +28,7 @@ from colorizer.contract import rgb_to_lab
 from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError
 from colorizer.desktop.media.formats import detect_format
+from colorizer.desktop.media.yuv import AVCOL_RANGE_JPEG, PASSTHROUGH_FORMATS, LumaPicture
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
@@ -287,8 +288,18 @@ class VideoSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def frames(self, on_packet: Callable[[Any], None]) -> Iterator[tuple[FrameMeta, np.ndarray]]:
-        """Decoded frames as ``(FrameMeta, upright RGB uint8/uint16)``; other packets go to ``on_packet``."""
+    @property
+    def luma_passes_through(self) -> bool:
+        """Whether the stream decodes to 8-bit 4:2:0 of an even size, so that its frames can be read
+        as :class:`LumaPicture` (``frames(luma=True)``) and their luma kept as it is."""
+        ctx = self.stream.codec_context
+        return ctx.pix_fmt in PASSTHROUGH_FORMATS and not ctx.width % 2 and not ctx.height % 2
+
+    def frames(self, on_packet: Callable[[Any], None], luma: bool = False
+               ) -> Iterator[tuple[FrameMeta, np.ndarray | LumaPicture]]:
+        """Decoded frames as ``(FrameMeta, upright RGB uint8/uint16)``, or with ``luma`` (for a source
+        whose :attr:`luma_passes_through`) as ``(FrameMeta, upright LumaPicture)``; other packets go to
+        ``on_packet``."""
         video_index = self.stream.index
         copied = {s.index for s in self.copied}
         try:
@@ -304,37 +315,50 @@ class VideoSource:
                     where = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
                     raise VideoReadError(self.path, f"damaged video data{where} ({exc})") from exc
                 for frame in decoded:
-                    yield self._convert(frame)
+                    yield self._convert(frame, luma)
         except av.FFmpegError as exc:
             raise VideoReadError(self.path, f"reading stopped after {self.decoded} frames ({exc})") from exc
         self._check_complete()
 
-    def _convert(self, frame) -> tuple[FrameMeta, np.ndarray]:
+    def _convert(self, frame, luma: bool = False) -> tuple[FrameMeta, np.ndarray | LumaPicture]:
         colorspace = effective_colorspace(frame.colorspace, frame.width, frame.height)
         if self.decoded == 0:
             self.turns = _quarter_turns(frame.rotation or _stream_rotation(self.stream))
             self.colorspace = colorspace
-            self.color_range = int(frame.color_range)
+            self.color_range = int(frame.color_range) or (AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj")
+                                                            else 0)
         step = int(frame.duration) if frame.duration else self._default_step()
         pts = frame.pts if frame.pts is not None else (0 if self._last_pts is None else self._last_pts + step)
         if self._last_pts is not None and pts <= self._last_pts:
             log.warning("%s: frame %d has a timestamp out of order; shifted by one tick", self.path, self.decoded)
             pts = self._last_pts + 1
         self._last_pts, self._last_end = pts, pts + step
+        picture = self._luma(frame) if luma else self._rgb(frame, colorspace)
+        size = picture.y.shape if luma else picture.shape[:2]
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            raise VideoReadError(self.path, f"frame size changes mid-stream ({self.size} -> {size}), "
+                                 "which this program does not support")
+        meta = FrameMeta(self.decoded, pts, int(frame.duration) if frame.duration else None)
+        self.decoded += 1
+        return meta, picture
+
+    def _rgb(self, frame, colorspace: int) -> np.ndarray:
         depth = max(c.bits for c in frame.format.components) if frame.format.components else 8
         rgb = frame.to_ndarray(format="rgb48le" if depth > 8 else "rgb24",
                                src_colorspace=sws_colorspace(colorspace),
                                src_color_range=int(frame.color_range))
-        if self.turns:
-            rgb = np.ascontiguousarray(np.rot90(rgb, self.turns))
-        if self.size is None:
-            self.size = rgb.shape[:2]
-        elif rgb.shape[:2] != self.size:
-            raise VideoReadError(self.path, f"frame size changes mid-stream ({self.size} -> {rgb.shape[:2]}), "
-                                 "which this program does not support")
-        meta = FrameMeta(self.decoded, pts, int(frame.duration) if frame.duration else None)
-        self.decoded += 1
-        return meta, rgb
+        return np.ascontiguousarray(np.rot90(rgb, self.turns)) if self.turns else rgb
+
+    def _luma(self, frame) -> LumaPicture:
+        """The frame's luma plane, upright, read in the first frame's matrix and range (as the output is tagged)."""
+        if frame.format.name not in PASSTHROUGH_FORMATS:  # a format change mid-stream: rare, converted
+            frame = frame.reformat(format="yuv420p")
+        plane = frame.planes[0]
+        y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        y = np.rot90(y, self.turns) if self.turns else y
+        return LumaPicture(np.ascontiguousarray(y), self.colorspace, self.color_range)
 
     def _default_step(self) -> int:
         if self.rate and self.time_base:

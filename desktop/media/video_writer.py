@@ -34,6 +34,7 @@ from colorizer.desktop.media.video_source import (
     main_video_stream,
     sws_colorspace,
 )
+from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.fileio import to_uint8, write_error_reason
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
@@ -254,6 +255,18 @@ class VideoWriter:
             return frame.reformat(format="bgr0")
         return frame.reformat(format="yuv420p", dst_colorspace=sws_colorspace(self.geometry.colorspace),
                               dst_color_range=self.geometry.color_range or 1)
+
+    def luma_frame(self, picture: LumaPicture, cb: np.ndarray, cr: np.ndarray):
+        """The encoder's yuv420p picture of a source ``picture``'s own luma plane and new chroma planes
+        (H.264 only; the picture's matrix and range are the geometry's)."""
+        if self.encoding.lossless or picture.y.shape != self.encoded_size:
+            raise ValueError(f"a luma picture of {picture.y.shape} cannot be encoded as {self.encoded_size} "
+                             f"{'FFV1 RGB' if self.encoding.lossless else 'yuv420p'}")
+        frame = av.VideoFrame.from_ndarray(np.concatenate([picture.y.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
+                                           .reshape(-1, picture.y.shape[1]), format="yuv420p")
+        frame.colorspace = self.geometry.colorspace
+        frame.color_range = self.geometry.color_range or 1
+        return frame
 
     def write(self, rgb: Any, pts: int, duration: int | None = None) -> None:
         """Encode one colorized frame (float RGB in [0, 1], uint8, or :meth:`to_frame`'s picture) at

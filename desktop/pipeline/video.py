@@ -8,8 +8,8 @@ a thread; inference, smoothing, merging and encoding on the caller's thread; que
 so memory stays at a few dozen frames whatever the length of the film.
 
 Frames are colorized like photos (``colorizer.colorize``: L at render size -> batched
-``backend.predict`` -> guided upsampling and merge with the full-resolution L), plus temporal
-smoothing of the predicted ab at render size, reset at scene cuts (:mod:`.temporal`).
+``backend.predict`` -> guided upsampling and merge with L), plus temporal smoothing of the
+predicted ab at render size, reset at scene cuts (:mod:`.temporal`).
 
 Choices (documented for users):
 
@@ -23,9 +23,14 @@ Choices (documented for users):
 * **Odd sizes**: H.264 with yuv420p needs even sizes. ``odd_size="pad"`` (default) repeats the
   last row/column (the output is 1 pixel taller/wider; no source pixel is lost), ``"crop"``
   drops it. Never stretched. The lossless FFV1 output (8-bit RGB) keeps the exact size.
-* **Colors**: the source's YUV matrix and range are used to decode and again to encode, and its
-  color tags are copied, so luminance goes through unchanged. Output is 8-bit (yuv420p H.264, or
-  RGB FFV1 when lossless); sources with more bits are decoded at 16 bits per channel for L.
+* **Colors**: an 8-bit 4:2:0 source of even size (nearly every H.264/HEVC/MPEG film) keeps its
+  luma plane bit for bit: only its chroma planes are computed, at their own resolution, from the
+  colorized image there (:mod:`..media.yuv`, :class:`.frame_formats.LumaFrames`) -- no
+  full-resolution RGB or Lab pass at all. Other sources (odd sizes, 4:2:2/4:4:4, more than 8 bits,
+  lossless output) are decoded to RGB, colorized at full resolution in Lab and converted back.
+  Either way the source's YUV matrix and range are used to decode and again to encode, and its
+  color tags are copied. Output is 8-bit (yuv420p H.264, or RGB FFV1 when lossless); sources
+  with more bits are decoded at 16 bits per channel for L.
 * **Output**: H.264 (libx264, CRF) in MP4/MOV/MKV chosen by the output suffix; ``lossless``:
   FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold.
 * **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed
@@ -49,13 +54,14 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish, finish_to, prepare_l
-from colorizer.contract import denormalize_ab, denormalize_l, rgb_to_l
+from colorizer.colorize import Prepared
+from colorizer.contract import denormalize_ab, denormalize_l
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
 from colorizer.desktop.media.errors import VideoError, VideoReadError, VideoWriteError
 from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
+from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
@@ -121,12 +127,6 @@ class ProgressTracker:
 
 
 # --------------------------------------------------------------------------- the colorizing engine
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """``contract.rgb_to_l``: gray frames (R = G = B, as black-and-white film decodes) take its
-    lookup-table shortcut -- the same values, several times faster."""
-    return rgb_to_l(rgb)
-
-
 @dataclass
 class StreamStats:
     """What the engine measured while colorizing a stream of frames."""
@@ -160,6 +160,7 @@ class _Failure:
 class _Pending(Generic[P]):
     payload: P
     prepared: Prepared
+    picture: Any = None  # the decoded picture, kept when the frame format's finish needs it
     cut: bool = False
 
 
@@ -182,16 +183,17 @@ def _get(q: queue.Queue, cancel: CancelToken) -> Any:
             continue
 
 
-def _produce(frames: Iterable[tuple[P, np.ndarray]], ready: queue.Queue, stop: threading.Event,
-             cancel: CancelToken, render_size: int, multiple: int) -> None:
+def _produce(frames: Iterable[tuple[P, Any]], ready: queue.Queue, stop: threading.Event,
+             cancel: CancelToken, frame_format: FrameFormat, render_size: int, multiple: int) -> None:
     """The decode thread: prepares each frame's L; errors are carried to the consumer, which re-raises them."""
     try:
-        for payload, rgb in frames:
+        for payload, picture in frames:
             if stop.is_set() or cancel.cancelled:
                 return
-            prepared = prepare_l(luminance(rgb), render_size, multiple)
-            del rgb
-            if not _put(ready, _Pending(payload, prepared), stop):
+            prepared = frame_format.prepare(picture, render_size, multiple)
+            kept = picture if frame_format.keeps_picture else None
+            del picture
+            if not _put(ready, _Pending(payload, prepared, kept), stop):
                 return
     except BaseException as exc:
         _put(ready, _Failure(exc), stop)
@@ -203,8 +205,8 @@ class _FrameColorizer(Generic[P]):
     """Batches in, smoothed and finished frames out (the consumer side of :func:`colorize_frames`)."""
 
     def __init__(self, backend: Backend, settings: VideoSettings, stats: StreamStats,
-                 bit_depth: int | None = None) -> None:
-        self.backend, self.settings, self.stats, self.bit_depth = backend, settings, stats, bit_depth
+                 frame_format: FrameFormat) -> None:
+        self.backend, self.settings, self.stats, self.format = backend, settings, stats, frame_format
         self.detector = SceneCutDetector(settings.scene_cut_threshold)
         self.smoother: TemporalSmoother[_Pending[P]] = TemporalSmoother(settings.temporal_strength,
                                                                         settings.temporal_radius)
@@ -227,19 +229,16 @@ class _FrameColorizer(Generic[P]):
             done.extend(self.smoother.push(pending, l_small, ab, pending.cut))
         return self.finished(done)
 
-    def finished(self, pairs: list[tuple[_Pending[P], np.ndarray]]) -> Iterator[tuple[P, np.ndarray]]:
+    def finished(self, pairs: list[tuple[_Pending[P], np.ndarray]]) -> Iterator[tuple[P, Any]]:
         for pending, ab in pairs:
             l_visible = denormalize_l(pending.prepared.padding.crop(pending.prepared.model_input[0]))
             self.stats.flicker_smoothed.update(l_visible, self._visible_ab(pending, ab), pending.cut)
             t = time.perf_counter()
-            s = self.settings
-            if self.bit_depth is None:
-                rgb = finish(pending.prepared, ab, s.saturation, s.upsampling)
-            else:  # quantized strip by strip, bit-identical to fileio.to_bit_depth of the float frame
-                rgb = finish_to(pending.prepared, ab, s.saturation, s.upsampling, self.bit_depth, half_up=True)
+            picture = self.format.finish(pending.picture, pending.prepared, ab, self.settings.saturation,
+                                         self.settings.upsampling)
             self.stats.finish_s += time.perf_counter() - t
             self.stats.frames += 1
-            yield pending.payload, rgb
+            yield pending.payload, picture
 
     @staticmethod
     def _visible_ab(pending: _Pending[P], ab: np.ndarray) -> np.ndarray:
@@ -269,13 +268,13 @@ def _batches(ready: queue.Queue, cancel: CancelToken, batch_size: int) -> Iterat
 
 
 def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, stop: threading.Event,
-                cancel: CancelToken, convert: Callable[[np.ndarray], Any] | None) -> None:
-    """The color thread: inference, smoothing, merge (and ``convert``) in order; errors go to the consumer."""
+                cancel: CancelToken) -> None:
+    """The color thread: inference, smoothing, merge in order; errors go to the consumer."""
     try:
         for batch in _batches(ready, cancel, engine.settings.batch_size):
             pairs = engine.infer(batch) if batch is not None else engine.finished(engine.smoother.flush())
-            for payload, rgb in pairs:
-                if stop.is_set() or not _put(done, (payload, convert(rgb) if convert else rgb), stop):
+            for payload, picture in pairs:
+                if stop.is_set() or not _put(done, (payload, picture), stop):
                     return
             if batch is None:
                 break
@@ -285,14 +284,12 @@ def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, 
     _put(done, _END, stop)
 
 
-def colorize_frames(frames: Iterable[tuple[P, np.ndarray]], backend: Backend, settings: VideoSettings,
+def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings: VideoSettings,
                     cancel: CancelToken | None = None, stats: StreamStats | None = None,
-                    convert: Callable[[np.ndarray], Any] | None = None, bit_depth: int | None = None,
-                    ) -> Iterator[tuple[P, Any]]:
-    """Colorize a stream of ``(payload, RGB frame)`` in order; yields ``(payload, RGB)``: float32 in
-    [0, 1], or with ``bit_depth`` 8 / 16 uint8 / uint16 (the same pixels ``fileio.to_bit_depth``
-    makes of the float frame, made cheaper in the merge); ``(payload, convert(RGB))`` when
-    ``convert`` is given (run on the color thread).
+                    frame_format: FrameFormat | None = None) -> Iterator[tuple[P, Any]]:
+    """Colorize a stream of ``(payload, picture)`` in order; yields ``(payload, colorized picture)``,
+    pictures as ``frame_format`` reads and makes them (default: RGB in, float32 RGB in [0, 1] out;
+    see :mod:`.frame_formats`). Its finish runs on the color thread.
 
     Three threads overlap: ``frames`` is consumed and each frame's L prepared on a decode thread;
     frames are batched ``settings.batch_size`` at a time, predicted, smoothed over time (reset at
@@ -302,16 +299,18 @@ def colorize_frames(frames: Iterable[tuple[P, np.ndarray]], backend: Backend, se
     :class:`Cancelled` on cancel.
     """
     cancel = cancel or CancelToken()
+    frame_format = frame_format or RgbFrames()
     engine: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats(),
-                                                 bit_depth)
+                                                 frame_format)
     ready: queue.Queue = queue.Queue(maxsize=max(2, 2 * settings.batch_size))
     done: queue.Queue = queue.Queue(maxsize=max(2, settings.batch_size))
     stop = threading.Event()
     workers = [threading.Thread(target=_produce, name="video-decode", daemon=True,
-                                args=(frames, ready, stop, cancel, settings.render_size or backend.contract.render_size,
+                                args=(frames, ready, stop, cancel, frame_format,
+                                      settings.render_size or backend.contract.render_size,
                                       backend.contract.size_multiple)),
                threading.Thread(target=_color_loop, name="video-color", daemon=True,
-                                args=(engine, ready, done, stop, cancel, convert))]
+                                args=(engine, ready, done, stop, cancel))]
     for worker in workers:
         worker.start()
     try:
@@ -389,14 +388,16 @@ def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, setti
     """Decode, colorize and encode every frame; ``writer`` is closed whatever happens."""
     colorized = None
     try:
-        frames = source.frames(writer.copy_packet)
+        luma = settings.luma_passthrough and source.luma_passes_through and not settings.lossless
+        frames = source.frames(writer.copy_packet, luma)
         first = next(frames, None)
         if first is None:
             raise VideoReadError(source.path, "no video frame could be decoded")
         writer.open(geometry_of(source))
         stats = StreamStats()
         tracker = ProgressTracker(source.path, source.frames_total, source.total_is_estimate, progress)
-        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats, writer.to_frame, 8)
+        frame_format = LumaFrames(writer.luma_frame) if luma else RgbFrames(8, writer.to_frame)
+        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats, frame_format)
         for meta, picture in colorized:
             writer.write(picture, meta.pts, meta.duration)
             tracker.frame_written()

@@ -1,0 +1,76 @@
+"""How the frames of a video or frame sequence enter and leave the colorizing engine.
+
+:func:`~colorizer.desktop.pipeline.video.colorize_frames` is the same for every stream; a frame
+format says how a decoded picture becomes the model's input and how a predicted ab becomes the
+output picture:
+
+* :class:`RgbFrames`: RGB arrays in, RGB out at full resolution (float, or 8/16-bit) -- frame
+  folders, lossless FFV1 output, sources that are not 8-bit 4:2:0.
+* :class:`LumaFrames`: 8-bit 4:2:0 video pictures in, whose luma plane passes through bit for bit;
+  only the chroma planes are computed, at their own (quarter) resolution (:mod:`..media.yuv`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from colorizer.colorize import Prepared, finish, finish_to, prepare_l
+from colorizer.contract import rgb_to_l
+from colorizer.desktop.media.yuv import LumaPicture
+
+
+class FrameFormat(Protocol):
+    keeps_picture: bool  # whether finish() needs the decoded picture (else it is dropped once prepared)
+
+    def prepare(self, picture: Any, render_size: int, size_multiple: int) -> Prepared: ...
+
+    def finish(self, picture: Any, prepared: Prepared, ab: np.ndarray, saturation: float, upsampling: str
+               ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RgbFrames:
+    """RGB frames (uint8 / uint16 / float) colorized to RGB at full resolution: float32 in [0, 1],
+    or with ``bit_depth`` 8 / 16 the pixels ``fileio.to_bit_depth`` makes of it (made cheaper in the
+    merge); ``convert`` (e.g. to the encoder's picture) is applied to the result."""
+
+    bit_depth: int | None = None
+    convert: Callable[[np.ndarray], Any] | None = None
+    keeps_picture = False
+
+    def prepare(self, picture: np.ndarray, render_size: int, size_multiple: int) -> Prepared:
+        return prepare_l(rgb_to_l(picture), render_size, size_multiple)
+
+    def finish(self, picture: None, prepared: Prepared, ab: np.ndarray, saturation: float, upsampling: str
+               ) -> Any:
+        if self.bit_depth is None:
+            rgb = finish(prepared, ab, saturation, upsampling)
+        else:  # quantized strip by strip, bit-identical to fileio.to_bit_depth of the float frame
+            rgb = finish_to(prepared, ab, saturation, upsampling, self.bit_depth, half_up=True)
+        return self.convert(rgb) if self.convert else rgb
+
+
+@dataclass(frozen=True)
+class LumaFrames:
+    """8-bit 4:2:0 pictures whose luma passes through: the model sees L of the full-resolution luma;
+    the color is merged with L at the chroma planes' resolution and turned into Cb/Cr there;
+    ``encode(picture, cb, cr)`` makes the output picture."""
+
+    encode: Callable[[LumaPicture, np.ndarray, np.ndarray], Any]
+    keeps_picture = True
+
+    def prepare(self, picture: LumaPicture, render_size: int, size_multiple: int) -> Prepared:
+        l_full = picture.l_plane()
+        height, width = picture.chroma_shape
+        l_chroma = cv2.resize(l_full, (width, height), interpolation=cv2.INTER_AREA)
+        return prepare_l(l_full, render_size, size_multiple, merge_l=l_chroma)
+
+    def finish(self, picture: LumaPicture, prepared: Prepared, ab: np.ndarray, saturation: float,
+               upsampling: str) -> Any:
+        cb, cr = picture.chroma(finish(prepared, ab, saturation, upsampling))
+        return self.encode(picture, cb, cr)

@@ -1,0 +1,140 @@
+"""The luma pass-through path of 8-bit 4:2:0 videos: luma kept bit for bit, chroma computed at its
+own resolution, the same colors as the full-resolution Lab path; other sources take the Lab path."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from test_video import FakeBackend, gray_frame, make_clip
+
+from colorizer.desktop.media.video_source import VideoSource, sws_colorspace
+from colorizer.desktop.media.yuv import LumaPicture
+from colorizer.desktop.pipeline.settings import VideoSettings
+from colorizer.desktop.pipeline.video import colorize_video
+
+LOSSLESS_H264 = VideoSettings(crf=0, temporal_strength=0.0)  # libx264 CRF 0 on yuv420p is lossless
+
+
+def planes(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every frame's (Y, Cb, Cr) planes as stored (not rotated)."""
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            assert frame.format.name in ("yuv420p", "yuvj420p")
+            h, w = frame.height, frame.width
+            out.append(tuple(np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: (h if i == 0 else h // 2),
+                                                                                 : (w if i == 0 else w // 2)].copy()
+                             for i, p in enumerate(frame.planes)))
+    return out
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_luma_passes_through_bit_for_bit(tmp_path, rotation):
+    src = make_clip(tmp_path / "clip.mp4", w=64, h=48, n=12, rotation=rotation)
+    with VideoSource(src) as source:
+        assert source.luma_passes_through
+    dst = tmp_path / "out.mp4"
+    result = colorize_video(src, dst, FakeBackend(), LOSSLESS_H264)
+    assert result.status == "done", result.reason
+    source_planes, output_planes = planes(src), planes(dst)
+    assert len(output_planes) == len(source_planes) == 12
+    for (y_src, *_), (y_out, cb, cr) in zip(source_planes, output_planes, strict=True):
+        upright = np.rot90(y_src, rotation // 90)
+        assert y_out.shape == upright.shape
+        assert np.array_equal(y_out, upright)
+        assert np.abs(cb.astype(int) - 128).max() > 3 or np.abs(cr.astype(int) - 128).max() > 3  # colored
+
+
+def test_luma_path_gives_the_colors_of_the_lab_path(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", w=96, h=64, n=8, audio=None)
+    luma, lab = tmp_path / "luma.mp4", tmp_path / "lab.mp4"
+    for dst, settings in ((luma, LOSSLESS_H264), (lab, dataclasses.replace(LOSSLESS_H264, luma_passthrough=False))):
+        assert colorize_video(src, dst, FakeBackend(), settings).status == "done"
+    for (y1, cb1, cr1), (y2, cb2, cr2) in zip(planes(luma), planes(lab), strict=True):
+        for a, b in ((cb1, cb2), (cr1, cr2)):
+            diff = np.abs(a.astype(int) - b.astype(int))
+            assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 3
+        # the Lab path keeps L, so its luma moves by a little where the color is strong; the luma path keeps Y'
+        assert np.abs(y1.astype(int) - y2.astype(int)).mean() < 3
+
+
+def test_full_range_source_stays_full_range(tmp_path):
+    src = tmp_path / "full.mp4"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.color_range = 2
+        stream.options = {"crf": "0"}
+        for i in range(6):
+            ramp = np.broadcast_to(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None] + 0 * i, (48, 64, 3))
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(ramp), format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=sws_colorspace(6), dst_color_range=2)
+            frame.color_range, frame.pts, frame.time_base = 2, i, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    dst = tmp_path / "out.mp4"
+    assert colorize_video(src, dst, FakeBackend(), LOSSLESS_H264).status == "done"
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.color_range == 2
+    for (y_src, *_), (y_out, *_) in zip(planes(src), planes(dst), strict=True):
+        assert np.array_equal(y_src, y_out)
+        assert y_src.min() < 16 or y_src.max() > 235  # really full range
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "size", "passes"), [
+    ("libx264", "yuv420p", (64, 48), True),
+    ("ffv1", "yuv420p", (65, 49), False),  # odd: padded or cropped in RGB
+    ("libx264", "yuv444p", (64, 48), False),
+    ("ffv1", "yuv420p10le", (64, 48), False),  # more than 8 bits: decoded at 16 bits for L
+])
+def test_which_sources_pass_their_luma_through(tmp_path, codec, pix_fmt, size, passes):
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(gray_frame(i, size[1], size[0]), format="rgb24").reformat(format=pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with VideoSource(path) as source:
+        assert source.luma_passes_through is passes
+    result = colorize_video(path, tmp_path / "out.mkv", FakeBackend(), VideoSettings())
+    assert result.status == "done", result.reason
+
+
+@pytest.mark.parametrize(("colorspace", "color_range"), [(1, 1), (5, 1), (6, 2), (9, 1)])
+def test_chroma_matches_ffmpegs_conversion(colorspace, color_range):
+    rng = np.random.default_rng(colorspace)
+    for _ in range(10):
+        color = rng.random(3).astype(np.float32)
+        cb, cr = LumaPicture(np.zeros((16, 16), np.uint8), colorspace, color_range).chroma(
+            np.broadcast_to(color, (8, 8, 3)).copy())
+        rgb8 = np.broadcast_to(np.round(color * 255).astype(np.uint8), (16, 16, 3)).copy()
+        reference = av.VideoFrame.from_ndarray(rgb8, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=sws_colorspace(colorspace), dst_color_range=color_range).to_ndarray()
+        assert abs(int(cb[0, 0]) - int(reference[16, 0])) <= 1
+        assert abs(int(cr[0, 0]) - int(reference[20, 0])) <= 1
+
+
+def test_l_of_luma_codes_follows_the_range():
+    codes = np.array([[0, 16, 128, 235], [255, 0, 0, 0]], np.uint8)
+    limited = LumaPicture(codes, 1, 1).l_plane()
+    full = LumaPicture(codes, 1, 2).l_plane()
+    assert limited[0, 0] == limited[0, 1] == 0 and limited[0, 3] == pytest.approx(100, abs=0.01)
+    assert full[0, 0] == 0 and full[1, 0] == pytest.approx(100, abs=0.01) and full[0, 1] > 0
+    assert 0 < full[0, 2] < limited[0, 2] < 100  # code 128 is darker in full range than in limited
+
+
+def test_luma_picture_rejects_odd_sizes():
+    with pytest.raises(ValueError, match="even"):
+        LumaPicture(np.zeros((5, 6), np.uint8), 1, 1)

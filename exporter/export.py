@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +23,17 @@ class ExportResult:
     parity: ParityReport
     fp16_onnx: Path | None = None
     fp16_parity: ParityReport | None = None
+    int8_onnx: Path | None = None
+    int8_parity: ParityReport | None = None
     report: Path | None = None
     extra: dict = field(default_factory=dict)
 
 
 def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", version: str = "1",
                  fp16: bool = True, render_size: int | None = None, opset: int | None = None,
-                 chroma_gain: float = 1.0) -> ExportResult:
-    """Export ``checkpoint`` into ``out_dir`` as NAME.onnx (and NAME.fp16.onnx), parity-checked.
+                 chroma_gain: float = 1.0, int8_photos: Sequence[Path] = ()) -> ExportResult:
+    """Export ``checkpoint`` into ``out_dir`` as NAME.onnx (and NAME.fp16.onnx; NAME.int8.onnx
+    calibrated on ``int8_photos`` when given, for CPUs), parity-checked.
 
     Raises ParityError (and leaves the failing model in place for inspection, with no report) when
     an exported model does not match PyTorch.
@@ -46,6 +50,12 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
         fp16_path = convert_fp16(onnx_path, out_dir / f"{name}.fp16.onnx")
         fp16_parity = check_parity(loaded.net, str(fp16_path), contract.size_multiple, "fp16")
         log.info("FP16 parity: max |diff| %.2e, mean %.2e", fp16_parity.max_abs, fp16_parity.mean_abs)
+    int8_path = int8_parity = None
+    if int8_photos:
+        from colorizer.exporter.int8 import quantize_int8
+
+        int8_path = out_dir / f"{name}.int8.onnx"
+        int8_parity = quantize_int8(onnx_path, int8_path, contract, int8_photos)
     report_path = out_dir / f"{name}.parity.json"
     report = {
         "checkpoint": Path(checkpoint).name,
@@ -53,6 +63,7 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
         "contract": contract.to_metadata(),
         "fp32": parity.to_dict(),
         "fp16": fp16_parity.to_dict() if fp16_parity else None,
+        "int8": int8_parity.to_dict() if int8_parity else None,
     }
     atomic_write(report_path, (json.dumps(report, indent=2) + "\n").encode())
-    return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, report_path)
+    return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, int8_path, int8_parity, report_path)

@@ -39,10 +39,11 @@ class ParityReport:
     max_abs: float
     mean_abs: float
     shapes: tuple[ShapeResult, ...]
+    criterion: str = "max"  # max: every value within the tolerance; mean: the mean difference (INT8)
 
     @property
     def passed(self) -> bool:
-        return self.max_abs <= self.tolerance
+        return (self.mean_abs if self.criterion == "mean" else self.max_abs) <= self.tolerance
 
     def to_dict(self) -> dict:
         return asdict(self) | {"passed": self.passed}

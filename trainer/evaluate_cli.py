@@ -36,16 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
     p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
     p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda)")
+    p.add_argument("--cpu-fp32", action="store_true",
+                   help="run an ONNX model in FP32 on the CPU even where it has an INT8 twin (as colorize-batch "
+                   "--cpu-fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def load_predictor(model: Path, device: str):
+def load_predictor(model: Path, device: str, cpu_int8: bool = True):
     """(predict, render_size, size_multiple, label) for a checkpoint or an ONNX model."""
     if model.suffix == ".onnx":
         from colorizer.desktop.backends import open_backend
 
-        backend = open_backend(model, "cpu" if device == "cpu" else "auto")
+        backend = open_backend(model, "cpu" if device == "cpu" else "auto", cpu_int8=cpu_int8)
         c = backend.contract
         return backend.predict, c.render_size, c.size_multiple, f"{model.name} on {backend.name}"
     import torch
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         files = list_images(args.photos)
         if args.limit:
             files = spread(files, args.limit)
-        predict, render_size, multiple, label = load_predictor(args.model, args.device)
+        predict, render_size, multiple, label = load_predictor(args.model, args.device, not args.cpu_fp32)
         render_size = args.render_size or render_size
         result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
                                     args.saturation)

@@ -30,10 +30,12 @@ class BackendError(ColorizerError, RuntimeError):
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """An exported model: the FP32 ONNX and, when present beside it, its FP16 twin (for GPUs)."""
+    """An exported model: the FP32 ONNX and, when present beside it, its FP16 twin (for GPUs) and
+    its INT8 twin (for CPUs)."""
 
     onnx: Path
     fp16_onnx: Path | None = None
+    int8_onnx: Path | None = None
     engine: Path | None = None  # a prebuilt TensorRT engine given by the user
 
     @classmethod
@@ -46,15 +48,19 @@ class ModelFiles:
             return cls(onnx=onnx_guess if onnx_guess.is_file() else path, engine=path)
         if path.suffix != ".onnx":
             raise BackendError(f"{path}: expected an ONNX model (.onnx) or a TensorRT engine (.engine/.plan)")
-        name = path.name.removesuffix(".onnx").removesuffix(".fp16")
-        fp32 = path.with_name(name + ".onnx")
-        fp16 = path.with_name(name + ".fp16.onnx")
-        return cls(onnx=fp32 if fp32.is_file() else path, fp16_onnx=fp16 if fp16.is_file() else None)
+        name = path.name.removesuffix(".onnx").removesuffix(".fp16").removesuffix(".int8")
+        fp32, fp16, int8 = (path.with_name(name + suffix) for suffix in (".onnx", ".fp16.onnx", ".int8.onnx"))
+        return cls(onnx=fp32 if fp32.is_file() else path, fp16_onnx=fp16 if fp16.is_file() else None,
+                   int8_onnx=int8 if int8.is_file() else None)
 
     @property
     def gpu_onnx(self) -> Path:
         """The ONNX a GPU runs best: the FP16 one when there is one."""
         return self.fp16_onnx or self.onnx
+
+    def cpu_onnx(self, int8: bool = True) -> Path:
+        """The ONNX a CPU runs best: the INT8 one when there is one (and ``int8``)."""
+        return self.int8_onnx if int8 and self.int8_onnx else self.onnx
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class OpenOptions:
 
     device: int = 0  # CUDA device index
     threads: int = 0  # CPU inference threads (0: the backend's default)
+    cpu_int8: bool = True  # the CPU runs the model's INT8 twin when it has one
     cache_dir: Path | None = None  # TensorRT engines (None: the user's cache folder)
     render_size: int | None = None  # largest render size an engine must accept (None: the model's)
     engine_progress: Callable[[str, int, int], None] | None = None  # engine build: (phase, step, total)

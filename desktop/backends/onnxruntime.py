@@ -3,7 +3,8 @@
 ONNX Runtime falls back silently when a provider cannot start, so the name of a backend is read
 back from ``session.get_providers()``; an ``open_*`` that did not get the provider it asked for
 closes the session and raises, and the registry goes on to the next backend. The CUDA provider
-runs the FP16 ONNX where there is one, TensorRT's builds FP16 engines itself from the FP32 one.
+runs the FP16 ONNX where there is one, TensorRT's builds FP16 engines itself from the FP32 one; the
+CPU runs the INT8 ONNX where there is one (about twice as fast; its name then ends in ``-int8``).
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ class OnnxRuntimeBackend:
             self.session = ort.InferenceSession(str(self.model_path), options, providers=self.providers)
         except Exception as exc:
             raise BackendError(f"{self.model_path}: ONNX Runtime could not load the model ({exc})") from exc
-        self.contract = ModelContract.from_metadata(self.session.get_modelmeta().custom_metadata_map,
-                                                    source=str(self.model_path))
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.contract = ModelContract.from_metadata(metadata, source=str(self.model_path))
+        self.contract_precision = metadata.get("colorizer.precision", "")
         used = self.session.get_providers()
         self.name = PROVIDER_NAMES.get(used[0], used[0])
+        if self.contract_precision == "int8":
+            self.name += "-int8"
         self.providers_used = used
 
     def predict(self, l_norm: np.ndarray) -> np.ndarray:
@@ -92,7 +96,7 @@ class OnnxRuntimeBackend:
 
     @classmethod
     def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
-        return cls(files.onnx, [CPU], options.threads or default_cpu_threads())
+        return cls(files.cpu_onnx(options.cpu_int8), [CPU], options.threads or default_cpu_threads())
 
     @classmethod
     def _open_expecting(cls, provider: str, onnx: Path, providers: list, threads: int) -> OnnxRuntimeBackend:

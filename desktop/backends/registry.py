@@ -65,13 +65,14 @@ BACKEND_LABELS: dict[str, str] = {AUTO: "Auto (best available)"} | {e.choice: e.
 def open_backend(model: Path | None = None, backend: str = AUTO, device: int = 0, threads: int = 0,
                  cache_dir: Path | None = None,
                  engine_progress: Callable[[str, int, int], None] | None = None,
-                 engine_cancel: Callable[[], bool] | None = None, render_size: int | None = None) -> Backend:
+                 engine_cancel: Callable[[], bool] | None = None, render_size: int | None = None,
+                 cpu_int8: bool = True) -> Backend:
     """Open the best available backend of ``backend`` (a :data:`BACKEND_CHOICES`) for ``model``
     (the shipped model by default). The caller closes it."""
     if backend not in BACKEND_CHOICES:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKEND_CHOICES)}")
     files = ModelFiles.from_path(model or default_model_path())
-    options = OpenOptions(device, threads, cache_dir, render_size, engine_progress, engine_cancel)
+    options = OpenOptions(device, threads, cpu_int8, cache_dir, render_size, engine_progress, engine_cancel)
     errors: list[str] = []
     for entry in REGISTRY:
         if backend not in (AUTO, entry.choice):

@@ -53,6 +53,7 @@ class RayOptions:
     address: str | None = None  # None or "local": a Ray on this machine; "auto"; "ray://host:10001"
     actors: int | None = None  # default: one per GPU of the cluster, else 1
     backend: str = "auto"  # what each actor opens
+    cpu_int8: bool = True  # on a CPU, the model's INT8 twin when it has one
 
 
 def _column(values: list) -> np.ndarray:
@@ -88,9 +89,9 @@ class _Predictor:
     """A Ray Data actor: opens the backend once, then predicts batches grouped by render shape."""
 
     def __init__(self, model_path: str | None, backend: str, threads: int, render_size: int | None,
-                 batch_size: int) -> None:
+                 batch_size: int, cpu_int8: bool = True) -> None:
         self.backend = open_backend(Path(model_path) if model_path else None, backend, 0, threads,
-                                    render_size=render_size)
+                                    render_size=render_size, cpu_int8=cpu_int8)
         self.batch_size = max(1, batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,7 +187,7 @@ def _dataset(ray, todo: Sequence[Task], model: Path | None, settings: ImageSetti
                         fn_constructor_kwargs={"model_path": str(model) if model else None,
                                                "backend": options.backend, "threads": threads,
                                                "render_size": settings.render_size,
-                                               "batch_size": settings.batch_size},
+                                               "batch_size": settings.batch_size, "cpu_int8": options.cpu_int8},
                         **actor_resources)
     return ds.map(_write_row, fn_kwargs={"settings": settings})
 

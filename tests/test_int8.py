@@ -1,0 +1,86 @@
+"""The INT8 twin for CPUs: calibrated on photos, metadata kept, output layer in float, checked
+against FP32 on held-out photos, and picked by the CPU backend unless FP32 is asked for."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from synthetic import synthetic_photo, write_rgb
+from tiny_model import tiny_generator_file
+
+from colorizer.desktop.backends import open_backend
+from colorizer.desktop.backends.base import ModelFiles
+from colorizer.exporter.cli import main as export_main
+from colorizer.exporter.export import export_model
+from colorizer.exporter.int8 import output_layer_nodes, quantize_int8
+from colorizer.exporter.parity import ParityError
+
+pytest.importorskip("onnxruntime.quantization", reason="ONNX Runtime's quantization tools are not installed")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calibration")
+    for i in range(8):
+        write_rgb(folder / f"p{i}.png", synthetic_photo(i, 40, 56))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, photos):
+    tmp = tmp_path_factory.mktemp("int8")
+    gen = tiny_generator_file(tmp / "tiny.safetensors")
+    return export_model(gen, tmp / "model", name="tiny", version="t1", fp16=False, int8_photos=[photos])
+
+
+def test_int8_twin_is_written_with_the_contract_and_a_parity_report(exported):
+    assert exported.int8_onnx == exported.onnx.with_name("tiny.int8.onnx") and exported.int8_onnx.is_file()
+    meta = {p.key: p.value for p in onnx.load(str(exported.int8_onnx)).metadata_props}
+    fp32_meta = {p.key: p.value for p in onnx.load(str(exported.onnx)).metadata_props}
+    assert meta["colorizer.precision"] == "int8"
+    assert fp32_meta.pop("colorizer.precision") == "fp32"
+    assert {k: v for k, v in meta.items() if k in fp32_meta} == fp32_meta
+    assert 0.8 < float(meta["colorizer.int8_chroma_correction"]) < 1.25
+    report = json.loads(exported.report.read_text())["int8"]
+    assert report["passed"] and report["criterion"] == "mean" and report["mean_abs"] <= 0.01
+    assert len(report["shapes"]) == 4  # the held-out half of 8 photos
+
+
+def test_int8_model_is_quantized_except_its_output_layer(exported):
+    model = onnx.load(str(exported.int8_onnx))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 5 and "DequantizeLinear" in ops
+    assert ops[-1] == "Mul"  # the chroma correction, in float
+    fp32_tail = output_layer_nodes(onnx.load(str(exported.onnx)))
+    assert fp32_tail and all(name in {n.name for n in model.graph.node} for name in fp32_tail)
+
+
+def test_cpu_backend_runs_the_int8_twin_unless_told_otherwise(exported):
+    files = ModelFiles.from_path(exported.int8_onnx)
+    assert files.onnx == exported.onnx and files.int8_onnx == exported.int8_onnx
+    int8 = open_backend(exported.onnx, "cpu")
+    fp32 = open_backend(exported.onnx, "cpu", cpu_int8=False)
+    assert int8.name == "onnxruntime-cpu-int8" and fp32.name == "onnxruntime-cpu"
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 32, 48)).astype(np.float32)
+    a, b = int8.predict(x), fp32.predict(x)
+    assert a.shape == b.shape == (2, 2, 32, 48)
+    assert 0 < np.abs(a - b).mean() < 0.05
+
+
+def test_a_failing_int8_parity_is_an_error(exported, photos, monkeypatch, tmp_path):
+    monkeypatch.setattr("colorizer.exporter.int8.INT8_MEAN_TOLERANCE", 0.0)
+    from colorizer.desktop.backends import read_contract
+
+    with pytest.raises(ParityError, match="int8"):
+        quantize_int8(exported.onnx, tmp_path / "x.int8.onnx", read_contract(exported.onnx), [photos])
+
+
+def test_export_cli_int8_needs_photos(tmp_path, capsys):
+    gen = tiny_generator_file(tmp_path / "tiny.safetensors")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export_main([str(gen), "-o", str(tmp_path / "m"), "--no-fp16", "--int8-calibration", str(empty)]) == 2
+    assert "INT8 calibration needs at least 2 readable photos" in capsys.readouterr().err

@@ -2,9 +2,12 @@
 
 1. generator.safetensors: the generator's weights in float16 (half the size; the exporter upcasts),
    with the config and training summary the exporter needs;
-2. colorizer-export on that file: colorizer.onnx, colorizer.fp16.onnx, colorizer.parity.json.
+2. colorizer-export on that file: colorizer.onnx, colorizer.fp16.onnx, colorizer.int8.onnx (calibrated
+   on training photos: ``--int8-calibration``), colorizer.parity.json.
 
-    python bench/ship_model.py runs/default/checkpoints/step_0004000.safetensors --render-size 192 --chroma-gain 1.2
+    D=../shared/data
+    python bench/ship_model.py runs/default/checkpoints/step_0004000.safetensors --render-size 192 \
+        --chroma-gain 1.2 --int8-calibration $D/imagenette-224/train $D/bsds500/train runs/splits/utkface_train.txt
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def main() -> int:
     p.add_argument("--chroma-gain", type=float, default=1.0,
                    help="default colorfulness baked into the model, chosen on validation (bench/frontier.py)")
     p.add_argument("--version", default="1")
+    p.add_argument("--int8-calibration", type=Path, nargs="+", default=(), metavar="PHOTOS",
+                   help="training photos to calibrate the INT8 twin on (none: no INT8 twin)")
     p.add_argument("--out", type=Path, default=MODELS)
     args = p.parse_args()
     gen = load_generator(args.checkpoint)
@@ -33,7 +38,8 @@ def main() -> int:
     save_generator(shipped, gen.state, generator_config=gen.generator_config, render_size=gen.render_size,
                    step=gen.step, training_data=gen.training_data, half=True)
     return export_main([str(shipped), "-o", str(args.out), "--name", "colorizer", "--version", args.version,
-                        "--render-size", str(args.render_size), "--chroma-gain", str(args.chroma_gain)])
+                        "--render-size", str(args.render_size), "--chroma-gain", str(args.chroma_gain),
+                        *(["--int8-calibration", *map(str, args.int8_calibration)] if args.int8_calibration else [])])
 
 
 if __name__ == "__main__":

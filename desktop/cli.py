@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto tries TensorRT, then CUDA, then the CPU, and prints the one in use")
     g.add_argument("--device", type=int, default=0, help="GPU index")
     g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
-    g.add_argument("--cpu-fp32", action="store_true",
-                   help="on the CPU, run the model in FP32 even where it ships an INT8 twin (about half as fast; "
-                   "colors differ by about half a Lab unit on average)")
+    g.add_argument("--cpu-int8", action="store_true",
+                   help="on the CPU, run the model's INT8 twin (NAME.int8.onnx, from colorizer-export "
+                   "--int8-calibration) where there is one: inference about 1.8x faster, colors within about "
+                   "0.6 Lab units on average, but it can flip the hue of dark, flat areas (a night sky turned "
+                   "orange in our tests)")
     g.add_argument("--batch-size", type=int, default=4, help="images per inference call")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="colorize photos with Ray: no ADDRESS starts Ray on this machine, 'auto' joins this "
@@ -159,7 +161,7 @@ def _open_backend(args: argparse.Namespace, tasks):
     if args.ray and all(t.kind == TaskKind.IMAGE for t in tasks):  # no local inference: check the model only
         return None, model_contract(args.model), f"Ray ({args.ray})"
     backend = open_backend(args.model, args.backend, args.device, args.threads, render_size=args.render_size,
-                           cpu_int8=not args.cpu_fp32)
+                           cpu_int8=args.cpu_int8)
     return backend, backend.contract, backend.name
 
 
@@ -359,7 +361,7 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         return ReportedRun(tasks, backend, settings, report_path=report_path, model=args.model, rejected=rejected,
                            ray=ray, output_dir=args.output, **callbacks)
 
-    ray = RayOptions(args.ray, args.ray_actors, args.backend, not args.cpu_fp32) if args.ray else None
+    ray = RayOptions(args.ray, args.ray_actors, args.backend, args.cpu_int8) if args.ray else None
     signals.planned = reported_run
     try:
         backend, contract, doer = _open_backend(args, tasks)

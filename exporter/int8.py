@@ -1,5 +1,11 @@
 """An INT8 twin of the FP32 ONNX for CPUs: static quantization calibrated on real photos.
 
+Opt-in (``colorize-batch --cpu-int8``), not the default: on average its colors are within about
+0.6 Lab units of the FP32 model's and validation ΔE2000 and colorfulness are unchanged, but it can
+go wrong locally -- on a night-sky photo it turned half of the dark blue sky orange, where the
+FP32 model's was blue. Dark, flat areas, where the model's ab is small and uncertain, are where
+quantization errors can flip the hue.
+
 EfficientNet-Lite was made for integer inference (ReLU6, no squeeze-excitation), and on a CPU
 the convolutions in 8 bits take about half the time (ONNX Runtime's MLAS u8s8 kernels). The
 quantization is ONNX Runtime's own (``quantize_static``, QDQ, weights per channel in int8,

@@ -1,5 +1,5 @@
 """The INT8 twin for CPUs: calibrated on photos, metadata kept, output layer in float, checked
-against FP32 on held-out photos, and picked by the CPU backend unless FP32 is asked for."""
+against FP32 on held-out photos, and run by the CPU backend only when asked (--cpu-int8)."""
 
 from __future__ import annotations
 
@@ -58,11 +58,12 @@ def test_int8_model_is_quantized_except_its_output_layer(exported):
     assert fp32_tail and all(name in {n.name for n in model.graph.node} for name in fp32_tail)
 
 
-def test_cpu_backend_runs_the_int8_twin_unless_told_otherwise(exported):
+def test_cpu_backend_runs_the_int8_twin_only_when_asked(exported):
     files = ModelFiles.from_path(exported.int8_onnx)
     assert files.onnx == exported.onnx and files.int8_onnx == exported.int8_onnx
-    int8 = open_backend(exported.onnx, "cpu")
-    fp32 = open_backend(exported.onnx, "cpu", cpu_int8=False)
+    assert files.cpu_onnx() == exported.onnx and files.cpu_onnx(int8=True) == exported.int8_onnx
+    int8 = open_backend(exported.onnx, "cpu", cpu_int8=True)
+    fp32 = open_backend(exported.onnx, "cpu")
     assert int8.name == "onnxruntime-cpu-int8" and fp32.name == "onnxruntime-cpu"
     x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 32, 48)).astype(np.float32)
     a, b = int8.predict(x), fp32.predict(x)

@@ -36,14 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
     p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
     p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda)")
-    p.add_argument("--cpu-fp32", action="store_true",
-                   help="run an ONNX model in FP32 on the CPU even where it has an INT8 twin (as colorize-batch "
-                   "--cpu-fp32)")
+    p.add_argument("--cpu-int8", action="store_true",
+                   help="run an ONNX model's INT8 twin on the CPU where it has one (as colorize-batch --cpu-int8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def load_predictor(model: Path, device: str, cpu_int8: bool = True):
+def load_predictor(model: Path, device: str, cpu_int8: bool = False):
     """(predict, render_size, size_multiple, label) for a checkpoint or an ONNX model."""
     if model.suffix == ".onnx":
         from colorizer.desktop.backends import open_backend
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         files = list_images(args.photos)
         if args.limit:
             files = spread(files, args.limit)
-        predict, render_size, multiple, label = load_predictor(args.model, args.device, not args.cpu_fp32)
+        predict, render_size, multiple, label = load_predictor(args.model, args.device, args.cpu_int8)
         render_size = args.render_size or render_size
         result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
                                     args.saturation)

@@ -58,8 +58,8 @@ class ModelFiles:
         """The ONNX a GPU runs best: the FP16 one when there is one."""
         return self.fp16_onnx or self.onnx
 
-    def cpu_onnx(self, int8: bool = True) -> Path:
-        """The ONNX a CPU runs best: the INT8 one when there is one (and ``int8``)."""
+    def cpu_onnx(self, int8: bool = False) -> Path:
+        """The ONNX a CPU runs: the FP32 one, or with ``int8`` the INT8 one when there is one."""
         return self.int8_onnx if int8 and self.int8_onnx else self.onnx
 
 
@@ -69,7 +69,7 @@ class OpenOptions:
 
     device: int = 0  # CUDA device index
     threads: int = 0  # CPU inference threads (0: the backend's default)
-    cpu_int8: bool = True  # the CPU runs the model's INT8 twin when it has one
+    cpu_int8: bool = False  # the CPU runs the model's INT8 twin when it has one (opt-in: see exporter/int8.py)
     cache_dir: Path | None = None  # TensorRT engines (None: the user's cache folder)
     render_size: int | None = None  # largest render size an engine must accept (None: the model's)
     engine_progress: Callable[[str, int, int], None] | None = None  # engine build: (phase, step, total)

@@ -4,7 +4,8 @@ ONNX Runtime falls back silently when a provider cannot start, so the name of a 
 back from ``session.get_providers()``; an ``open_*`` that did not get the provider it asked for
 closes the session and raises, and the registry goes on to the next backend. The CUDA provider
 runs the FP16 ONNX where there is one, TensorRT's builds FP16 engines itself from the FP32 one; the
-CPU runs the INT8 ONNX where there is one (about twice as fast; its name then ends in ``-int8``).
+CPU runs the FP32 ONNX, or when asked (``cpu_int8``) the INT8 one where there is one (its name then
+ends in ``-int8``).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def open_backend(model: Path | None = None, backend: str = AUTO, device: int = 0
                  cache_dir: Path | None = None,
                  engine_progress: Callable[[str, int, int], None] | None = None,
                  engine_cancel: Callable[[], bool] | None = None, render_size: int | None = None,
-                 cpu_int8: bool = True) -> Backend:
+                 cpu_int8: bool = False) -> Backend:
     """Open the best available backend of ``backend`` (a :data:`BACKEND_CHOICES`) for ``model``
     (the shipped model by default). The caller closes it."""
     if backend not in BACKEND_CHOICES:

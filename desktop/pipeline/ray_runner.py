@@ -53,7 +53,7 @@ class RayOptions:
     address: str | None = None  # None or "local": a Ray on this machine; "auto"; "ray://host:10001"
     actors: int | None = None  # default: one per GPU of the cluster, else 1
     backend: str = "auto"  # what each actor opens
-    cpu_int8: bool = True  # on a CPU, the model's INT8 twin when it has one
+    cpu_int8: bool = False  # on a CPU, the model's INT8 twin when it has one
 
 
 def _column(values: list) -> np.ndarray:
@@ -89,7 +89,7 @@ class _Predictor:
     """A Ray Data actor: opens the backend once, then predicts batches grouped by render shape."""
 
     def __init__(self, model_path: str | None, backend: str, threads: int, render_size: int | None,
-                 batch_size: int, cpu_int8: bool = True) -> None:
+                 batch_size: int, cpu_int8: bool = False) -> None:
         self.backend = open_backend(Path(model_path) if model_path else None, backend, 0, threads,
                                     render_size=render_size, cpu_int8=cpu_int8)
         self.batch_size = max(1, batch_size)

@@ -293,7 +293,7 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
 
     Three threads overlap: ``frames`` is consumed and each frame's L prepared on a decode thread;
     frames are batched ``settings.batch_size`` at a time, predicted, smoothed over time (reset at
-    scene cuts) and merged with their full-resolution L on a color thread; the caller's thread
+    scene cuts) and merged with their L on a color thread; the caller's thread
     takes them in order (to encode them). At most ``3 * batch_size + 2 * temporal_radius + 2`` frames
     are held. Errors of the ``frames`` iterator, the backend or the frame format are re-raised here;
     :class:`Cancelled` on cancel.

@@ -138,3 +138,25 @@ def test_l_of_luma_codes_follows_the_range():
 def test_luma_picture_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even"):
         LumaPicture(np.zeros((5, 6), np.uint8), 1, 1)
+
+
+def test_the_engine_stops_when_its_consumer_stops_early():
+    """A consumer that gives up (a write error, a full disk) while decoding is slow must not leave
+    the color thread waiting for frames forever."""
+    import threading
+    import time
+
+    from colorizer.desktop.pipeline.video import colorize_frames
+
+    def frames():
+        yield 0, gray_frame(0, 48, 64)
+        time.sleep(1.0)  # a slow decoder: the consumer stops meanwhile
+        yield 1, gray_frame(1, 48, 64)
+
+    settings = VideoSettings(batch_size=1, temporal_strength=0.0, temporal_radius=0)
+    colorized = colorize_frames(frames(), FakeBackend(), settings)
+    assert next(colorized)[0] == 0
+    closer = threading.Thread(target=colorized.close, daemon=True)
+    closer.start()
+    closer.join(timeout=20)
+    assert not closer.is_alive(), "the engine's threads did not stop"

@@ -174,9 +174,12 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _get(q: queue.Queue, cancel: CancelToken) -> Any:
+def _get(q: queue.Queue, cancel: CancelToken, stop: threading.Event | None = None) -> Any:
+    """The next item of ``q``; ``_END`` once ``stop`` is set (the consumer has gone: nothing more comes)."""
     while True:
         cancel.raise_if_cancelled()
+        if stop is not None and stop.is_set():
+            return _END
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
@@ -245,11 +248,12 @@ class _FrameColorizer(Generic[P]):
         return denormalize_ab(pending.prepared.padding.crop(ab)).transpose(1, 2, 0)
 
 
-def _batches(ready: queue.Queue, cancel: CancelToken, batch_size: int) -> Iterator[list[_Pending] | None]:
+def _batches(ready: queue.Queue, cancel: CancelToken, batch_size: int, stop: threading.Event
+             ) -> Iterator[list[_Pending] | None]:
     """Prepared frames from ``ready`` in batches of one render shape; None once the stream has ended."""
     batch: list[_Pending] = []
     while True:
-        item = _get(ready, cancel)
+        item = _get(ready, cancel, stop)
         if isinstance(item, _Failure):
             raise item.exc
         if item is _END:
@@ -271,7 +275,7 @@ def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, 
                 cancel: CancelToken) -> None:
     """The color thread: inference, smoothing, merge in order; errors go to the consumer."""
     try:
-        for batch in _batches(ready, cancel, engine.settings.batch_size):
+        for batch in _batches(ready, cancel, engine.settings.batch_size, stop):
             pairs = engine.infer(batch) if batch is not None else engine.finished(engine.smoother.flush())
             for payload, picture in pairs:
                 if stop.is_set() or not _put(done, (payload, picture), stop):

@@ -122,8 +122,8 @@ def run(src: Path, dst: Path, backend, settings: VideoSettings) -> dict:
             "scene_cuts": result.timings.get("scene_cuts")}
 
 
-def codec_bound(src: Path, dst: Path) -> dict:
-    """Decode and encode H.264 with no conversion at all (yuv420p in, yuv420p out): frames/s."""
+def _transcode(src: Path, dst: Path, convert) -> dict:
+    """Decode ``src``, ``convert`` each frame, encode H.264 as the pipeline's writer does: frames/s."""
     t = time.perf_counter()
     frames = 0
     with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
@@ -133,8 +133,7 @@ def codec_bound(src: Path, dst: Path) -> dict:
         vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
         vout.options = {"crf": "18", "preset": "medium"}
         for frame in inp.decode(vin):
-            frame.pict_type = av.video.frame.PictureType.NONE
-            for packet in vout.encode(frame):
+            for packet in vout.encode(convert(frame)):
                 out.mux(packet)
             frames += 1
         for packet in vout.encode():
@@ -142,33 +141,31 @@ def codec_bound(src: Path, dst: Path) -> dict:
     seconds = time.perf_counter() - t
     return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 2), "frames": frames,
             "inference_s": None, "finish_s": None, "scene_cuts": None}
+
+
+def _as_decoded(frame):
+    frame.pict_type = av.video.frame.PictureType.NONE
+    return frame
+
+
+def _lab_round_trip(frame):
+    rgb = frame.to_ndarray(format="rgb24").astype(np.float32) * np.float32(1 / 255)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    back = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    pixels = cv2.convertScaleAbs(back, alpha=255.0)  # saturating round to uint8
+    encoded = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
+    encoded.pts, encoded.time_base = frame.pts, frame.time_base
+    return encoded
+
+
+def codec_bound(src: Path, dst: Path) -> dict:
+    """Decode and encode H.264 with no conversion at all (yuv420p in, yuv420p out): frames/s."""
+    return _transcode(src, dst, _as_decoded)
 
 
 def io_bound(src: Path, dst: Path) -> dict:
     """Decode, Lab round trip, quantize, encode H.264 as the pipeline's writer does: frames/s."""
-    t = time.perf_counter()
-    frames = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
-        vin = inp.streams.video[0]
-        vin.codec_context.thread_type = "AUTO"
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = {"crf": "18", "preset": "medium"}
-        for frame in inp.decode(vin):
-            rgb = frame.to_ndarray(format="rgb24").astype(np.float32) * np.float32(1 / 255)
-            lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-            back = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-            pixels = cv2.convertScaleAbs(back, alpha=255.0)  # saturating round to uint8
-            encoded = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
-            encoded.pts, encoded.time_base = frame.pts, frame.time_base
-            for packet in vout.encode(encoded):
-                out.mux(packet)
-            frames += 1
-        for packet in vout.encode():
-            out.mux(packet)
-    seconds = time.perf_counter() - t
-    return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 2), "frames": frames,
-            "inference_s": None, "finish_s": None, "scene_cuts": None}
+    return _transcode(src, dst, _lab_round_trip)
 
 
 def main() -> None:

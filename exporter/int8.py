@@ -30,7 +30,7 @@ import numpy as np
 
 from colorizer.colorize import prepare
 from colorizer.contract import INPUT_NAME, ModelContract
-from colorizer.exporter.parity import ParityError, ParityReport, ShapeResult
+from colorizer.exporter.parity import ParityReport, ShapeResult, judge
 from colorizer.trainer.data import list_images, read_rgb, spread
 
 log = logging.getLogger(__name__)
@@ -132,14 +132,8 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
     for batch in check:
         (want,) = fp32.run(None, {INPUT_NAME: batch})
         (got,) = int8.run(None, {INPUT_NAME: batch})
-        diff = np.abs(got - want)
-        results.append(ShapeResult(tuple(batch.shape), float(diff.max()), float(diff.mean())))
-    mean = float(np.mean([r.mean_abs for r in results]))
-    report = ParityReport(model=str(out_path), precision="int8", tolerance=INT8_MEAN_TOLERANCE,
-                          max_abs=max(r.max_abs for r in results), mean_abs=mean, shapes=tuple(results),
-                          criterion="mean")
-    log.info("INT8 parity on %d photos: mean |diff| %.2e, max %.2e", len(check), mean, report.max_abs)
-    if not report.passed:
-        raise ParityError(f"{out_path} (int8) differs from the FP32 model by {mean:.3g} on average on "
-                          f"{len(check)} photos (tolerance {INT8_MEAN_TOLERANCE:g}); not shipped")
+        results.append(ShapeResult.of(batch, got, want))
+    report = judge(str(out_path), "int8", INT8_MEAN_TOLERANCE, results, f"the FP32 model on {len(check)} photos",
+                   criterion="mean")
+    log.info("INT8 parity on %d photos: mean |diff| %.2e, max %.2e", len(check), report.mean_abs, report.max_abs)
     return report

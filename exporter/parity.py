@@ -30,6 +30,11 @@ class ShapeResult:
     max_abs: float
     mean_abs: float
 
+    @classmethod
+    def of(cls, batch: np.ndarray, got: np.ndarray, expected: np.ndarray) -> ShapeResult:
+        diff = np.abs(got.astype(np.float32) - expected)
+        return cls(tuple(batch.shape), float(diff.max()), float(diff.mean()))
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -77,14 +82,20 @@ def check_parity(net: torch.nn.Module, onnx_path: str, size_multiple: int, preci
         if got.shape != expected.shape:
             raise ParityError(f"{onnx_path}: output shape {got.shape} for input {batch.shape}, "
                               f"PyTorch gives {expected.shape}")
-        diff = np.abs(got.astype(np.float32) - expected)
-        results.append(ShapeResult(tuple(batch.shape), float(diff.max()), float(diff.mean())))
-    report = ParityReport(model=str(onnx_path), precision=precision, tolerance=tolerance,
+        results.append(ShapeResult.of(batch, got, expected))
+    return judge(str(onnx_path), precision, tolerance, results, "PyTorch")
+
+
+def judge(model: str, precision: str, tolerance: float, results: list[ShapeResult], reference: str,
+          criterion: str = "max") -> ParityReport:
+    """The report of ``results``; raises ParityError when the ``criterion`` (max or mean) is over ``tolerance``."""
+    report = ParityReport(model=model, precision=precision, tolerance=tolerance,
                           max_abs=max(r.max_abs for r in results),
-                          mean_abs=float(np.mean([r.mean_abs for r in results])), shapes=tuple(results))
+                          mean_abs=float(np.mean([r.mean_abs for r in results])), shapes=tuple(results),
+                          criterion=criterion)
     if not report.passed:
-        worst = max(results, key=lambda r: r.max_abs)
-        raise ParityError(f"{onnx_path} ({precision}) differs from PyTorch by up to {report.max_abs:.3g} "
-                          f"(tolerance {tolerance:g}; worst at input shape {worst.shape}, mean "
-                          f"{worst.mean_abs:.3g}); the export is not trustworthy")
+        worst = max(results, key=lambda r: getattr(r, f"{criterion}_abs"))
+        raise ParityError(f"{model} ({precision}) differs from {reference} by up to {report.max_abs:.3g}, "
+                          f"{report.mean_abs:.3g} on average (tolerance {tolerance:g} on the {criterion}; worst at "
+                          f"input shape {worst.shape}); the export is not trustworthy")
     return report

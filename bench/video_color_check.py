@@ -49,6 +49,12 @@ def center_crop(rgb: np.ndarray, width: int, height: int) -> np.ndarray | None:
     return np.ascontiguousarray(rgb[y0 : y0 + height, x0 : x0 + width])
 
 
+def lab_gray(rgb: np.ndarray) -> np.ndarray:
+    """The 8-bit gray levels whose L is nearest above the color photo's L (the photo evaluation's gray)."""
+    table = gray_to_l(np.arange(256, dtype=np.uint8)[None])[0]  # L of each 8-bit gray level
+    return np.searchsorted(table, rgb_to_lab(rgb)[..., 0]).clip(0, 255).astype(np.uint8)
+
+
 def gray_picture(rgb: np.ndarray, mode: str) -> av.VideoFrame:
     """A yuv420p frame with neutral chroma: Y' of the color frame (``luma``), or the gray of its L (``lab``)."""
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
@@ -56,10 +62,7 @@ def gray_picture(rgb: np.ndarray, mode: str) -> av.VideoFrame:
     planes = frame.to_ndarray()
     h = rgb.shape[0]
     if mode == "lab":
-        l_plane = rgb_to_lab(rgb)[..., 0]
-        table = gray_to_l(np.arange(256, dtype=np.uint8)[None])[0]  # L of each 8-bit gray level
-        gray = np.searchsorted(table, l_plane).clip(0, 255).astype(np.float32)
-        planes[:h] = np.round(16 + gray * (219 / 255)).astype(np.uint8)
+        planes[:h] = np.round(16 + lab_gray(rgb).astype(np.float32) * (219 / 255)).astype(np.uint8)
     planes[h:] = 128
     out = av.VideoFrame.from_ndarray(planes, format="yuv420p")
     out.colorspace, out.color_range = BT601, 1

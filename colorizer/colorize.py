@@ -156,13 +156,17 @@ def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, satura
     planes = color_planes(prepared, ab_norm, saturation, upsampling)
     k, small_w = planes.shape[0], planes.shape[2]
     rows = max(1, min(height, STRIP_PIXELS // max(1, width)))
+    # scratch for one strip, made once: fresh arrays per strip would cost their page faults each time
+    across = np.empty(k * rows * width, np.float32)
     lab = np.empty((rows, width, 3), np.float32)
     rgb = np.empty((rows, width, 3), np.float32) if out.dtype != np.float32 else None
     for y0 in range(0, height, rows):
         n = min(rows, height - y0)
         # the k planes' rows stacked into one image: a resize across the width only (rows do not mix)
-        strip = cv2.resize(np.ascontiguousarray(planes[:, y0 : y0 + n]).reshape(k * n, small_w), (width, k * n),
-                           interpolation=cv2.INTER_LINEAR).reshape(k, n, width)
+        strip = across[: k * n * width].reshape(k * n, width)
+        cv2.resize(np.ascontiguousarray(planes[:, y0 : y0 + n]).reshape(k * n, small_w), (width, k * n), dst=strip,
+                   interpolation=cv2.INTER_LINEAR)
+        strip = strip.reshape(k, n, width)
         l_rows = np.ascontiguousarray(l_full[y0 : y0 + n])
         if k == 4:
             cv2.accumulateProduct(strip[0], l_rows, strip[2])  # a = A_a * L + B_a, in place

@@ -200,19 +200,19 @@ def test_memory_budget_admits_a_huge_image_alone(backend, tmp_path):
 def test_a_photo_that_fails_after_decoding_gives_its_pixels_back(backend, tmp_path, monkeypatch):
     """The budget reserved for a decoded photo is released when preparing it fails; otherwise the
     photos after it, which only fit an empty budget, would wait forever."""
-    from colorizer.desktop.pipeline import batch
+    from colorizer.desktop.pipeline import stages
 
     for i in range(4):
         Image.fromarray(gray(i, 40, 56 + i)).save(tmp_path / f"p{i}.png")
     tasks, _ = plan([tmp_path], tmp_path / "out")
-    real_prepare = batch.prepare
+    real_prepare = stages.prepare_photo
 
-    def prepare(rgb, *args, **kwargs):
-        if rgb.shape[1] == 56:  # p0
+    def prepare(image, *args, **kwargs):
+        if image.width == 56:  # p0
             raise MemoryError("simulated")
-        return real_prepare(rgb, *args, **kwargs)
+        return real_prepare(image, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "prepare", prepare)
+    monkeypatch.setattr(stages, "prepare_photo", prepare)
     token, outcome = CancelToken(), {}
     runner = BatchRunner(backend, ImageSettings(readers=1, max_inflight_megapixels=0.001), cancel=token)
     worker = threading.Thread(target=lambda: outcome.update(results=runner.run(tasks)), daemon=True)

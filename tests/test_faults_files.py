@@ -166,17 +166,17 @@ def test_one_line_per_failed_file_and_tracebacks_only_with_verbose(model, tmp_pa
 
     src = tmp_path / "in"
     make_photos(src, 3, 40, 60)
-    real = stages.finish_image
+    real = stages.write_image
 
-    def finish_image(prepared, *args, **kwargs):
-        if prepared.l_full.shape == (40, 60) and finish_image.calls == 0:
-            finish_image.calls += 1
+    def write_image(path, *args, **kwargs):
+        if write_image.calls == 0:
+            write_image.calls += 1
             raise RuntimeError("simulated bug")
-        return real(prepared, *args, **kwargs)
+        return real(path, *args, **kwargs)
 
     for verbose in (False, True):
-        finish_image.calls = 0
-        monkeypatch.setattr(stages, "finish_image", finish_image)
+        write_image.calls = 0
+        monkeypatch.setattr(stages, "write_image", write_image)
         args = [str(src), "-o", str(tmp_path / f"out{verbose}"), "--model", str(model), "-q"]
         assert batch_main(args + (["-v"] if verbose else [])) == EXIT_SOME_FAILED
         err = capsys.readouterr().err

@@ -135,9 +135,19 @@ def test_l_of_luma_codes_follows_the_range():
     assert 0 < full[0, 2] < limited[0, 2] < 100  # code 128 is darker in full range than in limited
 
 
-def test_luma_picture_rejects_odd_sizes():
-    with pytest.raises(ValueError, match="even"):
-        LumaPicture(np.zeros((5, 6), np.uint8), 1, 1)
+def test_an_odd_sized_picture_has_rounded_up_chroma_and_l_averaged_over_its_samples():
+    """As JPEG's 4:2:0: an odd last row or column gets chroma samples of its own."""
+    y = np.arange(35, dtype=np.uint8).reshape(5, 7) * 7
+    picture = LumaPicture.jfif(y)
+    assert picture.chroma_shape == (3, 4)
+    l_plane = picture.l_plane()
+    l_chroma = picture.l_chroma(l_plane)
+    assert l_chroma.shape == (3, 4)
+    np.testing.assert_allclose(l_chroma[0, 0], l_plane[:2, :2].mean(), rtol=1e-5)
+    np.testing.assert_allclose(l_chroma[2, 3], l_plane[4, 6], rtol=1e-5)  # the corner pixel alone
+    np.testing.assert_allclose(l_chroma[2, 1], l_plane[4, 2:4].mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        LumaPicture(np.zeros((4, 6), np.uint16), 1, 1)
 
 
 def test_the_engine_stops_when_its_consumer_stops_early():

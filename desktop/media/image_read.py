@@ -17,6 +17,7 @@ comment. (For 16-bit PNGs, chunks placed after the pixel data are not read.)
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
@@ -85,29 +86,35 @@ class _DecodeError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class DecodedImage:
-    """A decoded image file: upright RGB pixels, alpha, and the metadata for its output."""
+    """A decoded image file: upright pixels, alpha, and the metadata for its output."""
 
-    rgb: np.ndarray
-    """(H, W, 3) uint8 or uint16, EXIF orientation applied; grayscale replicated to 3 channels."""
+    pixels: np.ndarray
+    """uint8 or uint16, EXIF orientation applied: (H, W) gray levels for a gray source (a scan is
+    decoded, colorized and measured without three copies of its one channel), else (H, W, 3) RGB."""
     alpha: np.ndarray | None
     """(H, W) of the same dtype as ``rgb``, or None."""
     format: str
     """One of :data:`FORMATS`."""
     bit_depth: int
-    """8 or 16 (bits per channel of ``rgb``)."""
+    """8 or 16 (bits per channel of ``pixels``)."""
     is_color: bool
     """Whether the source had color (a color mode and visible chroma)."""
     metadata: ImageMetadata
     mode: str
     """Pillow's mode of the source ("RGB", "P", "CMYK", "I;16", ...), for reports."""
 
+    @functools.cached_property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) RGB of the same dtype: gray levels replicated to three channels (made once, on first use)."""
+        return _gray_to_rgb(self.pixels) if self.pixels.ndim == 2 else self.pixels
+
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.pixels.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.pixels.shape[1])
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ Admit = Callable[[ImageHeader], None]
 
 
 class _Pixels(NamedTuple):
-    rgb: np.ndarray
+    pixels: np.ndarray  # (H, W) gray or (H, W, 3) RGB
     alpha: np.ndarray | None
     gray_source: bool
 
@@ -225,14 +232,14 @@ def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) 
         metadata, orientation = read_metadata(im, data, fmt)
         orientation = tiff_orientation if fmt == "TIFF" else orientation
         mode = im.mode
-    rgb = _apply_orientation(pixels.rgb, orientation)
+    upright = _apply_orientation(pixels.pixels, orientation)
     alpha = None if pixels.alpha is None else _apply_orientation(pixels.alpha, orientation)
     return DecodedImage(
-        rgb=rgb,
+        pixels=upright,
         alpha=alpha,
         format=fmt,
-        bit_depth=16 if rgb.dtype == np.uint16 else 8,
-        is_color=not pixels.gray_source and has_color(rgb),
+        bit_depth=16 if upright.dtype == np.uint16 else 8,
+        is_color=upright.ndim == 3 and not pixels.gray_source and has_color(upright),
         metadata=metadata,
         mode=mode,
     )
@@ -317,12 +324,12 @@ def _decode_with_opencv(data: bytes, fmt: str, bits: int, im: ImageFile.ImageFil
         raise _DecodeError(f"decoders disagree on the size ({array.shape[1]}x{array.shape[0]} vs {im.size})")
     array = _high_depth_samples(array)
     if array.ndim == 2:
-        return _Pixels(_gray_to_rgb(array), None, gray_source=True)
+        return _Pixels(np.ascontiguousarray(array), None, gray_source=True)
     channels = array.shape[2]
     if channels == 1:
-        return _Pixels(_gray_to_rgb(array[..., 0]), None, gray_source=True)
+        return _Pixels(np.ascontiguousarray(array[..., 0]), None, gray_source=True)
     if channels == 2:
-        return _Pixels(_gray_to_rgb(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source=True)
+        return _Pixels(np.ascontiguousarray(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source=True)
     if channels == 3:
         return _Pixels(np.ascontiguousarray(array[..., ::-1]), None, gray_source=False)
     if channels == 4:
@@ -346,14 +353,14 @@ def _pillow_pixels(im: Image.Image) -> _Pixels:
     if mode.startswith("I;16") or mode == "I":
         gray = np.asarray(im)
         gray = np.clip(gray, 0, 65535).astype(np.uint16) if mode == "I" else gray.astype(np.uint16)
-        return _Pixels(_gray_to_rgb(gray), None, gray_source=True)
+        return _Pixels(np.ascontiguousarray(gray), None, gray_source=True)
     gray_source = mode in _GRAY_MODES
     im = _to_basic_mode(im)
     array = np.asarray(im)
     if im.mode == "L":
-        return _Pixels(_gray_to_rgb(array), None, gray_source)
+        return _Pixels(np.ascontiguousarray(array), None, gray_source)
     if im.mode == "LA":
-        return _Pixels(_gray_to_rgb(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source)
+        return _Pixels(np.ascontiguousarray(array[..., 0]), np.ascontiguousarray(array[..., 1]), gray_source)
     if im.mode == "RGBA":
         return _Pixels(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]), gray_source)
     return _Pixels(np.array(array), None, gray_source)

@@ -22,8 +22,11 @@ chunk stores pixels per metre (300 dpi reads back as 299.9994).
 
 JPEG and PNG pixels are encoded by OpenCV, which lets go of the GIL (two writer threads encode
 twice as fast; Pillow's JPEG encoder holds it); JPEG files are byte for byte Pillow's (same
-libjpeg-turbo settings, Pillow's header and metadata markers). TIFF is deflate level 1 with the
-horizontal predictor: lossless, about half the time of zlib's default level, ~9 % larger.
+libjpeg-turbo settings, Pillow's header and metadata markers). A JPEG can also be written from
+its own Y'CbCr 4:2:0 planes (:class:`JpegPlanes`: a gray photo's luma kept, new chroma), which
+libjpeg-turbo encodes as they are (simplejpeg; no color conversion, no chroma downsampling).
+TIFF is deflate level 1 with the horizontal predictor: lossless, about half the time of zlib's
+default level, ~9 % larger.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import logging
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,9 +63,27 @@ _PNG_COMPRESSION = 4
 _TIFF_ZLIB_LEVEL = 1
 
 
+@dataclass(frozen=True)
+class JpegPlanes:
+    """A JPEG's picture as its encoder stores it: Y' (H, W) and Cb, Cr at half the height and width
+    (rounded up), uint8, JFIF's matrix and range (BT.601, full range): what 4:2:0 JPEG holds."""
+
+    y: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+
+    def __post_init__(self) -> None:
+        chroma = ((self.y.shape[0] + 1) // 2, (self.y.shape[1] + 1) // 2) if self.y.ndim == 2 else None
+        for plane, shape in ((self.y, self.y.shape), (self.cb, chroma), (self.cr, chroma)):
+            if plane.dtype != np.uint8 or plane.shape != shape or not plane.size:
+                raise ValueError(f"4:2:0 planes must be uint8, Y' (H, W) and Cb, Cr {chroma}; got Y' {self.y.shape} "
+                                 f"{self.y.dtype}, Cb {self.cb.shape} {self.cb.dtype}, Cr {self.cr.shape} "
+                                 f"{self.cr.dtype}")
+
+
 def write_image(
     path: PathLike,
-    rgb: np.ndarray,
+    rgb: np.ndarray | JpegPlanes,
     *,
     alpha: np.ndarray | None = None,
     format: str | None = None,
@@ -72,7 +94,8 @@ def write_image(
 ) -> Path:
     """Write an RGB image atomically and return its path.
 
-    ``rgb``: (H, W, 3) float in [0, 1] (the colorizer's output), uint8 or uint16. ``alpha``: (H, W)
+    ``rgb``: (H, W, 3) float in [0, 1] (the colorizer's output), uint8 or uint16; or, for a JPEG
+    only, its :class:`JpegPlanes` (encoded as they are; no alpha). ``alpha``: (H, W)
     of any of those types, kept by PNG, TIFF and WebP and dropped by JPEG and BMP. ``format``: one
     of :data:`FORMATS` or an alias (``"jpg"``, ``"tif"``); None takes it from the path's suffix.
     ``bit_depth``: 8 or 16; None means 16 for uint16 input and 8 otherwise; 16 is only possible
@@ -88,6 +111,8 @@ def write_image(
     _refuse_source(path, source)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    if isinstance(rgb, JpegPlanes):
+        return _write_jpeg_planes(path, fmt, rgb, alpha, metadata or ImageMetadata(), quality)
     pixels = _check_rgb(rgb)
     depth = _output_bit_depth(fmt, pixels.dtype, bit_depth)
     pixels = to_bit_depth(pixels, depth)
@@ -98,6 +123,24 @@ def write_image(
     del pixels, alpha_pixels
     _write_atomically(path, data)
     logger.debug("wrote %s (%s, %d-bit)", path, fmt, depth)
+    return path
+
+
+def _write_jpeg_planes(path: Path, fmt: str, planes: JpegPlanes, alpha: np.ndarray | None, meta: ImageMetadata,
+                       quality: int) -> Path:
+    if fmt != "JPEG":
+        raise ValueError(f"Y'CbCr 4:2:0 planes are written as JPEG only (asked: {fmt})")
+    if alpha is not None:
+        logger.debug("JPEG has no alpha channel; dropping it")
+    buffer = io.BytesIO()
+    try:
+        _encode_jpeg_planes(buffer, planes, meta, quality)
+    except MemoryError as exc:
+        raise ImageWriteError(path, "not enough memory to encode the JPEG") from exc
+    except (OSError, ValueError, RuntimeError) as exc:  # the encoder's: nothing was written to disk yet
+        raise ImageWriteError(path, f"the JPEG encoder failed ({exc})") from exc
+    _write_atomically(path, buffer.getbuffer())
+    logger.debug("wrote %s (JPEG from Y'CbCr 4:2:0 planes)", path)
     return path
 
 
@@ -215,10 +258,24 @@ def _encode_jpeg(fh: IO[bytes], rgb: np.ndarray, meta: ImageMetadata, quality: i
     del bgr
     if not ok:
         raise RuntimeError("OpenCV could not encode the JPEG")
+    _write_jpeg(fh, memoryview(encoded.reshape(-1)), meta, quality)
+
+
+def _encode_jpeg_planes(fh: IO[bytes], planes: JpegPlanes, meta: ImageMetadata, quality: int) -> None:
+    """libjpeg-turbo (simplejpeg: it lets go of the GIL) encodes the planes as they are, with the
+    same quantization tables as Pillow's and OpenCV's at that quality; the header is Pillow's."""
+    import simplejpeg
+
+    encoded = simplejpeg.encode_jpeg_yuv_planes(planes.y, planes.cb, planes.cr, quality=quality, fastdct=False)
+    _write_jpeg(fh, memoryview(encoded), meta, quality)
+
+
+def _write_jpeg(fh: IO[bytes], body: memoryview, meta: ImageMetadata, quality: int) -> None:
+    """Pillow's SOI, JFIF and metadata markers for an 8x8 image, then ``body`` (an encoder's JPEG)
+    from its first quantization table on."""
     header = io.BytesIO()
     Image.new("RGB", (8, 8)).save(header, format="JPEG", **_jpeg_options(meta, quality))
     head = header.getbuffer()
-    body = memoryview(encoded.reshape(-1))
     fh.write(head[: _jpeg_tables_offset(head)])
     fh.write(body[_jpeg_tables_offset(body) :])
 

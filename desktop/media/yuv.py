@@ -1,14 +1,16 @@
-"""8-bit 4:2:0 video pictures whose luma plane passes through colorization untouched.
+"""8-bit 4:2:0 pictures (films, JPEG photos) whose luma plane passes through colorization untouched.
 
-A black-and-white film decodes to a luma plane Y' and flat chroma planes. Colorizing it only has
-to write new chroma: the output keeps the source's Y' bit for bit (grain, detail, exposure) and
-its Cb/Cr planes, a quarter of the pixels, are computed from the colorized image at the chroma
-planes' resolution. Nothing is converted to full-resolution RGB and back, neither here nor in the
-encoder (the pictures go to libx264 in its own yuv420p).
+A black-and-white film decodes to a luma plane Y' and flat chroma planes; a gray photo is its
+luma plane. Colorizing it only has to write new chroma: the output keeps the source's Y' (grain,
+detail, exposure) and its Cb/Cr planes, a quarter of the pixels, are computed from the colorized
+image at the chroma planes' resolution. Nothing is converted to full-resolution RGB and back,
+neither here nor in the encoder (films go to libx264 in its own yuv420p, photos to libjpeg-turbo
+as Y'CbCr 4:2:0 planes, :class:`colorizer.desktop.media.image_write.JpegPlanes`).
 
 The matrix (BT.601, BT.709, ...) and range (limited 16-235 or full 0-255) are the source's, as
-the writer tags the output with them. L, for the model and the merge, is the L of the gray pixel
-that Y' decodes to (R' = G' = B'), exactly what decoding to RGB and computing L gave before.
+the writer tags the output with them (a JPEG's are always JFIF's: BT.601, full range). L, for
+the model and the merge, is the L of the gray pixel that Y' decodes to (R' = G' = B'), exactly
+what decoding to RGB and computing L gave before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ LUMA_COEFFICIENTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6:
 PASSTHROUGH_FORMATS = frozenset({"yuv420p", "yuvj420p"})
 """Decoded pixel formats whose luma passes through (8-bit 4:2:0)."""
 AVCOL_RANGE_JPEG = 2
+AVCOL_SPC_BT470BG = 5  # BT.601, the matrix of JFIF (JPEG)
 
 
 @functools.cache
@@ -42,16 +45,22 @@ def luma_l_table(full_range: bool) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LumaPicture:
-    """An upright video picture's luma plane (even height and width) and how to read it."""
+    """An upright picture's luma plane and how to read it. Its 4:2:0 chroma planes have half its
+    height and width, rounded up (as JPEG's: an odd last row or column has chroma of its own); a
+    video's size is even (the sources and encoders of films need it)."""
 
     y: np.ndarray  # (H, W) uint8, C-contiguous
     colorspace: int  # AVColorSpace of the matrix (see LUMA_COEFFICIENTS)
     color_range: int  # AVColorRange: 2 = full (JPEG), anything else = limited (MPEG)
 
     def __post_init__(self) -> None:
-        h, w = self.y.shape
-        if self.y.dtype != np.uint8 or h % 2 or w % 2:
-            raise ValueError(f"a luma plane must be uint8 with an even size, got {self.y.shape} {self.y.dtype}")
+        if self.y.dtype != np.uint8 or self.y.ndim != 2 or not self.y.flags.c_contiguous or not self.y.size:
+            raise ValueError(f"a luma plane must be a C-contiguous 2-D uint8 array, got {self.y.shape} {self.y.dtype}")
+
+    @classmethod
+    def jfif(cls, y: np.ndarray) -> LumaPicture:
+        """A JPEG's luma plane (or the gray levels of a gray photo, which are their own luma)."""
+        return cls(y, AVCOL_SPC_BT470BG, AVCOL_RANGE_JPEG)
 
     @property
     def full_range(self) -> bool:
@@ -59,11 +68,20 @@ class LumaPicture:
 
     @property
     def chroma_shape(self) -> tuple[int, int]:
-        return self.y.shape[0] // 2, self.y.shape[1] // 2
+        return (self.y.shape[0] + 1) // 2, (self.y.shape[1] + 1) // 2
 
     def l_plane(self) -> np.ndarray:
         """L (H, W) float32 of every pixel, by table lookup."""
         return cv2.LUT(self.y, luma_l_table(self.full_range)).reshape(self.y.shape)
+
+    def l_chroma(self, l_plane: np.ndarray) -> np.ndarray:
+        """``l_plane`` (:meth:`l_plane`) averaged over each chroma sample's 2x2 pixels (an odd last row
+        or column repeated, as JPEG's encoder does): L at the chroma planes' resolution."""
+        height, width = l_plane.shape
+        if height % 2 or width % 2:
+            l_plane = cv2.copyMakeBorder(l_plane, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+        rows, cols = self.chroma_shape
+        return cv2.resize(l_plane, (cols, rows), interpolation=cv2.INTER_AREA)
 
     def chroma(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cb and Cr planes (uint8, the chroma shape) of the colorized float RGB in [0, 1] at the

@@ -26,6 +26,7 @@ from colorizer.colorize import Prepared, finish
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken
 from colorizer.desktop.media.image_read import ImageHeader, read_image
+from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
@@ -68,6 +69,7 @@ class _Photo:
     started: float
     info: stages.OutputInfo | None = None
     prepared: Prepared | None = None
+    luma: LumaPicture | None = None  # kept for the writer (stages.prepare_photo)
     pixels: float = 0.0  # declared by its header, held in the budget from before decoding
     timings: dict = field(default_factory=dict)
     handed_on: bool = False  # to a writer, or reported and its pixels released
@@ -178,8 +180,9 @@ class BatchRunner:
         try:
             image = read_image(task.source, admit=admit)
             photo.info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
-            photo.prepared = prepare(image.rgb, self.render_size, self.backend.contract.size_multiple)
-            del image  # only L goes on
+            photo.prepared, photo.luma = stages.prepare_photo(image, self.settings, self.render_size,
+                                                               self.backend.contract.size_multiple)
+            del image  # only L (or the luma plane) goes on
         except Cancelled:
             self._budget.release(photo.pixels)
             self._head.passed(photo, written=True)
@@ -237,8 +240,8 @@ class BatchRunner:
                 self._writers.submit(self._write, photo, ab)
 
     def _write(self, photo: _Photo, ab: np.ndarray) -> None:
-        item = stages.Finished(photo.task, photo.prepared, ab, photo.info, photo.started, photo.timings)
-        photo.prepared = None  # the writer owns it now, and lets it go before encoding
+        item = stages.Finished(photo.task, photo.prepared, ab, photo.info, photo.started, photo.timings, photo.luma)
+        photo.prepared = photo.luma = None  # the writer owns them now, and lets L go before encoding
         try:
             if self.cancel.cancelled:  # queued for a writer, not started: cancelled (reported at the end)
                 return

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from colorizer.colorize import Prepared, finish, finish_to, prepare_l
@@ -66,9 +65,7 @@ class LumaFrames:
 
     def prepare(self, picture: LumaPicture, render_size: int, size_multiple: int) -> Prepared:
         l_full = picture.l_plane()
-        height, width = picture.chroma_shape
-        l_chroma = cv2.resize(l_full, (width, height), interpolation=cv2.INTER_AREA)
-        return prepare_l(l_full, render_size, size_multiple, merge_l=l_chroma)
+        return prepare_l(l_full, render_size, size_multiple, merge_l=picture.l_chroma(l_full))
 
     def finish(self, picture: LumaPicture, prepared: Prepared, ab: np.ndarray, saturation: float,
                upsampling: str) -> Any:

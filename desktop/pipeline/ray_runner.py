@@ -31,12 +31,12 @@ from colorizer.colorize import Prepared
 from colorizer.desktop.backends import ModelFiles, default_model_path, open_backend, read_contract
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.batch import ProgressCallback
 from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.desktop.pipeline.strips import prepare_image
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 LOCAL = "local"  # address meaning "start a Ray on this machine" (as None does)
 _EMPTY_2D = np.zeros((1, 1), np.float32)
 _EMPTY_3D = np.zeros((1, 1, 1), np.float32)
+_EMPTY_LUMA = np.zeros((1, 1), np.uint8)
+_PASSED_ON = ("l_full", "l_small", "luma")  # per-row arrays the predictor hands on to the writer
 
 
 @dataclass(frozen=True)
@@ -66,22 +68,24 @@ def _column(values: list) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- stages (run on workers)
-def _read_row(row: dict, render_size: int | None, size_multiple: int) -> dict:
+def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multiple: int) -> dict:
     """Decode and prepare one image; the image's arrays travel on, its metadata is pickled beside."""
     source = Path(row["source"])
     started = time.time()
     out = {"source": row["source"], "output": row["output"], "started": started, "error": "",
-           "l_full": _EMPTY_2D, "model_input": _EMPTY_3D, "extra": b""}
+           "l_full": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
     try:
         image = read_image(source)
-        prepared = prepare_image(image.rgb, render_size, size_multiple)
+        prepared, luma = stages.prepare_photo(image, settings, render_size, size_multiple)
     except Exception as exc:
         out["error"] = stages.read_failure(source, exc)
         return out
-    out["l_full"] = prepared.l_full
-    out["model_input"] = prepared.model_input
+    out["l_full"], out["l_small"], out["model_input"] = prepared.l_full, prepared.l_small, prepared.model_input
+    if luma is not None:
+        out["luma"] = luma.y
     out["extra"] = pickle.dumps({"info": stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha),
-                                 "padding": prepared.padding, "timings": {"decode_s": time.time() - started}})
+                                 "padding": prepared.padding, "luma": luma is not None,
+                                 "timings": {"decode_s": time.time() - started}})
     return out
 
 
@@ -110,7 +114,7 @@ class _Predictor:
         return {
             "source": batch["source"], "output": batch["output"], "started": batch["started"],
             "error": np.array(errors, dtype=object), "backend": np.array([self.backend.name] * n, dtype=object),
-            "l_full": _column([np.asarray(batch["l_full"][i]) for i in range(n)]),
+            **{key: _column([np.asarray(batch[key][i]) for i in range(n)]) for key in _PASSED_ON},
             "model_input": _column([_EMPTY_3D if x is None else x for x in inputs]), "ab": _column(ab),
             "extra": np.array([pickle.dumps(e) if e else b"" for e in extras], dtype=object),
         }
@@ -124,9 +128,10 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
         return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
     extra = pickle.loads(row["extra"])
     prepared = Prepared(l_full=np.asarray(row["l_full"]), model_input=np.asarray(row["model_input"]),
-                        padding=extra["padding"])
+                        padding=extra["padding"], l_small=np.asarray(row["l_small"]))
+    luma = LumaPicture.jfif(np.ascontiguousarray(row["luma"])) if extra["luma"] else None
     item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),
-                           extra["timings"])
+                           extra["timings"], luma)
     return {"result": pickle.dumps(stages.finish_and_write(item, settings, backend))}
 
 
@@ -174,7 +179,7 @@ def _dataset(ray, todo: Sequence[Task], model: Path | None, settings: ImageSetti
     ds = ray.data.from_items([{"source": str(t.source), "output": str(t.output)} for t in todo])
     # a ray_remote_args_fn keeps decoding in its own tasks (spread over the cluster's CPUs) instead of
     # being fused into the inference actors
-    read_kwargs = {"render_size": settings.render_size or contract.render_size,
+    read_kwargs = {"settings": settings, "render_size": settings.render_size or contract.render_size,
                    "size_multiple": contract.size_multiple}
     try:
         with warnings.catch_warnings():

@@ -26,6 +26,7 @@ class ImageSettings:
     writers: int = 2
     max_inflight_megapixels: float = 100.0
     max_memory_mb: float | None = None  # the most one photo may take (from its header); None: half the RAM
+    luma_passthrough: bool = True  # 8-bit gray photos written as JPEG: keep their luma, compute chroma only
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,15 @@
 
     skip_existing -> decode + prepare -> predict, grouped by render shape -> finish + atomic write
 
+Two routes from the decoded pixels to the file (:func:`prepare_photo` picks one):
+
+* an 8-bit gray photo written as JPEG keeps its luma: its gray levels are the output's Y' plane,
+  the color is merged with L at the chroma planes' resolution and encoded as Cb/Cr there
+  (:class:`~colorizer.desktop.pipeline.frame_formats.LumaFrames`, as a film's frames are), and
+  libjpeg-turbo takes the 4:2:0 planes as they are (``media.image_write.JpegPlanes``);
+* every other photo: L at full resolution, merged with the upsampled color and converted to RGB a
+  strip of rows at a time (:mod:`.strips`), then encoded.
+
 Each stage turns a failure into the file's own result (one broken file never stops the others):
 :func:`read_failure` and :func:`finish_and_write` say why in one line, :func:`predict_chunks`
 reports a failed inference call for the images of that call only.
@@ -19,16 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.colorize import Prepared
+from colorizer.contract import gray_plane
 from colorizer.desktop.core import CancelToken
 from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
 from colorizer.desktop.media.formats import SIXTEEN_BIT_FORMATS, canonical_format
 from colorizer.desktop.media.image_metadata import ImageMetadata
-from colorizer.desktop.media.image_read import ImageHeader
-from colorizer.desktop.media.image_write import write_image
+from colorizer.desktop.media.image_read import DecodedImage, ImageHeader
+from colorizer.desktop.media.image_write import JpegPlanes, write_image
+from colorizer.desktop.media.yuv import LumaPicture
+from colorizer.desktop.pipeline.frame_formats import LumaFrames
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.desktop.pipeline.strips import finish_image
+from colorizer.desktop.pipeline.strips import finish_image, prepare_image
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -99,6 +111,27 @@ class OutputInfo:
     alpha: np.ndarray | None = None
 
 
+def output_format(settings: ImageSettings, source_format: str) -> str:
+    return canonical_format(settings.output_format or source_format)
+
+
+_JPEG_LUMA = LumaFrames(lambda picture, cb, cr: JpegPlanes(picture.y, cb, cr))
+
+
+def prepare_photo(image: DecodedImage, settings: ImageSettings, render_size: int, size_multiple: int
+                  ) -> tuple[Prepared, LumaPicture | None]:
+    """The photo made ready for the model, and its luma picture when its output keeps it: an 8-bit
+    gray photo (one channel, or three equal ones) written as JPEG, unless ``settings.luma_passthrough``
+    is off. Then the luma goes to the writer as it is and L is kept at the chroma resolution only."""
+    fmt = output_format(settings, image.format)
+    if settings.luma_passthrough and fmt == "JPEG" and image.pixels.dtype == np.uint8:
+        gray = image.pixels if image.pixels.ndim == 2 else gray_plane(image.pixels)
+        if gray is not None:
+            luma = LumaPicture.jfif(np.ascontiguousarray(gray))
+            return _JPEG_LUMA.prepare(luma, render_size, size_multiple), luma
+    return prepare_image(image.pixels, render_size, size_multiple), None
+
+
 @dataclass
 class Chunk:
     """One inference call: the indices it covered and what came of it."""
@@ -144,6 +177,7 @@ class Finished:
     info: OutputInfo
     started: float  # time.time() when its decoding began
     timings: dict = field(default_factory=dict)
+    luma: LumaPicture | None = None  # the route that keeps the photo's luma (see prepare_photo)
 
 
 def output_bit_depth(fmt: str, source_bits: int) -> int:
@@ -158,10 +192,13 @@ def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
     task = item.task
     try:
         t = time.time()
-        fmt = settings.output_format or item.info.format
-        rgb = finish_image(item.prepared, item.ab, settings.saturation, settings.upsampling,
-                           output_bit_depth(fmt, item.info.bit_depth))
-        item.prepared = item.ab = None  # type: ignore[assignment]
+        fmt = output_format(settings, item.info.format)
+        if item.luma is not None:
+            rgb = _JPEG_LUMA.finish(item.luma, item.prepared, item.ab, settings.saturation, settings.upsampling)
+        else:
+            rgb = finish_image(item.prepared, item.ab, settings.saturation, settings.upsampling,
+                               output_bit_depth(fmt, item.info.bit_depth))
+        item.prepared = item.ab = item.luma = None  # type: ignore[assignment]
         write_image(task.output, rgb, alpha=item.info.alpha, format=fmt, quality=settings.quality,
                     metadata=item.info.metadata, bit_depth=item.info.bit_depth, source=task.source)
         if journal is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from colorizer.colorize import Prepared, finish_to, prepare_l
-from colorizer.contract import rgb_to_l
+from colorizer.contract import gray_to_l, rgb_to_l
 
 STRIP_PIXELS = 1 << 19
 """Pixels per strip (0.5 MP: about 30 MB of float32 temporaries, whatever the size of the photo)."""
@@ -28,7 +28,10 @@ def _strips(height: int, width: int) -> range:
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
-    """``contract.rgb_to_l`` of an (H, W, 3) image, computed a strip of rows at a time (own float32 array)."""
+    """``contract.rgb_to_l`` of an (H, W, 3) image, computed a strip of rows at a time, or
+    ``contract.gray_to_l`` of (H, W) uint8/uint16 gray levels (a decoded gray source); own float32 array."""
+    if rgb.ndim == 2:
+        return gray_to_l(rgb)
     height, width = rgb.shape[:2]
     rows = max(1, STRIP_PIXELS // max(1, width))
     out = np.empty((height, width), np.float32)
@@ -37,9 +40,10 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare_image(rgb: np.ndarray, render_size: int, size_multiple: int) -> Prepared:
-    """:func:`colorizer.colorize.prepare` in bounded memory (the same arrays)."""
-    return prepare_l(luminance(rgb), render_size, size_multiple)
+def prepare_image(pixels: np.ndarray, render_size: int, size_multiple: int) -> Prepared:
+    """:func:`colorizer.colorize.prepare` in bounded memory (the same arrays) of (H, W, 3) RGB or
+    (H, W) gray levels (``DecodedImage.pixels``)."""
+    return prepare_l(luminance(pixels), render_size, size_multiple)
 
 
 def finish_image(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided",

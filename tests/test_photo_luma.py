@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -38,9 +40,7 @@ def route(image, backend, settings: ImageSettings):
     """The photo's output as the writer gets it: JpegPlanes (luma route) or 8-bit RGB (Lab route)."""
     prepared, luma = stages.prepare_photo(image, settings, 64, backend.contract.size_multiple)
     ab = backend.predict(prepared.model_input[None])[0]
-    if luma is None:
-        return stages.finish_image(prepared, ab, 1.5, "guided", 8)
-    return stages._JPEG_LUMA.finish(luma, prepared, ab, 1.5, "guided")
+    return stages.finish_photo(prepared, ab, luma, replace(settings, saturation=1.5), 8)
 
 
 @pytest.mark.parametrize("shape", [(50, 70), (41, 57)])

@@ -132,6 +132,14 @@ def prepare_photo(image: DecodedImage, settings: ImageSettings, render_size: int
     return prepare_image(image.pixels, render_size, size_multiple), None
 
 
+def finish_photo(prepared: Prepared, ab: np.ndarray, luma: LumaPicture | None, settings: ImageSettings,
+                 bit_depth: int) -> np.ndarray | JpegPlanes:
+    """The predicted photo as its encoder takes it: JPEG planes on the luma route, else RGB of ``bit_depth``."""
+    if luma is not None:
+        return _JPEG_LUMA.finish(luma, prepared, ab, settings.saturation, settings.upsampling)
+    return finish_image(prepared, ab, settings.saturation, settings.upsampling, bit_depth)
+
+
 @dataclass
 class Chunk:
     """One inference call: the indices it covered and what came of it."""
@@ -193,11 +201,7 @@ def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
     try:
         t = time.time()
         fmt = output_format(settings, item.info.format)
-        if item.luma is not None:
-            rgb = _JPEG_LUMA.finish(item.luma, item.prepared, item.ab, settings.saturation, settings.upsampling)
-        else:
-            rgb = finish_image(item.prepared, item.ab, settings.saturation, settings.upsampling,
-                               output_bit_depth(fmt, item.info.bit_depth))
+        rgb = finish_photo(item.prepared, item.ab, item.luma, settings, output_bit_depth(fmt, item.info.bit_depth))
         item.prepared = item.ab = item.luma = None  # type: ignore[assignment]
         write_image(task.output, rgb, alpha=item.info.alpha, format=fmt, quality=settings.quality,
                     metadata=item.info.metadata, bit_depth=item.info.bit_depth, source=task.source)

@@ -22,15 +22,13 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from video_color_check import lab_gray, scores  # noqa: E402
+from video_color_check import color_photos, lab_gray, print_scores, scores  # noqa: E402
 
 from colorizer.desktop.backends import default_model_path, open_backend  # noqa: E402
 from colorizer.desktop.core import TaskKind  # noqa: E402
-from colorizer.desktop.media.image_read import read_image  # noqa: E402
 from colorizer.desktop.pipeline.batch import BatchRunner  # noqa: E402
 from colorizer.desktop.pipeline.settings import ImageSettings  # noqa: E402
 from colorizer.desktop.pipeline.tasks import Task  # noqa: E402
@@ -50,15 +48,9 @@ def main() -> None:
     try:
         photos, tasks = [], {"luma route": [], "Lab route": []}
         (tmp / "gray").mkdir()
-        for path in sorted(args.photos.iterdir()):
+        for rgb in color_photos(args.photos):
             if len(photos) >= args.limit:
                 break
-            try:
-                rgb = read_image(path).rgb
-            except Exception:
-                continue
-            if rgb.dtype != np.uint8:
-                continue
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if args.gray == "luma" else lab_gray(rgb)
             source = tmp / "gray" / f"{len(photos):04d}.jpg"
             cv2.imwrite(str(source), gray, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
@@ -76,11 +68,9 @@ def main() -> None:
                                          for t in tasks[name]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(photos)} photos from {args.photos}, gray made from {args.gray}, model "
-          f"{backend.contract.model_name} {backend.contract.model_version}, JPEG quality {QUALITY} in and out")
-    print(f"{'':<14}{'dE2000':>8}{'colorfulness/GT':>17}")
-    for name, (de, cf) in rows.items():
-        print(f"{name:<14}{de:>8.2f}{cf:>17.2f}")
+    print_scores(f"{len(photos)} photos from {args.photos}, gray made from {args.gray}, model "
+                 f"{backend.contract.model_name} {backend.contract.model_version}, JPEG quality {QUALITY} in and out",
+                 rows)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import dataclasses
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,6 +36,17 @@ from colorizer.desktop.pipeline.video import colorize_video  # noqa: E402
 from colorizer.trainer.metrics import colorfulness, delta_e2000  # noqa: E402
 
 BT601 = 6
+
+
+def color_photos(folder: Path) -> Iterator[np.ndarray]:
+    """The 8-bit RGB of each readable photo in ``folder``, in name order."""
+    for path in sorted(folder.iterdir()):
+        try:
+            rgb = read_image(path).rgb
+        except Exception:
+            continue
+        if rgb.dtype == np.uint8:
+            yield rgb
 
 
 def center_crop(rgb: np.ndarray, width: int, height: int) -> np.ndarray | None:
@@ -97,6 +109,14 @@ def scores(truth: list[np.ndarray], frames: list[np.ndarray]) -> tuple[float, fl
     return float(np.mean(de)), cf
 
 
+def print_scores(title: str, rows: dict[str, tuple[float, float]]) -> None:
+    """The run's line, then ΔE2000 and colorfulness relative to the photos for each row."""
+    print(title)
+    print(f"{'':<20}{'dE2000':>8}{'colorfulness/GT':>17}")
+    for name, (de, cf) in rows.items():
+        print(f"{name:<20}{de:>8.2f}{cf:>17.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photos", type=Path, help="folder of color photos")
@@ -107,15 +127,9 @@ def main() -> None:
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     photos = []
-    for path in sorted(args.photos.iterdir()):
+    for rgb in color_photos(args.photos):
         if len(photos) >= args.limit:
             break
-        try:
-            rgb = read_image(path).rgb
-        except Exception:
-            continue
-        if rgb.dtype != np.uint8 or rgb.ndim != 3:
-            continue
         crop = center_crop(rgb, width, height)
         if crop is not None:
             photos.append(crop)
@@ -135,11 +149,8 @@ def main() -> None:
             rows[name] = scores(photos, decoded_rgb(out))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(photos)} photos from {args.photos}, {width}x{height}, gray made from {args.gray}, "
-          f"model {backend.contract.model_name} {backend.contract.model_version}, H.264 CRF 12 in and out")
-    print(f"{'':<20}{'dE2000':>8}{'colorfulness/GT':>17}")
-    for name, (de, cf) in rows.items():
-        print(f"{name:<20}{de:>8.2f}{cf:>17.2f}")
+    print_scores(f"{len(photos)} photos from {args.photos}, {width}x{height}, gray made from {args.gray}, model "
+                 f"{backend.contract.model_name} {backend.contract.model_version}, H.264 CRF 12 in and out", rows)
 
 
 if __name__ == "__main__":

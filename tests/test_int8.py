@@ -15,7 +15,7 @@ from colorizer.desktop.backends import open_backend
 from colorizer.desktop.backends.base import ModelFiles
 from colorizer.exporter.cli import main as export_main
 from colorizer.exporter.export import export_model
-from colorizer.exporter.int8 import output_layer_nodes, quantize_int8
+from colorizer.exporter.int8 import float_nodes, output_layer_nodes, quantize_int8
 from colorizer.exporter.parity import ParityError
 
 pytest.importorskip("onnxruntime.quantization", reason="ONNX Runtime's quantization tools are not installed")
@@ -85,3 +85,20 @@ def test_export_cli_int8_needs_photos(tmp_path, capsys):
     empty.mkdir()
     assert export_main([str(gen), "-o", str(tmp_path / "m"), "--no-fp16", "--int8-calibration", str(empty)]) == 2
     assert "INT8 calibration needs at least 2 readable photos" in capsys.readouterr().err
+
+
+def test_the_input_conversion_and_the_output_layer_stay_in_float():
+    """Everything before the first convolution (effunet's L -> linear light -> sRGB: 8-bit linear
+    light loses the shadows) and from the last convolution on."""
+    from onnx import TensorProto, helper
+
+    def node(op, inputs, output, name):
+        return helper.make_node(op, inputs, [output], name=name)
+
+    graph = helper.make_graph(
+        [node("Mul", ["l", "k"], "lin", "to_linear"), node("Pow", ["lin", "g"], "srgb", "gamma"),
+         node("Conv", ["srgb", "w1"], "c1", "stem"), node("Relu", ["c1"], "r1", "act"),
+         node("Conv", ["r1", "w2"], "c2", "head"), node("Tanh", ["c2"], "ab", "tanh")],
+        "g", [helper.make_tensor_value_info("l", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("ab", TensorProto.FLOAT, [1, 2, 8, 8])])
+    assert float_nodes(helper.make_model(graph)) == ["to_linear", "gamma", "head", "tanh"]

@@ -165,3 +165,34 @@ def test_metrics_go_to_tensorboard_when_installed(tmp_path, monkeypatch):
     log.close()
     assert ("val/delta_e", 3.5, 7) in calls and ("closed",) in calls
     assert json.loads((tmp_path / "metrics.jsonl").read_text())["delta_e"] == 3.5
+
+
+def test_a_stop_sent_to_the_whole_process_group_saves_a_checkpoint(photo_folder, tmp_path):
+    """Ctrl-C in a terminal or `pkill -f colorizer-train` reaches the data-loading workers too; the
+    training process must still save a checkpoint to resume from (its workers ignore the signal)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "colorizer.trainer.cli", str(photo_folder), "-o", str(run), "--size", "32",
+               "--batch-size", "4", "--pretrain-steps", "100000", "--gan-steps", "0", "--generator-width", "4",
+               "--generator-depth", "4", "--workers", "1", "--val-fraction", "0", "--log-every", "1",
+               "--checkpoint-every", "100000", "--quiet"]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        metrics = run / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                metrics.is_file() and metrics.read_text().count('"train"') >= 2):
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        os.killpg(proc.pid, signal.SIGTERM)  # the training process and its loader worker alike
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert load_training(run / "checkpoints" / "last.safetensors").step >= 2

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,7 +245,8 @@ class Trainer:
                 # would shift the dropout masks of a resumed run.
                 loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
                                     num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                                    generator=torch.Generator().manual_seed(cfg.seed + epoch))
+                                    generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                                    worker_init_fn=ignore_stop_signals)
                 for l_norm, ab in loader:
                     l_norm = l_norm.to(self.device, non_blocking=True)
                     ab = ab.to(self.device, non_blocking=True)
@@ -283,6 +285,15 @@ class Trainer:
                             generator_config=self.cfg.generator.to_dict(), render_size=self.cfg.size,
                             step=self.step, training_data=getattr(self, "summary", ""))
         return path
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """In a data-loading process: SIGINT and SIGTERM are for the training process alone. A stop sent
+    to the whole process group (Ctrl-C in a terminal, ``pkill -f colorizer-train``, a scheduler)
+    would otherwise kill the workers first, and the training process would die of their death
+    instead of saving a checkpoint; it stops them itself once saved."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:

@@ -25,7 +25,8 @@ KIND_NAMES = {TaskKind.IMAGE: ("photo", "photos"), TaskKind.VIDEO: ("video", "vi
 
 EPILOG = f"""
 Outputs mirror the input tree under OUTPUT and keep each photo's EXIF (dates, captions), ICC
-profile and DPI. Videos keep their frame count, timing, audio and subtitle streams (copied
+profile and DPI. A gray photo written as JPEG, and an ordinary film, keep their luma as it is:
+only the color is new. Videos keep their frame count, timing, audio and subtitle streams (copied
 bit-exact); chroma is smoothed across frames (reset at scene cuts) so colors do not flicker.
 With --frames, each input folder is one film as numbered frames (names are kept).
 Existing outputs are skipped, so running the same command again resumes an

@@ -9,12 +9,12 @@ EfficientNet-Lite was made for integer inference (ReLU6, no squeeze-excitation),
 the convolutions in 8 bits take about half the time (ONNX Runtime's MLAS u8s8 kernels). The
 quantization is ONNX Runtime's own (``quantize_static``, QDQ, weights per channel in int8,
 activations in uint8), calibrated on the L of real photos at the model's render size: what the
-runtime feeds it. Two ends stay in float (:func:`float_nodes`). The input conversion, everything
-before the first convolution (L -> linear light -> sRGB gamma -> ImageNet normalization in
-``effunet``): in 8 bits, linear light has almost no codes for the shadows, and that alone flipped
-dark skies (the launch pad: half its night sky orange; with the conversion in float it is blue,
-as FP32's, at 1.9x FP32's speed instead of 2.0x). The output layer (the last convolution and what
-follows it): quantizing it costs more color than time. What quantization still takes from the chroma on
+runtime feeds it. Two ends stay in float (:func:`float_nodes`). The input layer: the input
+conversion (L -> linear light -> sRGB gamma -> ImageNet normalization in ``effunet``) and the first
+convolution. In 8 bits, linear light has almost no codes for the shadows, which flipped dark skies
+(the launch pad: half its night sky orange), and a quantized first convolution browned a lawn
+(``bench/int8_local_check.py``); both cost little time in float. The output layer (the last
+convolution and what follows it): quantizing it costs more color than time. What quantization still takes from the chroma on
 average (1-2 %) is given back by one factor on the output, measured on the calibration photos
 (``colorizer.int8_chroma_correction`` in the metadata). Half of the photos given calibrate, the
 other half check it: the INT8 model's ab against the FP32 model's on them (normalized units; a
@@ -72,16 +72,17 @@ def _reader(inputs: list[np.ndarray]):
     return Reader()
 
 
-def input_conversion_nodes(model) -> list[str]:
-    """Names of the nodes of ``model``'s graph before its first convolution (kept in float)."""
+def input_layer_nodes(model) -> list[str]:
+    """Names of the nodes of ``model``'s graph before its second convolution: the input conversion
+    and the first convolution with its activation (kept in float)."""
     nodes = list(model.graph.node)
-    first = min((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")), default=0)
-    return [n.name for n in nodes[:first]]
+    convs = [i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")]
+    return [n.name for n in nodes[: convs[1] if len(convs) > 1 else 0]]
 
 
 def float_nodes(model) -> list[str]:
-    """The nodes the INT8 twin keeps in float: the input conversion and the output layer."""
-    return input_conversion_nodes(model) + output_layer_nodes(model)
+    """The nodes the INT8 twin keeps in float: the input layer and the output layer."""
+    return input_layer_nodes(model) + output_layer_nodes(model)
 
 
 def output_layer_nodes(model) -> list[str]:

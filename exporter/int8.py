@@ -1,9 +1,9 @@
 """An INT8 twin of the FP32 ONNX for CPUs: static quantization calibrated on real photos.
 
 Opt-in (``colorize-batch --cpu-int8``), not the default: on average its colors are within about
-1 Lab unit of the FP32 model's, but it can still go wrong locally -- on 300 validation photos, one
-(a golf lawn) came out brownish where FP32's is green (22 % of its pixels more than 10 Lab units
-apart). Flat areas, where the model's ab is uncertain, are where quantization errors show.
+1 Lab unit of the FP32 model's, but it can still go wrong locally -- on 300 validation photos the
+lips of two faces turned purplish (3-4 % of their pixels more than 10 Lab units from FP32's).
+``bench/int8_local_check.py`` measures such local failures.
 
 EfficientNet-Lite was made for integer inference (ReLU6, no squeeze-excitation), and on a CPU
 the convolutions in 8 bits take about half the time (ONNX Runtime's MLAS u8s8 kernels). The

@@ -14,8 +14,9 @@ conversion (L -> linear light -> sRGB gamma -> ImageNet normalization in ``effun
 convolution. In 8 bits, linear light has almost no codes for the shadows, which flipped dark skies
 (the launch pad: half its night sky orange), and a quantized first convolution browned a lawn
 (``bench/int8_local_check.py``); both cost little time in float. The output layer (the last
-convolution and what follows it): quantizing it costs more color than time. What quantization still takes from the chroma on
-average (1-2 %) is given back by one factor on the output, measured on the calibration photos
+convolution and what follows it): quantizing it costs more color than time. What quantization
+still takes from the chroma on average (1-2 %) is given back by one factor on the output,
+measured on the calibration photos
 (``colorizer.int8_chroma_correction`` in the metadata). Half of the photos given calibrate, the
 other half check it: the INT8 model's ab against the FP32 model's on them (normalized units; a
 mean of 0.01 is 1.1 Lab units), recorded in the parity report. Use training photos, never the

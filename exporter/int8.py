@@ -1,9 +1,8 @@
 """An INT8 twin of the FP32 ONNX for CPUs: static quantization calibrated on real photos.
 
 Opt-in (``colorize-batch --cpu-int8``), not the default: on average its colors are within about
-1 Lab unit of the FP32 model's, but it can still go wrong locally -- on 300 validation photos the
-lips of two faces turned purplish (3-4 % of their pixels more than 10 Lab units from FP32's).
-``bench/int8_local_check.py`` measures such local failures.
+1 Lab unit of the FP32 model's, but a quantized network can go wrong locally where averages do not
+show it (``bench/int8_local_check.py`` measures such local failures; see the model card).
 
 EfficientNet-Lite was made for integer inference (ReLU6, no squeeze-excitation), and on a CPU
 the convolutions in 8 bits take about half the time (ONNX Runtime's MLAS u8s8 kernels). The
@@ -13,7 +12,9 @@ runtime feeds it. Two ends stay in float (:func:`float_nodes`). The input layer:
 conversion (L -> linear light -> sRGB gamma -> ImageNet normalization in ``effunet``) and the first
 convolution. In 8 bits, linear light has almost no codes for the shadows, which flipped dark skies
 (the launch pad: half its night sky orange), and a quantized first convolution browned a lawn
-(``bench/int8_local_check.py``); both cost little time in float. The output layer (the last
+(``bench/int8_local_check.py``); both cost little time in float. Where L comes back (effunet's
+full-resolution block concatenates it with the decoder's features, which then share one 8-bit
+scale), the block stays in float too: quantized, it turned lips purplish. The output layer (the last
 convolution and what follows it): quantizing it costs more color than time. What quantization
 still takes from the chroma on average (1-2 %) is given back by one factor on the output,
 measured on the calibration photos
@@ -81,9 +82,31 @@ def input_layer_nodes(model) -> list[str]:
     return [n.name for n in nodes[: convs[1] if len(convs) > 1 else 0]]
 
 
+def input_skip_nodes(model) -> list[str]:
+    """Names of the nodes after the input layer that read the graph's input (a U-Net's skip of L:
+    effunet's full-resolution block concatenates it with the decoder's features), with the nodes
+    after each up to the convolution it feeds and that convolution's activation (kept in float: a
+    concatenation shares one 8-bit scale, and L at the decoder's scale loses the fine detail)."""
+    nodes = list(model.graph.node)
+    inputs = {i.name for i in model.graph.input}
+    start = len(input_layer_nodes(model))
+    names: list[str] = []
+    for i in range(start, len(nodes)):
+        if not inputs.intersection(nodes[i].input):
+            continue
+        j = i
+        while j < len(nodes) and nodes[j].op_type not in ("Conv", "ConvTranspose"):
+            j += 1
+        if j + 1 < len(nodes) and nodes[j + 1].op_type in ("Relu", "Clip") and nodes[j].output[0] in nodes[j + 1].input:
+            j += 1
+        names += [n.name for n in nodes[i : j + 1] if n.name not in names]
+    return names
+
+
 def float_nodes(model) -> list[str]:
-    """The nodes the INT8 twin keeps in float: the input layer and the output layer."""
-    return input_layer_nodes(model) + output_layer_nodes(model)
+    """The nodes the INT8 twin keeps in float: the input layer, the skips of the input, the output layer."""
+    names = input_layer_nodes(model) + input_skip_nodes(model)
+    return names + [n for n in output_layer_nodes(model) if n not in names]
 
 
 def output_layer_nodes(model) -> list[str]:

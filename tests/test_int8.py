@@ -87,9 +87,10 @@ def test_export_cli_int8_needs_photos(tmp_path, capsys):
     assert "INT8 calibration needs at least 2 readable photos" in capsys.readouterr().err
 
 
-def test_the_input_layer_and_the_output_layer_stay_in_float():
+def test_the_input_layer_its_skips_and_the_output_layer_stay_in_float():
     """Everything up to the second convolution (effunet's L -> linear light -> sRGB: 8-bit linear
-    light loses the shadows; then the first convolution) and from the last convolution on."""
+    light loses the shadows; then the first convolution), a block that reads L again (up to its
+    convolution's activation), and from the last convolution on."""
     from onnx import TensorProto, helper
 
     def node(op, inputs, output, name):
@@ -99,7 +100,10 @@ def test_the_input_layer_and_the_output_layer_stay_in_float():
         [node("Mul", ["l", "k"], "lin", "to_linear"), node("Pow", ["lin", "g"], "srgb", "gamma"),
          node("Conv", ["srgb", "w1"], "c1", "stem"), node("Relu", ["c1"], "r1", "act"),
          node("Conv", ["r1", "w2"], "c2", "middle"), node("Relu", ["c2"], "r2", "act2"),
-         node("Conv", ["r2", "w3"], "c3", "head"), node("Tanh", ["c3"], "ab", "tanh")],
+         node("Concat", ["r2", "l"], "cat", "skip"), node("Conv", ["cat", "w3"], "c3", "full"),
+         node("Relu", ["c3"], "r3", "act3"), node("Conv", ["r3", "w4"], "c4", "middle2"),
+         node("Conv", ["c4", "w5"], "c5", "head"), node("Tanh", ["c5"], "ab", "tanh")],
         "g", [helper.make_tensor_value_info("l", TensorProto.FLOAT, [1, 1, 8, 8])],
         [helper.make_tensor_value_info("ab", TensorProto.FLOAT, [1, 2, 8, 8])])
-    assert float_nodes(helper.make_model(graph)) == ["to_linear", "gamma", "stem", "act", "head", "tanh"]
+    assert float_nodes(helper.make_model(graph)) == ["to_linear", "gamma", "stem", "act", "skip", "full", "act3",
+                                                     "head", "tanh"]

@@ -76,9 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
     g.add_argument("--cpu-int8", action="store_true",
                    help="on the CPU, run the model's INT8 twin (NAME.int8.onnx, from colorizer-export "
-                   "--int8-calibration) where there is one: inference about 2x faster, colors within about "
-                   "1 Lab unit on average, but now and then a small area takes another hue (in our tests, "
-                   "the lips of two faces in 300 photos turned purplish)")
+                   "--int8-calibration) where there is one: inference about 1.6x faster, colors within about "
+                   "1 Lab unit of the FP32 model's on average (see the model card for where they differ)")
     g.add_argument("--batch-size", type=int, default=4, help="images per inference call")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="colorize photos with Ray: no ADDRESS starts Ray on this machine, 'auto' joins this "

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -43,12 +44,21 @@ def route(image, backend, settings: ImageSettings):
     return stages.finish_photo(prepared, ab, luma, replace(settings, saturation=1.5), 8)
 
 
-@pytest.mark.parametrize("shape", [(50, 70), (41, 57)])
-def test_the_luma_is_the_scans_and_the_chroma_that_of_the_lab_route(tmp_path, shape):
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+
+
+@pytest.mark.parametrize("source", [(50, 70), (41, 57), "astronaut.jpg", "rocket.jpg"])
+def test_the_luma_is_the_scans_and_the_chroma_that_of_the_lab_route(tmp_path, source):
+    """On synthetic photos (one of odd size) and on the gray samples."""
     backend = FakeBackend()  # strong, smooth color
-    source = tmp_path / "scan.jpg"
-    Image.fromarray(gray(3, *shape)).save(source, quality=95)
-    image = read_image(source)
+    if isinstance(source, tuple):
+        path = tmp_path / "scan.jpg"
+        Image.fromarray(gray(3, *source)).save(path, quality=95)
+    else:
+        path = SAMPLES / source
+    image = read_image(path)
+    shape = image.pixels.shape
+    assert image.pixels.ndim == 2
     planes = route(image, backend, ImageSettings())
     assert isinstance(planes, JpegPlanes)
     np.testing.assert_array_equal(planes.y, image.pixels)  # bit for bit

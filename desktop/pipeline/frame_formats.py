@@ -4,8 +4,8 @@
 format says how a decoded picture becomes the model's input and how a predicted ab becomes the
 output picture:
 
-* :class:`RgbFrames`: RGB arrays in, RGB out at full resolution (float, or 8/16-bit) -- frame
-  folders, lossless FFV1 output, sources that are not 8-bit 4:2:0.
+* :class:`RgbFrames`: RGB arrays (or a gray frame's one plane) in, RGB out at full resolution
+  (float, or 8/16-bit) -- frame folders, lossless FFV1 output, sources that are not 8-bit 4:2:0.
 * :class:`LumaFrames`: 8-bit 4:2:0 video pictures in, whose luma plane passes through bit for bit;
   only the chroma planes are computed, at their own (quarter) resolution (:mod:`..media.yuv`).
 """
@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from colorizer.colorize import Prepared, finish, finish_to, prepare_l
-from colorizer.contract import rgb_to_l
 from colorizer.desktop.media.yuv import LumaPicture
+from colorizer.desktop.pipeline.strips import prepare_image
 
 
 class FrameFormat(Protocol):
@@ -43,7 +43,7 @@ class RgbFrames:
     keeps_picture = False
 
     def prepare(self, picture: np.ndarray, render_size: int, size_multiple: int) -> Prepared:
-        return prepare_l(rgb_to_l(picture), render_size, size_multiple)
+        return prepare_image(picture, render_size, size_multiple)  # RGB, or a gray frame's one plane
 
     def finish(self, picture: None, prepared: Prepared, ab: np.ndarray, saturation: float, upsampling: str
                ) -> Any:

@@ -124,7 +124,7 @@ def _read_frames(sequence: FrameSequence, dst_dir: Path) -> Iterator[tuple[_Fram
     for index, path in enumerate(sequence.frames):
         image = read_image(path)  # ImageReadError names the frame
         yield (_FrameOut(index, path, dst_dir / path.name, image.format, image.bit_depth, image.metadata, image.alpha),
-               image.rgb)
+               image.pixels)  # a gray frame stays one plane
 
 
 def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str, backend: Backend,

@@ -17,7 +17,7 @@ float32 strips whatever the size of the photo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -141,25 +141,18 @@ def _quantize_half_up(rgb: np.ndarray, out: np.ndarray) -> None:
     np.copyto(out, rgb, casting="unsafe")
 
 
-def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
-                upsampling: str = "guided", half_up: bool = False) -> np.ndarray:
-    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB written into ``out`` ((H, W, 3)
-    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``. Integer outputs
-    are rounded to nearest (OpenCV's, half to even), or with ``half_up`` bit-identically to
-    ``fileio.to_bit_depth`` of the float output (a few more passes over each strip)."""
+def _lab_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float, upsampling: str
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float32 Lab of a strip of rows at full resolution); the strip's array is reused:
+    use it before asking for the next."""
     l_full = prepared.l_full
     height, width = l_full.shape
-    if out.shape != (height, width, 3) or out.dtype not in (np.uint8, np.uint16, np.float32) \
-            or not out.flags.c_contiguous:
-        raise ValueError(f"output must be a C-contiguous ({height}, {width}, 3) uint8, uint16 or float32 array, "
-                         f"got {out.shape} {out.dtype}")
     planes = color_planes(prepared, ab_norm, saturation, upsampling)
     k, small_w = planes.shape[0], planes.shape[2]
     rows = max(1, min(height, STRIP_PIXELS // max(1, width)))
     # scratch for one strip, made once: fresh arrays per strip would cost their page faults each time
     across = np.empty(k * rows * width, np.float32)
     lab = np.empty((rows, width, 3), np.float32)
-    rgb = np.empty((rows, width, 3), np.float32) if out.dtype != np.float32 else None
     for y0 in range(0, height, rows):
         n = min(rows, height - y0)
         # the k planes' rows stacked into one image: a resize across the width only (rows do not mix)
@@ -172,11 +165,38 @@ def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, satura
             cv2.accumulateProduct(strip[0], l_rows, strip[2])  # a = A_a * L + B_a, in place
             cv2.accumulateProduct(strip[1], l_rows, strip[3])
         cv2.merge([l_rows, strip[k - 2], strip[k - 1]], dst=lab[:n])
-        if out.dtype == np.float32:  # Lab -> RGB gives [0, 1]
-            cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=out[y0 : y0 + n])
-        else:
-            quantize = _quantize_half_up if half_up else _quantize
-            quantize(cv2.cvtColor(lab[:n], cv2.COLOR_Lab2RGB, dst=rgb[:n]), out[y0 : y0 + n])
+        yield y0, lab[:n]
+
+
+def finish_rows(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided"
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`finish` a strip of rows at a time: (first row, float32 RGB in [0, 1] of the strip).
+    The strip's array is reused: use it before asking for the next."""
+    rgb = None
+    for y0, lab in _lab_strips(prepared, ab_norm, saturation, upsampling):
+        if rgb is None:
+            rgb = np.empty_like(lab)
+        yield y0, cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=rgb[: len(lab)])
+
+
+def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
+                upsampling: str = "guided", half_up: bool = False) -> np.ndarray:
+    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB written into ``out`` ((H, W, 3)
+    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``. Integer outputs
+    are rounded to nearest (OpenCV's, half to even), or with ``half_up`` bit-identically to
+    ``fileio.to_bit_depth`` of the float output (a few more passes over each strip)."""
+    height, width = prepared.l_full.shape
+    if out.shape != (height, width, 3) or out.dtype not in (np.uint8, np.uint16, np.float32) \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"output must be a C-contiguous ({height}, {width}, 3) uint8, uint16 or float32 array, "
+                         f"got {out.shape} {out.dtype}")
+    if out.dtype == np.float32:  # Lab -> RGB gives [0, 1]
+        for y0, lab in _lab_strips(prepared, ab_norm, saturation, upsampling):
+            cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=out[y0 : y0 + len(lab)])
+        return out
+    quantize = _quantize_half_up if half_up else _quantize
+    for y0, rgb in finish_rows(prepared, ab_norm, saturation, upsampling):
+        quantize(rgb, out[y0 : y0 + len(rgb)])
     return out
 
 

@@ -84,10 +84,11 @@ class LumaPicture:
         return cv2.resize(l_plane, (cols, rows), interpolation=cv2.INTER_AREA)
 
     def chroma(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cb and Cr planes (uint8, the chroma shape) of the colorized float RGB in [0, 1] at the
-        chroma planes' resolution, in this picture's matrix and range, rounded to nearest."""
-        if rgb.shape != (*self.chroma_shape, 3):
-            raise ValueError(f"expected RGB of shape {(*self.chroma_shape, 3)}, got {rgb.shape}")
+        """Cb and Cr (uint8) of colorized float RGB in [0, 1] at the chroma planes' resolution (all
+        their rows, or a strip of them), in this picture's matrix and range, rounded to nearest."""
+        if rgb.ndim != 3 or rgb.shape[1:] != (self.chroma_shape[1], 3) or len(rgb) > self.chroma_shape[0]:
+            raise ValueError(f"expected RGB rows of shape (n, {self.chroma_shape[1]}, 3), n <= "
+                             f"{self.chroma_shape[0]}; got {rgb.shape}")
         kr, kb = LUMA_COEFFICIENTS.get(self.colorspace, LUMA_COEFFICIENTS[5])
         scale = np.float32(255.0 if self.full_range else 224.0)
         red, green, blue = cv2.split(np.ascontiguousarray(rgb, dtype=np.float32))

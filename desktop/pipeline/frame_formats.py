@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish, finish_to, prepare_l
+from colorizer.colorize import Prepared, finish, finish_rows, finish_to, prepare_l
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline.strips import prepare_image
 
@@ -69,5 +69,7 @@ class LumaFrames:
 
     def finish(self, picture: LumaPicture, prepared: Prepared, ab: np.ndarray, saturation: float,
                upsampling: str) -> Any:
-        cb, cr = picture.chroma(finish(prepared, ab, saturation, upsampling))
+        cb, cr = (np.empty(picture.chroma_shape, np.uint8) for _ in range(2))
+        for y0, rgb in finish_rows(prepared, ab, saturation, upsampling):  # a strip at a time: bounded memory
+            cb[y0 : y0 + len(rgb)], cr[y0 : y0 + len(rgb)] = picture.chroma(rgb)
         return self.encode(picture, cb, cr)

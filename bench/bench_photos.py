@@ -14,7 +14,9 @@ For each data set, on the same files and in one run, it prints:
 * I/O bound: the same files decoded with the project's decoder (``read_image``), converted to
   float32 Lab and back (OpenCV), quantized to the output's bit depth and encoded with the
   project's encoder (``write_image``: same format, quality and metadata, atomic and fsynced), on
-  as many threads as the machine has usable cores (what colorize-batch uses). No pipeline of
+  as many threads as the machine has usable cores (what colorize-batch uses), with the allocator
+  settings colorize-batch uses (``colorizer.allocator``: freed memory kept for the next photo, which
+  spares the bound's own arrays their page faults too). No pipeline of
   this project can be faster than decoding and encoding; the Lab round trip is the least color
   work a colorizer does at full resolution;
 * the ratios pipeline / bound (running and with start-up);
@@ -50,6 +52,7 @@ import cv2
 import numpy as np
 from _common import machine  # bench/ is on sys.path when run as a script
 
+from colorizer.allocator import keep_freed_memory
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
 
@@ -249,6 +252,7 @@ def main() -> None:
     p.add_argument("--baseline", metavar="REV", help="also run colorize-batch as it was at this git revision")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
+    keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
     extra = (["--model", str(args.model)] if args.model else []) + (["--backend", args.backend] if args.backend else [])
     print(f"machine: {machine()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

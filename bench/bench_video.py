@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 from _common import NoInference  # bench/ is on sys.path when run as a script
 
+from colorizer.allocator import keep_freed_memory
 from colorizer.desktop.backends import default_model_path, open_backend
 from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.video import colorize_video
@@ -178,6 +179,7 @@ def main() -> None:
     p.add_argument("--temporal-strength", type=float, default=0.6)
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
+    keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
 
     model = args.model or default_model_path()
     if not model.is_file():

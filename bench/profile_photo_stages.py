@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_photos import SIZES, machine, photo_like  # noqa: E402
 
+from colorizer.allocator import keep_freed_memory  # noqa: E402
 from colorizer.desktop.backends import default_model_path, open_backend  # noqa: E402
 from colorizer.desktop.media.image_read import read_image  # noqa: E402
 from colorizer.desktop.media.image_write import write_image  # noqa: E402
@@ -94,6 +95,7 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", default=["jpeg:2", "tiff16:2", "jpeg:12"], metavar="KIND:MP")
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args()
+    keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
     cv2.setNumThreads(1)
     backend = open_backend(default_model_path(), "cpu", threads=1)
     print(f"machine: {machine()}; one thread; model {backend.contract.model_name} {backend.contract.model_version} "

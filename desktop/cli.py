@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from colorizer.allocator import keep_freed_memory
 from colorizer.desktop.backends import BACKEND_CHOICES
 from colorizer.desktop.core import Status, TaskKind
 from colorizer.desktop.lazy import LazyModule
@@ -320,6 +321,7 @@ def _kinds(tasks) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    keep_freed_memory()
     signals = _Signals()
     try:
         return _main(args, signals)

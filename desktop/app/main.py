@@ -12,6 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from colorizer.allocator import keep_freed_memory
 from colorizer.desktop.app.settings import APPLICATION, ORGANIZATION, default_store
 from colorizer.desktop.app.window import MainWindow
 
@@ -29,6 +30,7 @@ def app_icon() -> QIcon:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()  # each photo's arrays reuse the last one's pages (colorizer.allocator)
     app = QApplication.instance() or QApplication(argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

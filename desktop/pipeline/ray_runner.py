@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colorizer.allocator import keep_freed_memory
 from colorizer.colorize import Prepared
 from colorizer.desktop.backends import ModelFiles, default_model_path, open_backend, read_contract
 from colorizer.desktop.core import CancelToken, Status, TaskKind
@@ -70,6 +71,7 @@ def _column(values: list) -> np.ndarray:
 # ---------------------------------------------------------------------------- stages (run on workers)
 def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multiple: int) -> dict:
     """Decode and prepare one image; the image's arrays travel on, its metadata is pickled beside."""
+    keep_freed_memory()  # once per worker process (colorizer.allocator)
     source = Path(row["source"])
     started = time.time()
     out = {"source": row["source"], "output": row["output"], "started": started, "error": "",
@@ -122,6 +124,7 @@ class _Predictor:
 
 def _write_row(row: dict, settings: ImageSettings) -> dict:
     """Finish and write one image atomically, as the local writer does; returns the pickled result."""
+    keep_freed_memory()
     task = Task(Path(row["source"]), Path(row["output"]), TaskKind.IMAGE)
     backend = str(row["backend"])
     if row["error"]:

@@ -92,7 +92,7 @@ class DecodedImage:
     """uint8 or uint16, EXIF orientation applied: (H, W) gray levels for a gray source (a scan is
     decoded, colorized and measured without three copies of its one channel), else (H, W, 3) RGB."""
     alpha: np.ndarray | None
-    """(H, W) of the same dtype as ``rgb``, or None."""
+    """(H, W) of the same dtype as ``pixels``, or None."""
     format: str
     """One of :data:`FORMATS`."""
     bit_depth: int

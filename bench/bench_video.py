@@ -176,6 +176,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=192, help="frames per clip (8 s: a steadier bound)")
     p.add_argument("--sizes", default="480,720", help="comma-separated: 480, 720, 1080")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--cpu-int8", action="store_true",
+                   help="on the CPU, the model's INT8 twin (as colorize-batch --cpu-int8)")
     p.add_argument("--temporal-strength", type=float, default=0.6)
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
@@ -184,7 +186,7 @@ def main() -> None:
     model = args.model or default_model_path()
     if not model.is_file():
         raise SystemExit(f"no model at {model}; pass --model PATH to an exported .onnx")
-    backend = open_backend(model, args.backend)
+    backend = open_backend(model, args.backend, cpu_int8=args.cpu_int8)
     settings = VideoSettings(batch_size=args.batch_size, temporal_strength=args.temporal_strength, overwrite=True)
     lab_settings = dataclasses.replace(settings, luma_passthrough=False)
     sizes = [int(s) for s in args.sizes.split(",")]

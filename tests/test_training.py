@@ -196,3 +196,20 @@ def test_a_stop_sent_to_the_whole_process_group_saves_a_checkpoint(photo_folder,
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err.decode()[-2000:]
     assert load_training(run / "checkpoints" / "last.safetensors").step >= 2
+
+
+def test_stopping_the_workers_leaves_no_process_for_exit_to_wait_on():
+    """Workers that ignore stop signals must be stopped by the run itself: multiprocessing's exit
+    handler would SIGTERM them and wait for them forever (seen once in CI)."""
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    from colorizer.trainer.train import ignore_stop_signals, stop_workers
+
+    batches = iter(DataLoader(list(range(64)), batch_size=4, num_workers=1, worker_init_fn=ignore_stop_signals))
+    next(batches)
+    assert multiprocessing.active_children()
+    stop_workers(batches)
+    assert not multiprocessing.active_children()
+    stop_workers(None)  # no loader yet: nothing to do

@@ -235,6 +235,7 @@ class Trainer:
         metrics = MetricsLog(self.run_dir)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         started, t0, last = time.time(), time.time(), {}
+        batches = None
         try:
             while self.step < end:
                 epoch, offset = divmod(self.step, steps_per_epoch)
@@ -247,7 +248,8 @@ class Trainer:
                                     num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
                                     generator=torch.Generator().manual_seed(cfg.seed + epoch),
                                     worker_init_fn=ignore_stop_signals)
-                for l_norm, ab in loader:
+                batches = iter(loader)
+                for l_norm, ab in batches:
                     l_norm = l_norm.to(self.device, non_blocking=True)
                     ab = ab.to(self.device, non_blocking=True)
                     last = self.train_step(l_norm, ab)
@@ -273,6 +275,7 @@ class Trainer:
             self.save()
             raise
         finally:
+            stop_workers(batches)
             bar.close()
             metrics.close()
         self.save()
@@ -294,6 +297,15 @@ def ignore_stop_signals(worker_id: int) -> None:
     instead of saving a checkpoint; it stops them itself once saved."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_workers(batches) -> None:
+    """Stop a DataLoader iterator's worker processes now, however its loop ended. They ignore stop
+    signals (:func:`ignore_stop_signals`), so an iterator left to the garbage collector could outlive
+    the run: at exit, multiprocessing would SIGTERM them and wait for them forever."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # torch's multi-process iterator; no-op otherwise
+    if shutdown is not None:
+        shutdown()
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:

@@ -112,35 +112,21 @@ def write_image(
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     if isinstance(rgb, JpegPlanes):
-        return _write_jpeg_planes(path, fmt, rgb, alpha, metadata or ImageMetadata(), quality)
-    pixels = _check_rgb(rgb)
-    depth = _output_bit_depth(fmt, pixels.dtype, bit_depth)
-    pixels = to_bit_depth(pixels, depth)
-    alpha_pixels = _prepare_alpha(alpha, pixels.shape[:2], depth, fmt)
+        if fmt != "JPEG":
+            raise ValueError(f"Y'CbCr 4:2:0 planes are written as JPEG only (asked: {fmt})")
+        pixels, depth = rgb, 8
+        alpha_pixels = _prepare_alpha(alpha, rgb.y.shape, depth, fmt)  # JPEG: dropped
+    else:
+        pixels = _check_rgb(rgb)
+        depth = _output_bit_depth(fmt, pixels.dtype, bit_depth)
+        pixels = to_bit_depth(pixels, depth)
+        alpha_pixels = _prepare_alpha(alpha, pixels.shape[:2], depth, fmt)
     meta = metadata or ImageMetadata()
 
     data = _encoded(path, fmt, pixels, alpha_pixels, meta, quality)
     del pixels, alpha_pixels
     _write_atomically(path, data)
     logger.debug("wrote %s (%s, %d-bit)", path, fmt, depth)
-    return path
-
-
-def _write_jpeg_planes(path: Path, fmt: str, planes: JpegPlanes, alpha: np.ndarray | None, meta: ImageMetadata,
-                       quality: int) -> Path:
-    if fmt != "JPEG":
-        raise ValueError(f"Y'CbCr 4:2:0 planes are written as JPEG only (asked: {fmt})")
-    if alpha is not None:
-        logger.debug("JPEG has no alpha channel; dropping it")
-    buffer = io.BytesIO()
-    try:
-        _encode_jpeg_planes(buffer, planes, meta, quality)
-    except MemoryError as exc:
-        raise ImageWriteError(path, "not enough memory to encode the JPEG") from exc
-    except (OSError, ValueError, RuntimeError) as exc:  # the encoder's: nothing was written to disk yet
-        raise ImageWriteError(path, f"the JPEG encoder failed ({exc})") from exc
-    _write_atomically(path, buffer.getbuffer())
-    logger.debug("wrote %s (JPEG from Y'CbCr 4:2:0 planes)", path)
     return path
 
 
@@ -195,7 +181,7 @@ def _prepare_alpha(alpha: np.ndarray | None, shape: tuple[int, ...], depth: int,
     return to_bit_depth(array, depth)
 
 
-def _encoded(path: Path, fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: ImageMetadata,
+def _encoded(path: Path, fmt: str, rgb: np.ndarray | JpegPlanes, alpha: np.ndarray | None, meta: ImageMetadata,
              quality: int) -> memoryview:
     """The whole file, encoded in memory: what reaches the disk is then checked against its length."""
     buffer = io.BytesIO()
@@ -219,10 +205,13 @@ def _write_atomically(path: Path, data: memoryview) -> None:
 
 
 def _encode(
-    fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: ImageMetadata, quality: int
+    fh: IO[bytes], fmt: str, rgb: np.ndarray | JpegPlanes, alpha: np.ndarray | None, meta: ImageMetadata,
+    quality: int
 ) -> None:
     """Dispatch on the format (module-level lookups, so tests can replace an encoder)."""
-    if fmt == "JPEG":
+    if isinstance(rgb, JpegPlanes):
+        _encode_jpeg_planes(fh, rgb, meta, quality)
+    elif fmt == "JPEG":
         _encode_jpeg(fh, rgb, meta, quality)
     elif fmt == "PNG":
         _encode_png(fh, rgb, alpha, meta)

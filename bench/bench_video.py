@@ -112,20 +112,21 @@ def machine_info(backend_name: str) -> dict:
 
 
 def run(src: Path, dst: Path, backend, settings: VideoSettings) -> dict:
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     result = colorize_video(src, dst, backend, settings)
     seconds = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     if result.status != "done":
         raise SystemExit(f"benchmark run failed: {result.reason}")
     frames = result.timings["frames"]
     return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 2), "frames": frames,
-            "inference_s": result.timings.get("inference_s"), "finish_s": result.timings.get("finish_s"),
-            "scene_cuts": result.timings.get("scene_cuts")}
+            "cpu_s": round(cpu, 3), "inference_s": result.timings.get("inference_s"),
+            "finish_s": result.timings.get("finish_s"), "scene_cuts": result.timings.get("scene_cuts")}
 
 
 def _transcode(src: Path, dst: Path, convert) -> dict:
     """Decode ``src``, ``convert`` each frame, encode H.264 as the pipeline's writer does: frames/s."""
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     frames = 0
     with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
         vin = inp.streams.video[0]
@@ -140,8 +141,9 @@ def _transcode(src: Path, dst: Path, convert) -> dict:
         for packet in vout.encode():
             out.mux(packet)
     seconds = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 2), "frames": frames,
-            "inference_s": None, "finish_s": None, "scene_cuts": None}
+            "cpu_s": round(cpu, 3), "inference_s": None, "finish_s": None, "scene_cuts": None}
 
 
 def _as_decoded(frame):
@@ -211,10 +213,11 @@ def main() -> None:
     print(f"model: {model} ({c.model_name} {c.model_version}), render size {c.render_size}; "
           f"{args.frames} frames per clip, batch {args.batch_size}, temporal strength {args.temporal_strength}, "
           "H.264 CRF 18 preset medium, AAC copied")
-    print(f"{'run':<44}{'seconds':>9}{'frames/s':>10}{'inference s':>13}{'merge s':>9}")
+    print(f"{'run':<44}{'seconds':>9}{'frames/s':>10}{'CPU ms/frame':>14}{'cores busy':>12}"
+          f"{'inference s':>13}{'merge s':>9}")
     for name, row in rows.items():
-        print(f"{name:<44}{row['seconds']:>9.2f}{row['fps']:>10.2f}{row['inference_s'] or 0:>13.2f}"
-              f"{row['finish_s'] or 0:>9.2f}")
+        print(f"{name:<44}{row['seconds']:>9.2f}{row['fps']:>10.2f}{1000 * row['cpu_s'] / row['frames']:>14.1f}"
+              f"{row['cpu_s'] / row['seconds']:>12.2f}{row['inference_s'] or 0:>13.2f}{row['finish_s'] or 0:>9.2f}")
     for size in sizes:
         model_fps = rows[f"{size}p model ({backend.name})"]["fps"]
         bound, codec = rows[f"{size}p I/O bound"]["fps"], rows[f"{size}p codec-only bound"]["fps"]

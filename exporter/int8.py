@@ -76,7 +76,8 @@ def _reader(inputs: list[np.ndarray]):
 
 def input_layer_nodes(model) -> list[str]:
     """Names of the nodes of ``model``'s graph before its second convolution: the input conversion
-    and the first convolution with its activation (kept in float)."""
+    and the first convolution with its activation (kept in float). In the order the exporter writes
+    them (the network's): a topological re-sort may put a convolution that reads the input again first."""
     nodes = list(model.graph.node)
     convs = [i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")]
     return [n.name for n in nodes[: convs[1] if len(convs) > 1 else 0]]
@@ -86,21 +87,42 @@ def input_skip_nodes(model) -> list[str]:
     """Names of the nodes after the input layer that read the graph's input (a U-Net's skip of L:
     effunet's full-resolution block concatenates it with the decoder's features), with the nodes
     after each up to the convolution it feeds and that convolution's activation (kept in float: a
-    concatenation shares one 8-bit scale, and L at the decoder's scale loses the fine detail)."""
+    concatenation shares one 8-bit scale, and L at the decoder's scale loses the fine detail). A
+    convolution split into a sum of convolutions (:mod:`.cpu_graph`) counts whole: its parts and sums."""
     nodes = list(model.graph.node)
+    readers: dict[str, list[int]] = {}
+    producers: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            readers.setdefault(name, []).append(index)
+        for name in node.output:
+            producers[name] = index
+
+    def only_reader(index: int) -> int | None:
+        found = readers.get(nodes[index].output[0], [])
+        return found[0] if len(found) == 1 else None
+
     inputs = {i.name for i in model.graph.input}
     start = len(input_layer_nodes(model))
-    names: list[str] = []
+    chosen: set[int] = set()
     for i in range(start, len(nodes)):
         if not inputs.intersection(nodes[i].input):
             continue
-        j = i
-        while j < len(nodes) and nodes[j].op_type not in ("Conv", "ConvTranspose"):
-            j += 1
-        if j + 1 < len(nodes) and nodes[j + 1].op_type in ("Relu", "Clip") and nodes[j].output[0] in nodes[j + 1].input:
-            j += 1
-        names += [n.name for n in nodes[i : j + 1] if n.name not in names]
-    return names
+        block, j = [i], i
+        while nodes[j].op_type not in ("Conv", "ConvTranspose"):
+            j = only_reader(j)
+            if j is None:
+                break
+            block.append(j)
+        nxt = only_reader(j) if j is not None else None
+        while nxt is not None and nodes[nxt].op_type == "Add":  # the sum of a split convolution
+            parts = [producers.get(name) for name in nodes[nxt].input]
+            block += [k for k in parts if k is not None and nodes[k].op_type == "Conv"] + [nxt]
+            j, nxt = nxt, only_reader(nxt)
+        if nxt is not None and nodes[nxt].op_type in ("Relu", "Clip"):
+            block.append(nxt)
+        chosen.update(block)
+    return [nodes[k].name for k in sorted(chosen)]
 
 
 def float_nodes(model) -> list[str]:
@@ -153,7 +175,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(quantized), _reader(calibrate), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=float_nodes(onnx.load(str(pre))))
+                        nodes_to_exclude=float_nodes(onnx.load(str(onnx_path))))
         fp32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         correction = _mean_abs(fp32, calibrate) / max(
             1e-12, _mean_abs(ort.InferenceSession(str(quantized), providers=["CPUExecutionProvider"]), calibrate))

@@ -2,7 +2,8 @@
 
 The generator is rebuilt from the checkpoint's own config, deep-copied, switched to eval mode
 (dropout off, BatchNorm on running statistics) and dry-run before export. Tensor names, dynamic
-axes and the opset are fixed here; the contract (colorizer.contract.ModelContract) goes into
+axes and the opset are fixed here; convolutions of concatenations that would miss ONNX Runtime's fast
+CPU layout are split (:mod:`.cpu_graph`); the contract (colorizer.contract.ModelContract) goes into
 ``metadata_props`` so the runtime can check what the model computes before it runs it.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from colorizer import __version__
 from colorizer.contract import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, ModelContract
+from colorizer.exporter.cpu_graph import split_concat_convs
 from colorizer.fileio import atomic_path
 from colorizer.trainer.checkpoint import GeneratorFile, load_generator
 from colorizer.trainer.networks import GeneratorConfig, define_generator
@@ -117,6 +119,9 @@ def export_onnx(loaded: LoadedGenerator, contract: ModelContract, path: Path, op
     model.producer_version = __version__
     model.doc_string = (f"Colorizer {contract.model_name} {contract.model_version}: L (N,1,H,W) -> ab (N,2,H,W); "
                         f"H, W multiples of {contract.size_multiple}")
+    split = split_concat_convs(model)
+    if split:
+        log.info("split %d concatenation+convolution(s) for ONNX Runtime's fast CPU layout", split)
     set_metadata(model, contract.to_metadata() | {PRECISION_KEY: "fp32"})
     onnx.checker.check_model(model, full_check=True)
     _save_atomic(model, path)

@@ -4,6 +4,7 @@ import importlib.util
 import math
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from synthetic import synthetic_photo, write_rgb
@@ -145,6 +146,10 @@ def test_effunet_exports_to_onnx_and_runs_in_the_runtime(tmp_path):
     result = export_model(path, tmp_path / "model", name="eff", version="t", fp16=True, chroma_gain=1.2)
     assert result.parity.passed and result.fp16_parity.passed
     assert result.contract.size_multiple == 32 and result.contract.chroma_gain == 1.2
+    # the full-resolution block's convolution of (features, L) is split for the CPU's blocked layout
+    nodes = onnx.load(str(result.onnx)).graph.node
+    assert not any(n.op_type == "Concat" and "L" in n.input for n in nodes)
+    assert any(n.op_type == "Conv" and list(n.input[:1]) == ["L"] for n in nodes)
     backend = open_backend(result.onnx, "cpu")
     try:
         assert backend.contract.chroma_gain == 1.2 and backend.contract.size_multiple == 32

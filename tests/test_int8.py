@@ -87,23 +87,37 @@ def test_export_cli_int8_needs_photos(tmp_path, capsys):
     assert "INT8 calibration needs at least 2 readable photos" in capsys.readouterr().err
 
 
-def test_the_input_layer_its_skips_and_the_output_layer_stay_in_float():
-    """Everything up to the second convolution (effunet's L -> linear light -> sRGB: 8-bit linear
-    light loses the shadows; then the first convolution), a block that reads L again (up to its
-    convolution's activation), and from the last convolution on."""
+def _graph_reading_l_again(full_block: list) -> onnx.ModelProto:
+    """L -> input layer -> a middle convolution -> ``full_block`` (reads L again) -> two convolutions."""
     from onnx import TensorProto, helper
 
     def node(op, inputs, output, name):
         return helper.make_node(op, inputs, [output], name=name)
 
-    graph = helper.make_graph(
-        [node("Mul", ["l", "k"], "lin", "to_linear"), node("Pow", ["lin", "g"], "srgb", "gamma"),
-         node("Conv", ["srgb", "w1"], "c1", "stem"), node("Relu", ["c1"], "r1", "act"),
-         node("Conv", ["r1", "w2"], "c2", "middle"), node("Relu", ["c2"], "r2", "act2"),
-         node("Concat", ["r2", "l"], "cat", "skip"), node("Conv", ["cat", "w3"], "c3", "full"),
-         node("Relu", ["c3"], "r3", "act3"), node("Conv", ["r3", "w4"], "c4", "middle2"),
-         node("Conv", ["c4", "w5"], "c5", "head"), node("Tanh", ["c5"], "ab", "tanh")],
-        "g", [helper.make_tensor_value_info("l", TensorProto.FLOAT, [1, 1, 8, 8])],
-        [helper.make_tensor_value_info("ab", TensorProto.FLOAT, [1, 2, 8, 8])])
-    assert float_nodes(helper.make_model(graph)) == ["to_linear", "gamma", "stem", "act", "skip", "full", "act3",
-                                                     "head", "tanh"]
+    nodes = [node("Mul", ["l", "k"], "lin", "to_linear"), node("Pow", ["lin", "g"], "srgb", "gamma"),
+             node("Conv", ["srgb", "w1"], "c1", "stem"), node("Relu", ["c1"], "r1", "act"),
+             node("Conv", ["r1", "w2"], "c2", "middle"), node("Relu", ["c2"], "r2", "act2"),
+             *[node(*args) for args in full_block],
+             node("Relu", ["c3"], "r3", "act3"), node("Conv", ["r3", "w4"], "c4", "middle2"),
+             node("Conv", ["c4", "w5"], "c5", "head"), node("Tanh", ["c5"], "ab", "tanh")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("l", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("ab", TensorProto.FLOAT, [1, 2, 8, 8])])
+    return helper.make_model(graph)
+
+
+def test_the_input_layer_its_skips_and_the_output_layer_stay_in_float():
+    """Everything up to the second convolution (effunet's L -> linear light -> sRGB: 8-bit linear
+    light loses the shadows; then the first convolution), a block that reads L again (up to its
+    convolution's activation), and from the last convolution on."""
+    model = _graph_reading_l_again([("Concat", ["r2", "l"], "cat", "skip"), ("Conv", ["cat", "w3"], "c3", "full")])
+    assert float_nodes(model) == ["to_linear", "gamma", "stem", "act", "skip", "full", "act3", "head", "tanh"]
+
+
+def test_a_split_convolution_that_reads_l_again_stays_in_float_whole():
+    """The exporter's CPU rewrite (``cpu_graph``) turns that block into a sum of convolutions: every
+    part of the sum stays in float, the features' part too."""
+    model = _graph_reading_l_again([("Conv", ["r2", "w3a"], "c3a", "full_part0"),
+                                    ("Conv", ["l", "w3b"], "c3b", "full_part1"),
+                                    ("Add", ["c3a", "c3b"], "c3", "full_sum1")])
+    assert float_nodes(model) == ["to_linear", "gamma", "stem", "act", "full_part0", "full_part1", "full_sum1",
+                                  "act3", "head", "tanh"]

@@ -1,8 +1,10 @@
 """Benchmark: frames per second of video colorization on this machine, at 480p and 720p.
 
 For each size a synthetic clip is generated (a panned grayscale texture with a hard cut in the
-middle, H.264 CRF 18 + an AAC sine track, 24 fps) into a temporary folder, then colorized three times
-with ``colorize_video`` (the same code the CLI and GUI run):
+middle, H.264 CRF 18 + an AAC sine track, 24 fps) into a temporary folder, then run five ways, each
+once per round (``--rounds``, default 3: a shared machine's speed drifts, so every ratio compares
+runs of one round, and the median of the rounds is reported). Colorized with ``colorize_video`` (the
+same code the CLI and GUI run):
 
 * model: the ONNX model on the chosen backend (the shipped model by default); this 8-bit 4:2:0
   clip takes the luma pass-through path (``media.yuv``: luma kept, chroma computed at its own
@@ -13,13 +15,14 @@ with ``colorize_video`` (the same code the CLI and GUI run):
   L at render size, temporal smoothing, guided upsampling, merge, H.264 encoding and muxing;
 * I/O bound (the issue's decode + encode bound): the clip decoded with PyAV (threads as the
   pipeline's decoder), each frame converted to float32 Lab and back (OpenCV) and quantized, and
-  encoded with the pipeline's encoder settings (libx264 CRF 18, preset medium, yuv420p) -- no
-  project code. The ratio model / bound is printed in the same run. The luma path does no
+  encoded with the pipeline's encoder settings (libx264 CRF 18, preset medium, yuv420p, x264's
+  frame threads) -- no project code. The ratio model / bound is printed in the same run. The luma path does no
   full-resolution Lab round trip, so it can pass this bound; the stricter
 * codec-only bound decodes and re-encodes the yuv420p frames with no conversion at all.
   (The bound, like the no-inference run, encodes gray frames: libx264 spends less on their flat
   chroma than on a colorized film's: 1.7-1.8 vs 2.0-2.3 s of CPU per 120 frames of 720p.)
 
+Each run prints its CPU time per frame (all threads) and how many of the cores it kept busy.
 Nothing is written into the project; the temporary folder is deleted afterwards.
 
     python bench/bench_video.py                     # shipped model, 192 frames, 480p and 720p
@@ -34,6 +37,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from fractions import Fraction
@@ -134,6 +138,7 @@ def _transcode(src: Path, dst: Path, convert) -> dict:
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
         vout.options = {"crf": "18", "preset": "medium"}
+        vout.codec_context.thread_type = "AUTO"
         for frame in inp.decode(vin):
             for packet in vout.encode(convert(frame)):
                 out.mux(packet)
@@ -181,6 +186,8 @@ def main() -> None:
     p.add_argument("--cpu-int8", action="store_true",
                    help="on the CPU, the model's INT8 twin (as colorize-batch --cpu-int8)")
     p.add_argument("--temporal-strength", type=float, default=0.6)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="every run once per round, the rounds one after the other; the median ratio is reported")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
     keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
@@ -193,40 +200,50 @@ def main() -> None:
     lab_settings = dataclasses.replace(settings, luma_passthrough=False)
     sizes = [int(s) for s in args.sizes.split(",")]
     info = machine_info(backend.name)
-    rows: dict[str, dict] = {}
+    rounds: list[dict[str, dict]] = [{} for _ in range(args.rounds)]
     tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-video-"))
     try:
         for size in sizes:
             width, height = SIZES[size]
             clip = tmp / f"clip_{size}p.mp4"
             make_clip(clip, width, height, args.frames)
-            rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
-            rows[f"{size}p model, Lab path"] = run(clip, tmp / f"lab_{size}p.mp4", backend, lab_settings)
             no_inference = NoInference(backend.contract, "none")
-            rows[f"{size}p no inference"] = run(clip, tmp / f"ni_{size}p.mp4", no_inference, settings)
-            rows[f"{size}p I/O bound"] = io_bound(clip, tmp / f"io_{size}p.mp4")
-            rows[f"{size}p codec-only bound"] = codec_bound(clip, tmp / f"codec_{size}p.mp4")
+            for rows in rounds:  # every run once per round: a machine whose speed drifts drifts for all
+                rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
+                rows[f"{size}p model, Lab path"] = run(clip, tmp / f"lab_{size}p.mp4", backend, lab_settings)
+                rows[f"{size}p no inference"] = run(clip, tmp / f"ni_{size}p.mp4", no_inference, settings)
+                rows[f"{size}p I/O bound"] = io_bound(clip, tmp / f"io_{size}p.mp4")
+                rows[f"{size}p codec-only bound"] = codec_bound(clip, tmp / f"codec_{size}p.mp4")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c = backend.contract
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"model: {model} ({c.model_name} {c.model_version}), render size {c.render_size}; "
           f"{args.frames} frames per clip, batch {args.batch_size}, temporal strength {args.temporal_strength}, "
-          "H.264 CRF 18 preset medium, AAC copied")
-    print(f"{'run':<44}{'seconds':>9}{'frames/s':>10}{'CPU ms/frame':>14}{'cores busy':>12}"
-          f"{'inference s':>13}{'merge s':>9}")
-    for name, row in rows.items():
-        print(f"{name:<44}{row['seconds']:>9.2f}{row['fps']:>10.2f}{1000 * row['cpu_s'] / row['frames']:>14.1f}"
-              f"{row['cpu_s'] / row['seconds']:>12.2f}{row['inference_s'] or 0:>13.2f}{row['finish_s'] or 0:>9.2f}")
+          f"H.264 CRF 18 preset medium (frame threads), AAC copied; {args.rounds} rounds, each run once per round")
+    for number, rows in enumerate(rounds, 1):
+        print(f"\nround {number}")
+        print(f"{'run':<44}{'seconds':>9}{'frames/s':>10}{'CPU ms/frame':>14}{'cores busy':>12}"
+              f"{'inference s':>13}{'merge s':>9}")
+        for name, row in rows.items():
+            print(f"{name:<44}{row['seconds']:>9.2f}{row['fps']:>10.2f}{1000 * row['cpu_s'] / row['frames']:>14.1f}"
+                  f"{row['cpu_s'] / row['seconds']:>12.2f}{row['inference_s'] or 0:>13.2f}{row['finish_s'] or 0:>9.2f}")
+    print()
+    summary = {}
     for size in sizes:
-        model_fps = rows[f"{size}p model ({backend.name})"]["fps"]
-        bound, codec = rows[f"{size}p I/O bound"]["fps"], rows[f"{size}p codec-only bound"]["fps"]
-        print(f"{size}p ratio to the I/O bound: {model_fps / bound:.2f} (Lab path "
-              f"{rows[f'{size}p model, Lab path']['fps'] / bound:.2f}, no inference "
-              f"{rows[f'{size}p no inference']['fps'] / bound:.2f}); to the codec-only bound: {model_fps / codec:.2f}")
+        def ratios(name: str, to: str = "I/O bound", size: int = size) -> list[float]:
+            return [rows[f"{size}p {name}"]["fps"] / rows[f"{size}p {to}"]["fps"] for rows in rounds]
+
+        model_ratios = ratios(f"model ({backend.name})")
+        summary[size] = {"ratio": statistics.median(model_ratios), "ratios": model_ratios}
+        print(f"{size}p ratio to the I/O bound, each round: {' '.join(f'{r:.2f}' for r in model_ratios)}; "
+              f"median {statistics.median(model_ratios):.2f} (Lab path "
+              f"{statistics.median(ratios('model, Lab path')):.2f}, no inference "
+              f"{statistics.median(ratios('no inference')):.2f}); to the codec-only bound: "
+              f"{statistics.median(ratios(f'model ({backend.name})', 'codec-only bound')):.2f}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "model": str(model), "frames": args.frames,
-                                         "runs": rows}, indent=2) + "\n")
+                                         "rounds": rounds, "summary": summary}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

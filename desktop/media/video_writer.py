@@ -180,6 +180,7 @@ class VideoWriter:
             ctx.color_range = 2
         else:
             stream.options = {"crf": str(s.crf), "preset": s.preset}
+            ctx.thread_type = "AUTO"  # x264's frame threads, as ffmpeg runs it (PyAV's default is slices)
             ctx.colorspace = geometry.colorspace
             ctx.color_range = geometry.color_range or 1
         ctx.color_primaries = geometry.color_primaries

@@ -19,7 +19,9 @@ For each data set, on the same files and in one run, it prints:
   spares the bound's own arrays their page faults too). No pipeline of
   this project can be faster than decoding and encoding; the Lab round trip is the least color
   work a colorizer does at full resolution;
-* the ratios pipeline / bound (running and with start-up);
+* the ratios pipeline / bound (running and with start-up), in each of ``--rounds`` rounds (default
+  3: the bound and then the pipeline once per round, so that the drifting speed of a shared machine
+  moves both sides of a ratio), and their medians over the rounds;
 * with ``--baseline REF``: the same pipeline figures for the code of git revision REF (e.g. the
   commit before an optimization), run on the same files in the same run (its package folders are
   exported with ``git archive`` into the temporary folder and put first on ``PYTHONPATH``).
@@ -40,6 +42,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,18 +219,40 @@ def export_revision(revision: str, dest: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- report
-def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None) -> dict:
+def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None, rounds: int
+            ) -> list[dict]:
+    """One row per round: the bound, then the pipeline (and the baseline), on the same files."""
     paths = make_set(data, tmp / "in")
-    bound_s, bound_cpu_s = io_bound(paths, tmp / "bound", threads)
-    bound = data.count / bound_s
-    row = {"data": data.label, "bound_photos_s": bound, "bound_cpu_ms_per_photo": bound_cpu_s * 1000 / data.count}
-    runs = {"": None} | ({"before_": baseline} if baseline is not None else {})
-    for prefix, python_path in runs.items():
-        run = run_pipeline(tmp / "in", tmp / f"out{prefix}", data.count, extra, python_path)
-        row |= {prefix + k: v for k, v in asdict(run).items()}
-        for rate in ("running", "startup"):
-            row[f"{prefix}ratio_{rate}"] = row[f"{prefix}{rate}_photos_s"] / bound
-    return row
+    rows = []
+    for number in range(rounds):
+        bound_s, bound_cpu_s = io_bound(paths, tmp / f"bound{number}", threads)
+        shutil.rmtree(tmp / f"bound{number}")
+        bound = data.count / bound_s
+        row = {"data": data.label, "bound_photos_s": bound,
+               "bound_cpu_ms_per_photo": bound_cpu_s * 1000 / data.count}
+        runs = {"": None} | ({"before_": baseline} if baseline is not None else {})
+        for prefix, python_path in runs.items():
+            out = tmp / f"out{prefix}{number}"
+            run = run_pipeline(tmp / "in", out, data.count, extra, python_path)
+            shutil.rmtree(out)
+            row |= {prefix + k: v for k, v in asdict(run).items()}
+            for rate in ("running", "startup"):
+                row[f"{prefix}ratio_{rate}"] = row[f"{prefix}{rate}_photos_s"] / bound
+        rows.append(row)
+    return rows
+
+
+def print_medians(per_set: list[list[dict]], prefix: str = "") -> None:
+    """Per set: the median over the rounds of each ratio, and the ranges of the rest."""
+    for rows in per_set:
+        running = [r[f"{prefix}ratio_running"] for r in rows]
+        startup = [r[f"{prefix}ratio_startup"] for r in rows]
+        first = [r[f"{prefix}first_output_s"] for r in rows]
+        rss = [r[f"{prefix}peak_rss_mb"] for r in rows]
+        print(f"{rows[0]['data']:<24} ratio running {statistics.median(running):.2f} "
+              f"({' '.join(f'{x:.2f}' for x in running)}), with start-up {statistics.median(startup):.2f} "
+              f"({' '.join(f'{x:.2f}' for x in startup)}); first output {min(first):.2f}-{max(first):.2f} s; "
+              f"peak RSS {min(rss):.0f}-{max(rss):.0f} MB")
 
 
 def print_table(rows: list[dict], prefix: str = "") -> None:
@@ -250,6 +275,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="threads of the I/O bound (default: usable cores)")
     p.add_argument("--baseline", metavar="REV", help="also run colorize-batch as it was at this git revision")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="the bound and the pipeline once each per round, on the same files; medians reported")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
     keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
@@ -257,22 +284,28 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model: {args.model or 'shipped'}; backend: {args.backend or 'auto'}; I/O bound on {args.threads} threads")
-    rows = []
+    per_set = []
     tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-"))
     try:
         baseline = export_revision(args.baseline, tmp / "baseline") if args.baseline else None
         for i, data in enumerate(args.sets):
-            rows.append(measure(data, tmp / f"set{i}", args.threads, extra, baseline))
+            per_set.append(measure(data, tmp / f"set{i}", args.threads, extra, baseline, args.rounds))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("colorize-batch (this tree):")
-    print_table(rows)
+    for number in range(args.rounds):
+        print(f"\nround {number + 1}, colorize-batch (this tree):")
+        print_table([rows[number] for rows in per_set])
+        if args.baseline:
+            print(f"round {number + 1}, colorize-batch at {args.baseline} (same files):")
+            print_table([rows[number] for rows in per_set], "before_")
+    print(f"\nmedians of {args.rounds} rounds (this tree):")
+    print_medians(per_set)
     if args.baseline:
-        print(f"colorize-batch at {args.baseline} (same files, same run):")
-        print_table(rows, "before_")
+        print(f"medians of {args.rounds} rounds (at {args.baseline}):")
+        print_medians(per_set, "before_")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "model": str(args.model or "shipped"),
-                                         "baseline": args.baseline, "rows": rows},
+                                         "baseline": args.baseline, "rounds": per_set},
                                         indent=2))
 
 

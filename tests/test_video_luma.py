@@ -88,28 +88,109 @@ def test_full_range_source_stays_full_range(tmp_path):
         assert y_src.min() < 16 or y_src.max() > 235  # really full range
 
 
-@pytest.mark.parametrize(("codec", "pix_fmt", "size", "passes"), [
-    ("libx264", "yuv420p", (64, 48), True),
-    ("ffv1", "yuv420p", (65, 49), False),  # odd: padded or cropped in RGB
-    ("libx264", "yuv444p", (64, 48), False),
-    ("ffv1", "yuv420p10le", (64, 48), False),  # more than 8 bits: decoded at 16 bits for L
-])
-def test_which_sources_pass_their_luma_through(tmp_path, codec, pix_fmt, size, passes):
-    path = tmp_path / "clip.mkv"
+def clip_in(path: Path, codec: str, pix_fmt: str, size: tuple[int, int], n: int = 3, color_range: int = 1) -> Path:
+    """A gray clip (``gray_frame``s) encoded as ``pix_fmt`` by ``codec``."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=24)
         stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(gray_frame(i, size[1], size[0]), format="rgb24").reformat(format=pix_fmt)
-            frame.pts, frame.time_base = i, Fraction(1, 24)
+        stream.codec_context.color_range = color_range
+        if codec == "libx264":
+            stream.options = {"crf": "0"}
+        for i in range(n):
+            gray = gray_frame(i, size[1], size[0])
+            if pix_fmt.endswith("le"):  # 16-bit gray with levels between the 8-bit ones
+                fine = gray.astype(np.int32) * 257 + (np.arange(size[0]) * 37 % 251)[None, :, None]
+                frame = av.VideoFrame.from_ndarray(np.clip(fine, 0, 65535).astype(np.uint16), format="rgb48le")
+            else:
+                frame = av.VideoFrame.from_ndarray(gray, format="rgb24")
+            frame = frame.reformat(format=pix_fmt, dst_color_range=color_range)
+            frame.pts, frame.time_base, frame.color_range = i, Fraction(1, 24), color_range
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return path
+
+
+def luma_planes(path: Path) -> list[np.ndarray]:
+    """Every frame's luma plane as stored: uint8, or uint16 for more than 8 bits."""
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            bits = frame.format.components[0].bits
+            dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
+            plane = frame.planes[0]
+            out.append(np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)
+                       [: frame.height, : frame.width].copy())
+    return out
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "size", "passes"), [
+    ("libx264", "yuv420p", (64, 48), True),
+    ("ffv1", "yuv420p", (65, 49), False),  # odd: padded or cropped in RGB
+    ("libx264", "yuv444p", (64, 48), True),  # any chroma subsampling: only Y' is read
+    ("mjpeg", "yuvj422p", (64, 48), True),  # the old digitizations' Motion JPEG
+    ("ffv1", "yuv420p10le", (64, 48), True),  # more bits: L from all of them, Y' to the nearest 8-bit code
+    ("ffv1", "yuv422p10le", (64, 48), True),  # ProRes-like 10-bit 4:2:2
+    ("ffv1", "gray", (64, 48), False),  # no chroma planes: converted through RGB
+    ("ffv1", "bgr0", (64, 48), False),
+])
+def test_which_sources_pass_their_luma_through(tmp_path, codec, pix_fmt, size, passes):
+    path = clip_in(tmp_path / "clip.mkv", codec, pix_fmt, size, color_range=2 if pix_fmt.startswith("yuvj") else 1)
     with VideoSource(path) as source:
         assert source.luma_passes_through is passes
     result = colorize_video(path, tmp_path / "out.mkv", FakeBackend(), VideoSettings())
     assert result.status == "done", result.reason
+
+
+@pytest.mark.parametrize(("pix_fmt", "color_range"), [("yuv422p", 1), ("yuv444p", 2)])
+def test_luma_of_other_8_bit_subsamplings_passes_through_bit_for_bit(tmp_path, pix_fmt, color_range):
+    src = clip_in(tmp_path / "clip.mkv", "ffv1", pix_fmt, (64, 48), n=4, color_range=color_range)
+    dst = tmp_path / "out.mp4"
+    assert colorize_video(src, dst, FakeBackend(), LOSSLESS_H264).status == "done"
+    for y_src, (y_out, cb, cr) in zip(luma_planes(src), planes(dst), strict=True):
+        assert np.array_equal(y_out, y_src)
+        assert np.abs(cb.astype(int) - 128).max() > 3 or np.abs(cr.astype(int) - 128).max() > 3
+
+
+@pytest.mark.parametrize(("pix_fmt", "color_range"), [("yuv420p10le", 1), ("yuv422p10le", 1), ("yuv420p10le", 2)])
+def test_ten_bit_luma_is_kept_to_the_nearest_8_bit_code(tmp_path, pix_fmt, color_range):
+    src = clip_in(tmp_path / "clip.mkv", "ffv1", pix_fmt, (64, 48), n=4, color_range=color_range)
+    dst = tmp_path / "out.mp4"
+    assert colorize_video(src, dst, FakeBackend(), LOSSLESS_H264).status == "done"
+    for y10, (y_out, *_) in zip(luma_planes(src), planes(dst), strict=True):
+        assert y10.dtype == np.uint16 and (y10 % 4).any()  # really 10 bits, not 8 bits shifted
+        want = np.round(y10 * (255 / 1023)) if color_range == 2 else np.floor(y10 / 4 + 0.5)
+        assert np.array_equal(y_out, want.astype(np.uint8))
+
+
+def test_ten_bit_luma_path_gives_the_colors_of_its_lab_path(tmp_path):
+    src = clip_in(tmp_path / "clip.mkv", "ffv1", "yuv420p10le", (96, 64), n=4)
+    luma, lab = tmp_path / "luma.mp4", tmp_path / "lab.mp4"
+    for dst, settings in ((luma, LOSSLESS_H264), (lab, dataclasses.replace(LOSSLESS_H264, luma_passthrough=False))):
+        assert colorize_video(src, dst, FakeBackend(), settings).status == "done"
+    for (y1, cb1, cr1), (y2, cb2, cr2) in zip(planes(luma), planes(lab), strict=True):
+        for a, b in ((cb1, cb2), (cr1, cr2)):
+            diff = np.abs(a.astype(int) - b.astype(int))
+            assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 3
+        assert np.abs(y1.astype(int) - y2.astype(int)).mean() < 3
+
+
+def test_l_of_wide_luma_codes_matches_the_8_bit_codes_they_scale():
+    from colorizer.desktop.media.yuv import luma_l_table, luma_to_8_bits
+
+    for full_range in (False, True):
+        eight = luma_l_table(full_range)
+        ten = luma_l_table(full_range, 10)
+        assert ten.shape == (1024,) and np.all(np.diff(ten) >= 0)
+        if full_range:
+            assert np.allclose(ten[[0, 1023]], eight[[0, 255]], atol=1e-4)
+        else:
+            assert np.allclose(ten[::4], eight, atol=1e-4)  # limited range: code 4k is 8-bit code k
+    codes = np.arange(1024, dtype=np.uint16)
+    assert np.array_equal(luma_to_8_bits(codes, 10, False), np.minimum((codes.astype(int) + 2) >> 2, 255))
+    full = np.round(codes.astype(np.int64) * 255 / 1023).astype(np.uint8)
+    assert np.array_equal(luma_to_8_bits(codes, 10, True), full)
 
 
 @pytest.mark.parametrize(("colorspace", "color_range"), [(1, 1), (5, 1), (6, 2), (9, 1)])

@@ -28,7 +28,7 @@ from colorizer.contract import rgb_to_lab
 from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError
 from colorizer.desktop.media.formats import detect_format
-from colorizer.desktop.media.yuv import AVCOL_RANGE_JPEG, PASSTHROUGH_FORMATS, LumaPicture
+from colorizer.desktop.media.yuv import AVCOL_RANGE_JPEG, LumaPicture, luma_bits
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
@@ -290,10 +290,11 @@ class VideoSource:
 
     @property
     def luma_passes_through(self) -> bool:
-        """Whether the stream decodes to 8-bit 4:2:0 of an even size, so that its frames can be read
-        as :class:`LumaPicture` (``frames(luma=True)``) and their luma kept as it is."""
+        """Whether the stream decodes to planar Y'CbCr (any chroma subsampling, 8 to 16 bits) of an
+        even size, so that its frames can be read as :class:`LumaPicture` (``frames(luma=True)``) and
+        their luma kept (to the nearest 8-bit code when it has more bits)."""
         ctx = self.stream.codec_context
-        return ctx.pix_fmt in PASSTHROUGH_FORMATS and not ctx.width % 2 and not ctx.height % 2
+        return bool(ctx.pix_fmt) and luma_bits(ctx.pix_fmt) is not None and not ctx.width % 2 and not ctx.height % 2
 
     def frames(self, on_packet: Callable[[Any], None], luma: bool = False
                ) -> Iterator[tuple[FrameMeta, np.ndarray | LumaPicture]]:
@@ -353,12 +354,16 @@ class VideoSource:
 
     def _luma(self, frame) -> LumaPicture:
         """The frame's luma plane, upright, read in the first frame's matrix and range (as the output is tagged)."""
-        if frame.format.name not in PASSTHROUGH_FORMATS:  # a format change mid-stream: rare, converted
-            frame = frame.reformat(format="yuv420p")
+        stream_format = self.stream.codec_context.pix_fmt  # the format luma_passes_through accepted
+        if frame.format.name != stream_format:  # a format change mid-stream: rare, converted
+            frame = frame.reformat(format=stream_format)
+        bits = luma_bits(stream_format)
         plane = frame.planes[0]
-        y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
+        y = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)[: frame.height, : frame.width]
         y = np.rot90(y, self.turns) if self.turns else y
-        return LumaPicture(np.ascontiguousarray(y), self.colorspace, self.color_range)
+        return LumaPicture(np.ascontiguousarray(y, dtype=np.uint8 if bits == 8 else np.uint16), self.colorspace,
+                           self.color_range, bits)
 
     def _default_step(self) -> int:
         if self.rate and self.time_base:

@@ -258,12 +258,13 @@ class VideoWriter:
                               dst_color_range=self.geometry.color_range or 1)
 
     def luma_frame(self, picture: LumaPicture, cb: np.ndarray, cr: np.ndarray):
-        """The encoder's yuv420p picture of a source ``picture``'s own luma plane and new chroma planes
-        (H.264 only; the picture's matrix and range are the geometry's)."""
+        """The encoder's yuv420p picture of a source ``picture``'s own luma plane (to the nearest 8-bit
+        code when it has more bits) and new chroma planes (H.264 only; the picture's matrix and range
+        are the geometry's)."""
         if self.encoding.lossless or picture.y.shape != self.encoded_size:
             raise ValueError(f"a luma picture of {picture.y.shape} cannot be encoded as {self.encoded_size} "
                              f"{'FFV1 RGB' if self.encoding.lossless else 'yuv420p'}")
-        frame = av.VideoFrame.from_ndarray(np.concatenate([picture.y.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
+        frame = av.VideoFrame.from_ndarray(np.concatenate([picture.y8.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
                                            .reshape(-1, picture.y.shape[1]), format="yuv420p")
         frame.colorspace = self.geometry.colorspace
         frame.color_range = self.geometry.color_range or 1

@@ -1,4 +1,4 @@
-"""8-bit 4:2:0 pictures (films, JPEG photos) whose luma plane passes through colorization untouched.
+"""Y'CbCr pictures (films, JPEG photos) whose luma plane passes through colorization untouched.
 
 A black-and-white film decodes to a luma plane Y' and flat chroma planes; a gray photo is its
 luma plane. Colorizing it only has to write new chroma: the output keeps the source's Y' (grain,
@@ -10,7 +10,9 @@ as Y'CbCr 4:2:0 planes, :class:`colorizer.desktop.media.image_write.JpegPlanes`)
 The matrix (BT.601, BT.709, ...) and range (limited 16-235 or full 0-255) are the source's, as
 the writer tags the output with them (a JPEG's are always JFIF's: BT.601, full range). L, for
 the model and the merge, is the L of the gray pixel that Y' decodes to (R' = G' = B'), exactly
-what decoding to RGB and computing L gave before.
+what decoding to RGB and computing L gave before. A film's source may have any chroma
+subsampling (its chroma is not read) and up to 16 bits: L then comes from all of them, and the 8-bit
+output keeps each luma code's nearest 8-bit code (:func:`luma_to_8_bits`).
 """
 
 from __future__ import annotations
@@ -26,21 +28,55 @@ from colorizer.contract import rgb_to_lab
 LUMA_COEFFICIENTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
                      7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
 """AVColorSpace -> (Kr, Kb) of its Y'CbCr matrix (BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020)."""
-PASSTHROUGH_FORMATS = frozenset({"yuv420p", "yuvj420p"})
-"""Decoded pixel formats whose luma passes through (8-bit 4:2:0)."""
 AVCOL_RANGE_JPEG = 2
 AVCOL_SPC_BT470BG = 5  # BT.601, the matrix of JFIF (JPEG)
 
 
 @functools.cache
-def luma_l_table(full_range: bool) -> np.ndarray:
-    """L in [0, 100] of each of the 256 luma codes: the L of the gray pixel (v, v, v) the code decodes to."""
-    codes = np.arange(256, dtype=np.float32)
-    gray = codes / 255 if full_range else (codes - 16) / 219
-    gray = np.clip(gray, 0.0, 1.0)
+def luma_bits(pix_fmt: str) -> int | None:
+    """Bits of the luma plane of a decoded pixel format whose luma can pass through: planar Y'CbCr
+    with Y' alone in the first plane, native byte order, 8 to 16 bits (4:2:0, 4:2:2, 4:4:4, 4:1:1,
+    ...: the chroma planes of a black-and-white source are not read); None for any other format."""
+    import av  # PyAV only where videos are read: photos never call this
+
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, av.FFmpegError):
+        return None
+    components = fmt.components
+    if not pix_fmt.startswith("yuv") or not fmt.is_planar or fmt.is_big_endian or len(components) != 3 \
+            or not components[0].is_luma or components[0].plane != 0 or any(c.plane == 0 for c in components[1:]):
+        return None
+    bits = components[0].bits
+    return bits if 8 <= bits <= 16 else None
+
+
+@functools.cache
+def luma_l_table(full_range: bool, bits: int = 8) -> np.ndarray:
+    """L in [0, 100] of each of the 2**bits luma codes: the L of the gray pixel (v, v, v) the code decodes to."""
+    codes = np.arange(1 << bits, dtype=np.float64)
+    if full_range:
+        gray = codes / ((1 << bits) - 1)
+    else:  # limited range: the 8-bit codes 16-235 scaled by 2**(bits - 8)
+        step = 1 << (bits - 8)
+        gray = (codes - 16 * step) / (219 * step)
+    gray = np.clip(gray, 0.0, 1.0).astype(np.float32)
     table = np.ascontiguousarray(rgb_to_lab(np.repeat(gray[None, :, None], 3, axis=2))[0, :, 0])
     table.flags.writeable = False
     return table
+
+
+def luma_to_8_bits(y: np.ndarray, bits: int, full_range: bool) -> np.ndarray:
+    """A luma plane of ``bits`` bits as the nearest 8-bit codes (halves up): limited range divides by
+    2**(bits - 8) (its codes are the 8-bit ones scaled), full range scales 0..2**bits - 1 to 0..255."""
+    if bits == 8:
+        return y
+    wide = y.astype(np.uint32)
+    if full_range:
+        top = (1 << bits) - 1
+        return ((wide * 510 + top) // (2 * top)).astype(np.uint8)
+    shift = bits - 8
+    return np.minimum((wide + (1 << (shift - 1))) >> shift, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -49,13 +85,17 @@ class LumaPicture:
     height and width, rounded up (as JPEG's: an odd last row or column has chroma of its own); a
     video's size is even (the sources and encoders of films need it)."""
 
-    y: np.ndarray  # (H, W) uint8, C-contiguous
+    y: np.ndarray  # (H, W) uint8, or uint16 holding ``bits`` bits; C-contiguous
     colorspace: int  # AVColorSpace of the matrix (see LUMA_COEFFICIENTS)
     color_range: int  # AVColorRange: 2 = full (JPEG), anything else = limited (MPEG)
+    bits: int = 8
 
     def __post_init__(self) -> None:
-        if self.y.dtype != np.uint8 or self.y.ndim != 2 or not self.y.flags.c_contiguous or not self.y.size:
-            raise ValueError(f"a luma plane must be a C-contiguous 2-D uint8 array, got {self.y.shape} {self.y.dtype}")
+        dtype = np.uint8 if self.bits == 8 else np.uint16
+        if not 8 <= self.bits <= 16 or self.y.dtype != dtype or self.y.ndim != 2 or not self.y.flags.c_contiguous \
+                or not self.y.size:
+            raise ValueError(f"a {self.bits}-bit luma plane must be a C-contiguous 2-D {np.dtype(dtype).name} array, "
+                             f"got {self.y.shape} {self.y.dtype}")
 
     @classmethod
     def jfif(cls, y: np.ndarray) -> LumaPicture:
@@ -70,9 +110,17 @@ class LumaPicture:
     def chroma_shape(self) -> tuple[int, int]:
         return (self.y.shape[0] + 1) // 2, (self.y.shape[1] + 1) // 2
 
+    @functools.cached_property
+    def y8(self) -> np.ndarray:
+        """The 8-bit luma plane an 8-bit output keeps: :attr:`y` itself, or its nearest 8-bit codes."""
+        return luma_to_8_bits(self.y, self.bits, self.full_range)
+
     def l_plane(self) -> np.ndarray:
-        """L (H, W) float32 of every pixel, by table lookup."""
-        return cv2.LUT(self.y, luma_l_table(self.full_range)).reshape(self.y.shape)
+        """L (H, W) float32 of every pixel, by table lookup (of all :attr:`bits`)."""
+        table = luma_l_table(self.full_range, self.bits)
+        if self.bits == 8:
+            return cv2.LUT(self.y, table).reshape(self.y.shape)
+        return table[self.y]
 
     def l_chroma(self, l_plane: np.ndarray) -> np.ndarray:
         """``l_plane`` (:meth:`l_plane`) averaged over each chroma sample's 2x2 pixels (an odd last row

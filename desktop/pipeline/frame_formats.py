@@ -5,9 +5,10 @@ format says how a decoded picture becomes the model's input and how a predicted 
 output picture:
 
 * :class:`RgbFrames`: RGB arrays (or a gray frame's one plane) in, RGB out at full resolution
-  (float, or 8/16-bit) -- frame folders, lossless FFV1 output, sources that are not 8-bit 4:2:0.
-* :class:`LumaFrames`: 8-bit 4:2:0 video pictures in, whose luma plane passes through bit for bit;
-  only the chroma planes are computed, at their own (quarter) resolution (:mod:`..media.yuv`).
+  (float, or 8/16-bit) -- frame folders, lossless FFV1 output, sources that are not planar Y'CbCr.
+* :class:`LumaFrames`: planar Y'CbCr video pictures in, whose luma plane passes through (bit for bit
+  at 8 bits, rounded to 8 bits from more); only the output's 4:2:0 chroma planes are computed, at
+  their own (quarter) resolution (:mod:`..media.yuv`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class RgbFrames:
 
 @dataclass(frozen=True)
 class LumaFrames:
-    """8-bit 4:2:0 pictures whose luma passes through: the model sees L of the full-resolution luma;
+    """Y'CbCr pictures whose luma passes through: the model sees L of the full-resolution luma;
     the color is merged with L at the chroma planes' resolution and turned into Cb/Cr there;
     ``encode(picture, cb, cr)`` makes the output picture."""
 

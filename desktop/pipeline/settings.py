@@ -45,7 +45,7 @@ class VideoSettings:
     saturation: float = 1.0
     upsampling: str = "guided"
     odd_size: str = "pad"  # pad | crop: how odd sizes become even for yuv420p
-    luma_passthrough: bool = True  # 8-bit 4:2:0 sources: keep their luma plane, compute chroma only (media.yuv)
+    luma_passthrough: bool = True  # Y'CbCr sources: keep their luma plane, compute chroma only (media.yuv)
     overwrite: bool = False
     frame_rate: float = 24.0  # frame folders encoded to a video
 

@@ -23,14 +23,16 @@ Choices (documented for users):
 * **Odd sizes**: H.264 with yuv420p needs even sizes. ``odd_size="pad"`` (default) repeats the
   last row/column (the output is 1 pixel taller/wider; no source pixel is lost), ``"crop"``
   drops it. Never stretched. The lossless FFV1 output (8-bit RGB) keeps the exact size.
-* **Colors**: an 8-bit 4:2:0 source of even size (nearly every H.264/HEVC/MPEG film) keeps its
-  luma plane bit for bit: only its chroma planes are computed, at their own resolution, from the
-  colorized image there (:mod:`..media.yuv`, :class:`.frame_formats.LumaFrames`) -- no
-  full-resolution RGB or Lab pass at all. Other sources (odd sizes, 4:2:2/4:4:4, more than 8 bits,
-  lossless output) are decoded to RGB, colorized at full resolution in Lab and converted back.
-  Either way the source's YUV matrix and range are used to decode and again to encode, and its
-  color tags are copied. Output is 8-bit (yuv420p H.264, or RGB FFV1 when lossless); sources
-  with more bits are decoded at 16 bits per channel for L.
+* **Colors**: a planar Y'CbCr source of even size -- any chroma subsampling, 8 to 16 bits: nearly
+  every H.264/HEVC/MPEG film, Motion JPEG and DV digitizations, 10-bit ProRes/FFV1 scans -- keeps
+  its luma plane (bit for bit at 8 bits; to the nearest 8-bit code, rounded, when it has more, L
+  taken from all its bits): only the output's 4:2:0 chroma planes are computed, at their own
+  resolution, from the colorized image there (:mod:`..media.yuv`, :class:`.frame_formats.LumaFrames`)
+  -- no full-resolution RGB or Lab pass at all. Other sources (odd sizes, RGB, gray or packed
+  formats) and lossless output are decoded to RGB (16 bits per channel for more than 8 bits),
+  colorized at full resolution in Lab and converted back. Either way the source's YUV matrix and
+  range are used to decode and again to encode, and its color tags are copied. Output is 8-bit
+  (yuv420p H.264, or RGB FFV1 when lossless).
 * **Output**: H.264 (libx264, CRF) in MP4/MOV/MKV chosen by the output suffix; ``lossless``:
   FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold.
 * **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed

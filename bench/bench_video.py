@@ -27,6 +27,7 @@ Nothing is written into the project; the temporary folder is deleted afterwards.
 
     python bench/bench_video.py                     # shipped model, 192 frames, 480p and 720p
     python bench/bench_video.py --model m.onnx --frames 10 --sizes 480
+    python bench/bench_video.py --sizes 720 --source prores   # a 10-bit 4:2:2 ProRes source
 """
 
 from __future__ import annotations
@@ -65,18 +66,29 @@ def texture(seed: int, h: int, w: int) -> np.ndarray:
     return cv2.normalize(img, None, 20, 235, cv2.NORM_MINMAX)
 
 
-def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 24) -> None:
+SOURCES = {  # --source: (suffix, codec, pixel format, codec options)
+    "h264": (".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "veryfast"}),
+    "prores": (".mov", "prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ, 10-bit: archive scans
+}
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 24, source: str = "h264") -> None:
+    _, codec, pix_fmt, options = SOURCES[source]
     scenes = [texture(s, height, width + frames * 2) for s in (1, 2)]
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.options = {"crf": "18", "preset": "veryfast"}
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.options = options
         audio = out.add_stream("aac", rate=48000)
         audio.layout = "mono"
         for i in range(frames):
             scene = scenes[0] if i < frames // 2 else scenes[1]
-            gray = scene[:, 2 * i : 2 * i + width].astype(np.uint8)  # panning 2 px per frame
-            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
+            gray = scene[:, 2 * i : 2 * i + width]  # panning 2 px per frame
+            if pix_fmt == "yuv420p":
+                frame = av.VideoFrame.from_ndarray(np.repeat(gray.astype(np.uint8)[..., None], 3, 2), format="rgb24")
+            else:  # 16 bits of the texture, for a source with more than 8
+                gray16 = np.clip(gray * 257.0, 0, 65535).astype(np.uint16)
+                frame = av.VideoFrame.from_ndarray(np.repeat(gray16[..., None], 3, 2), format="rgb48le")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in video.encode(frame):
                 out.mux(packet)
@@ -183,6 +195,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=192, help="frames per clip (8 s: a steadier bound)")
     p.add_argument("--sizes", default="480,720", help="comma-separated: 480, 720, 1080")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--source", choices=sorted(SOURCES), default="h264",
+                   help="the clip's codec: h264 (8-bit 4:2:0 MP4) or prores (10-bit 4:2:2 ProRes 422 HQ MOV)")
     p.add_argument("--cpu-int8", action="store_true",
                    help="on the CPU, the model's INT8 twin (as colorize-batch --cpu-int8)")
     p.add_argument("--temporal-strength", type=float, default=0.6)
@@ -205,8 +219,8 @@ def main() -> None:
     try:
         for size in sizes:
             width, height = SIZES[size]
-            clip = tmp / f"clip_{size}p.mp4"
-            make_clip(clip, width, height, args.frames)
+            clip = tmp / f"clip_{size}p{SOURCES[args.source][0]}"
+            make_clip(clip, width, height, args.frames, source=args.source)
             no_inference = NoInference(backend.contract, "none")
             for rows in rounds:  # every run once per round: a machine whose speed drifts drifts for all
                 rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
@@ -219,7 +233,8 @@ def main() -> None:
     c = backend.contract
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"model: {model} ({c.model_name} {c.model_version}), render size {c.render_size}; "
-          f"{args.frames} frames per clip, batch {args.batch_size}, temporal strength {args.temporal_strength}, "
+          f"{args.source} source ({SOURCES[args.source][2]}), {args.frames} frames per clip, "
+          f"batch {args.batch_size}, temporal strength {args.temporal_strength}, "
           f"H.264 CRF 18 preset medium (frame threads), AAC copied; {args.rounds} rounds, each run once per round")
     for number, rows in enumerate(rounds, 1):
         print(f"\nround {number}")

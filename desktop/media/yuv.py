@@ -54,13 +54,13 @@ def luma_bits(pix_fmt: str) -> int | None:
 @functools.cache
 def luma_l_table(full_range: bool, bits: int = 8) -> np.ndarray:
     """L in [0, 100] of each of the 2**bits luma codes: the L of the gray pixel (v, v, v) the code decodes to."""
-    codes = np.arange(1 << bits, dtype=np.float64)
+    codes = np.arange(1 << bits, dtype=np.float32)
     if full_range:
-        gray = codes / ((1 << bits) - 1)
+        gray = codes / np.float32((1 << bits) - 1)
     else:  # limited range: the 8-bit codes 16-235 scaled by 2**(bits - 8)
         step = 1 << (bits - 8)
-        gray = (codes - 16 * step) / (219 * step)
-    gray = np.clip(gray, 0.0, 1.0).astype(np.float32)
+        gray = (codes - np.float32(16 * step)) / np.float32(219 * step)
+    gray = np.clip(gray, 0.0, 1.0)
     table = np.ascontiguousarray(rgb_to_lab(np.repeat(gray[None, :, None], 3, axis=2))[0, :, 0])
     table.flags.writeable = False
     return table

@@ -27,12 +27,14 @@ For each data set, on the same files and in one run, it prints:
   exported with ``git archive`` into the temporary folder and put first on ``PYTHONPATH``).
 
 Data: gray photo-like images synthesized from ``assets/samples`` (cropped, grayed, resized with
-a fine grain added) into a temporary folder that is deleted afterwards; nothing is written into
-the project. Default sets: 24 JPEGs of 2 MP, 8 JPEGs of 12 MP, 8 gray 16-bit TIFFs of 2 MP.
+a fine grain added), or with ``--photos`` from those photos (cropped, grayed, resized, no grain),
+into a temporary folder that is deleted afterwards; nothing is written into the project.
+Default sets: 24 JPEGs of 2 MP, 8 JPEGs of 12 MP, 8 gray 16-bit TIFFs of 2 MP.
 
     python bench/bench_photos.py
     python bench/bench_photos.py --sets jpeg:2:24 tiff16:12:4 --model my.onnx --json out.json
     python bench/bench_photos.py --baseline HEAD~3
+    python bench/bench_photos.py --sets tiff16:2:32 --photos ../shared/data/bsds500/val   # real photos
 """
 
 from __future__ import annotations
@@ -96,27 +98,31 @@ class DataSet:
         return f"{self.count} x {self.megapixels} MP {'JPEG' if self.kind == 'jpeg' else '16-bit TIFF'}"
 
 
-def photo_like(index: int, width: int, height: int, sixteen_bit: bool) -> np.ndarray:
-    """A gray photo from a sample (a different crop and flip per index) with a fine film grain."""
-    files = sorted(SAMPLES.glob("*.jpg"))
+def photo_like(index: int, width: int, height: int, sixteen_bit: bool, photos: list[Path] | None = None,
+               grain: float = 3.0) -> np.ndarray:
+    """A gray photo from a sample (or from ``photos``; a different crop and flip per index) with a
+    fine film grain (``grain``: its standard deviation in 8-bit levels; 0: none)."""
+    files = photos or sorted(SAMPLES.glob("*.jpg"))
     gray = cv2.imread(str(files[index % len(files)]), cv2.IMREAD_GRAYSCALE)
     h, w = gray.shape
     crop = gray[(index * 7) % (h // 8):, (index * 13) % (w // 8):]
     if index % 2:
         crop = crop[:, ::-1]
     big = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    big += np.random.default_rng(index).normal(0.0, 3.0, big.shape).astype(np.float32)
+    if grain:
+        big += np.random.default_rng(index).normal(0.0, grain, big.shape).astype(np.float32)
     if sixteen_bit:
         return np.clip(big * 257.0, 0, 65535).astype(np.uint16)
     return np.clip(big, 0, 255).astype(np.uint8)
 
 
-def make_set(data: DataSet, folder: Path) -> list[Path]:
+def make_set(data: DataSet, folder: Path, photos: list[Path] | None = None) -> list[Path]:
+    """The set's gray photos in ``folder``: from the samples with grain, or from ``photos`` as they are."""
     folder.mkdir(parents=True)
     width, height = SIZES[data.megapixels]
     paths = []
     for i in range(data.count):
-        pixels = photo_like(i, width, height, data.kind == "tiff16")
+        pixels = photo_like(i, width, height, data.kind == "tiff16", photos, grain=0.0 if photos else 3.0)
         path = folder / (f"{i:03d}.jpg" if data.kind == "jpeg" else f"{i:03d}.tif")
         params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if data.kind == "jpeg" else []
         if not cv2.imwrite(str(path), pixels, params):
@@ -219,10 +225,10 @@ def export_revision(revision: str, dest: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- report
-def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None, rounds: int
-            ) -> list[dict]:
+def measure(data: DataSet, tmp: Path, threads: int, extra: list[str], baseline: Path | None, rounds: int,
+            photos: list[Path] | None = None) -> list[dict]:
     """One row per round: the bound, then the pipeline (and the baseline), on the same files."""
-    paths = make_set(data, tmp / "in")
+    paths = make_set(data, tmp / "in", photos)
     rows = []
     for number in range(rounds):
         bound_s, bound_cpu_s = io_bound(paths, tmp / f"bound{number}", threads)
@@ -275,13 +281,22 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="threads of the I/O bound (default: usable cores)")
     p.add_argument("--baseline", metavar="REV", help="also run colorize-batch as it was at this git revision")
+    p.add_argument("--photos", nargs="+", type=Path, metavar="DIR_OR_LIST",
+                   help="make the sets from these photos (grayed, resized, no grain added) instead of the samples")
     p.add_argument("--rounds", type=int, default=3,
                    help="the bound and the pipeline once each per round, on the same files; medians reported")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
     keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
     extra = (["--model", str(args.model)] if args.model else []) + (["--backend", args.backend] if args.backend else [])
+    photos = None
+    if args.photos:  # the trainer's file lists (it imports torch: only here, for this option)
+        from colorizer.trainer.data import list_images, spread
+
+        photos = spread(list_images(args.photos), 64)
     print(f"machine: {machine()}")
+    print(f"photos: {len(photos)} from {', '.join(map(str, args.photos))}, no grain added" if photos
+          else "photos: the samples, with film grain")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model: {args.model or 'shipped'}; backend: {args.backend or 'auto'}; I/O bound on {args.threads} threads")
     per_set = []
@@ -289,7 +304,7 @@ def main() -> None:
     try:
         baseline = export_revision(args.baseline, tmp / "baseline") if args.baseline else None
         for i, data in enumerate(args.sets):
-            per_set.append(measure(data, tmp / f"set{i}", args.threads, extra, baseline, args.rounds))
+            per_set.append(measure(data, tmp / f"set{i}", args.threads, extra, baseline, args.rounds, photos))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for number in range(args.rounds):

@@ -14,6 +14,7 @@ photo. For lossless formats that content costs more to compress, which the last 
 bound's encoder on the pipeline's colorized output.
 
     python bench/profile_photo_stages.py --sets jpeg:2 tiff16:2 jpeg:12
+    python bench/profile_photo_stages.py --sets tiff16:2 --photos ../shared/data/bsds500/val
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def lab_round_trip(pixels: np.ndarray) -> np.ndarray:
     return cv2.multiply(back.reshape(back.shape[0], -1), full, dtype=out_type).reshape(back.shape)
 
 
-def profile(kind: str, megapixels: int, repeat: int, backend, tmp: Path) -> list[tuple[str, float]]:
+def profile(kind: str, megapixels: int, repeat: int, backend, tmp: Path, photos: list[Path] | None = None
+            ) -> list[tuple[str, float]]:
     width, height = SIZES[megapixels]
     source = tmp / f"{kind}{megapixels}.{'jpg' if kind == 'jpeg' else 'tif'}"
-    pixels = photo_like(1, width, height, kind == "tiff16")
+    pixels = photo_like(1, width, height, kind == "tiff16", photos, grain=0.0 if photos else 3.0)
     cv2.imwrite(str(source), pixels, [cv2.IMWRITE_JPEG_QUALITY, 92] if kind == "jpeg" else [])
     settings = ImageSettings()
     render, multiple = backend.contract.render_size, backend.contract.size_multiple
@@ -94,7 +96,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=["jpeg:2", "tiff16:2", "jpeg:12"], metavar="KIND:MP")
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--photos", nargs="+", type=Path, metavar="DIR_OR_LIST",
+                   help="profile a photo made from these (as bench_photos.py --photos) instead of a grainy sample")
     args = p.parse_args()
+    photos = None
+    if args.photos:
+        from colorizer.trainer.data import list_images  # imports torch: only for this option
+
+        photos = sorted(list_images(args.photos))
     keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
     cv2.setNumThreads(1)
     backend = open_backend(default_model_path(), "cpu", threads=1)
@@ -104,7 +113,7 @@ def main() -> None:
         for spec in args.sets:
             kind, mp = spec.split(":")
             print(f"\n{kind} {mp} MP{'':<30}ms")
-            for name, ms in profile(kind, int(mp), args.repeat, backend, Path(tmp)):
+            for name, ms in profile(kind, int(mp), args.repeat, backend, Path(tmp), photos):
                 print(f"  {name:<40}{ms:8.1f}")
 
 

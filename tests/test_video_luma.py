@@ -243,3 +243,64 @@ def test_the_engine_stops_when_its_consumer_stops_early():
     closer.start()
     closer.join(timeout=20)
     assert not closer.is_alive(), "the engine's threads did not stop"
+
+
+def interlaced_clip(path: Path, params: str, n: int = 6) -> Path:
+    """An interlaced H.264 clip (x264 ``tff=1`` or ``bff=1``) whose two fields differ."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"crf": "0", "x264-params": params}
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(gray_frame(i, 48, 64), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def field_order_of(path: Path) -> tuple[int, bool]:
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frame = next(c.decode(stream))
+        return int(stream.codec_context.field_order), bool(frame.interlaced_frame)
+
+
+@pytest.mark.parametrize(("params", "order"), [("tff=1", 2), ("bff=1", 3)])
+def test_interlaced_films_stay_interlaced_in_their_field_order(tmp_path, params, order):
+    src = interlaced_clip(tmp_path / "interlaced.mp4", params)
+    assert field_order_of(src) == (order, True)
+    with VideoSource(src) as source:
+        assert source.field_order == order and source.luma_passes_through
+    for luma in (True, False):
+        dst = tmp_path / f"out_{luma}.mp4"
+        settings = dataclasses.replace(LOSSLESS_H264, luma_passthrough=luma)
+        assert colorize_video(src, dst, FakeBackend(), settings).status == "done"
+        assert field_order_of(dst) == (order, True)
+    for (y_src, *_), (y_out, *_) in zip(planes(src), planes(tmp_path / "out_True.mp4"), strict=True):
+        assert np.array_equal(y_out, y_src)
+
+
+def test_progressive_films_stay_progressive(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", w=64, h=48, n=4, audio=None)
+    with VideoSource(src) as source:
+        assert source.field_order == 0
+    dst = tmp_path / "out.mp4"
+    assert colorize_video(src, dst, FakeBackend(), LOSSLESS_H264).status == "done"
+    assert field_order_of(dst)[1] is False
+
+
+def test_interlaced_chroma_samples_l_within_each_field():
+    """Interlaced 4:2:0: chroma row 2j + f averages rows 4j + f and 4j + 2 + f (field f); progressive
+    averages rows 2i and 2i + 1, which belong to different fields."""
+    l_plane = np.zeros((8, 4), np.float32)
+    l_plane[0::2] = 80.0  # top field bright, bottom field dark: a moving object between two fields
+    l_plane[4::4] += 10.0  # and within the top field a difference between its rows
+    y = np.zeros((8, 4), np.uint8)
+    progressive = LumaPicture(y, 1, 1).l_chroma(l_plane)
+    interlaced = LumaPicture(y, 1, 1, interlaced=True).l_chroma(l_plane)
+    assert progressive.shape == interlaced.shape == (4, 2)
+    assert np.allclose(progressive[:, 0], [40, 40, 45, 40])
+    assert np.allclose(interlaced[:, 0], [80, 0, 85, 0])

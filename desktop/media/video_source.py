@@ -28,7 +28,13 @@ from colorizer.contract import rgb_to_lab
 from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError
 from colorizer.desktop.media.formats import detect_format
-from colorizer.desktop.media.yuv import AVCOL_RANGE_JPEG, LumaPicture, luma_bits
+from colorizer.desktop.media.yuv import (
+    AVCOL_RANGE_JPEG,
+    BOTTOM_FIELD_FIRST,
+    TOP_FIELD_FIRST,
+    LumaPicture,
+    luma_bits,
+)
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
@@ -296,6 +302,14 @@ class VideoSource:
         ctx = self.stream.codec_context
         return bool(ctx.pix_fmt) and luma_bits(ctx.pix_fmt) is not None and not ctx.width % 2 and not ctx.height % 2
 
+    @property
+    def field_order(self) -> int:
+        """The stream's AVFieldOrder (see ``media.yuv``): interlaced top or bottom field first, or 0/1
+        (unknown, progressive). Upright only: a quarter turn makes fields columns, kept as progressive."""
+        order = int(self.stream.codec_context.field_order or 0)
+        interlaced = order in TOP_FIELD_FIRST | BOTTOM_FIELD_FIRST
+        return order if interlaced and self.turns % 2 == 0 else 0
+
     def frames(self, on_packet: Callable[[Any], None], luma: bool = False
                ) -> Iterator[tuple[FrameMeta, np.ndarray | LumaPicture]]:
         """Decoded frames as ``(FrameMeta, upright RGB uint8/uint16)``, or with ``luma`` (for a source
@@ -363,7 +377,7 @@ class VideoSource:
         y = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)[: frame.height, : frame.width]
         y = np.rot90(y, self.turns) if self.turns else y
         return LumaPicture(np.ascontiguousarray(y, dtype=np.uint8 if bits == 8 else np.uint16), self.colorspace,
-                           self.color_range, bits)
+                           self.color_range, bits, interlaced=bool(frame.interlaced_frame) and self.turns % 2 == 0)
 
     def _default_step(self) -> int:
         if self.rate and self.time_base:

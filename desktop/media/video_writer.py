@@ -34,7 +34,7 @@ from colorizer.desktop.media.video_source import (
     main_video_stream,
     sws_colorspace,
 )
-from colorizer.desktop.media.yuv import LumaPicture
+from colorizer.desktop.media.yuv import BOTTOM_FIELD_FIRST, TOP_FIELD_FIRST, LumaPicture
 from colorizer.fileio import to_uint8, write_error_reason
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
@@ -117,6 +117,17 @@ class OutputGeometry:
     color_range: int = 0
     color_primaries: int = 2
     color_trc: int = 2
+    field_order: int = 0  # AVFieldOrder: interlaced sources stay interlaced (x264 tff/bff), 0 progressive
+
+
+def _interlacing(field_order: int) -> dict[str, str]:
+    """libx264's options for a source's field order: interlaced coding with its field first (players
+    then deinterlace it as they did the source); none for progressive video."""
+    if field_order in TOP_FIELD_FIRST:
+        return {"x264-params": "tff=1"}
+    if field_order in BOTTOM_FIELD_FIRST:
+        return {"x264-params": "bff=1"}
+    return {}
 
 
 def geometry_of(source: VideoSource) -> OutputGeometry:
@@ -128,7 +139,8 @@ def geometry_of(source: VideoSource) -> OutputGeometry:
     rate = source.rate or (1 / source.time_base)
     return OutputGeometry(width, height, Fraction(rate), Fraction(source.time_base),
                           Fraction(sar) if sar and sar != 1 else None, int(source.colorspace),
-                          int(source.color_range), int(ctx.color_primaries or 2), int(ctx.color_trc or 2))
+                          int(source.color_range), int(ctx.color_primaries or 2), int(ctx.color_trc or 2),
+                          source.field_order)
 
 
 class VideoWriter:
@@ -179,7 +191,7 @@ class VideoWriter:
             ctx.colorspace = AVCOL_RGB
             ctx.color_range = 2
         else:
-            stream.options = {"crf": str(s.crf), "preset": s.preset}
+            stream.options = {"crf": str(s.crf), "preset": s.preset} | _interlacing(geometry.field_order)
             ctx.thread_type = "AUTO"  # x264's frame threads, as ffmpeg runs it (PyAV's default is slices)
             ctx.colorspace = geometry.colorspace
             ctx.color_range = geometry.color_range or 1

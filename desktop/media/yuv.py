@@ -30,6 +30,9 @@ LUMA_COEFFICIENTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6:
 """AVColorSpace -> (Kr, Kb) of its Y'CbCr matrix (BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020)."""
 AVCOL_RANGE_JPEG = 2
 AVCOL_SPC_BT470BG = 5  # BT.601, the matrix of JFIF (JPEG)
+AV_FIELD_TT, AV_FIELD_BB, AV_FIELD_TB, AV_FIELD_BT = 2, 3, 4, 5  # AVFieldOrder of interlaced video
+TOP_FIELD_FIRST = frozenset({AV_FIELD_TT, AV_FIELD_BT})  # by display order
+BOTTOM_FIELD_FIRST = frozenset({AV_FIELD_BB, AV_FIELD_TB})
 
 
 @functools.cache
@@ -89,6 +92,7 @@ class LumaPicture:
     colorspace: int  # AVColorSpace of the matrix (see LUMA_COEFFICIENTS)
     color_range: int  # AVColorRange: 2 = full (JPEG), anything else = limited (MPEG)
     bits: int = 8
+    interlaced: bool = False  # two fields in alternate rows: 4:2:0 chroma is sampled within each field
 
     def __post_init__(self) -> None:
         dtype = np.uint8 if self.bits == 8 else np.uint16
@@ -124,8 +128,14 @@ class LumaPicture:
 
     def l_chroma(self, l_plane: np.ndarray) -> np.ndarray:
         """``l_plane`` (:meth:`l_plane`) averaged over each chroma sample's 2x2 pixels (an odd last row
-        or column repeated, as JPEG's encoder does): L at the chroma planes' resolution."""
+        or column repeated, as JPEG's encoder does): L at the chroma planes' resolution. In an
+        interlaced picture (height a multiple of 4) a chroma row belongs to one field, as interlaced
+        4:2:0 samples it: row 2j + f averages the pixel rows 4j + f and 4j + 2 + f of field f."""
         height, width = l_plane.shape
+        if self.interlaced and height % 4 == 0 and width % 2 == 0:
+            same_field = l_plane.reshape(height // 4, 2, 2, width).mean(axis=1, dtype=np.float32)
+            rows = same_field.reshape(height // 2, width)
+            return cv2.resize(rows, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
         if height % 2 or width % 2:
             l_plane = cv2.copyMakeBorder(l_plane, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
         rows, cols = self.chroma_shape

@@ -33,6 +33,10 @@ Choices (documented for users):
   colorized at full resolution in Lab and converted back. Either way the source's YUV matrix and
   range are used to decode and again to encode, and its color tags are copied. Output is 8-bit
   (yuv420p H.264, or RGB FFV1 when lossless).
+* **Interlacing**: an interlaced source (DV, VHS and broadcast captures) is encoded interlaced in its
+  own field order (libx264 ``tff``/``bff``), so players deinterlace it as they did the source; on the
+  luma route its 4:2:0 chroma is sampled within each field (``LumaPicture.interlaced``). Frames are
+  colorized whole (both fields together), as the model sees a progressive picture.
 * **Output**: H.264 (libx264, CRF) in MP4/MOV/MKV chosen by the output suffix; ``lossless``:
   FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold.
 * **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed

@@ -136,7 +136,8 @@ def luma_planes(path: Path) -> list[np.ndarray]:
     ("mjpeg", "yuvj422p", (64, 48), True),  # the old digitizations' Motion JPEG
     ("ffv1", "yuv420p10le", (64, 48), True),  # more bits: L from all of them, Y' to the nearest 8-bit code
     ("ffv1", "yuv422p10le", (64, 48), True),  # ProRes-like 10-bit 4:2:2
-    ("ffv1", "gray", (64, 48), False),  # no chroma planes: converted through RGB
+    ("ffv1", "gray", (64, 48), True),  # a film scanner's gray: its luma, full range unless tagged
+    ("ffv1", "gray16le", (64, 48), True),
     ("ffv1", "bgr0", (64, 48), False),
 ])
 def test_which_sources_pass_their_luma_through(tmp_path, codec, pix_fmt, size, passes):
@@ -304,3 +305,18 @@ def test_interlaced_chroma_samples_l_within_each_field():
     assert progressive.shape == interlaced.shape == (4, 2)
     assert np.allclose(progressive[:, 0], [40, 40, 45, 40])
     assert np.allclose(interlaced[:, 0], [80, 0, 85, 0])
+
+
+@pytest.mark.parametrize("pix_fmt", ["gray", "gray10le"])
+def test_gray_scans_keep_their_levels_in_a_full_range_output(tmp_path, pix_fmt):
+    """An untagged gray source is full range (as FFmpeg reads it): its levels are the output's Y'
+    (to the nearest 8-bit level from 10 bits), tagged full range."""
+    src = clip_in(tmp_path / "scan.mkv", "ffv1", pix_fmt, (64, 48), n=3, color_range=0)
+    dst = tmp_path / "out.mp4"
+    assert colorize_video(src, dst, FakeBackend(), LOSSLESS_H264).status == "done"
+    with av.open(str(dst)) as c:
+        assert int(c.streams.video[0].codec_context.color_range) == 2
+    for y_src, (y_out, cb, cr) in zip(luma_planes(src), planes(dst), strict=True):
+        want = y_src if pix_fmt == "gray" else np.round(y_src.astype(np.int64) * 255 / 1023).astype(np.uint8)
+        assert np.array_equal(y_out, want)
+        assert np.abs(cb.astype(int) - 128).max() > 3 or np.abs(cr.astype(int) - 128).max() > 3

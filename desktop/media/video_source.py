@@ -340,8 +340,9 @@ class VideoSource:
         if self.decoded == 0:
             self.turns = _quarter_turns(frame.rotation or _stream_rotation(self.stream))
             self.colorspace = colorspace
-            self.color_range = int(frame.color_range) or (AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj")
-                                                            else 0)
+            # untagged: yuvj* formats are full range, and FFmpeg reads gray ones as full range too
+            full = frame.format.name.startswith(("yuvj", "gray"))
+            self.color_range = int(frame.color_range) or (AVCOL_RANGE_JPEG if full else 0)
         step = int(frame.duration) if frame.duration else self._default_step()
         pts = frame.pts if frame.pts is not None else (0 if self._last_pts is None else self._last_pts + step)
         if self._last_pts is not None and pts <= self._last_pts:

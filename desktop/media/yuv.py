@@ -38,8 +38,9 @@ BOTTOM_FIELD_FIRST = frozenset({AV_FIELD_BB, AV_FIELD_TB})
 @functools.cache
 def luma_bits(pix_fmt: str) -> int | None:
     """Bits of the luma plane of a decoded pixel format whose luma can pass through: planar Y'CbCr
-    with Y' alone in the first plane, native byte order, 8 to 16 bits (4:2:0, 4:2:2, 4:4:4, 4:1:1,
-    ...: the chroma planes of a black-and-white source are not read); None for any other format."""
+    with Y' alone in the first plane (4:2:0, 4:2:2, 4:4:4, 4:1:1, ...: the chroma planes of a
+    black-and-white source are not read), or gray (a film scanner's Y' alone), native byte order,
+    8 to 16 integer bits; None for any other format."""
     import av  # PyAV only where videos are read: photos never call this
 
     try:
@@ -47,8 +48,10 @@ def luma_bits(pix_fmt: str) -> int | None:
     except (ValueError, av.FFmpegError):
         return None
     components = fmt.components
-    if not pix_fmt.startswith("yuv") or not fmt.is_planar or fmt.is_big_endian or len(components) != 3 \
-            or not components[0].is_luma or components[0].plane != 0 or any(c.plane == 0 for c in components[1:]):
+    gray = pix_fmt.startswith("gray") and not pix_fmt.startswith("grayf") and len(components) == 1
+    planar_yuv = pix_fmt.startswith("yuv") and fmt.is_planar and len(components) == 3 \
+        and all(c.plane != 0 for c in components[1:])
+    if not (gray or planar_yuv) or fmt.is_big_endian or not components[0].is_luma or components[0].plane != 0:
         return None
     bits = components[0].bits
     return bits if 8 <= bits <= 16 else None

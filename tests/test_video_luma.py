@@ -131,7 +131,7 @@ def luma_planes(path: Path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize(("codec", "pix_fmt", "size", "passes"), [
     ("libx264", "yuv420p", (64, 48), True),
-    ("ffv1", "yuv420p", (65, 49), False),  # odd: padded or cropped in RGB
+    ("ffv1", "yuv420p", (65, 49), True),  # odd: the luma padded or cropped
     ("libx264", "yuv444p", (64, 48), True),  # any chroma subsampling: only Y' is read
     ("mjpeg", "yuvj422p", (64, 48), True),  # the old digitizations' Motion JPEG
     ("ffv1", "yuv420p10le", (64, 48), True),  # more bits: L from all of them, Y' to the nearest 8-bit code
@@ -319,4 +319,20 @@ def test_gray_scans_keep_their_levels_in_a_full_range_output(tmp_path, pix_fmt):
     for y_src, (y_out, cb, cr) in zip(luma_planes(src), planes(dst), strict=True):
         want = y_src if pix_fmt == "gray" else np.round(y_src.astype(np.int64) * 255 / 1023).astype(np.uint8)
         assert np.array_equal(y_out, want)
+        assert np.abs(cb.astype(int) - 128).max() > 3 or np.abs(cr.astype(int) - 128).max() > 3
+
+
+@pytest.mark.parametrize("odd_size", ["pad", "crop"])
+def test_an_odd_sized_film_keeps_its_luma_padded_or_cropped(tmp_path, odd_size):
+    src = clip_in(tmp_path / "odd.mkv", "ffv1", "yuv420p", (65, 49), n=3)
+    dst = tmp_path / "out.mp4"
+    settings = dataclasses.replace(LOSSLESS_H264, odd_size=odd_size)
+    assert colorize_video(src, dst, FakeBackend(), settings).status == "done"
+    for y_src, (y_out, cb, cr) in zip(luma_planes(src), planes(dst), strict=True):
+        if odd_size == "pad":  # one more row and column, repeating the last
+            assert y_out.shape == (50, 66) and cb.shape == (25, 33)
+            assert np.array_equal(y_out, np.pad(y_src, ((0, 1), (0, 1)), mode="edge"))
+        else:
+            assert y_out.shape == (48, 64) and cb.shape == (24, 32)
+            assert np.array_equal(y_out, y_src[:48, :64])
         assert np.abs(cb.astype(int) - 128).max() > 3 or np.abs(cr.astype(int) - 128).max() > 3

@@ -296,11 +296,12 @@ class VideoSource:
 
     @property
     def luma_passes_through(self) -> bool:
-        """Whether the stream decodes to planar Y'CbCr (any chroma subsampling, 8 to 16 bits) of an
-        even size, so that its frames can be read as :class:`LumaPicture` (``frames(luma=True)``) and
-        their luma kept (to the nearest 8-bit code when it has more bits)."""
+        """Whether the stream decodes to planar Y'CbCr (any chroma subsampling) or gray, 8 to 16 bits,
+        so that its frames can be read as :class:`LumaPicture` (``frames(luma=True)``) and their luma
+        kept (to the nearest 8-bit code when it has more bits; an odd size padded or cropped by the
+        writer as any frame's)."""
         ctx = self.stream.codec_context
-        return bool(ctx.pix_fmt) and luma_bits(ctx.pix_fmt) is not None and not ctx.width % 2 and not ctx.height % 2
+        return bool(ctx.pix_fmt) and luma_bits(ctx.pix_fmt) is not None
 
     @property
     def field_order(self) -> int:

@@ -273,11 +273,16 @@ class VideoWriter:
         """The encoder's yuv420p picture of a source ``picture``'s own luma plane (to the nearest 8-bit
         code when it has more bits) and new chroma planes (H.264 only; the picture's matrix and range
         are the geometry's)."""
-        if self.encoding.lossless or picture.y.shape != self.encoded_size:
+        height, width = self.encoded_size
+        if self.encoding.lossless or abs(picture.y.shape[0] - height) > 1 or abs(picture.y.shape[1] - width) > 1:
             raise ValueError(f"a luma picture of {picture.y.shape} cannot be encoded as {self.encoded_size} "
                              f"{'FFV1 RGB' if self.encoding.lossless else 'yuv420p'}")
-        frame = av.VideoFrame.from_ndarray(np.concatenate([picture.y8.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
-                                           .reshape(-1, picture.y.shape[1]), format="yuv420p")
+        # an odd size: the luma padded (its last row or column repeated) or cropped as any frame's; the
+        # chroma, computed for the picture's rounded-up 4:2:0 planes, is the padded one's or loses its last
+        y = _even_size(picture.y8, self.encoded_size, self.encoding.odd_size)
+        cb, cr = (np.ascontiguousarray(c[: height // 2, : width // 2]) for c in (cb, cr))
+        frame = av.VideoFrame.from_ndarray(np.concatenate([y.reshape(-1), cb.reshape(-1), cr.reshape(-1)])
+                                           .reshape(-1, width), format="yuv420p")
         frame.colorspace = self.geometry.colorspace
         frame.color_range = self.geometry.color_range or 1
         return frame
@@ -330,14 +335,15 @@ def _copy_stream_tags(src, dst) -> None:
         dst.disposition = src.disposition
 
 
-def _even_size(rgb: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    h, w = rgb.shape[:2]
+def _even_size(pixels: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """``pixels`` (H, W[, C]) cropped or edge-padded to ``size`` (the encoded size)."""
+    h, w = pixels.shape[:2]
     th, tw = size
     if (h, w) == (th, tw):
-        return rgb
+        return pixels
     if mode == "crop" or th < h or tw < w:
-        rgb = rgb[: min(h, th), : min(w, tw)]
-    h, w = rgb.shape[:2]
+        pixels = pixels[: min(h, th), : min(w, tw)]
+    h, w = pixels.shape[:2]
     if (h, w) != (th, tw):
-        rgb = np.pad(rgb, ((0, th - h), (0, tw - w), (0, 0)), mode="edge")
-    return np.ascontiguousarray(rgb)
+        pixels = np.pad(pixels, ((0, th - h), (0, tw - w)) + ((0, 0),) * (pixels.ndim - 2), mode="edge")
+    return np.ascontiguousarray(pixels)

@@ -89,7 +89,7 @@ def luma_to_8_bits(y: np.ndarray, bits: int, full_range: bool) -> np.ndarray:
 class LumaPicture:
     """An upright picture's luma plane and how to read it. Its 4:2:0 chroma planes have half its
     height and width, rounded up (as JPEG's: an odd last row or column has chroma of its own); a
-    video's size is even (the sources and encoders of films need it)."""
+    film's encoder needs an even size, to which ``VideoWriter.luma_frame`` pads or crops both."""
 
     y: np.ndarray  # (H, W) uint8, or uint16 holding ``bits`` bits; C-contiguous
     colorspace: int  # AVColorSpace of the matrix (see LUMA_COEFFICIENTS)

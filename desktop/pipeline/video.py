@@ -23,14 +23,14 @@ Choices (documented for users):
 * **Odd sizes**: H.264 with yuv420p needs even sizes. ``odd_size="pad"`` (default) repeats the
   last row/column (the output is 1 pixel taller/wider; no source pixel is lost), ``"crop"``
   drops it. Never stretched. The lossless FFV1 output (8-bit RGB) keeps the exact size.
-* **Colors**: a planar Y'CbCr or gray source of even size -- any chroma subsampling, 8 to 16 bits:
+* **Colors**: a planar Y'CbCr or gray source -- any chroma subsampling, 8 to 16 bits, any size:
   nearly every H.264/HEVC/MPEG film, Motion JPEG and DV digitizations, 10-bit ProRes/FFV1 scans,
   a film scanner's gray (full range unless tagged otherwise, as FFmpeg reads it) -- keeps
   its luma plane (bit for bit at 8 bits; to the nearest 8-bit code, rounded, when it has more, L
   taken from all its bits): only the output's 4:2:0 chroma planes are computed, at their own
   resolution, from the colorized image there (:mod:`..media.yuv`, :class:`.frame_formats.LumaFrames`)
-  -- no full-resolution RGB or Lab pass at all. Other sources (odd sizes, RGB or packed formats)
-  and lossless output are decoded to RGB (16 bits per channel for more than 8 bits),
+  -- no full-resolution RGB or Lab pass at all. Other sources (RGB or packed formats) and
+  lossless output are decoded to RGB (16 bits per channel for more than 8 bits),
   colorized at full resolution in Lab and converted back. Either way the source's YUV matrix and
   range are used to decode and again to encode, and its color tags are copied. Output is 8-bit
   (yuv420p H.264, or RGB FFV1 when lossless).

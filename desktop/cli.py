@@ -27,8 +27,9 @@ KIND_NAMES = {TaskKind.IMAGE: ("photo", "photos"), TaskKind.VIDEO: ("video", "vi
 EPILOG = f"""
 Outputs mirror the input tree under OUTPUT and keep each photo's EXIF (dates, captions), ICC
 profile and DPI. A gray photo written as JPEG, and an ordinary film, keep their luma as it is:
-only the color is new. Videos keep their frame count, timing, audio and subtitle streams (copied
-bit-exact); chroma is smoothed across frames (reset at scene cuts) so colors do not flicker.
+only the color is new. Videos keep their frame count, timing, interlacing (field order), audio and
+subtitle streams (copied bit-exact); a film's luma is kept to 8 bits when it has more (10-bit
+ProRes, FFV1); chroma is smoothed across frames (reset at scene cuts) so colors do not flicker.
 With --frames, each input folder is one film as numbered frames (names are kept).
 Existing outputs are skipped, so running the same command again resumes an
 interrupted batch (--overwrite redoes them); an output the last run did not finish (see

@@ -121,3 +121,20 @@ def test_a_split_convolution_that_reads_l_again_stays_in_float_whole():
                                     ("Add", ["c3a", "c3b"], "c3", "full_sum1")])
     assert float_nodes(model) == ["to_linear", "gamma", "stem", "act", "full_part0", "full_part1", "full_sum1",
                                   "act3", "head", "tanh"]
+
+
+def test_the_cpu_backend_warns_of_int8_on_an_x86_cpu_without_vnni(exported, monkeypatch, caplog, tmp_path):
+    from colorizer.desktop.backends import onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend.platform, "machine", lambda: "x86_64")
+    without, with_vnni = tmp_path / "plain", tmp_path / "vnni"
+    without.write_text("processor : 0\nflags : fpu sse2 avx2 fma\n")
+    with_vnni.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert ort_backend.x86_without_vnni(without) and not ort_backend.x86_without_vnni(with_vnni)
+    assert not ort_backend.x86_without_vnni(tmp_path / "missing")
+    monkeypatch.setattr(ort_backend, "x86_without_vnni", lambda: True)
+    with caplog.at_level("WARNING"):
+        open_backend(exported.onnx, "cpu").close()
+        assert "VNNI" not in caplog.text  # FP32: nothing to say
+        open_backend(exported.onnx, "cpu", cpu_int8=True).close()
+    assert "no VNNI" in caplog.text

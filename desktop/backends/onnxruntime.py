@@ -10,7 +10,9 @@ ends in ``-int8``).
 
 from __future__ import annotations
 
+import logging
 import os
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,21 @@ PROVIDER_NAMES = {
     "CPUExecutionProvider": "onnxruntime-cpu",
 }
 CPU = "CPUExecutionProvider"
+log = logging.getLogger(__name__)
+
+
+def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on an x86 CPU whose flags (Linux) show no VNNI: there ONNX Runtime's u8s8 kernels can
+    saturate and an INT8 model's colors may suffer (the INT8 twin was checked on a VNNI CPU only).
+    False elsewhere, or when it cannot tell."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("flags")), None)
+    except OSError:
+        return False
+    return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 def available_providers() -> list[str]:
@@ -97,7 +114,11 @@ class OnnxRuntimeBackend:
 
     @classmethod
     def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
-        return cls(files.cpu_onnx(options.cpu_int8), [CPU], options.threads or default_cpu_threads())
+        onnx = files.cpu_onnx(options.cpu_int8)
+        if onnx != files.onnx and x86_without_vnni():
+            log.warning("this CPU has no VNNI instructions: the INT8 model may lose color here (it was "
+                        "checked on a CPU with VNNI); without --cpu-int8 the FP32 model runs")
+        return cls(onnx, [CPU], options.threads or default_cpu_threads())
 
     @classmethod
     def _open_expecting(cls, provider: str, onnx: Path, providers: list, threads: int) -> OnnxRuntimeBackend:

@@ -213,3 +213,20 @@ def test_stopping_the_workers_leaves_no_process_for_exit_to_wait_on():
     stop_workers(batches)
     assert not multiprocessing.active_children()
     stop_workers(None)  # no loader yet: nothing to do
+
+
+def test_the_chroma_hinge_penalizes_a_grayer_color_only():
+    """Two predictions at the same L1 distance from the truth: the grayer one costs more with the
+    under-saturation hinge, the more colorful one costs no more than its L1."""
+    from colorizer.trainer.config import TrainConfig
+    from colorizer.trainer.train import pixel_loss
+
+    truth = torch.zeros(1, 2, 4, 4)
+    truth[:, 0] = 0.3
+    grayer, stronger = truth.clone(), truth.clone()
+    grayer[:, 0], stronger[:, 0] = 0.1, 0.5
+    plain = TrainConfig(data=("x",), out="y")
+    hinged = TrainConfig(data=("x",), out="y", chroma_weight=2.0)
+    assert pixel_loss(grayer, truth, plain).item() == pytest.approx(pixel_loss(stronger, truth, plain).item())
+    assert pixel_loss(stronger, truth, hinged).item() == pytest.approx(pixel_loss(stronger, truth, plain).item())
+    assert pixel_loss(grayer, truth, hinged).item() == pytest.approx(pixel_loss(grayer, truth, plain).item() + 2 * 0.2)

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-loss", choices=("l1", "huber"), default=d.pixel_loss,
                    help="the reconstruction loss weighted by --lambda-l1")
     p.add_argument("--huber-delta", type=float, default=d.huber_delta, help="Huber transition on ab/110")
+    p.add_argument("--chroma-weight", type=float, default=d.chroma_weight,
+                   help="weight of a hinge on under-saturation added to the pixel loss (0: off): pulls the "
+                   "chroma's magnitude up where the truth has more")
     p.add_argument("--norm", choices=("batch", "instance"), default=g.norm, help="normalization in both networks")
     p.add_argument("--dropout", type=float, default=g.dropout,
                    help="dropout in the inner decoder stages (pix2pix's noise)")
@@ -121,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
         generator=GeneratorConfig(name=args.generator, width=width, depth=depth, norm=args.norm,
                                   dropout=args.dropout),
-        pixel_loss=args.pixel_loss, huber_delta=args.huber_delta, lr_schedule=args.lr_schedule,
+        pixel_loss=args.pixel_loss, huber_delta=args.huber_delta,
+        chroma_weight=args.chroma_weight, lr_schedule=args.lr_schedule,
         lr_final_scale=args.lr_final_scale, encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
         init_from=str(args.init_from) if args.init_from else "",

@@ -31,6 +31,7 @@ class TrainConfig:
     lambda_l1: float = 100.0
     pixel_loss: str = "l1"  # l1 | huber (smooth L1 on ab/110, beta huber_delta)
     huber_delta: float = 0.05
+    chroma_weight: float = 0.0  # weight of the under-saturation hinge (pixel_loss): 0 = off
     lr_schedule: str = "constant"  # constant | cosine (to lr * lr_final_scale at total_steps)
     lr_final_scale: float = 0.05
     encoder_lr_scale: float = 0.1  # pretrained encoder's learning rate = lr * this (0: frozen)

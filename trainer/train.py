@@ -131,9 +131,7 @@ class Trainer:
                 group["lr"] = group.get("base_lr", self.cfg.lr) * factor
 
     def pixel_loss(self, fake: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        if self.cfg.pixel_loss == "huber":
-            return torch.nn.functional.smooth_l1_loss(fake, ab, beta=self.cfg.huber_delta)
-        return torch.nn.functional.l1_loss(fake, ab)
+        return pixel_loss(fake, ab, self.cfg)
 
     def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -165,7 +163,7 @@ class Trainer:
                 losses["G_gan"] = loss_gan.item()
         loss_g.backward()
         self.opt_g.step()
-        losses["L1"] = (loss_pixel.item() if cfg.pixel_loss == "l1"
+        losses["L1"] = (loss_pixel.item() if cfg.pixel_loss == "l1" and not cfg.chroma_weight
                         else torch.nn.functional.l1_loss(fake.detach().float(), ab).item())
         if self.ema is not None:
             with torch.no_grad():
@@ -248,7 +246,8 @@ class Trainer:
                                     num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
                                     generator=torch.Generator().manual_seed(cfg.seed + epoch),
                                     worker_init_fn=ignore_stop_signals)
-                batches = iter(loader)
+                with stop_signals_held():  # a worker forked before it ignores them would die of a stop
+                    batches = iter(loader)
                 for l_norm, ab in batches:
                     l_norm = l_norm.to(self.device, non_blocking=True)
                     ab = ab.to(self.device, non_blocking=True)
@@ -290,6 +289,22 @@ class Trainer:
         return path
 
 
+def pixel_loss(fake: torch.Tensor, ab: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The reconstruction loss: L1 (or Huber) on ab/110, plus with ``cfg.chroma_weight`` a hinge on
+    under-saturation, mean(max(0, |ab| - |fake|)) over pixels (|.| the chroma, sqrt(a^2 + b^2)): L1's
+    average of the plausible colors of an object is grayer than any of them, and this term pulls
+    the chroma's magnitude (not its hue) up where the truth has more, never down."""
+    if cfg.pixel_loss == "huber":
+        loss = torch.nn.functional.smooth_l1_loss(fake, ab, beta=cfg.huber_delta)
+    else:
+        loss = torch.nn.functional.l1_loss(fake, ab)
+    if cfg.chroma_weight:
+        chroma = torch.sqrt(fake.pow(2).sum(1) + 1e-8)
+        target = torch.sqrt(ab.pow(2).sum(1))
+        loss = loss + cfg.chroma_weight * torch.relu(target - chroma).mean()
+    return loss
+
+
 def ignore_stop_signals(worker_id: int) -> None:
     """In a data-loading process: SIGINT and SIGTERM are for the training process alone. A stop sent
     to the whole process group (Ctrl-C in a terminal, ``pkill -f colorizer-train``, a scheduler)
@@ -297,6 +312,27 @@ def ignore_stop_signals(worker_id: int) -> None:
     instead of saving a checkpoint; it stops them itself once saved."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held since the fork (stop_signals_held): a held one is dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """SIGINT and SIGTERM held, not lost, while data-loading workers are started: a worker forked in
+    that window inherits the hold until :func:`ignore_stop_signals` ignores them, instead of dying of a
+    stop meant for the run (the run then died of its worker's death, or waited at exit for workers it
+    never got to know); the run receives a held stop as soon as its workers exist."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks (and no fork)
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def stop_workers(batches) -> None:
@@ -306,6 +342,12 @@ def stop_workers(batches) -> None:
     shutdown = getattr(batches, "_shutdown_workers", None)  # torch's multi-process iterator; no-op otherwise
     if shutdown is not None:
         shutdown()
+    # A stop that lands inside torch's own shutdown of an exhausted iterator (the end of an epoch)
+    # leaves it marked shut down with a worker still running, and a SIGTERM does not end that worker
+    for worker in getattr(batches, "_workers", ()):
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:

@@ -374,12 +374,13 @@ class VideoSource:
         if frame.format.name != stream_format:  # a format change mid-stream: rare, converted
             frame = frame.reformat(format=stream_format)
         bits = luma_bits(stream_format)
+        native = np.dtype(np.uint8 if bits == 8 else np.uint16)
+        stored = native.newbyteorder("<")  # luma_bits accepts little-endian formats only
         plane = frame.planes[0]
-        dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
-        y = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)[: frame.height, : frame.width]
+        y = np.frombuffer(plane, stored).reshape(-1, plane.line_size // stored.itemsize)[: frame.height, : frame.width]
         y = np.rot90(y, self.turns) if self.turns else y
-        return LumaPicture(np.ascontiguousarray(y, dtype=np.uint8 if bits == 8 else np.uint16), self.colorspace,
-                           self.color_range, bits, interlaced=bool(frame.interlaced_frame) and self.turns % 2 == 0)
+        return LumaPicture(np.ascontiguousarray(y, dtype=native), self.colorspace, self.color_range, bits,
+                           interlaced=bool(frame.interlaced_frame) and self.turns % 2 == 0)
 
     def _default_step(self) -> int:
         if self.rate and self.time_base:

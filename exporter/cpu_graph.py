@@ -30,6 +30,19 @@ def _attribute(node, name: str, default):
     return default
 
 
+def tensor_links(nodes) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """For a graph's ``nodes`` (a list): the indices of the nodes reading each tensor, and of the node
+    writing it."""
+    readers: dict[str, list[int]] = {}
+    producers: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            readers.setdefault(name, []).append(index)
+        for name in node.output:
+            producers[name] = index
+    return readers, producers
+
+
 def _channel_counts(model) -> dict[str, int]:
     """The static channel count (dimension 1) of every tensor whose shape inference knows it."""
     from onnx import shape_inference
@@ -54,10 +67,7 @@ def split_concat_convs(model, block: int = NCHWC_BLOCK) -> int:
     graph = model.graph
     nodes = list(graph.node)
     initializers = {i.name: i for i in graph.initializer}
-    readers: dict[str, list[int]] = {}
-    for index, node in enumerate(nodes):
-        for name in node.input:
-            readers.setdefault(name, []).append(index)
+    readers, _ = tensor_links(nodes)
     outputs = {o.name for o in graph.output}
     counts = _channel_counts(model)
     replaced: dict[int, list] = {}  # index of a conv -> its replacement; the concats are dropped

@@ -35,6 +35,7 @@ import numpy as np
 
 from colorizer.colorize import prepare
 from colorizer.contract import INPUT_NAME, ModelContract
+from colorizer.exporter.cpu_graph import tensor_links
 from colorizer.exporter.parity import ParityReport, ShapeResult, judge
 from colorizer.trainer.data import list_images, read_rgb, spread
 
@@ -90,13 +91,7 @@ def input_skip_nodes(model) -> list[str]:
     concatenation shares one 8-bit scale, and L at the decoder's scale loses the fine detail). A
     convolution split into a sum of convolutions (:mod:`.cpu_graph`) counts whole: its parts and sums."""
     nodes = list(model.graph.node)
-    readers: dict[str, list[int]] = {}
-    producers: dict[str, int] = {}
-    for index, node in enumerate(nodes):
-        for name in node.input:
-            readers.setdefault(name, []).append(index)
-        for name in node.output:
-            producers[name] = index
+    readers, producers = tensor_links(nodes)
 
     def only_reader(index: int) -> int | None:
         found = readers.get(nodes[index].output[0], [])

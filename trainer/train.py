@@ -305,6 +305,9 @@ def pixel_loss(fake: torch.Tensor, ab: torch.Tensor, cfg: TrainConfig) -> torch.
     return loss
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def ignore_stop_signals(worker_id: int) -> None:
     """In a data-loading process: SIGINT and SIGTERM are for the training process alone. A stop sent
     to the whole process group (Ctrl-C in a terminal, ``pkill -f colorizer-train``, a scheduler)
@@ -314,9 +317,6 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held since the fork (stop_signals_held): a held one is dropped
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-
-
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextlib.contextmanager

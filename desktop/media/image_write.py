@@ -255,8 +255,24 @@ def _encode_jpeg_planes(fh: IO[bytes], planes: JpegPlanes, meta: ImageMetadata, 
     same quantization tables as Pillow's and OpenCV's at that quality; the header is Pillow's."""
     import simplejpeg
 
-    encoded = simplejpeg.encode_jpeg_yuv_planes(planes.y, planes.cb, planes.cr, quality=quality, fastdct=False)
+    encoded = simplejpeg.encode_jpeg_yuv_planes(_luma_in_420_buffer(planes.y), planes.cb, planes.cr,
+                                                quality=quality, fastdct=False)
     _write_jpeg(fh, memoryview(encoded), meta, quality)
+
+
+def _luma_in_420_buffer(y: np.ndarray) -> np.ndarray:
+    """``y`` backed by the buffer TurboJPEG reads for 4:2:0: its Y' plane padded to an even height
+    and width (TurboJPEG's documented plane size), the padding a copy of the last row and column.
+
+    Given a plane of exactly H x W, libjpeg-turbo reads one row past its end when H is odd and one
+    byte past each row's end when W is odd: garbage where the array sits inside a heap block, a
+    segmentation fault where it ends at the last page of an mmap'ed block (a large photo, e.g. a
+    4000 x 2647 scan). The view returned has ``y``'s shape and a stride of the padded width."""
+    height, width = y.shape
+    if height % 2 == 0 and width % 2 == 0:
+        return y
+    padded = cv2.copyMakeBorder(y, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+    return padded[:height, :width]
 
 
 def _write_jpeg(fh: IO[bytes], body: memoryview, meta: ImageMetadata, quality: int) -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from colorizer import __version__
 from colorizer.allocator import keep_freed_memory
 from colorizer.desktop.backends import BACKEND_CHOICES
 from colorizer.desktop.core import Status, TaskKind
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Colorize black-and-white photos (JPEG, PNG, TIFF incl. 16-bit, WebP, BMP), videos "
         "(whatever FFmpeg reads) and folders of film frames with a pix2pix model, on an NVIDIA GPU (TensorRT, "
         "CUDA) or the CPU.")
+    p.add_argument("--version", action="version", version=f"colorize-batch {__version__}")
     p.add_argument("inputs", nargs="+", type=Path, help="photo and video files and/or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if needed)")
     p.add_argument("-r", "--recursive", action="store_true", help="also colorize photos in subfolders")

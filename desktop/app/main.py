@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     problem = startup_problem()
+    if problem is None:
+        from colorizer.desktop.app.qt_check import pyside_refcount_problem
+
+        problem = pyside_refcount_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
         return 1

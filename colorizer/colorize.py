@@ -18,12 +18,14 @@ float32 strips whatever the size of the photo.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from colorizer.contract import Padding, denormalize_ab, normalize_l, pad_to_multiple, rgb_to_l
+from colorizer.hint_spread import RenderHints, place_hints, spread_hints
+from colorizer.hints import PhotoHints
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """(N, 1, H, W) normalized L -> (N, 2, H, W) normalized ab."""
@@ -42,6 +44,20 @@ class Prepared:
     model_input: np.ndarray  # (1, h, w) float32 normalized L at render size, padded
     padding: Padding
     l_small: np.ndarray | None = None  # (h, w) float32 L at render size, unpadded (None: made from l_full)
+    hints: RenderHints | None = None  # the user's color hints on the render grid, spread over the predicted ab
+
+    def with_hints(self, hints: PhotoHints | None, full_hw: tuple[int, int]) -> Prepared:
+        """This photo (of ``full_hw``, upright) with ``hints`` placed on its render grid (HintsError
+        when a point lies outside it); itself when there are none."""
+        if hints is None or not hints.points:
+            return self
+        return replace(self, hints=place_hints(hints, full_hw, self.render_hw))
+
+    @property
+    def render_hw(self) -> tuple[int, int]:
+        """The unpadded render size (h, w)."""
+        (h, w), pad = self.render_shape, self.padding
+        return h - pad.top - pad.bottom, w - pad.left - pad.right
 
     @property
     def render_shape(self) -> tuple[int, int]:
@@ -106,12 +122,15 @@ def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.
     ab = denormalize_ab(prepared.padding.crop(ab_norm))  # (2, h, w)
     small_h, small_w = ab.shape[-2:]
     sat = np.float32(saturation)
+    l_small = prepared.l_small
+    if (l_small is None or l_small.shape != (small_h, small_w)) and (
+            prepared.hints is not None or (upsampling != "bilinear" and (small_h, small_w) != (height, width))):
+        l_small = cv2.resize(l_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    if prepared.hints is not None:  # at render size, before the finish (hinted colors come out as given)
+        ab = spread_hints(ab, l_small, prepared.hints, scale=saturation)
     if upsampling == "bilinear" or (small_h, small_w) == (height, width):
         planes = [ab[0] * sat, ab[1] * sat]
     else:
-        l_small = prepared.l_small
-        if l_small is None or l_small.shape != (small_h, small_w):
-            l_small = cv2.resize(l_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
         guide_small = l_small * np.float32(1 / 100)
         coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[c]), GUIDED_RADIUS, GUIDED_EPS)
                   for c in range(2)]
@@ -223,8 +242,10 @@ def colorize(
     size_multiple: int,
     saturation: float = 1.0,
     upsampling: str = "guided",
+    hints: PhotoHints | None = None,
 ) -> np.ndarray:
-    """Colorize one image with ``predict``; returns float32 RGB in [0, 1] at full resolution."""
-    prepared = prepare(rgb, render_size, size_multiple)
+    """Colorize one image with ``predict`` (and the user's color ``hints``, in its pixels); returns
+    float32 RGB in [0, 1] at full resolution."""
+    prepared = prepare(rgb, render_size, size_multiple).with_hints(hints, rgb.shape[:2])
     ab = predict(prepared.model_input[None])[0]
     return finish(prepared, ab, saturation, upsampling)

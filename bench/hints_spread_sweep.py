@@ -1,0 +1,99 @@
+"""Which training-free hint spread (colorizer/hint_spread.py) wins: a sweep of its methods and parameters.
+
+Each color photo's prediction is made once (the runtime's prepare, the model, at its render size);
+then for each spread setting and hint count, simulated ground-truth hints (3x3 px patches at seeded
+positions, colored with the patch's mean, :func:`colorizer.hints.simulated_hints`) are spread and the
+photo finished at full resolution (guided upsampling) as colorize-batch does on the Lab route. Printed:
+mean ΔE2000 as a multiple of the gray photo's, and mean ΔE2000 at the hint pixels. In memory, no files
+written; bench/hints_check.py measures the shipped setting through colorize-batch itself.
+
+    python bench/hints_spread_sweep.py ../shared/data/bsds500/test ../shared/data/imagenette-224/val --limit 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from colorizer.colorize import finish_to, prepare  # noqa: E402
+from colorizer.hint_spread import DEFAULT_PARAMS, SpreadParams, place_hints  # noqa: E402
+from colorizer.hints import simulated_hints  # noqa: E402
+from colorizer.trainer.data import list_images, read_rgb, spread  # noqa: E402
+from colorizer.trainer.evaluate import gray_baseline  # noqa: E402
+from colorizer.trainer.metrics import colorfulness, delta_e2000  # noqa: E402
+
+SETTINGS = {
+    "gaussian floor 1 (issue baseline)": SpreadParams(method="gaussian"),
+    "gaussian floor 0.3": SpreadParams(method="gaussian", floor=0.3),
+    "gaussian floor 1e-3 (full residual everywhere)": SpreadParams(method="gaussian", floor=1e-3),
+    "gaussian sigma_L 12": SpreadParams(method="gaussian", sigma_lightness=12),
+    "gaussian sigma_d 0.25": SpreadParams(method="gaussian", sigma_distance=0.25),
+    "geodesic edge 0.005": SpreadParams(method="geodesic", edge_cost=0.005),
+    "geodesic edge 0.01": SpreadParams(method="geodesic", edge_cost=0.01),
+    "geodesic edge 0.02": SpreadParams(method="geodesic", edge_cost=0.02),
+    "geodesic edge 0.01 sigma_d 0.25": SpreadParams(method="geodesic", edge_cost=0.01, sigma_distance=0.25),
+    "geodesic edge 0.01 sigma_L 12": SpreadParams(method="geodesic", edge_cost=0.01, sigma_lightness=12),
+    "geodesic edge 0.01 sigma_L 1000 (no lightness term)": SpreadParams(method="geodesic", edge_cost=0.01,
+                                                                       sigma_lightness=1000),
+}
+
+
+def hint_pixels(rgb: np.ndarray, hints) -> np.ndarray:
+    """The pixels of every hint's patch, as a (1, n*k, 3) image."""
+    rows = []
+    for p in hints.points:
+        half = int(p.side) // 2
+        x, y = int(p.x), int(p.y)
+        rows.append(rgb[y - half : y - half + int(p.side), x - half : x - half + int(p.side)].reshape(-1, 3))
+    return np.concatenate(rows)[None]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="+", type=Path, help="folders of color photos (one set each)")
+    p.add_argument("--limit", type=int, default=60)
+    p.add_argument("--counts", default="3,10")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", help="comma-separated setting names (default: all)")
+    args = p.parse_args()
+    from colorizer.desktop.backends import default_model_path, open_backend
+
+    backend = open_backend(default_model_path(), "cpu")
+    c = backend.contract
+    counts = [int(n) for n in args.counts.split(",")]
+    settings = {k: v for k, v in SETTINGS.items() if not args.only or k in args.only.split(",")}
+    for folder in args.photos:
+        cache = []
+        for path in spread(list_images([folder]), args.limit * 2):
+            rgb = read_rgb(path)
+            if rgb is None or colorfulness(rgb) < 5 or len(cache) >= args.limit:
+                continue  # gray photos have no color to hint
+            prepared = prepare(rgb, c.render_size, c.size_multiple)
+            ab = backend.predict(prepared.model_input[None])[0]
+            gray = delta_e2000(rgb, gray_baseline(rgb))
+            model = delta_e2000(rgb, finish_to(prepared, ab))
+            cache.append((rgb, prepared, ab, gray, model))
+        gray_sum = sum(x[3] for x in cache)
+        print(f"\n{folder}: {len(cache)} photos, model alone {sum(x[4] for x in cache) / gray_sum:.3f}x gray")
+        for name, params in settings.items():
+            line = f"  {name:<52}"
+            for n in counts:
+                total, at_hints = 0.0, []
+                for i, (rgb, prepared, ab, _, _) in enumerate(cache):
+                    hints = simulated_hints(rgb, n, np.random.default_rng([args.seed, i]))
+                    placed = replace(prepared, hints=place_hints(hints, rgb.shape[:2], prepared.render_hw, params))
+                    out = finish_to(placed, ab)
+                    total += delta_e2000(rgb, out)
+                    at_hints.append(delta_e2000(hint_pixels(rgb, hints), hint_pixels(out, hints)))
+                line += f"  {n:>2} hints {total / gray_sum:.3f}x (at hints {np.mean(at_hints):4.1f})"
+            print(line, flush=True)
+    print(f"\nshipped default: {DEFAULT_PARAMS}")
+
+
+if __name__ == "__main__":
+    main()

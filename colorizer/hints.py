@@ -261,8 +261,9 @@ def is_sidecar(path: Path | str) -> bool:
 
 
 def hints_digest(path: Path | str | None) -> str | None:
-    """The digest of the hints in the sidecar at ``path``; None when there is none (no path, no file);
-    a digest of the raw bytes for a sidecar that cannot be parsed (it never matches a recorded one)."""
+    """The digest of the hints in the sidecar at ``path``; None when there are none (no path, no file,
+    no points); a digest of the raw bytes for a sidecar that cannot be parsed (it never matches a
+    recorded one, so its photo is redone and fails with the reason)."""
     if path is None:
         return None
     try:
@@ -272,7 +273,8 @@ def hints_digest(path: Path | str | None) -> str | None:
     except OSError:
         return "unreadable"
     try:
-        return parse_hints(data, str(path)).digest()
+        hints = parse_hints(data, str(path))
+        return hints.digest() if len(hints) else None  # no points: as if there were no sidecar
     except HintsError:
         return "invalid-" + hashlib.sha256(data).hexdigest()[:16]
 

@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale the added color (1 = the model's own default colorfulness; 0 = gray)")
     q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="guided follows the photo's edges at full resolution (default)")
+    q.add_argument("--no-hints", action="store_true",
+                   help="ignore color hints (a photo's NAME.hints.json sidecar, see README 'Color hints')")
+    q.add_argument("--hints-dir", type=Path, metavar="DIR",
+                   help="read the hints sidecars from DIR, a tree that mirrors the inputs as the output folder "
+                   "does, instead of beside the photos")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=OUTPUT_FORMAT_CHOICES, default="same",
                    help="output format (default: the input's)")
@@ -144,7 +149,8 @@ def _settings(args: argparse.Namespace):
     images = ImageSettings(render_size=args.render_size, saturation=args.saturation, upsampling=args.upsampling,
                            output_format=parse_format_option(args.format), quality=args.quality,
                            overwrite=args.overwrite, batch_size=args.batch_size,
-                           max_memory_mb=args.max_memory * 1000 if args.max_memory else None)
+                           max_memory_mb=args.max_memory * 1000 if args.max_memory else None,
+                           hints=not args.no_hints, hints_dir=None if args.no_hints else args.hints_dir)
     return RunSettings(images, video, args.frames_to_video)
 
 
@@ -316,6 +322,17 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
 
+def _hints_note(tasks) -> str:
+    """How many photos have color hints (and that films' hints are not applied yet), or ''."""
+    with_hints = [t for t in tasks if t.hints is not None and os.path.lexists(t.hints)]
+    photos = sum(t.kind == TaskKind.IMAGE for t in with_hints)
+    films = len(with_hints) - photos
+    parts = [f"{photos} {KIND_NAMES[TaskKind.IMAGE][photos != 1]} with color hints"] if photos else []
+    if films:
+        parts.append(f"hints of {films} film{'s' if films != 1 else ''} not applied (not supported for films yet)")
+    return "; ".join(parts)
+
+
 def _kinds(tasks) -> str:
     counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
     return ", ".join(f"{n} {KIND_NAMES[k][n != 1]}" for k, n in counts.items() if n)
@@ -351,7 +368,8 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         return _error(str(exc))
     tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive,
                            output_format=settings.images.output_format, frames=args.frames,
-                           video=settings.video.encoding)
+                           video=settings.video.encoding, hints=settings.images.hints,
+                           hints_dir=settings.images.hints_dir)
     if not tasks and not rejected:
         return _error("no photos or videos found in " + ", ".join(map(str, args.inputs)) +
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
@@ -380,6 +398,8 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
               file=sys.stderr)
     for r in rejected:  # one line each, as for the files that fail during the run
         print(failure_line(r), file=sys.stderr)
+    if not args.quiet and (note := _hints_note(tasks)):
+        print(note, file=sys.stderr)
     bars = _ProgressBars(len(tasks), args.quiet)
     run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
     signals.run, signals.bars = run, bars

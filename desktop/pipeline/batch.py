@@ -181,7 +181,8 @@ class BatchRunner:
             image = read_image(task.source, admit=admit)
             photo.info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
             photo.prepared, photo.luma = stages.prepare_photo(image, self.settings, self.render_size,
-                                                               self.backend.contract.size_multiple)
+                                                               self.backend.contract.size_multiple,
+                                                               stages.photo_hints(task.hints))
             del image  # only L (or the luma plane) goes on
         except Cancelled:
             self._budget.release(photo.pixels)

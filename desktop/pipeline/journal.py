@@ -8,6 +8,10 @@ modification time. A re-run skips an output only when
 * it is not listed (written by an older version, or the run was killed between the rename and the
   journal line) but decodes completely; it is then listed.
 
+A line also holds the digest of the color hints the output was made with (``"hints"``, absent when
+it had none): an output whose hints have changed since (a sidecar added, edited or removed, or
+``--no-hints``) is redone, and an unlisted output is taken as finished only when it has no hints.
+
 Anything else under a final name (a truncated file an older version left when the disk filled, a
 file changed since) is redone. Every run holds a shared ``flock`` on ``OUTPUT/.colorize-run.lock``
 while it runs; a run that finds no other run holding it removes the temporary ``.partial`` files
@@ -69,6 +73,7 @@ class RunJournal:
         self.root = Path(root)
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[int, int]] = {}
+        self._hints: dict[str, str] = {}  # output -> digest of the hints it was made with (absent: none)
         self._marker = -1
         self._journal = -1
         self._lines = 0  # lines in the journal file when it was read
@@ -114,6 +119,7 @@ class RunJournal:
             try:
                 entry = json.loads(line)
                 self._entries[entry["output"]] = (int(entry["size"]), int(entry["mtime_ns"]))
+                self._set_hints(entry["output"], entry.get("hints"))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a kill: that output is checked again
 
@@ -124,38 +130,51 @@ class RunJournal:
             return
         self._entries = kept
         try:
-            atomic_write(self.root / JOURNAL_NAME, "".join(_line(k, v) for k, v in sorted(kept.items())).encode())
+            atomic_write(self.root / JOURNAL_NAME,
+                         "".join(_line(k, v, self._hints.get(k)) for k, v in sorted(kept.items())).encode())
         except OSError as exc:
             log.warning("could not compact the journal in %s: %s", self.root, exc)
 
-    def done(self, output: Path, kind: TaskKind = TaskKind.IMAGE) -> bool:
-        """Whether ``output`` is a finished output: journaled as it is now, or complete when checked."""
+    def done(self, output: Path, kind: TaskKind = TaskKind.IMAGE, hints: str | None = None) -> bool:
+        """Whether ``output`` is a finished output made with the hints of digest ``hints`` (None: no
+        hints): journaled as it is now with those hints, or (with no hints) complete when checked."""
         stat = _stat_of(output)
         if stat is None:
             return False
+        key = self._key(output)
         with self._lock:
-            if self._entries.get(self._key(output)) == stat:
-                return True
+            if self._entries.get(key) == stat:
+                return self._hints.get(key) == hints
+        if hints is not None:  # not listed: whether it was made with these hints is unknown
+            return False
         if not VALIDATORS[kind](Path(output)):
             return False
         self.record(output)
         return True
 
-    def record(self, output: Path) -> None:
-        """List ``output`` as finished (call after it was renamed into place)."""
+    def record(self, output: Path, hints: str | None = None) -> None:
+        """List ``output`` as finished (call after it was renamed into place), made with the hints of
+        digest ``hints`` (None: none)."""
         stat = _stat_of(output)
         if stat is None:
             return
         key = self._key(output)
         with self._lock:
             self._entries[key] = stat
+            self._set_hints(key, hints)
             if self._journal < 0:
                 return
             try:
-                write_all(self._journal, _line(key, stat).encode())
+                write_all(self._journal, _line(key, stat, hints).encode())
                 os.fsync(self._journal)
             except OSError as exc:  # a full disk: the output is checked again by the next run
                 log.info("could not add %s to the journal: %s", output, exc)
+
+    def _set_hints(self, key: str, hints: str | None) -> None:
+        if hints:
+            self._hints[key] = str(hints)
+        else:
+            self._hints.pop(key, None)
 
     def close(self) -> None:
         with self._lock:
@@ -174,8 +193,9 @@ def _stat_of(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _line(key: str, stat: tuple[int, int]) -> str:
-    return json.dumps({"v": JOURNAL_VERSION, "output": key, "size": stat[0], "mtime_ns": stat[1]}) + "\n"
+def _line(key: str, stat: tuple[int, int], hints: str | None = None) -> str:
+    entry = {"v": JOURNAL_VERSION, "output": key, "size": stat[0], "mtime_ns": stat[1]}
+    return json.dumps(entry | ({"hints": hints} if hints else {})) + "\n"
 
 
 def remove_leftovers(folders: Iterable[Path]) -> int:
@@ -192,10 +212,10 @@ def remove_leftovers(folders: Iterable[Path]) -> int:
     return removed
 
 
-def output_done(output: Path, kind: TaskKind, journal: RunJournal | None) -> bool:
-    """Whether ``output`` counts as finished: with a journal, see :meth:`RunJournal.done`; without
-    one (a library caller), whether it exists."""
-    return output.exists() if journal is None else journal.done(output, kind)
+def output_done(output: Path, kind: TaskKind, journal: RunJournal | None, hints: str | None = None) -> bool:
+    """Whether ``output`` counts as finished (made with the hints of digest ``hints``): with a journal,
+    see :meth:`RunJournal.done`; without one (a library caller), whether it exists."""
+    return output.exists() if journal is None else journal.done(output, kind, hints)
 
 
 def check_writable(folder: Path) -> str | None:

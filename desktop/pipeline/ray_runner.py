@@ -78,7 +78,8 @@ def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multipl
            "l_full": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
     try:
         image = read_image(source)
-        prepared, luma = stages.prepare_photo(image, settings, render_size, size_multiple)
+        hints = stages.photo_hints(Path(row["hints"]) if row["hints"] else None)
+        prepared, luma = stages.prepare_photo(image, settings, render_size, size_multiple, hints)
     except Exception as exc:
         out["error"] = stages.read_failure(source, exc)
         return out
@@ -86,7 +87,7 @@ def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multipl
     if luma is not None:
         out["luma"] = luma.y
     out["extra"] = pickle.dumps({"info": stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha),
-                                 "padding": prepared.padding, "luma": luma is not None,
+                                 "padding": prepared.padding, "luma": luma is not None, "hints": prepared.hints,
                                  "timings": {"decode_s": time.time() - started}})
     return out
 
@@ -131,7 +132,7 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
         return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
     extra = pickle.loads(row["extra"])
     prepared = Prepared(l_full=np.asarray(row["l_full"]), model_input=np.asarray(row["model_input"]),
-                        padding=extra["padding"], l_small=np.asarray(row["l_small"]))
+                        padding=extra["padding"], l_small=np.asarray(row["l_small"]), hints=extra["hints"])
     luma = LumaPicture.jfif(np.ascontiguousarray(row["luma"])) if extra["luma"] else None
     item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),
                            extra["timings"], luma)
@@ -179,7 +180,8 @@ def _dataset(ray, todo: Sequence[Task], model: Path | None, settings: ImageSetti
     """The Ray Data pipeline: read + prepare -> predict (actor pool) -> finish + write."""
     contract = model_contract(model)
     n_actors, actor_resources, threads = _actor_plan(ray, options.actors)
-    ds = ray.data.from_items([{"source": str(t.source), "output": str(t.output)} for t in todo])
+    ds = ray.data.from_items([{"source": str(t.source), "output": str(t.output), "hints": str(t.hints or "")}
+                              for t in todo])
     # a ray_remote_args_fn keeps decoding in its own tasks (spread over the cluster's CPUs) instead of
     # being fused into the inference actors
     read_kwargs = {"settings": settings, "render_size": settings.render_size or contract.render_size,
@@ -221,7 +223,7 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
     def report(result: FileResult) -> None:
         results.append(result)
         if journal is not None and result.status == Status.DONE and result.output is not None:
-            journal.record(result.output)
+            journal.record(result.output, result.hints["digest"] if result.hints else None)
         if progress:
             progress(result, len(results), len(tasks))
 

@@ -29,11 +29,13 @@ class FileResult:
     seconds: float | None = None
     reason: str | None = None
     timings: dict = field(default_factory=dict)
+    hints: dict | None = None  # the color hints used: {"sidecar", "count", "points"} (None: none)
 
     @classmethod
-    def ok(cls, task, backend: str, seconds: float, timings: dict | None = None) -> FileResult:
+    def ok(cls, task, backend: str, seconds: float, timings: dict | None = None, hints: dict | None = None
+           ) -> FileResult:
         return cls(task.source, Status.DONE, task.output, backend, round(seconds, 4),
-                   timings={k: round(v, 4) for k, v in (timings or {}).items()})
+                   timings={k: round(v, 4) for k, v in (timings or {}).items()}, hints=hints)
 
     @classmethod
     def skipped(cls, task, reason: str) -> FileResult:

@@ -27,6 +27,8 @@ class ImageSettings:
     max_inflight_megapixels: float = 100.0
     max_memory_mb: float | None = None  # the most one photo may take (from its header); None: half the RAM
     luma_passthrough: bool = True  # 8-bit gray photos written as JPEG: keep their luma, compute chroma only
+    hints: bool = True  # use each photo's color hints sidecar (colorizer.hints) where there is one
+    hints_dir: Path | None = None  # read the sidecars from this mirrored tree instead of beside the photos
 
 
 @dataclass(frozen=True)

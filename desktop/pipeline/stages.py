@@ -11,6 +11,11 @@ Two routes from the decoded pixels to the file (:func:`prepare_photo` picks one)
 * every other photo: L at full resolution, merged with the upsampled color and converted to RGB a
   strip of rows at a time (:mod:`.strips`), then encoded.
 
+A photo's color hints (its sidecar, :mod:`colorizer.hints`; the path is the task's) are read with
+it and placed on its render grid (:func:`prepare_photo`); the finish spreads them over the predicted
+color before it is upsampled, so both routes take them. An output made with other hints than the
+sidecar's now (or without) is not skipped.
+
 Each stage turns a failure into the file's own result (one broken file never stops the others):
 :func:`read_failure` and :func:`finish_and_write` say why in one line, :func:`predict_chunks`
 reports a failed inference call for the images of that call only.
@@ -29,7 +34,7 @@ import numpy as np
 
 from colorizer.colorize import Prepared
 from colorizer.contract import gray_plane
-from colorizer.desktop.core import CancelToken
+from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
 from colorizer.desktop.media.formats import SIXTEEN_BIT_FORMATS, canonical_format
 from colorizer.desktop.media.image_metadata import ImageMetadata
@@ -42,6 +47,7 @@ from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
 from colorizer.desktop.pipeline.strips import finish_image, prepare_image
 from colorizer.desktop.pipeline.tasks import Task
+from colorizer.hints import HintsError, PhotoHints, hints_digest, read_photo_hints
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ def skip_existing(tasks: Sequence[Task], overwrite: bool, journal: RunJournal | 
     one, any existing output."""
     todo, skipped = [], []
     for task in tasks:
-        if not overwrite and output_done(task.output, task.kind, journal):
+        hints = hints_digest(task.hints) if task.kind == TaskKind.IMAGE else None
+        if not overwrite and output_done(task.output, task.kind, journal, hints):
             skipped.append(FileResult.skipped(task, SKIP_REASON))
         else:
             todo.append(task)
@@ -64,7 +71,7 @@ def skip_existing(tasks: Sequence[Task], overwrite: bool, journal: RunJournal | 
 
 def read_failure(source: Path, exc: Exception) -> str:
     """The reason a photo could not be decoded or prepared (call from its ``except`` block)."""
-    if isinstance(exc, ImageReadError):
+    if isinstance(exc, (ImageReadError, HintsError)):
         return str(exc)
     log.info("reading %s failed", source, exc_info=True)  # an unexpected failure is this file's problem only
     if isinstance(exc, MemoryError):
@@ -118,18 +125,36 @@ def output_format(settings: ImageSettings, source_format: str) -> str:
 _JPEG_LUMA = LumaFrames(lambda picture, cb, cr: JpegPlanes(picture.y, cb, cr))
 
 
-def prepare_photo(image: DecodedImage, settings: ImageSettings, render_size: int, size_multiple: int
-                  ) -> tuple[Prepared, LumaPicture | None]:
+def photo_hints(sidecar: Path | None) -> PhotoHints | None:
+    """The hints in a photo's sidecar (None: no path, or no file there); HintsError when it cannot be used."""
+    if sidecar is None or not os.path.lexists(sidecar):
+        return None
+    return read_photo_hints(sidecar)
+
+
+def prepare_photo(image: DecodedImage, settings: ImageSettings, render_size: int, size_multiple: int,
+                  hints: PhotoHints | None = None) -> tuple[Prepared, LumaPicture | None]:
     """The photo made ready for the model, and its luma picture when its output keeps it: an 8-bit
     gray photo (one channel, or three equal ones) written as JPEG, unless ``settings.luma_passthrough``
-    is off. Then the luma goes to the writer as it is and L is kept at the chroma resolution only."""
+    is off. Then the luma goes to the writer as it is and L is kept at the chroma resolution only.
+    ``hints`` (in the upright photo's pixels) are placed on the render grid (HintsError: a point outside)."""
     fmt = output_format(settings, image.format)
+    full_hw = (image.height, image.width)
     if settings.luma_passthrough and fmt == "JPEG" and image.pixels.dtype == np.uint8:
         gray = image.pixels if image.pixels.ndim == 2 else gray_plane(image.pixels)
         if gray is not None:
             luma = LumaPicture.jfif(np.ascontiguousarray(gray))
-            return _JPEG_LUMA.prepare(luma, render_size, size_multiple), luma
-    return prepare_image(image.pixels, render_size, size_multiple), None
+            return _JPEG_LUMA.prepare(luma, render_size, size_multiple).with_hints(hints, full_hw), luma
+    return prepare_image(image.pixels, render_size, size_multiple).with_hints(hints, full_hw), None
+
+
+def hints_report(prepared: Prepared | None) -> dict | None:
+    """What the report says of the hints a photo was colorized with (None: none)."""
+    placed = prepared.hints if prepared is not None else None
+    if placed is None:
+        return None
+    return {"sidecar": placed.hints.source, "count": len(placed), "digest": placed.digest,
+            "points": [p.to_dict() for p in placed.hints.points]}
 
 
 def finish_photo(prepared: Prepared, ab: np.ndarray, luma: LumaPicture | None, settings: ImageSettings,
@@ -201,14 +226,15 @@ def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
     try:
         t = time.time()
         fmt = output_format(settings, item.info.format)
+        hints = hints_report(item.prepared)
         rgb = finish_photo(item.prepared, item.ab, item.luma, settings, output_bit_depth(fmt, item.info.bit_depth))
         item.prepared = item.ab = item.luma = None  # type: ignore[assignment]
         write_image(task.output, rgb, alpha=item.info.alpha, format=fmt, quality=settings.quality,
                     metadata=item.info.metadata, bit_depth=item.info.bit_depth, source=task.source)
         if journal is not None:
-            journal.record(task.output)
+            journal.record(task.output, hints["digest"] if hints else None)
         timings = item.timings | {"encode_s": time.time() - t}
-        return FileResult.ok(task, backend_name, time.time() - item.started, timings)
+        return FileResult.ok(task, backend_name, time.time() - item.started, timings, hints)
     except ImageWriteError as exc:
         return FileResult.failed(task, str(exc), backend_name)
     except MemoryError:

@@ -4,7 +4,8 @@ The input tree is mirrored under the output folder. With one input folder its co
 directly in the output folder; with several, each gets a subfolder named after it. An output
 never replaces an input, and two inputs never share one output. Images are recognized by content;
 videos by what FFmpeg can open; with ``frames=True`` each input folder is one sequence of
-numbered frames.
+numbered frames. Each task also says where its color hints would be (``NAME.hints.json`` beside
+the input, or in a mirrored ``hints_dir`` tree; :mod:`colorizer.hints`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from colorizer.desktop.media.formats import detect_format, suffix_for_format
 from colorizer.desktop.media.video_source import is_video, not_a_video_reason
 from colorizer.desktop.media.video_writer import VideoEncoding
 from colorizer.fileio import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_partial_file
+from colorizer.hints import is_sidecar, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Task:
     source: Path
     output: Path  # final path (for images: suffix of the chosen output format; for frames: a folder)
     kind: TaskKind
+    hints: Path | None = None  # where this input's hints sidecar would be (None: hints not used)
 
     @property
     def name(self) -> str:
@@ -63,13 +66,23 @@ def _same(path: Path, other: Path | None) -> bool:
 class _Planner:
     """Collects tasks, refusing outputs that would overwrite an input or be claimed twice."""
 
-    def __init__(self, output_dir: Path, output_format: str | None, video: VideoEncoding) -> None:
+    def __init__(self, output_dir: Path, output_format: str | None, video: VideoEncoding, hints: bool = True,
+                 hints_dir: Path | None = None) -> None:
         self.output_dir, self.output_format, self.video = output_dir, output_format, video
+        self.hints, self.hints_dir = hints, hints_dir
         self.tasks: list[Task] = []
         self.rejected: list[Rejected] = []
         self.claimed: dict[Path, Path] = {}
 
-    def add_file(self, source: Path, rel: Path, named: bool) -> None:
+    def sidecar(self, source: Path, input_root: Path | None = None, prefix: Path = Path()) -> Path | None:
+        """Where ``source``'s hints would be: beside it, or at its place in the mirrored hints tree."""
+        if not self.hints:
+            return None
+        return sidecar_path(source, None if self.hints_dir is None else self.hints_dir / prefix, input_root)
+
+    def add_file(self, source: Path, rel: Path, named: bool, hints: Path | None = None) -> None:
+        if is_sidecar(source):  # a hints file is not an input
+            return
         try:
             fmt = detect_format(source)
         except ImageReadError as exc:
@@ -77,10 +90,10 @@ class _Planner:
             return
         if fmt is not None:
             out = (self.output_dir / rel).with_suffix(suffix_for_format(self.output_format or fmt, source=source))
-            self.add(Task(source, out, TaskKind.IMAGE))
+            self.add(Task(source, out, TaskKind.IMAGE, hints))
         elif is_video(source):
             self.add(Task(source, (self.output_dir / rel).with_suffix(self.video.output_suffix(source)),
-                          TaskKind.VIDEO))
+                          TaskKind.VIDEO, hints))
         elif named or source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             # other files found in folders are not ours: ignored
             self.rejected.append(Rejected(source, not_a_video_reason(source)))
@@ -100,23 +113,28 @@ class _Planner:
 
 
 def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, output_format: str | None = None,
-         frames: bool = False, video: VideoEncoding | None = None) -> tuple[list[Task], list[Rejected]]:
+         frames: bool = False, video: VideoEncoding | None = None, hints: bool = True,
+         hints_dir: Path | None = None) -> tuple[list[Task], list[Rejected]]:
     """Tasks for every image and video under ``inputs`` (``output_format`` None keeps each image's
     format; ``video`` decides the videos' container); with ``frames``, input folders are frame
-    sequences instead."""
+    sequences instead. Each task's ``hints`` is its sidecar's path (``hints`` False: None), beside
+    the input or, with ``hints_dir``, in a tree there that mirrors the inputs as the output folder does."""
     output_dir = Path(output_dir)
-    planner = _Planner(output_dir, output_format, video or VideoEncoding())
+    planner = _Planner(output_dir, output_format, video or VideoEncoding(), hints,
+                       None if hints_dir is None else Path(hints_dir))
     folders = [Path(p) for p in inputs if Path(p).is_dir()]
     exclude = output_dir.resolve()
     for item in map(Path, inputs):
         if item.is_dir() and frames:
-            planner.add(Task(item, frames_output(item, output_dir, len(folders) > 1), TaskKind.FRAMES))
+            planner.add(Task(item, frames_output(item, output_dir, len(folders) > 1), TaskKind.FRAMES,
+                             planner.sidecar(item.resolve())))
         elif item.is_dir():
             prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
             for path in _walk(item, recursive, exclude):
-                planner.add_file(path, prefix / path.relative_to(item), named=False)
+                planner.add_file(path, prefix / path.relative_to(item), named=False,
+                                 hints=planner.sidecar(path, item, prefix))
         elif item.is_file():
-            planner.add_file(item, Path(item.name), named=True)
+            planner.add_file(item, Path(item.name), named=True, hints=planner.sidecar(item))
         elif item.exists():
             planner.rejected.append(Rejected(item, "not a regular file (a pipe, socket or device)"))
         else:

@@ -33,11 +33,13 @@ SPREAD_METHODS = ("geodesic", "gaussian")
 
 @dataclass(frozen=True)
 class SpreadParams:
+    """How hints spread; the defaults won bench/hints_spread_sweep.py (see docs/hints.md)."""
+
     method: str = "geodesic"
-    sigma_distance: float = 0.15  # of the long side
+    sigma_distance: float = 0.35  # of the long side
     sigma_lightness: float = 8.0  # L units
-    floor: float = 1.0  # the sum of weights below which the residual fades (far from every hint)
-    edge_cost: float = 0.01  # geodesic: distance (of the long side) added per L unit crossed
+    floor: float = 0.3  # the sum of weights below which the residual fades (far from every hint)
+    edge_cost: float = 0.002  # geodesic: distance (of the long side) added per L unit crossed
     grid: int = 96  # geodesic: long side of the grid the distances are computed on
 
     def __post_init__(self) -> None:

@@ -296,12 +296,25 @@ def simulated_hints(rgb: np.ndarray, count: int, rng: np.random.Generator, size:
         return PhotoHints(())
     half = size // 2
     lab = rgb_to_lab(rgb)
-    xs = rng.integers(half, max(half + 1, w - (size - half) + 1), count)
-    ys = rng.integers(half, max(half + 1, h - (size - half) + 1), count)
     points = []
-    for x, y in zip(xs, ys, strict=True):
+    for _ in range(count):  # one point after the other: the first n are the same whatever the count
+        x = int(rng.integers(half, max(half + 1, w - (size - half) + 1)))
+        y = int(rng.integers(half, max(half + 1, h - (size - half) + 1)))
         patch = lab[max(0, y - half) : y - half + size, max(0, x - half) : x - half + size].reshape(-1, 3)
         mean = patch.mean(axis=0).astype(np.float32)
         color = hex_color(lab_to_rgb(mean[None, None])[0, 0])
         points.append(HintPoint(float(x), float(y), color, float(size)))
     return PhotoHints(tuple(points))
+
+
+def patch_pixels(image: np.ndarray, hints: PhotoHints) -> np.ndarray:
+    """The pixels of ``image`` (H, W, C) under every hint's square, as one (1, N, C) row (to measure
+    how close an output comes to the hints there)."""
+    rows = []
+    h, w = image.shape[:2]
+    for p in hints.points:
+        side = max(1, int(round(p.side)))
+        x0, y0 = int(np.floor(p.x + 0.5 - side / 2)), int(np.floor(p.y + 0.5 - side / 2))
+        patch = image[max(0, y0) : min(h, y0 + side), max(0, x0) : min(w, x0 + side)]
+        rows.append(patch.reshape(-1, *image.shape[2:]))
+    return np.concatenate(rows)[None] if rows else image[:0, :0]

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from colorizer.colorize import Predictor, colorize
 from colorizer.contract import merge_l_ab, rgb_to_l
+from colorizer.hints import patch_pixels, simulated_hints
 from colorizer.trainer.data import read_rgb
-from colorizer.trainer.metrics import mean_scores, score
+from colorizer.trainer.metrics import delta_e2000, mean_scores, score
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -41,14 +42,22 @@ def torch_predictor(net: torch.nn.Module, device: torch.device | str = "cpu") ->
 
 
 def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: int, size_multiple: int,
-                       upsampling: str = "guided", progress: bool = True, saturation: float = 1.0) -> dict:
-    """Mean metrics of the model and of the gray baseline over ``files``, plus per-image rows."""
-    model_scores, gray_scores, rows = [], [], []
-    for path in tqdm(files, desc="evaluating", disable=not progress, unit="img"):
+                       upsampling: str = "guided", progress: bool = True, saturation: float = 1.0,
+                       hints: int = 0, hints_seed: int = 0) -> dict:
+    """Mean metrics of the model and of the gray baseline over ``files``, plus per-image rows. With
+    ``hints``, each photo gets that many simulated ground-truth color hints (3x3 px patches at
+    positions seeded by ``hints_seed`` and the photo's place in ``files``, colored with the patch's
+    mean; :func:`colorizer.hints.simulated_hints`), spread as colorize-batch spreads a sidecar's;
+    ``hint_delta_e`` is then the mean ΔE2000 at the hint pixels."""
+    model_scores, gray_scores, rows, at_hints = [], [], [], []
+    for index, path in enumerate(tqdm(files, desc="evaluating", disable=not progress, unit="img")):
         rgb = read_rgb(path)
         if rgb is None:
             continue
-        out = to_uint8(colorize(rgb, predict, render_size, size_multiple, saturation, upsampling))
+        photo_hints = simulated_hints(rgb, hints, np.random.default_rng([hints_seed, index])) if hints else None
+        out = to_uint8(colorize(rgb, predict, render_size, size_multiple, saturation, upsampling, photo_hints))
+        if photo_hints is not None:
+            at_hints.append(delta_e2000(patch_pixels(rgb, photo_hints), patch_pixels(out, photo_hints)))
         s_model, s_gray = score(rgb, out), score(rgb, gray_baseline(rgb))
         model_scores.append(s_model)
         gray_scores.append(s_gray)
@@ -56,4 +65,7 @@ def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: i
                      "colorfulness": s_model.colorfulness, "colorfulness_gt": s_model.colorfulness_gt})
     if not rows:
         raise ValueError("no readable images to evaluate")
-    return {"model": mean_scores(model_scores), "gray": mean_scores(gray_scores), "per_image": rows}
+    result = {"model": mean_scores(model_scores), "gray": mean_scores(gray_scores), "per_image": rows}
+    if hints:
+        result["hints"] = {"per_photo": hints, "seed": hints_seed, "hint_delta_e": float(np.mean(at_hints))}
+    return result

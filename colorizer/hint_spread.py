@@ -33,7 +33,7 @@ SPREAD_METHODS = ("geodesic", "gaussian")
 
 @dataclass(frozen=True)
 class SpreadParams:
-    """How hints spread; the defaults won bench/hints_spread_sweep.py (see docs/hints.md)."""
+    """How hints spread; the defaults won bench/hints_spread_sweep.py (README, "Color hints")."""
 
     method: str = "geodesic"
     sigma_distance: float = 0.35  # of the long side

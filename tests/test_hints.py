@@ -371,3 +371,24 @@ def test_colorize_in_memory_takes_hints_too(model):
     ab = cv2.cvtColor(out, cv2.COLOR_RGB2Lab)[..., 1:]
     assert np.abs(ab[48, 30] - RED_AB).max() < 3
     assert prepare(rgb, 32, 8).with_hints(None, (96, 128)).hints is None
+
+
+def test_colorizer_eval_simulates_the_same_hints_for_the_same_seed(tmp_path):
+    from synthetic import synthetic_photo, write_rgb
+
+    from colorizer.trainer.evaluate import evaluate_predictor
+
+    files = [write_rgb(tmp_path / f"p{i}.png", synthetic_photo(i, 60, 80)) for i in range(3)]
+
+    def gray_model(l_norm):  # a model that adds no color: what the hints bring is all there is
+        return np.zeros((l_norm.shape[0], 2, *l_norm.shape[2:]), np.float32)
+
+    def run(hints, seed):
+        return evaluate_predictor(gray_model, files, 32, 8, progress=False, hints=hints, hints_seed=seed)
+
+    none, three, again, other = run(0, 0), run(3, 0), run(3, 0), run(3, 1)
+    assert "hints" not in none and three["hints"]["per_photo"] == 3
+    assert three["model"] == again["model"] and three["hints"] == again["hints"]  # reproducible
+    assert other["model"]["delta_e"] != three["model"]["delta_e"]
+    assert three["model"]["delta_e"] < none["model"]["delta_e"]  # the hints' colors help
+    assert three["hints"]["hint_delta_e"] < 6

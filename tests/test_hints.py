@@ -392,3 +392,15 @@ def test_colorizer_eval_simulates_the_same_hints_for_the_same_seed(tmp_path):
     assert other["model"]["delta_e"] != three["model"]["delta_e"]
     assert three["model"]["delta_e"] < none["model"]["delta_e"]  # the hints' colors help
     assert three["hints"]["hint_delta_e"] < 6
+
+
+def test_a_films_sidecar_is_left_alone_and_said_so(model, tmp_path, capsys):
+    reel = tmp_path / "reel"
+    reel.mkdir()
+    for i in range(3):
+        Image.fromarray(gray_scene(48, 64)).save(reel / f"f{i:03d}.png")
+    write_hints(tmp_path / "reel.hints.json", FilmHints((FrameHints(1, (HintPoint(3, 3, RED),)),)))
+    assert batch_main([str(reel), "-o", str(tmp_path / "out"), "--model", str(model), "--backend", "cpu",
+                       "--frames"]) == EXIT_OK
+    assert "hints of 1 film not applied" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["f000.png", "f001.png", "f002.png"]

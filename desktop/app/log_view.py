@@ -37,7 +37,7 @@ class LogView(QPlainTextEdit):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMaximumBlockCount(self.MAX_LINES)
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)  # a long reason is read whole, no scrolling
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setStyleHint(QFont.StyleHint.Monospace)
         self.setFont(font)
@@ -53,6 +53,9 @@ class LogView(QPlainTextEdit):
         return handler
 
     def append_record(self, level: int, text: str) -> None:
+        """Add a line; the view follows the newest line unless the user scrolled up to read."""
+        bar = self.verticalScrollBar()
+        following = bar.value() >= bar.maximum() - 2
         if level >= logging.ERROR:
             text = f"<span style='color:#b01c1c'>{_escape(text)}</span>"
         elif level >= logging.WARNING:
@@ -60,6 +63,8 @@ class LogView(QPlainTextEdit):
         else:
             text = _escape(text)
         self.appendHtml(text)
+        if following:
+            bar.setValue(bar.maximum())
 
 
 def _escape(text: str) -> str:

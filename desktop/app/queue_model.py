@@ -167,7 +167,10 @@ class QueueModel(QAbstractTableModel):
         progress = 1.0 if result.status in (DONE, SKIPPED) else None
         item = self.item_by_id(item_id)
         keep = item is not None and item.kind == TaskKind.FRAMES and item.output is not None  # its video
-        self.update(item_id, status=result.status, progress=progress, message=result.reason or "",
+        message = result.reason or ""
+        if result.status == SKIPPED:
+            message += "; tick “Redo files whose output exists” to colorize it again"
+        self.update(item_id, status=result.status, progress=progress, message=message,
                     output=None if keep else result.output)
 
     def _reindex(self) -> None:

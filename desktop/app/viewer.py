@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QPlainTextEdit
 from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
 from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader, VideoFrames
 from colorizer.desktop.app.queue_model import DONE, FAILED, SKIPPED, QueueItem
+
+FINISHED = (DONE, SKIPPED)  # the row's output is there: colorized now, or before (a skipped row)
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.pipeline.frames import find_frame_sequences
 
@@ -32,6 +34,7 @@ class ItemViewer(QObject):
         self.preview = PreviewLoader(self)
         self.preview.ready.connect(self._show_preview)
         self.item: QueueItem | None = None
+        self._shown_status = None
 
     def clear(self) -> None:
         self.item = None
@@ -45,13 +48,13 @@ class ItemViewer(QObject):
             self.clear()
             return
         self.item = item
-        self.details.setPlainText(item.details())
-        self.compare.show_button.setEnabled(self.result_path(item) is not None)
-        caption = str(item.source) + (f"  →  {item.output}" if item.status == DONE and item.output else "")
+        self._shown_status = item.status
+        self.refresh_details(item)
+        caption = str(item.source) + (f"  →  {item.output}" if item.status in FINISHED and item.output else "")
         if item.kind == TaskKind.IMAGE:
             self.compare.set_frame_source(None)
             self.compare.caption.setText(caption)
-            self.preview.request(item.source, item.output if item.status == DONE else None)
+            self.preview.request(item.source, item.output if item.status in FINISHED else None)
             return
         self.preview.forget()
         try:
@@ -65,13 +68,29 @@ class ItemViewer(QObject):
             self.compare.view.clear(f"{item.source.name}: no frame can be shown (see the log).")
             self.compare.caption.setText(caption)
 
+    def refresh_details(self, item: QueueItem) -> None:
+        """The details pane and *Show in folder* for ``item`` as it is now (called as its row changes)."""
+        self.details.setPlainText(item.details())
+        self.compare.show_button.setEnabled(self.result_path(item) is not None)
+
+    def item_changed(self, item: QueueItem) -> None:
+        """The shown item's row changed: its details follow; once it is finished its result is shown."""
+        if item is not self.item:
+            return
+        if item.status != self._shown_status and item.status in FINISHED:
+            self.show(item)
+        else:
+            self.refresh_details(item)
+        self._shown_status = item.status
+
     @staticmethod
     def result_path(item: QueueItem) -> Path | None:
-        """The item's output when it is there (a file, or a folder of frames)."""
-        return item.output if item.output is not None and item.output.exists() else None
+        """The item's output when it is finished and there (a file, or a folder of frames)."""
+        finished = item.status in FINISHED and item.output is not None
+        return item.output if finished and item.output.exists() else None
 
     def _film_frames(self, item: QueueItem) -> FrameSource | None:
-        done = item.status == DONE and item.output is not None
+        done = item.status in FINISHED and item.output is not None
         if item.kind == TaskKind.VIDEO:
             return VideoFrames(item.source, item.output if done else None)
         sequences = find_frame_sequences(item.source)

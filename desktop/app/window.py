@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.viewer = ItemViewer(self)
         self.compare = self.viewer.compare
         self.compare.show_in_folder.connect(self.show_result_in_folder)
+        self.queue.dataChanged.connect(self._row_changed)
         self.log_view = LogView()
         self._log_handler = self.log_view.attach(logging.getLogger("colorizer"))
         self.backends = BackendProbe(detect, self)
@@ -175,6 +176,20 @@ class MainWindow(QMainWindow):
             else:
                 bar.addAction(action)
         self.addToolBar(bar)
+        self._fix_width(bar.widgetForAction(self.pause_action), ("Pause", "Resume"))
+
+    @staticmethod
+    def _fix_width(button, texts) -> None:
+        """A tool button as wide as its widest text, so the toolbar does not shift when the text changes."""
+        if button is None:
+            return
+        shown = button.text()
+        widths = []
+        for text in texts:
+            button.setText(text)
+            widths.append(button.sizeHint().width())
+        button.setText(shown)
+        button.setMinimumWidth(max(widths))
 
     def _build_table(self) -> QTableView:
         table = QTableView()
@@ -187,11 +202,13 @@ class MainWindow(QMainWindow):
         table.setAlternatingRowColors(True)
         table.setWordWrap(False)
         header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # every column can be widened
+        header.setStretchLastSection(True)  # the result takes what is left
+        table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its start and its number
         fm = table.fontMetrics()
-        for column, text in ((TYPE, "frames"), (STATUS, "cancelled"), (PROGRESS, "100%"), (RESULT, "→ film.mp4…")):
+        for column, text in ((NAME, "scan_0001_grandmother.jpg"), (TYPE, "frames"), (STATUS, "cancelled"),
+                             (PROGRESS, "100%"), (RESULT, "→ film.mp4…")):
             table.setColumnWidth(column, fm.horizontalAdvance(text) + 28)
         table.addAction(self.remove_action)
         table.selectionModel().currentRowChanged.connect(lambda current, _: self._select_row(current.row()))
@@ -536,6 +553,10 @@ class MainWindow(QMainWindow):
     def _select_row(self, row: int) -> None:
         self.viewer.show(self.queue.item(row) if 0 <= row < self.queue.rowCount() else None)
 
+    def _row_changed(self, top_left, _bottom_right, _roles=()) -> None:
+        if top_left.row() == self.table.currentIndex().row():
+            self.viewer.item_changed(self.queue.item(top_left.row()))
+
     def show_result_in_folder(self) -> None:
         item = self._current_item()
         result = self.viewer.result_path(item) if item is not None else None
@@ -566,7 +587,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
     def confirm_stop(self) -> bool:
         """Ask whether to stop the run in progress and quit (tests replace this)."""
-        return dialogs.confirm_stop(self)
+        return dialogs.confirm_stop(self, self.run_finished)
 
     def closeEvent(self, event) -> None:
         if self.runs.busy:

@@ -168,7 +168,7 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     outputs = [dst_dir / p.name for p in sequence.frames]
     finished = [(p, TaskKind.IMAGE) for p in outputs] + ([(video_path, TaskKind.VIDEO)] if video_path else [])
     if not settings.overwrite and all(output_done(p, kind, journal) for p, kind in finished):
-        return FileResult.skipped(task, "outputs exist (use --overwrite to redo)")
+        return FileResult.skipped(task, "outputs exist")
     written: list[Path] = []
     try:
         with contextlib.ExitStack() as stack:

@@ -51,7 +51,7 @@ from colorizer.hints import HintsError, PhotoHints, hints_digest, read_photo_hin
 
 log = logging.getLogger(__name__)
 
-SKIP_REASON = "output exists (use --overwrite to redo)"
+SKIP_REASON = "output exists"  # how to redo it is each face's to say (--overwrite, the app's Redo option)
 
 
 def skip_existing(tasks: Sequence[Task], overwrite: bool, journal: RunJournal | None = None

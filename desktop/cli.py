@@ -287,12 +287,22 @@ class _Signals:
 
 
 def _run_in_thread(run) -> object:
-    """``run.execute()`` on a thread; the main thread waits where signal handlers can run."""
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(value=run.execute()), daemon=True)
+    """``run.execute()`` on a thread; the main thread waits where signal handlers can run. An error
+    that stopped the run before it began (the output folder taken) is raised here."""
+    outcome: dict = {}
+
+    def execute() -> None:
+        try:
+            outcome["value"] = run.execute()
+        except Exception as exc:  # noqa: BLE001 - carried to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute, daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
     return outcome.get("value")
 
 
@@ -357,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, signals: _Signals) -> int:
     from colorizer.contract import ContractError
     from colorizer.desktop.backends import BackendError
-    from colorizer.desktop.pipeline.journal import check_writable
+    from colorizer.desktop.pipeline.journal import OutputFolderBusy, check_writable, other_run
     from colorizer.desktop.pipeline.ray_runner import RayOptions
     from colorizer.desktop.pipeline.report import REPORT_NAME
     from colorizer.desktop.pipeline.run import ReportedRun
@@ -380,6 +390,8 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     for folder in dict.fromkeys([args.output, report_path.parent]):  # once, before anything is decoded
         if problem := check_writable(folder):
             return _error(problem)
+    if holder := other_run(args.output):  # said before the model loads; the run's own claim is what counts
+        return _error(str(OutputFolderBusy(args.output, holder)))
 
     def reported_run(backend=None, **callbacks) -> ReportedRun:
         return ReportedRun(tasks, backend, settings, report_path=report_path, model=args.model, rejected=rejected,
@@ -404,7 +416,11 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     bars = _ProgressBars(len(tasks), args.quiet)
     run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
     signals.run, signals.bars = run, bars
-    outcome = _run_in_thread(run)
+    try:
+        outcome = _run_in_thread(run)
+    except OutputFolderBusy as exc:  # another run took the folder since the check above: nothing was done
+        _finish(backend, ray_started, bars)
+        return _error(str(exc))
     _finish(backend, ray_started, bars)
     _print_summary(outcome, args.quiet)
     if outcome.report is None:

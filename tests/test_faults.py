@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from tiny_model import tiny_generator_file
 from colorizer import fileio
 from colorizer.desktop.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_TERMINATED
 from colorizer.desktop.cli import main as batch_main
-from colorizer.desktop.pipeline.journal import LOCK_NAME
+from colorizer.desktop.pipeline.journal import LOCK_NAME, OutputFolderBusy, RunJournal
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, flock and mounts")
 
@@ -222,12 +224,44 @@ def test_a_report_that_cannot_be_written_is_said_and_exits_2(model, photos, tmp_
 
 # --------------------------------------------------------------------------- runs side by side
 def test_two_runs_at_once_on_the_same_folders(model, photos, tmp_path):
+    """One colorizes, the other stops at once naming it: nothing done twice, the first report kept."""
     out = tmp_path / "out"
     procs = [start([photos, "-o", out, "--model", model, "-q"]) for _ in range(2)]
     errs = [p.communicate(timeout=120)[1] for p in procs]
-    assert [p.returncode for p in procs] == [EXIT_OK, EXIT_OK], errs
+    codes = sorted(p.returncode for p in procs)
+    assert codes in ([EXIT_OK, EXIT_SETUP], [EXIT_OK, EXIT_OK]), errs  # both OK: the first ended before the second
     report = check_outputs(out, out / "colorize-report.json")
     assert report["summary"]["done"] + report["summary"]["skipped"] == 24
+    if codes == [EXIT_OK, EXIT_SETUP]:
+        busy = errs[[p.returncode for p in procs].index(EXIT_SETUP)]
+        assert "another run is writing to" in busy and "process " in busy
+        assert report["summary"]["done"] == 24  # the report is the run's that did the work
+
+
+def test_a_second_run_into_a_busy_folder_stops_before_anything_and_names_the_first(model, photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(marker, fcntl.LOCK_EX)  # a run holds the folder and says who it is
+    os.write(marker, json.dumps({"pid": 4242, "started": time.time(), "command": "colorize-batch scans -o out"}).encode())
+    try:
+        proc = start([photos, "-o", out, "--model", model])
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == EXIT_SETUP
+        assert "another run is writing to" in err and "process 4242" in err and "colorize-batch scans -o out" in err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # no output, no report, no journal
+    finally:
+        os.close(marker)
+
+
+def test_the_journal_gives_the_folder_to_one_run_at_a_time(tmp_path):
+    first = RunJournal.open(tmp_path)
+    try:
+        with pytest.raises(OutputFolderBusy, match=f"process {os.getpid()}"):
+            RunJournal.open(tmp_path)
+    finally:
+        first.close()
+    RunJournal.open(tmp_path).close()  # free again once the first run closed
 
 
 def test_a_run_leaves_the_temporary_files_of_a_live_run_alone(model, photos, tmp_path):
@@ -236,9 +270,9 @@ def test_a_run_leaves_the_temporary_files_of_a_live_run_alone(model, photos, tmp
     theirs = out / ".p05.partial-12345678.jpg"
     theirs.write_bytes(b"another run is writing this")
     marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(marker, fcntl.LOCK_SH)  # another run holds the folder
+    fcntl.flock(marker, fcntl.LOCK_EX)  # another run holds the folder
     try:
-        assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_OK
+        assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_SETUP
         assert theirs.exists()
     finally:
         os.close(marker)

@@ -39,6 +39,7 @@ from colorizer.desktop import backends
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import CancelToken
 from colorizer.desktop.pipeline.report import FileResult, summarize
+from colorizer.desktop.pipeline.journal import OutputFolderBusy
 from colorizer.desktop.pipeline.run import run_and_report
 from colorizer.desktop.pipeline.tasks import Task
 
@@ -156,6 +157,10 @@ class RunWorker(QObject):
                                      self.settings.run_settings(), model=self.settings.model or None,
                                      report_path=report_path(self.settings.output_folder), progress=self._on_result,
                                      frame_progress=self._on_frames, cancel=self.control.token)
+        except OutputFolderBusy as exc:  # a colorize-batch (or another window) is writing there: nothing done
+            log.error("%s", exc)
+            self.finished.emit(WorkerOutcome((), backend.name, False, None, str(exc)))
+            return
         finally:
             backend.close()
         counts = summarize(outcome.results)

@@ -13,10 +13,14 @@ it had none): an output whose hints have changed since (a sidecar added, edited 
 ``--no-hints``) is redone, and an unlisted output is taken as finished only when it has no hints.
 
 Anything else under a final name (a truncated file an older version left when the disk filled, a
-file changed since) is redone. Every run holds a shared ``flock`` on ``OUTPUT/.colorize-run.lock``
-while it runs; a run that finds no other run holding it removes the temporary ``.partial`` files
-that killed runs left in the folders it writes to, and compacts the journal. The kernel drops the
-lock of a killed process, so a ``kill -9`` never blocks the next run.
+file changed since) is redone. One run at a time writes to an output folder: a run holds an
+exclusive ``flock`` on ``OUTPUT/.colorize-run.lock`` while it runs, with a line saying who it is
+(process, start time, command); a second run started into the same folder stops before it decodes
+anything or writes a report, with :class:`OutputFolderBusy` naming the first (two runs used to
+colorize every file twice, and the second report replaced the first). The run holding the lock
+removes the temporary ``.partial`` files that killed runs left in the folders it writes to, and
+compacts the journal. The kernel drops the lock of a killed process, so a ``kill -9`` never blocks
+the next run.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import fcntl
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from colorizer.desktop.core import TaskKind
+from colorizer.errors import ColorizerError
 from colorizer.fileio import atomic_write, is_partial_file, remove_quietly, write_all
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,57 @@ LOCK_NAME = ".colorize-run.lock"
 JOURNAL_VERSION = 1
 
 Validator = Callable[[Path], bool]
+
+
+class OutputFolderBusy(ColorizerError):
+    """Another run is writing to the output folder; the message names it and what to do."""
+
+    def __init__(self, folder: Path, holder: str) -> None:
+        super().__init__(f"another run is writing to {folder} ({holder or 'a process that did not say who it is'}): "
+                         "wait for it to finish, or choose another output folder")
+        self.folder, self.holder = folder, holder
+
+
+def _holder_text(fd: int) -> str:
+    """Who holds the run lock, as its holder wrote it (empty if unreadable)."""
+    try:
+        data = os.pread(fd, 4096, 0)
+        info = json.loads(data.decode("utf-8", errors="replace") or "{}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["started"])))
+        return f"process {int(info['pid'])}, started {when}: {info.get('command', '?')}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _claim(fd: int, folder: Path) -> None:
+    """Take the folder's run lock for this process or raise :class:`OutputFolderBusy`; say who we are."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputFolderBusy(folder, _holder_text(fd)) from None
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:1000] if sys.argv and sys.argv[0] else "?"
+    info = json.dumps({"pid": os.getpid(), "started": time.time(), "command": command}).encode()
+    with contextlib.suppress(OSError):  # who we are is a courtesy to the next run; the lock is what counts
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+
+
+def other_run(folder: Path) -> str | None:
+    """The run writing to ``folder`` now, in words (None: none), without taking the folder: for a
+    message before a run loads its model (:meth:`RunJournal.open` is the check that counts)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder_text(fd) or "another process"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # releases a lock taken here
 
 
 def _image_is_complete(path: Path) -> bool:
@@ -77,27 +135,25 @@ class RunJournal:
         self._marker = -1
         self._journal = -1
         self._lines = 0  # lines in the journal file when it was read
-        self.alone = False  # no other run held the folder when this one started
 
     @classmethod
     def open(cls, root: Path, folders: Iterable[Path] = ()) -> RunJournal:
-        """Mark ``root`` as in use; when no other run uses it, remove leftover temporary files in
-        ``folders`` (the folders this run writes to) and compact the journal."""
+        """Take ``root`` for this run (:class:`OutputFolderBusy` if another run has it), remove the
+        temporary files killed runs left in ``folders`` (the folders this run writes to) and compact
+        the journal."""
         journal = cls(root)
         root.mkdir(parents=True, exist_ok=True)
         journal._marker = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(journal._marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            journal.alone = True
-        except BlockingIOError:
-            log.info("another run is using %s: its temporary files are left alone", root)
+            _claim(journal._marker, root)
+        except BaseException:
+            journal.close()
+            raise
         journal._load()
-        if journal.alone:
-            removed = remove_leftovers({root, *folders})
-            if removed:
-                log.info("removed %d temporary files left by an interrupted run", removed)
-            journal._compact()
-        fcntl.flock(journal._marker, fcntl.LOCK_SH)
+        removed = remove_leftovers({root, *folders})
+        if removed:
+            log.info("removed %d temporary files left by an interrupted run", removed)
+        journal._compact()
         journal._journal = os.open(root / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         return journal
 
@@ -124,7 +180,7 @@ class RunJournal:
                 continue  # a line cut short by a kill: that output is checked again
 
     def _compact(self) -> None:
-        """Rewrite the journal with the entries that still match the disk (only when alone)."""
+        """Rewrite the journal with the entries that still match the disk (the run holds the folder)."""
         kept = {k: v for k, v in self._entries.items() if _stat_of(self.root / k) == v}
         if len(kept) == self._lines:
             return

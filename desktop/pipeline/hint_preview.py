@@ -1,0 +1,93 @@
+"""A photo's live color-hint preview (Qt-free; the app calls it off its GUI thread).
+
+    preview = HintPreview.open(source, backend, settings)  # decode + prepare + predict: once per photo
+    rgb = preview.render(hints)                            # spread + a screen-size finish: each edit
+
+The photo is decoded and prepared exactly as a run does it (:func:`stages.prepare_photo`, with the
+run's :class:`ImageSettings` and the backend's contract), so the render grid, the model's input and
+the predicted ab at render size are the run's. Each edit places the hints on that grid
+(:meth:`Prepared.with_hints`) and finishes with :func:`colorizer.colorize.finish_to`: the hints are
+spread over the kept prediction by the same :func:`colorizer.colorize.color_planes` a run uses, and
+only the last step, merging the color with L, works on L reduced to screen size. What Start (or
+``colorize-batch``) writes from the same sidecar is this preview at full resolution.
+
+The cost of an edit does not depend on the photo's size: the spread is at render size and the
+finish at screen size (``bench/bench_hint_preview.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from colorizer.colorize import Prepared, finish_to
+from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.settings import ImageSettings
+from colorizer.hints import PhotoHints
+
+SCREEN_SIDE = 1600
+"""Long side (pixels) of the preview: about a screen; the photo's own size when it is smaller."""
+
+
+def screen_hw(height: int, width: int, max_side: int) -> tuple[int, int]:
+    f = min(1.0, max_side / max(height, width))
+    return max(1, round(height * f)), max(1, round(width * f))
+
+
+@dataclass
+class HintPreview:
+    """One photo's prediction at render size, kept, and L at screen size to finish previews with."""
+
+    source: Path
+    full_hw: tuple[int, int]  # the upright photo's (height, width): the hints' pixels
+    prepared: Prepared  # the run's render grid and model input, with L at screen size
+    ab: np.ndarray  # the model's (2, h, w) normalized ab for prepared.model_input
+    saturation: float = 1.0
+    upsampling: str = "guided"
+    timings: dict = field(default_factory=dict)  # seconds: decode, prepare, predict
+
+    @classmethod
+    def open(cls, source: Path | str, backend, settings: ImageSettings | None = None,
+             max_side: int = SCREEN_SIDE) -> HintPreview:
+        """Decode ``source``, prepare it as a run with ``settings`` on ``backend`` does and predict its
+        color once (``backend``: anything with ``contract`` and ``predict``, e.g. ``open_backend()``).
+        Raises what :func:`read_image` raises for a file that cannot be read."""
+        settings = settings or ImageSettings()
+        source = Path(source)
+        t0 = time.perf_counter()
+        image = read_image(source)
+        t1 = time.perf_counter()
+        render_size = settings.render_size or backend.contract.render_size
+        prepared, _luma = stages.prepare_photo(image, settings, render_size, backend.contract.size_multiple)
+        full_hw = (image.height, image.width)
+        del image
+        sh, sw = screen_hw(*full_hw, max_side)
+        l_merge = prepared.l_full  # L the color is merged with (a gray JPEG's: at its chroma resolution)
+        if l_merge.shape != (sh, sw):
+            l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
+        prepared = replace(prepared, l_full=np.ascontiguousarray(l_merge, np.float32))
+        t2 = time.perf_counter()
+        ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
+        t3 = time.perf_counter()
+        return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
+                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2})
+
+    @property
+    def screen_hw(self) -> tuple[int, int]:
+        return self.prepared.l_full.shape
+
+    def render(self, hints: PhotoHints | None) -> np.ndarray:
+        """The colorized photo with ``hints`` (upright photo pixels) at screen size: (h, w, 3) uint8
+        RGB. HintsError when a point lies outside the photo."""
+        prepared = self.prepared.with_hints(hints, self.full_hw)
+        return finish_to(prepared, self.ab, self.saturation, self.upsampling, bit_depth=8)
+
+    def to_screen(self, x: float, y: float) -> tuple[float, float]:
+        """Photo pixel (x, y) -> the preview's pixel."""
+        (h, w), (sh, sw) = self.full_hw, self.screen_hw
+        return x * sw / w, y * sh / h

@@ -190,7 +190,9 @@ def _start_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
 
 
 class _ProgressBars:
-    """One bar for the files, one for the frames of the video or frame folder in progress."""
+    """One bar for the files, one for the frames of the video or frame folder in progress. The files
+    bar counts the files processed (done, skipped, failed); files a stop cancelled are counted beside
+    it, so after Ctrl-C or SIGTERM it shows how far the run got, not a full bar."""
 
     def __init__(self, total: int, quiet: bool) -> None:
         self.quiet = quiet
@@ -198,16 +200,20 @@ class _ProgressBars:
         self.frames = None
         self.frames_of: Path | None = None
         self.failed = 0
+        self.cancelled = 0
 
     def file_done(self, result, done: int, total: int) -> None:
         if result.status == Status.FAILED:
             self.failed += 1
             say(failure_line(result))
+        self.cancelled += result.status == Status.CANCELLED
         if self.frames_of == result.input:
             self._close_frames()
         if self.files is not None:
-            self.files.update(1)
-            self.files.set_postfix(failed=self.failed, refresh=False)
+            if result.status != Status.CANCELLED:
+                self.files.update(1)
+            counts = {"failed": self.failed} | ({"not finished": self.cancelled} if self.cancelled else {})
+            self.files.set_postfix(counts, refresh=result.status == Status.CANCELLED)
 
     def frame_done(self, p) -> None:
         if self.quiet:

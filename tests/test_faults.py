@@ -320,3 +320,18 @@ def test_a_full_disk_during_a_video_leaves_no_output(model, tmp_path):
         assert report["summary"]["failed"] == 1 and "disk full" in report["files"][0]["reason"]
     finally:
         _umount(small)
+
+
+def test_the_progress_bar_counts_what_was_processed_not_what_a_stop_cancelled(capsys):
+    from types import SimpleNamespace
+
+    from colorizer.desktop.cli import _ProgressBars
+    from colorizer.desktop.core import Status
+
+    bars = _ProgressBars(4, quiet=False)
+    for i, status in enumerate((Status.DONE, Status.SKIPPED, Status.CANCELLED, Status.CANCELLED)):
+        bars.file_done(SimpleNamespace(status=status, input=Path(f"p{i}.jpg")), i + 1, 4)
+    assert bars.files.n == 2 and bars.cancelled == 2
+    bars.close()
+    drawn = capsys.readouterr().err.splitlines()[-1]
+    assert "2/4" in drawn and "not finished=2" in drawn and "4/4" not in drawn

@@ -21,7 +21,17 @@ import numpy as np
 
 from colorizer.colorize import Prepared, finish, finish_rows, finish_to, prepare_l
 from colorizer.desktop.media.yuv import LumaPicture
-from colorizer.desktop.pipeline.strips import prepare_image
+from colorizer.desktop.pipeline.strips import luminance, prepare_image
+
+
+def picture_hw(picture: Any) -> tuple[int, int]:
+    """The upright (height, width) of a decoded picture of either format (what hints' pixels count)."""
+    return tuple(picture.y.shape) if isinstance(picture, LumaPicture) else tuple(picture.shape[:2])
+
+
+def picture_l(picture: Any) -> np.ndarray:
+    """L (H, W) in [0, 100] of a decoded picture, as its frame format's ``prepare`` computes it."""
+    return picture.l_plane() if isinstance(picture, LumaPicture) else luminance(picture)
 
 
 class FrameFormat(Protocol):

@@ -37,6 +37,8 @@ from colorizer.desktop.media.image_metadata import ImageMetadata
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
 from colorizer.desktop.media.video_writer import OutputGeometry, VideoWriter, muxer_for
+from colorizer.desktop.pipeline.frame_formats import picture_l
+from colorizer.desktop.pipeline.hint_tracking import HintPlan, plan_film_hints, read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
@@ -49,6 +51,7 @@ from colorizer.desktop.pipeline.video import (
     colorize_frames,
 )
 from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly, write_error_reason
+from colorizer.hints import FilmHints, HintsError, hints_digest
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +133,11 @@ def _read_frames(sequence: FrameSequence, dst_dir: Path) -> Iterator[tuple[_Fram
 def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str, backend: Backend,
                           settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
                           cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None,
-                          journal: RunJournal | None = None) -> FileResult:
+                          journal: RunJournal | None = None, hints: os.PathLike | str | None = None) -> FileResult:
     """Colorize the one frame sequence in ``src_dir`` into ``dst_dir`` (names kept); optionally also
-    encode it to the video ``to_video`` (.mp4/.mkv/.mov) at ``settings.frame_rate``. A folder with
-    no sequence or with several fails with a message saying so."""
+    encode it to the video ``to_video`` (.mp4/.mkv/.mov) at ``settings.frame_rate``; with the key-frame
+    hints of the sidecar ``hints`` (``<folder>.hints.json``; frames numbered from 0 in sequence order).
+    A folder with no sequence or with several fails with a message saying so."""
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     task = Task(src_dir, dst_dir, TaskKind.FRAMES)
     settings = settings or VideoSettings()
@@ -147,13 +151,15 @@ def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str
         names = ", ".join(f"{s.pattern} ({len(s)} frames)" for s in sequences)
         return FileResult.failed(task, f"{src_dir}: holds several frame sequences ({names}); colorize them one "
                                  "at a time", backend.name)
-    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video, journal)
+    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video, journal,
+                                   hints)
 
 
 def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str, backend: Backend,
                             settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
                             cancel: CancelToken | None = None, to_video: os.PathLike | str | None = None,
-                            journal: RunJournal | None = None) -> FileResult:
+                            journal: RunJournal | None = None, hints: os.PathLike | str | None = None
+                            ) -> FileResult:
     """Colorize ``sequence`` into ``dst_dir`` (see :func:`colorize_frame_folder`); each output, once
     written, is listed in the ``journal``; a run skips the sequence only when all are finished."""
     dst_dir = Path(dst_dir)
@@ -167,10 +173,15 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
                                  "overwritten", backend.name)
     outputs = [dst_dir / p.name for p in sequence.frames]
     finished = [(p, TaskKind.IMAGE) for p in outputs] + ([(video_path, TaskKind.VIDEO)] if video_path else [])
-    if not settings.overwrite and all(output_done(p, kind, journal) for p, kind in finished):
+    digest = hints_digest(hints)
+    if not settings.overwrite and all(output_done(p, kind, journal, digest) for p, kind in finished):
         return FileResult.skipped(task, "outputs exist")
     written: list[Path] = []
+    plan = None
     try:
+        film_hints = read_film_hints(hints)
+        if film_hints is not None:
+            plan = _sequence_hint_plan(sequence, film_hints, backend, settings, cancel)
         with contextlib.ExitStack() as stack:
             writer = None
             if video_path is not None:
@@ -178,14 +189,17 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
                 partial = stack.enter_context(atomic_path(video_path))
                 writer = VideoWriter(partial, muxer, settings.encoding, None, name=video_path)
                 stack.callback(_close_quietly, writer)  # before the temporary file is committed or removed
-            stats, tracker = _colorize(sequence, dst_dir, writer, backend, settings, progress, cancel, written)
+            stats, tracker = _colorize(sequence, dst_dir, writer, backend, settings, progress, cancel, written, plan)
             if writer is not None:
                 check_written_video(partial, video_path)
         for path in [*written, *([video_path] if video_path else [])]:
             if journal is not None:
-                journal.record(path)
+                journal.record(path, plan.digest if plan else None)
         written = []  # complete: keep them
-        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
+        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps),
+                             plan.report() if plan else None)
+    except HintsError as exc:
+        return FileResult.failed(task, str(exc), backend.name)
     except Cancelled:
         return FileResult.cancelled(task)
     except (ImageReadError, ImageWriteError, VideoError) as exc:
@@ -203,13 +217,24 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
             remove_quietly(path)
 
 
+def _sequence_hint_plan(sequence: FrameSequence, hints: FilmHints, backend: Backend, settings: VideoSettings,
+                        cancel: CancelToken) -> HintPlan:
+    """The first pass of a frame sequence with hints: its frames read (up to the end of the last hinted
+    shot) and the key frames' points tracked through their shots."""
+    planes = (picture_l(read_image(path).pixels) for path in sequence.frames)
+    return plan_film_hints(planes, hints, settings.render_size or backend.contract.render_size,
+                           backend.contract.size_multiple, settings.scene_cut_threshold,
+                           check=cancel.raise_if_cancelled)
+
+
 def _colorize(sequence: FrameSequence, dst_dir: Path, writer: VideoWriter | None, backend: Backend,
               settings: VideoSettings, progress: FrameProgressCallback | None, cancel: CancelToken,
-              written: list[Path]) -> tuple[StreamStats, ProgressTracker]:
+              written: list[Path], hint_plan: HintPlan | None = None) -> tuple[StreamStats, ProgressTracker]:
     """Colorize every frame into ``dst_dir`` (appending each output to ``written``) and to ``writer``."""
     stats = StreamStats()
     tracker = ProgressTracker(sequence.folder, len(sequence), False, progress)
-    colorized = colorize_frames(_read_frames(sequence, dst_dir), backend, settings, cancel, stats)
+    colorized = colorize_frames(_read_frames(sequence, dst_dir), backend, settings, cancel, stats,
+                                hint_plan=hint_plan)
     try:
         for out, rgb in colorized:
             write_image(out.output, rgb, alpha=out.alpha, format=out.format, bit_depth=out.bit_depth,

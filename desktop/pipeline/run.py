@@ -95,10 +95,11 @@ def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSetti
 def _run_film(task: Task, backend: Backend, settings: RunSettings, frame_progress: FrameProgressCallback | None,
               cancel: CancelToken, journal: RunJournal | None) -> FileResult:
     if task.kind == TaskKind.VIDEO:
-        return colorize_video(task.source, task.output, backend, settings.video, frame_progress, cancel, journal)
+        return colorize_video(task.source, task.output, backend, settings.video, frame_progress, cancel, journal,
+                              task.hints)
     to_video = frames_video_path(task, settings.video) if settings.frames_to_video else None
     return colorize_frame_folder(task.source, task.output, backend, settings.video, frame_progress, cancel,
-                                 to_video, journal)
+                                 to_video, journal, task.hints)
 
 
 class ReportedRun:

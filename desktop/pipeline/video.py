@@ -68,7 +68,8 @@ from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
 from colorizer.desktop.media.errors import VideoError, VideoReadError, VideoWriteError
 from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
-from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames
+from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames, picture_hw, picture_l
+from colorizer.desktop.pipeline.hint_tracking import HintPlan, plan_film_hints, read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
@@ -76,6 +77,7 @@ from colorizer.desktop.pipeline.stages import SKIP_REASON
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
 from colorizer.fileio import atomic_path, write_error_reason
+from colorizer.hints import FilmHints, HintsError, hints_digest
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +196,17 @@ def _get(q: queue.Queue, cancel: CancelToken, stop: threading.Event | None = Non
 
 
 def _produce(frames: Iterable[tuple[P, Any]], ready: queue.Queue, stop: threading.Event,
-             cancel: CancelToken, frame_format: FrameFormat, render_size: int, multiple: int) -> None:
-    """The decode thread: prepares each frame's L; errors are carried to the consumer, which re-raises them."""
+             cancel: CancelToken, frame_format: FrameFormat, render_size: int, multiple: int,
+             hint_plan: HintPlan | None = None) -> None:
+    """The decode thread: prepares each frame's L (and places its tracked hints); errors are carried
+    to the consumer, which re-raises them."""
     try:
-        for payload, picture in frames:
+        for index, (payload, picture) in enumerate(frames):
             if stop.is_set() or cancel.cancelled:
                 return
             prepared = frame_format.prepare(picture, render_size, multiple)
+            if hint_plan is not None:
+                prepared = prepared.with_hints(hint_plan.hints_at(index), picture_hw(picture))
             kept = picture if frame_format.keeps_picture else None
             del picture
             if not _put(ready, _Pending(payload, prepared, kept), stop):
@@ -297,7 +303,8 @@ def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, 
 
 def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings: VideoSettings,
                     cancel: CancelToken | None = None, stats: StreamStats | None = None,
-                    frame_format: FrameFormat | None = None) -> Iterator[tuple[P, Any]]:
+                    frame_format: FrameFormat | None = None, hint_plan: HintPlan | None = None
+                    ) -> Iterator[tuple[P, Any]]:
     """Colorize a stream of ``(payload, picture)`` in order; yields ``(payload, colorized picture)``,
     pictures as ``frame_format`` reads and makes them (default: RGB in, float32 RGB in [0, 1] out;
     see :mod:`.frame_formats`). Its finish runs on the color thread.
@@ -305,7 +312,8 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
     Three threads overlap: ``frames`` is consumed and each frame's L prepared on a decode thread;
     frames are batched ``settings.batch_size`` at a time, predicted, smoothed over time (reset at
     scene cuts) and merged with their L on a color thread; the caller's thread
-    takes them in order (to encode them). At most ``3 * batch_size + 2 * temporal_radius + 2`` frames
+    takes them in order (to encode them). With a ``hint_plan`` (:mod:`.hint_tracking`) each frame
+    gets its tracked hints, spread over its smoothed ab before the merge. At most ``3 * batch_size + 2 * temporal_radius + 2`` frames
     are held. Errors of the ``frames`` iterator, the backend or the frame format are re-raised here;
     :class:`Cancelled` on cancel.
     """
@@ -319,7 +327,7 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
     workers = [threading.Thread(target=_produce, name="video-decode", daemon=True,
                                 args=(frames, ready, stop, cancel, frame_format,
                                       settings.render_size or backend.contract.render_size,
-                                      backend.contract.size_multiple)),
+                                      backend.contract.size_multiple, hint_plan)),
                threading.Thread(target=_color_loop, name="video-color", daemon=True,
                                 args=(engine, ready, done, stop, cancel))]
     for worker in workers:
@@ -345,8 +353,10 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
 # --------------------------------------------------------------------------- public entry point
 def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Backend,
                    settings: VideoSettings | None = None, progress: FrameProgressCallback | None = None,
-                   cancel: CancelToken | None = None, journal: RunJournal | None = None) -> FileResult:
-    """Colorize the video ``src`` into ``dst`` (.mp4, .mkv or .mov); one result, never an exception
+                   cancel: CancelToken | None = None, journal: RunJournal | None = None,
+                   hints: os.PathLike | str | None = None) -> FileResult:
+    """Colorize the video ``src`` into ``dst`` (.mp4, .mkv or .mov) with the key-frame hints of the
+    sidecar ``hints`` (None, or no file there: none; :mod:`.hint_tracking`); one result, never an exception
     for a bad file: ``done`` (timings: frames, frames_per_second, scene_cuts, flicker_raw,
     flicker_smoothed), ``skipped`` (output exists), ``failed`` (reason names the file and the
     cause) or ``cancelled``. No partial output is ever left behind: the written file is demuxed to
@@ -356,7 +366,8 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
     settings = settings or VideoSettings()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
-    if not settings.overwrite and output_done(dst, TaskKind.VIDEO, journal):
+    digest = hints_digest(hints)
+    if not settings.overwrite and output_done(dst, TaskKind.VIDEO, journal, digest):
         return FileResult.skipped(task, SKIP_REASON)
     try:
         muxer = muxer_for(dst)
@@ -365,15 +376,20 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
     if dst.resolve() == src.resolve():
         return FileResult.failed(task, f"output {dst} would overwrite the input", backend.name)
     try:
+        film_hints = read_film_hints(hints)
         with VideoSource(src) as source, atomic_path(dst) as partial:
+            plan = _video_hint_plan(source, film_hints, backend, settings, cancel) if film_hints else None
             stats, tracker = _transcode(source, VideoWriter(partial, muxer, settings.encoding, source, name=dst),
-                                        backend, settings, progress, cancel)
+                                        backend, settings, progress, cancel, plan)
             check_written_video(partial, dst)
         if journal is not None:
-            journal.record(dst)
+            journal.record(dst, plan.digest if plan else None)
         log.info("%s: %d frames, %d scene cuts at %s, %.1f frames/s", src, stats.frames, len(stats.scene_cuts),
                  stats.scene_cuts[:20], tracker.fps)
-        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps))
+        return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps),
+                             plan.report() if plan else None)
+    except HintsError as exc:
+        return FileResult.failed(task, str(exc), backend.name)
     except Cancelled:
         return FileResult.cancelled(task)
     except VideoError as exc:
@@ -394,12 +410,28 @@ def check_written_video(partial: Path, final: Path) -> None:
         raise VideoWriteError(final, f"the written video is incomplete ({reason})")
 
 
+def _luma_route(source: VideoSource, settings: VideoSettings) -> bool:
+    return settings.luma_passthrough and source.luma_passes_through and not settings.lossless
+
+
+def _video_hint_plan(source: VideoSource, hints: FilmHints, backend: Backend, settings: VideoSettings,
+                     cancel: CancelToken) -> HintPlan:
+    """The first pass of a film with hints: its frames decoded again (a second reader; up to the end
+    of the last hinted shot) and the key frames' points tracked through their shots."""
+    luma = _luma_route(source, settings)
+    with VideoSource(source.path) as again, contextlib.closing(again.frames(lambda packet: None, luma)) as frames:
+        return plan_film_hints((picture_l(picture) for _, picture in frames), hints,
+                               settings.render_size or backend.contract.render_size, backend.contract.size_multiple,
+                               settings.scene_cut_threshold, check=cancel.raise_if_cancelled)
+
+
 def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, settings: VideoSettings,
-               progress: FrameProgressCallback | None, cancel: CancelToken) -> tuple[StreamStats, ProgressTracker]:
+               progress: FrameProgressCallback | None, cancel: CancelToken, hint_plan: HintPlan | None = None
+               ) -> tuple[StreamStats, ProgressTracker]:
     """Decode, colorize and encode every frame; ``writer`` is closed whatever happens."""
     colorized = None
     try:
-        luma = settings.luma_passthrough and source.luma_passes_through and not settings.lossless
+        luma = _luma_route(source, settings)
         frames = source.frames(writer.copy_packet, luma)
         first = next(frames, None)
         if first is None:
@@ -408,7 +440,7 @@ def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, setti
         stats = StreamStats()
         tracker = ProgressTracker(source.path, source.frames_total, source.total_is_estimate, progress)
         frame_format = LumaFrames(writer.luma_frame) if luma else RgbFrames(8, writer.to_frame)
-        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats, frame_format)
+        colorized = colorize_frames(chain([first], frames), backend, settings, cancel, stats, frame_format, hint_plan)
         for meta, picture in colorized:
             writer.write(picture, meta.pts, meta.duration)
             tracker.frame_written()

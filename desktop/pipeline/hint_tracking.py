@@ -1,0 +1,345 @@
+"""A film's color hints carried from their key frames through their shots (issue #22).
+
+A film's sidecar (:class:`colorizer.hints.FilmHints`) holds hints on key frames, in pixels of the
+upright frame. A key frame's hints hold for its shot -- from the scene cut before it to the scene
+cut after it, the cuts :class:`.temporal.SceneCutDetector` finds on the same L at render size as the
+colorizing pass -- forward and backward from the key frame, and each point follows what it was put
+on:
+
+* **Tracking**: OpenCV's pyramidal Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``) frame to frame on L
+  at a moderate size (:attr:`TrackParams.size`, long side; never upscaled), forward from the key
+  frame to the shot's end and backward to its start.
+* **Lost points stop**: a step is accepted only when LK converged (its own minimum-eigenvalue test
+  refuses low texture), the point tracked back lands within :attr:`TrackParams.fb_error` pixels of
+  where it started (forward-backward check), the point stays inside the frame (with a margin), and
+  what is under it still looks like it: the patch around it changed little since the previous frame
+  (:attr:`TrackParams.patch_change`) and its lightness little since the key frame
+  (:attr:`TrackParams.lightness_change`) -- an occluder passing over it fails these. From the first
+  failed step on (in that direction) the point is not applied again, so a point that was lost never
+  flickers back in.
+* **Several key frames in one shot**: each point follows its own key frame over the whole shot;
+  where points of two key frames meet (closer than :attr:`TrackParams.conflict_radius` of the long
+  side) the one of the nearer key frame wins on that frame.
+
+The tracking runs in a first pass (:func:`plan_film_hints`) over the L planes of the film (decoded
+for it; it stops after the last hinted shot). Memory is bounded: forward tracking keeps one frame;
+backward tracking keeps the small frames since the last cut only while a key frame lies ahead, at
+most :attr:`TrackParams.buffer_bytes` of them (a longer run back is cut short there; the report
+says how far each point was applied). The result, a :class:`HintPlan`, gives the colorizing pass
+each frame's hints (:meth:`HintPlan.hints_at`) as a photo's, spread the same way after the temporal
+smoothing, and the report's entry (:meth:`HintPlan.report`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from colorizer.colorize import prepare_l
+from colorizer.contract import denormalize_l
+from colorizer.desktop.pipeline.temporal import SceneCutDetector
+from colorizer.hints import FilmHints, HintPoint, HintsError, PhotoHints, read_hints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    """How points are tracked; sizes in pixels of the tracking image (long side :attr:`size`)."""
+
+    size: int = 320  # long side of the L the points are tracked on (never upscaled)
+    window: int = 21  # LK window (pixels of the tracking image)
+    levels: int = 3  # LK pyramid levels above the image
+    min_eigen: float = 1e-3  # LK's minimum eigenvalue test: below it the point has too little texture
+    fb_error: float = 0.7  # forward-backward check: pixels of the tracking image
+    margin: float = 2.0  # a point closer than this to the border has left the frame
+    patch: int = 7  # side of the patch compared from frame to frame
+    patch_change: float = 6.0  # mean |L difference| of the patch to the previous frame's (L units)
+    lightness_change: float = 12.0  # |L of the patch - L at the key frame| (L units)
+    conflict_radius: float = 0.05  # of the long side: points of two key frames this close disagree
+    buffer_bytes: int = 256 << 20  # the small frames kept for backward tracking, at most
+
+
+DEFAULT_TRACKING = TrackParams()
+
+
+@dataclass
+class TrackedPoint:
+    """One key-frame point and where it is on each frame of its shot it was tracked to."""
+
+    key: int  # the key frame
+    index: int  # the point's number within its key frame (0-based)
+    point: HintPoint
+    positions: dict[int, tuple[float, float]] = field(default_factory=dict)  # frame -> (x, y) upright pixels
+    applied: int = 0  # frames it was applied to in the colorizing pass
+    lost_forward: int | None = None  # the first frame it was lost on, going forward (None: not lost)
+    lost_backward: int | None = None  # going backward
+
+    @property
+    def first(self) -> int:
+        return min(self.positions)
+
+    @property
+    def last(self) -> int:
+        return max(self.positions)
+
+
+@dataclass
+class KeyFrame:
+    frame: int
+    shot_start: int = 0
+    shot_end: int | None = None  # last frame of the shot (None: not reached)
+    points: list[TrackedPoint] = field(default_factory=list)
+    backward_cut_short: bool = False  # the buffer did not reach back to the shot's start
+
+
+class HintPlan:
+    """Which hints apply on which frame of a film, tracked (see the module doc)."""
+
+    def __init__(self, hints: FilmHints, keys: list[KeyFrame], frames_seen: int, frame_hw: tuple[int, int],
+                 params: TrackParams = DEFAULT_TRACKING, seconds: float = 0.0) -> None:
+        self.hints, self.keys, self.frames_seen, self.frame_hw = hints, keys, frames_seen, frame_hw
+        self.params, self.seconds = params, seconds
+        self._by_frame: dict[int, list[TrackedPoint]] = {}
+        for key in keys:
+            for tracked in key.points:
+                for f in tracked.positions:
+                    self._by_frame.setdefault(f, []).append(tracked)
+
+    @property
+    def digest(self) -> str:
+        return self.hints.digest()
+
+    def hints_at(self, frame: int) -> PhotoHints | None:
+        """The hints of ``frame`` as a photo's (positions tracked; None: none); counts them as applied."""
+        candidates = self._by_frame.get(frame)
+        if not candidates:
+            return None
+        height, width = self.frame_hw
+        radius2 = (self.params.conflict_radius * max(height, width)) ** 2
+        chosen: list[TrackedPoint] = []
+        for tracked in sorted(candidates, key=lambda t: (abs(frame - t.key), t.key, t.index)):
+            x, y = tracked.positions[frame]
+            if any(other.key != tracked.key and (x - other.positions[frame][0]) ** 2
+                   + (y - other.positions[frame][1]) ** 2 < radius2 for other in chosen):
+                continue  # a nearer key frame says otherwise here
+            chosen.append(tracked)
+        points = []
+        for tracked in chosen:
+            tracked.applied += 1
+            x, y = tracked.positions[frame]
+            p = tracked.point
+            points.append(HintPoint(min(max(x, 0.0), width - 1e-3), min(max(y, 0.0), height - 1e-3), p.color, p.size))
+        return PhotoHints(tuple(points), self.hints.source)
+
+    def report(self) -> dict:
+        """The report's ``hints`` entry of the film: its key frames, their shots and each point's
+        applied-frame count."""
+        return {"sidecar": self.hints.source, "count": len(self.hints), "digest": self.digest,
+                "tracking_s": round(self.seconds, 4),
+                "key_frames": [{
+                    "frame": key.frame, "shot": [key.shot_start, key.shot_end],
+                    **({"backward_cut_short": True} if key.backward_cut_short else {}),
+                    "points": [{**t.point.to_dict(), "applied_frames": t.applied,
+                                "tracked": [t.first, t.last],
+                                **({"lost_forward_at": t.lost_forward} if t.lost_forward is not None else {}),
+                                **({"lost_backward_at": t.lost_backward} if t.lost_backward is not None else {})}
+                               for t in key.points]} for key in self.keys]}
+
+
+def read_film_hints(sidecar: os.PathLike | str | None) -> FilmHints | None:
+    """The hints in a film's (or frame folder's) sidecar; None: no path, no file there, or no point
+    in it. HintsError (one line naming the file) when it cannot be used, or holds a photo's points."""
+    if sidecar is None or not os.path.lexists(sidecar):
+        return None
+    hints = read_hints(sidecar)
+    if not isinstance(hints, FilmHints):
+        raise HintsError(f"{sidecar}: holds a photo's hints (\"points\"); a film's hints are key frames "
+                         "(\"frames\": [{\"frame\": N, \"points\": [...]}])")
+    return hints if len(hints) else None
+
+
+def tracking_image(l_full: np.ndarray, size: int) -> np.ndarray:
+    """L (H, W) in [0, 100] -> uint8 (0-255) with long side ``size`` (never upscaled), area-averaged."""
+    h, w = l_full.shape
+    scale = min(1.0, size / max(h, w))
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = l_full if (th, tw) == (h, w) else cv2.resize(l_full, (tw, th), interpolation=cv2.INTER_AREA)
+    return cv2.convertScaleAbs(small, alpha=2.55)
+
+
+class _Tracker:
+    """The first pass, frame by frame: scene cuts, forward tracking, backward tracking at key frames."""
+
+    def __init__(self, hints: FilmHints, render_size: int, size_multiple: int, cut_threshold: float,
+                 params: TrackParams) -> None:
+        self.hints, self.params = hints, params
+        self.render_size, self.size_multiple = render_size, size_multiple
+        self.detector = SceneCutDetector(cut_threshold)
+        self.key_hints = {k.frame: k for k in hints.frames if k.points}
+        self.last_key = max(self.key_hints, default=-1)
+        self.keys: list[KeyFrame] = []
+        self.active: list[tuple[TrackedPoint, np.ndarray, np.ndarray]] = []  # point, (x, y) tracking px, prev patch
+        self.buffer: deque[np.ndarray] = deque()
+        self.buffer_start = 0  # frame index of buffer[0]
+        self.shot_start = 0
+        self.previous: np.ndarray | None = None
+        self.frame_hw: tuple[int, int] | None = None
+        self.scale = (1.0, 1.0)  # tracking px per frame px (y, x)
+        self.frames = 0
+        self.template: dict[int, float] = {}  # id(TrackedPoint) -> L at its key frame
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to learn: past the last key frame, and no point is tracked forward any more."""
+        return self.frames > self.last_key and not self.active
+
+    def push(self, index: int, l_full: np.ndarray) -> None:
+        hw = l_full.shape
+        if self.frame_hw is None:
+            self.frame_hw = hw
+        prepared = prepare_l(l_full, self.render_size, self.size_multiple)
+        cut = self.detector.update(prepared.padding.crop(denormalize_l(prepared.model_input[0])))  # as video.py
+        small = tracking_image(l_full, self.params.size)
+        self.scale = (small.shape[0] / hw[0], small.shape[1] / hw[1])
+        if cut:
+            self._end_shot(index - 1)
+            self.shot_start = index
+            self.buffer.clear()
+            self.buffer_start = index
+        elif self.previous is not None and self.active:
+            self._forward(index, self.previous, small)
+        if index in self.key_hints:
+            self._start_key(index, small)
+        if any(k > index for k in self.key_hints):  # backward tracking from a key frame ahead needs it
+            if not self.buffer:
+                self.buffer_start = index
+            self.buffer.append(small)
+            while len(self.buffer) > 1 and len(self.buffer) * small.nbytes > self.params.buffer_bytes:
+                self.buffer.popleft()
+                self.buffer_start += 1
+        elif self.buffer:
+            self.buffer.clear()
+        self.previous = small
+        self.frames = index + 1
+
+    def finish(self) -> None:
+        self._end_shot(self.frames - 1)
+        missing = [k for k in self.key_hints if k >= self.frames]
+        if missing:
+            raise HintsError(f"{self.hints.source}: key frame {missing[0]} is past the end of the film "
+                             f"({self.frames} frames, numbered from 0)")
+
+    # ------------------------------------------------------------------ steps
+    def _to_small(self, x: float, y: float) -> tuple[float, float]:
+        sy, sx = self.scale
+        return (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5
+
+    def _to_frame(self, x: float, y: float) -> tuple[float, float]:
+        sy, sx = self.scale
+        return (x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5
+
+    def _patch(self, image: np.ndarray, x: float, y: float) -> np.ndarray:
+        side = self.params.patch
+        return cv2.getRectSubPix(image, (side, side), (float(x), float(y))).astype(np.float32) / np.float32(2.55)
+
+    def _start_key(self, index: int, small: np.ndarray) -> None:
+        frame_hints = self.key_hints[index]
+        height, width = self.frame_hw
+        PhotoHints(frame_hints.points, f"{self.hints.source}: frame {index}").check_inside(width, height)
+        key = KeyFrame(index, self.shot_start)
+        self.keys.append(key)
+        started = []
+        for i, p in enumerate(frame_hints.points):
+            tracked = TrackedPoint(index, i, p, {index: (p.x, p.y)})
+            key.points.append(tracked)
+            xy = np.array(self._to_small(p.x, p.y), np.float32)
+            patch = self._patch(small, *xy)
+            self.template[id(tracked)] = float(patch.mean())
+            started.append((tracked, xy, patch))
+        self._backward(key, started, small)
+        self.active.extend(started)
+
+    def _backward(self, key: KeyFrame, started: list, small: np.ndarray) -> None:
+        if key.frame > self.shot_start and (not self.buffer or self.buffer_start > self.shot_start):
+            key.backward_cut_short = True
+        going = [(t, xy.copy(), patch) for t, xy, patch in started]
+        newer = small
+        for j in range(len(self.buffer) - 1, -1, -1):  # frames key - 1, key - 2, ... back to the shot's start
+            frame = self.buffer_start + j
+            if frame < self.shot_start or frame >= key.frame or not going:
+                break
+            older = self.buffer[j]
+            going = self._step(going, newer, older, frame, backward=True)
+            newer = older
+
+    def _forward(self, index: int, previous: np.ndarray, small: np.ndarray) -> None:
+        self.active = self._step(self.active, previous, small, index, backward=False)
+
+    def _step(self, items: list, src: np.ndarray, dst: np.ndarray, frame: int, backward: bool) -> list:
+        """Track ``items`` from ``src`` to ``dst`` (the image of ``frame``); the ones kept, moved."""
+        p = self.params
+        if not items:
+            return items
+        pts = np.array([xy for _, xy, _ in items], np.float32).reshape(-1, 1, 2)
+        lk = {"winSize": (p.window, p.window), "maxLevel": p.levels, "minEigThreshold": p.min_eigen,
+              "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(src, dst, pts, None, **lk)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(dst, src, moved, None, **lk)
+        h, w = dst.shape
+        kept = []
+        for i, (tracked, _, patch) in enumerate(items):
+            x, y = (float(v) for v in moved[i, 0])
+            ok = bool(status[i, 0]) and bool(status_back[i, 0]) and np.isfinite(x) and np.isfinite(y)
+            ok = ok and float(np.hypot(*(back[i, 0] - pts[i, 0]))) <= p.fb_error
+            ok = ok and p.margin <= x <= w - 1 - p.margin and p.margin <= y <= h - 1 - p.margin
+            if ok:
+                new_patch = self._patch(dst, x, y)
+                ok = float(np.mean(np.abs(new_patch - patch))) <= p.patch_change \
+                    and abs(float(new_patch.mean()) - self.template[id(tracked)]) <= p.lightness_change
+            if not ok:
+                if backward:
+                    tracked.lost_backward = frame
+                else:
+                    tracked.lost_forward = frame
+                continue
+            tracked.positions[frame] = self._to_frame(x, y)
+            kept.append((tracked, np.array([x, y], np.float32), new_patch))
+        return kept
+
+    def _end_shot(self, last: int) -> None:
+        for key in self.keys:
+            if key.shot_end is None and key.frame <= last:
+                key.shot_end = last
+        self.active = []
+
+
+def plan_film_hints(l_planes: Iterable[np.ndarray], hints: FilmHints, render_size: int, size_multiple: int,
+                    scene_cut_threshold: float = 10.0, params: TrackParams = DEFAULT_TRACKING,
+                    check: Callable[[], None] | None = None) -> HintPlan:
+    """Track ``hints`` through the film whose upright L planes (H, W, [0, 100]) ``l_planes`` yields in
+    order (the first pass; iteration stops once nothing more is to be learned: after the last key
+    frame's points are all lost or its shot has ended); ``render_size`` and ``size_multiple`` as the
+    colorizing pass's, so the scene cuts are the same. ``check`` is called once per frame (e.g. to
+    raise Cancelled). HintsError for a key frame past the end or a point outside the frame."""
+    import time
+
+    started = time.perf_counter()
+    tracker = _Tracker(hints, render_size, size_multiple, scene_cut_threshold, params)
+    for index, l_full in enumerate(l_planes):
+        if check is not None:
+            check()
+        if tracker.frame_hw is not None and l_full.shape != tracker.frame_hw:
+            raise HintsError(f"{hints.source}: the frames change size at frame {index}")
+        tracker.push(index, l_full)
+        if tracker.done:
+            break
+    tracker.finish()
+    return HintPlan(hints, tracker.keys, tracker.frames, tracker.frame_hw or (1, 1), params,
+                    time.perf_counter() - started)

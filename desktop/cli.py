@@ -96,10 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="guided follows the photo's edges at full resolution (default)")
     q.add_argument("--no-hints", action="store_true",
-                   help="ignore color hints (a photo's NAME.hints.json sidecar, see README 'Color hints')")
+                   help="ignore color hints (a photo's or film's NAME.hints.json sidecar, a frame folder's "
+                   "FOLDER.hints.json; see README 'Color hints')")
     q.add_argument("--hints-dir", type=Path, metavar="DIR",
                    help="read the hints sidecars from DIR, a tree that mirrors the inputs as the output folder "
-                   "does, instead of beside the photos")
+                   "does, instead of beside the inputs")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=OUTPUT_FORMAT_CHOICES, default="same",
                    help="output format (default: the input's)")
@@ -340,14 +341,11 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _hints_note(tasks) -> str:
-    """How many photos have color hints (and that films' hints are not applied yet), or ''."""
+    """How many photos, videos and frame folders have color hints (sidecars), or ''."""
     with_hints = [t for t in tasks if t.hints is not None and os.path.lexists(t.hints)]
-    photos = sum(t.kind == TaskKind.IMAGE for t in with_hints)
-    films = len(with_hints) - photos
-    parts = [f"{photos} {KIND_NAMES[TaskKind.IMAGE][photos != 1]} with color hints"] if photos else []
-    if films:
-        parts.append(f"hints of {films} film{'s' if films != 1 else ''} not applied (not supported for films yet)")
-    return "; ".join(parts)
+    counts = {k: sum(t.kind == k for t in with_hints) for k in TaskKind}
+    parts = [f"{n} {KIND_NAMES[k][n != 1]}" for k, n in counts.items() if n]
+    return f"{', '.join(parts)} with color hints" if parts else ""
 
 
 def _kinds(tasks) -> str:

@@ -394,7 +394,7 @@ def test_colorizer_eval_simulates_the_same_hints_for_the_same_seed(tmp_path):
     assert three["hints"]["hint_delta_e"] < 6
 
 
-def test_a_films_sidecar_is_left_alone_and_said_so(model, tmp_path, capsys):
+def test_a_films_sidecar_is_applied_and_said_so(model, tmp_path, capsys):
     reel = tmp_path / "reel"
     reel.mkdir()
     for i in range(3):
@@ -402,5 +402,6 @@ def test_a_films_sidecar_is_left_alone_and_said_so(model, tmp_path, capsys):
     write_hints(tmp_path / "reel.hints.json", FilmHints((FrameHints(1, (HintPoint(3, 3, RED),)),)))
     assert batch_main([str(reel), "-o", str(tmp_path / "out"), "--model", str(model), "--backend", "cpu",
                        "--frames"]) == EXIT_OK
-    assert "hints of 1 film not applied" in capsys.readouterr().err
+    assert "1 frame folder with color hints" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["f000.png", "f001.png", "f002.png"]
+    assert report(tmp_path / "out")["reel"]["hints"]["key_frames"][0]["frame"] == 1  # tests/test_film_hints.py

@@ -11,19 +11,33 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QCursor, QImage, QKeySequence, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
 SPLIT_GRAB_PX = 8
 HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click or 0: fit · 1: 1:1"
 EMPTY = f"Select a photo or a film in the queue to compare the original with the result.\n\n{HINT}"
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
+HINT_RADIUS = 7  # screen pixels of a hint's marker
+HINT_GRAB_PX = 10
+HINT_MODE_HINT = ("Hint mode: click the photo to put a point · drag a point to move it · Delete removes it · "
+                  "Ctrl+Z / Ctrl+Shift+Z undo / redo · double-click a point: its color · right-drag: pan · H: leave")
 
 
 class CompareView(QWidget):
+    """In hint mode (:meth:`set_hint_mode`) a left click on the photo asks for a hint there, a point
+    can be dragged, selected and removed; the view only draws the points it is given and reports
+    what the user did, in pixels of the upright photo (:meth:`set_photo_size`)."""
+
     split_changed = Signal(float)
     zoom_changed = Signal(float)  # screen pixels per image pixel (1.0 = 100 %)
+    hint_added = Signal(float, float)  # photo pixels
+    hint_selected = Signal(int)  # index, -1: none
+    hint_moving = Signal(int, float, float)  # while dragged
+    hint_moved = Signal(int, float, float)  # released at (photo pixels)
+    hint_activated = Signal(int)  # double-click on a point: choose its color
+    hint_key = Signal(str)  # "delete", "undo", "redo"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -35,8 +49,15 @@ class CompareView(QWidget):
         self._scale = 1.0  # screen pixels per image pixel
         self._origin = QPointF()  # screen position of the image's top-left corner
         self._fitted = True
-        self._drag: str | None = None  # "split" | "pan"
+        self._drag: str | None = None  # "split" | "pan" | "hint"
         self._last = QPointF()
+        self._hint_mode = False
+        self._hints: list[tuple[float, float, QColor]] = []  # photo pixels
+        self._selected = -1
+        self._photo_size: tuple[int, int] | None = None  # (width, height) of the upright photo
+        self._hint_after: QImage | None = None  # the live preview shown right of the split in hint mode
+        self._hint_label = "Colorized with hints (preview)"
+        self._moved = False
         self.setMouseTracking(True)
         self.setMinimumSize(240, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -61,6 +82,65 @@ class CompareView(QWidget):
 
     def has_result(self) -> bool:
         return self._after is not None
+
+    # ------------------------------------------------------------------ hints
+    def set_hint_mode(self, on: bool) -> None:
+        self._hint_mode = on
+        self._drag = None
+        self.setToolTip(HINT_MODE_HINT if on else HINT)
+        self.update()
+
+    def hint_mode(self) -> bool:
+        return self._hint_mode
+
+    def set_photo_size(self, size: tuple[int, int] | None) -> None:
+        """(width, height) of the upright photo the hints' pixels are in (None: not known yet)."""
+        self._photo_size = size
+        self.update()
+
+    def set_hints(self, points: list[tuple[float, float, QColor]], selected: int = -1) -> None:
+        """The points to draw, in photo pixels, and the selected one (-1: none)."""
+        self._hints = list(points)
+        self._selected = selected if 0 <= selected < len(points) else -1
+        self.update()
+
+    def set_hint_preview(self, image: QImage | None, label: str = "") -> None:
+        """The colorized preview with hints, shown right of the split while in hint mode."""
+        self._hint_after = image
+        if label:
+            self._hint_label = label
+        self.update()
+
+    def hint_preview(self) -> QImage | None:
+        return self._hint_after
+
+    def photo_to_view(self, x: float, y: float) -> QPointF:
+        """Where the center of photo pixel (x, y) is on the screen."""
+        w, h = self._photo_size or (1, 1)
+        r = self.image_rect()
+        return QPointF(r.x() + (x + 0.5) * r.width() / w, r.y() + (y + 0.5) * r.height() / h)
+
+    def view_to_photo(self, pos: QPointF) -> tuple[float, float] | None:
+        """The photo pixel under ``pos`` (None: off the photo, or its size unknown)."""
+        if self._photo_size is None or self._before is None:
+            return None
+        w, h = self._photo_size
+        r = self.image_rect()
+        if r.width() <= 0 or not r.contains(pos):
+            return None
+        x = (pos.x() - r.x()) * w / r.width()
+        y = (pos.y() - r.y()) * h / r.height()
+        return float(min(w - 1, max(0, int(x)))), float(min(h - 1, max(0, int(y))))
+
+    def hint_at(self, pos: QPointF) -> int:
+        """The index of the point drawn under ``pos`` (the topmost), -1 if none."""
+        if self._photo_size is None:
+            return -1
+        for i in range(len(self._hints) - 1, -1, -1):
+            c = self.photo_to_view(self._hints[i][0], self._hints[i][1])
+            if (c - pos).manhattanLength() <= HINT_GRAB_PX * 1.4:
+                return i
+        return -1
 
     # ------------------------------------------------------------------ geometry
     def split(self) -> float:
@@ -131,14 +211,38 @@ class CompareView(QWidget):
         p.setClipRect(QRectF(0, 0, sx, self.height()))
         p.drawImage(target, self._before)
         p.restore()
+        after = self._hint_after if self._hint_mode and self._hint_after is not None else self._after
         p.save()
         p.setClipRect(QRectF(sx, 0, self.width() - sx, self.height()))
-        p.drawImage(target, self._after if self._after is not None else self._before)
+        p.drawImage(target, after if after is not None else self._before)
         p.restore()
         self._paint_split(p, sx)
+        if self._hint_mode:
+            self._paint_hints(p)
         self._paint_label(p, self._labels[0], left=True)
-        right = self._labels[1] if self._after is not None else (self._message or "Not colorized yet")
+        if self._hint_mode and self._hint_after is not None:
+            right = self._hint_label
+        else:
+            right = self._labels[1] if self._after is not None else (self._message or "Not colorized yet")
         self._paint_label(p, right, left=False)
+
+    def _paint_hints(self, p: QPainter) -> None:
+        if self._photo_size is None:
+            return
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for i, (x, y, color) in enumerate(self._hints):
+            c = self.photo_to_view(x, y)
+            radius = HINT_RADIUS + (3 if i == self._selected else 0)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.setPen(QPen(QColor(0, 0, 0, 200), 4))
+            p.drawEllipse(c, radius, radius)
+            p.setPen(QPen(QColor(255, 255, 255), 2))
+            p.setBrush(color)
+            p.drawEllipse(c, radius, radius)
+            if i == self._selected:
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.setPen(QPen(QColor(255, 210, 0), 2, Qt.PenStyle.DashLine))
+                p.drawEllipse(c, radius + 5, radius + 5)
 
     def _paint_split(self, p: QPainter, x: float) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -179,33 +283,76 @@ class CompareView(QWidget):
         return abs(pos.x() - self.split_x()) <= SPLIT_GRAB_PX
 
     def mousePressEvent(self, event) -> None:
+        if self._hint_mode and self._before is not None and event.button() in (
+                Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            self._drag, self._last = "pan", event.position()  # in hint mode the left button puts points
+            self.setCursor(QCursor(Qt.CursorShape.ClosedHandCursor))
+            event.accept()
+            return
         if event.button() != Qt.MouseButton.LeftButton or self._before is None:
             return super().mousePressEvent(event)
         pos = event.position()
         self._drag = "split" if self._near_split(pos) else "pan"
         self._last = pos
+        if self._hint_mode and self._drag == "pan":
+            index = self.hint_at(pos)
+            if index >= 0:
+                self._drag, self._moved = "hint", False
+                self._selected = index
+                self.hint_selected.emit(index)
+                self.update()
+                event.accept()
+                return
+            at = self.view_to_photo(pos)
+            if at is not None:
+                self._drag = None
+                self.hint_added.emit(*at)
+                event.accept()
+                return
         if self._drag == "pan":
             self.setCursor(QCursor(Qt.CursorShape.ClosedHandCursor))
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:
         pos = event.position()
+        if self._drag == "hint" and 0 <= self._selected < len(self._hints):
+            at = self.view_to_photo(pos)
+            if at is not None and at != self._hints[self._selected][:2]:
+                self._moved = True
+                self._hints[self._selected] = (*at, self._hints[self._selected][2])
+                self.hint_moving.emit(self._selected, *at)
+                self.update()
+            self._last = pos
+            return
         if self._drag == "split":
             self.set_split(pos.x() / max(1, self.width()))
         elif self._drag == "pan":
             delta = pos - self._last
             self.pan_by(delta.x(), delta.y())
         elif self._before is not None:
-            shape = Qt.CursorShape.SplitHCursor if self._near_split(pos) else Qt.CursorShape.OpenHandCursor
+            if self._near_split(pos):
+                shape = Qt.CursorShape.SplitHCursor
+            elif self._hint_mode:
+                shape = (Qt.CursorShape.SizeAllCursor if self.hint_at(pos) >= 0 else Qt.CursorShape.CrossCursor)
+            else:
+                shape = Qt.CursorShape.OpenHandCursor
             self.setCursor(QCursor(shape))
         self._last = pos
 
     def mouseReleaseEvent(self, event) -> None:
+        if self._drag == "hint" and self._moved and 0 <= self._selected < len(self._hints):
+            x, y, _ = self._hints[self._selected]
+            self.hint_moved.emit(self._selected, x, y)
         self._drag = None
         self.unsetCursor()
         super().mouseReleaseEvent(event)
 
     def mouseDoubleClickEvent(self, event) -> None:
+        if self._hint_mode:
+            index = self.hint_at(event.position())
+            if index >= 0:
+                self.hint_activated.emit(index)
+            return
         self.fit()
 
     def wheelEvent(self, event) -> None:
@@ -214,7 +361,33 @@ class CompareView(QWidget):
             self.zoom_by(1.25 ** steps, event.position())
         event.accept()
 
+    def _hint_command(self, event) -> str | None:
+        """What a key means in hint mode ("delete", "undo", "redo"), None: nothing of hint mode's."""
+        if not self._hint_mode:
+            return None
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            return "delete"
+        if event.matches(QKeySequence.StandardKey.Undo):
+            return "undo"
+        ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        if event.matches(QKeySequence.StandardKey.Redo) or (
+                event.key() == Qt.Key.Key_Z and event.modifiers() & ctrl_shift == ctrl_shift):
+            return "redo"
+        return None
+
+    def event(self, event) -> bool:
+        # hint mode's keys go to the view, not to the window's shortcuts (Delete removes queue rows there)
+        if event.type() == QEvent.Type.ShortcutOverride and self._hint_command(event) is not None:
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event) -> None:
+        command = self._hint_command(event)
+        if command is not None:
+            self.hint_key.emit(command)
+            event.accept()
+            return
         key = event.key()
         if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_by(1.25)
@@ -287,18 +460,23 @@ class ComparePanel(QWidget):
         self.view.zoom_changed.connect(lambda scale: self.zoom_label.setText(f"{scale * 100:.0f} %"))
         self.show_button = QToolButton(text="Show in folder", toolTip="Show the selected result in its folder")
         self.show_button.clicked.connect(self.show_in_folder)
+        self.hints_button = QToolButton(text="Hints", checkable=True)  # its action: the hint editor's
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
-        for w in (self.fit_button, self.actual_button, self.zoom_label):
+        for w in (self.hints_button, self.fit_button, self.actual_button, self.zoom_label):
             bar.addWidget(w)
         bar.addWidget(self.caption, 1)
         bar.addWidget(self.show_button)
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.scrubber)
         layout.addLayout(bar)
         self.clear()
+
+    def set_hint_bar(self, bar: QWidget) -> None:
+        """The hint mode's tools, shown between the view and the bar (the editor shows and hides it)."""
+        self._layout.insertWidget(2, bar)
 
     def clear(self, message: str = "") -> None:
         """Nothing selected: no image, no frame scrubber, no caption, no zoom left from before."""

@@ -25,8 +25,8 @@ class Pending(TextEnum):
 WAITING, QUEUED, WORKING = Pending
 DONE, SKIPPED, FAILED, CANCELLED = Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED
 
-COLUMNS = ("Name", "Type", "Status", "Progress", "Result")
-NAME, TYPE, STATUS, PROGRESS, RESULT = range(len(COLUMNS))
+COLUMNS = ("Name", "Type", "Hints", "Status", "Progress", "Result")
+NAME, TYPE, HINTS, STATUS, PROGRESS, RESULT = range(len(COLUMNS))
 ERROR = RESULT  # a failure's reason is shown in the Result column (in full in the details pane)
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -45,6 +45,8 @@ class QueueItem:
     message: str = ""  # the runtime's reason for a failure or a skip
     output: Path | None = None  # a film's output video, or its folder of frames
     id: int = 0
+    hints: int = 0  # color hints in its sidecar (or, when they could not be saved, in the app only)
+    hints_note: str = ""  # why they are not (all) in the sidecar: "not saved", "unreadable"
 
     def __post_init__(self) -> None:
         self.kind = TaskKind(self.kind)  # ValueError for an unknown kind
@@ -64,9 +66,18 @@ class QueueItem:
             return f"→ {self.output.name}/ (frames)"
         return f"→ {self.output.name}"
 
+    def hints_text(self) -> str:
+        """The Hints column: "3 hints", "3 hints (not saved)", "" when there are none."""
+        if not self.hints and not self.hints_note:
+            return ""
+        count = f"{self.hints} hint{'s' * (self.hints != 1)}" if self.hints else ""
+        return f"{count} ({self.hints_note})" if count and self.hints_note else count or self.hints_note
+
     def details(self) -> str:
         """Everything about the item, in full, for the details pane."""
         lines = [f"{self.kind}: {self.source}", f"status: {self.status}"]
+        if self.hints or self.hints_note:
+            lines.append(f"color hints: {self.hints_text()}")
         if self.output is not None:
             lines.append(f"output: {self.output}")
         if self.message:
@@ -97,7 +108,7 @@ class QueueModel(QAbstractTableModel):
             return None
         item, col = self._items[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (item.source.name, item.kind, item.status, f"{round(item.progress * 100)}%",
+            return (item.source.name, item.kind, item.hints_text(), item.status, f"{round(item.progress * 100)}%",
                     item.result_text())[col]
         if role == PROGRESS_ROLE:
             return item.progress
@@ -161,6 +172,15 @@ class QueueModel(QAbstractTableModel):
             item.message = message
         if output is not None:
             item.output = output
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def set_hints(self, item_id: int, count: int, note: str = "") -> None:
+        """What the row says of its color hints."""
+        row = self._rows.get(item_id)
+        if row is None:
+            return
+        item = self._items[row]
+        item.hints, item.hints_note = count, note
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def apply_result(self, item_id: int, result: FileResult) -> None:

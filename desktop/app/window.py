@@ -34,11 +34,13 @@ from colorizer.desktop.app import settings as app_settings
 from colorizer.desktop.app.backend_probe import BackendProbe
 from colorizer.desktop.app.drop_zone import DropZone, local_paths
 from colorizer.desktop.app.engine_dialog import EngineBuildDialog
+from colorizer.desktop.app.hint_mode import HintEditor
 from colorizer.desktop.app.inputs import collect, collect_frames, film_in_folder, film_output, plan_run
 from colorizer.desktop.app.log_view import LogView
 from colorizer.desktop.app.queue_model import (
     DONE,
     FAILED,
+    HINTS,
     NAME,
     PROGRESS,
     QUEUED,
@@ -113,6 +115,10 @@ class MainWindow(QMainWindow):
         self.runs.item_progress.connect(self._item_progress)
         self.runs.item_finished.connect(self._item_finished)
         self.runs.finished.connect(self._run_finished)
+        self.hints = HintEditor(self.compare, self.queue, store, lambda: self.app_settings, open_backend,
+                                self.backends.choose, self)
+        self.hints.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.addAction(self.hints.action)
 
         self._build_actions()
         self._build_layout()
@@ -207,7 +213,8 @@ class MainWindow(QMainWindow):
         table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its start and its number
         fm = table.fontMetrics()
-        for column, text in ((NAME, "scan_0001_grandmother.jpg"), (TYPE, "frames"), (STATUS, "cancelled"),
+        for column, text in ((NAME, "scan_0001_grandmother.jpg"), (TYPE, "frames"), (HINTS, "10 hints"),
+                             (STATUS, "cancelled"),
                              (PROGRESS, "100%"), (RESULT, "→ film.mp4…")):
             table.setColumnWidth(column, fm.horizontalAdvance(text) + 28)
         table.addAction(self.remove_action)
@@ -302,6 +309,7 @@ class MainWindow(QMainWindow):
             parts.append(f"refused {len(refused)} ({names}; see the log for why)")
         self.statusBar().showMessage("; ".join(parts).capitalize(), 10000)
         self._plan_film_outputs(added)
+        self.hints.count_hints(added)
         if was_empty and added:
             self.table.selectRow(0)
         self._queue_changed()
@@ -367,6 +375,7 @@ class MainWindow(QMainWindow):
         if not self.running:
             self.queue.clear()
             self.viewer.clear()
+            self.hints.show_item(None)
             self._queue_changed()
 
     # ------------------------------------------------------------------ settings
@@ -378,6 +387,7 @@ class MainWindow(QMainWindow):
         app_settings.save(self.store, s)
         if not self.running:
             self._plan_film_outputs(self.queue.items())
+        self.hints.settings_changed()
 
     def _backends_found(self, detection: Detection) -> None:
         if self.settings_panel.detection is detection:  # found before the signal was connected: shown once
@@ -421,6 +431,8 @@ class MainWindow(QMainWindow):
         if self.runs.start(queued, s):
             self.settings_panel.show_backend("opening…")
             log.info("colorizing %d item(s) into %s", len(queued), s.output_folder)
+            for item in self.hints.unsaved_items():
+                log.warning("%s: its hints could not be saved beside it: colorized without them", item.source)
             self.run_started.emit()
 
     def set_paused(self, paused: bool) -> None:
@@ -551,7 +563,9 @@ class MainWindow(QMainWindow):
         return self.queue.item(row) if 0 <= row < self.queue.rowCount() else None
 
     def _select_row(self, row: int) -> None:
-        self.viewer.show(self.queue.item(row) if 0 <= row < self.queue.rowCount() else None)
+        item = self.queue.item(row) if 0 <= row < self.queue.rowCount() else None
+        self.viewer.show(item)
+        self.hints.show_item(item)
 
     def _row_changed(self, top_left, _bottom_right, _roles=()) -> None:
         if top_left.row() == self.table.currentIndex().row():
@@ -603,4 +617,5 @@ class MainWindow(QMainWindow):
         self.store.sync()
         logging.getLogger("colorizer").removeHandler(self._log_handler)
         self.viewer.wait()
+        self.hints.close()
         super().closeEvent(event)

@@ -1,0 +1,694 @@
+"""Hint mode: the user puts color hints on a photo in the before/after view and sees the result at once.
+
+* :class:`HintEditor` (the window's ``hints``): the "Hints" toggle (H), the hint bar (the color,
+  recent colors, a reference photo to pick colors from, remove all, undo/redo), the points of the
+  selected photo and their :class:`QUndoStack`. Every change is saved to the photo's sidecar
+  (:func:`colorizer.hints.write_hints` to :func:`colorizer.hints.sidecar_path`, beside the photo),
+  where Start and ``colorize-batch`` read it. When it cannot be written (a read-only folder) the
+  status bar says so, the row says "not saved" and the points stay in the window (Save hints
+  tries again); nothing is dropped silently.
+* :class:`HintPreviewer`: the live preview off the GUI thread, through the Qt-free
+  :class:`~colorizer.desktop.pipeline.hint_preview.HintPreview` (the photo's prediction at render
+  size with the run's backend and settings, made once; each edit: the spread and a screen-size
+  finish). Edits made while one renders are merged: only the latest is rendered next.
+* :class:`ReferenceDialog`: a color photo opened beside (of the same place, the same uniform); a
+  click on it picks the color there (an eyedropper).
+
+Films: hint mode is for photos; a film's hints (key frames, tracked) come with issue #22.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QSettings, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QImage, QKeySequence, QPainter, QPixmap, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from colorizer.desktop.app.compare_view import ComparePanel
+from colorizer.desktop.app.preview import array_to_qimage
+from colorizer.desktop.app.queue_model import DONE, QUEUED, SKIPPED, WAITING, WORKING, QueueItem, QueueModel
+from colorizer.desktop.app.settings import AppSettings
+from colorizer.desktop.core import TaskKind
+from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.hint_preview import HintPreview
+from colorizer.fileio import to_uint8
+from colorizer.hints import HintPoint, HintsError, PhotoHints, hex_color, sidecar_path, write_hints
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COLOR = "#b03a2e"
+RECENT_KEY = "hints/recent_colors"
+MAX_RECENT = 8
+FILMS_LATER = "Hints for films (key frames tracked through a shot) are not available yet: photos only for now."
+PICK_RADIUS = 2  # the eyedropper averages (2 r + 1)^2 pixels of the reference photo
+
+
+def swatch(color: str, size: int = 18) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(color))
+    p = QPainter(pixmap)
+    p.setPen(QColor(0, 0, 0, 160))
+    p.drawRect(0, 0, size - 1, size - 1)
+    p.end()
+    return QIcon(pixmap)
+
+
+# ---------------------------------------------------------------------------- the preview, off the GUI thread
+class _Signals(QObject):
+    opened = Signal(int, object, str)  # generation, HintPreview or None, error
+    rendered = Signal(int, object, str, float)  # generation, QImage or None, error, seconds
+
+
+class HintPreviewer(QObject):
+    """``open(source, settings)`` then ``render(hints)`` as often as wanted; ``opened`` and
+    ``rendered`` come back on the GUI thread, for the photo opened last only."""
+
+    opened = Signal(object, str)  # HintPreview or None, error
+    rendered = Signal(object, str, float)  # QImage or None, error, seconds from the request
+
+    def __init__(self, open_backend=None, choose_backend: Callable[[str], str] | None = None, parent=None,
+                 cache_size: int = 4) -> None:
+        super().__init__(parent)
+        self._open_backend = open_backend
+        self._choose_backend = choose_backend
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one after the other: the backend and the previews are this thread's
+        self._signals = _Signals()
+        self._signals.opened.connect(self._deliver_opened)
+        self._signals.rendered.connect(self._deliver_rendered)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._pending: tuple | None = None
+        self._rendering = False
+        self._backend = None
+        self._backend_key = None
+        self._cache: OrderedDict[tuple, HintPreview] = OrderedDict()
+        self._cache_size = cache_size
+        self.preview: HintPreview | None = None
+
+    def open(self, source: Path, settings: AppSettings) -> None:
+        self._generation += 1
+        self.preview = None
+        generation = self._generation
+        self._pool.start(lambda: self._open(generation, Path(source), settings))
+
+    def forget(self) -> None:
+        """Whatever is in flight is not wanted any more."""
+        self._generation += 1
+        self.preview = None
+
+    def render(self, hints: PhotoHints) -> None:
+        if self.preview is None:
+            return
+        with self._lock:
+            self._pending = (self._generation, self.preview, hints, time.perf_counter())
+            if self._rendering:
+                return
+            self._rendering = True
+        self._pool.start(self._render_loop)
+
+    def wait(self) -> None:
+        self._pool.waitForDone()
+
+    def close(self) -> None:
+        self.forget()
+        self._pool.waitForDone()
+        self._close_backend()
+        self._cache.clear()
+
+    # ------------------------------------------------------------------ the pool's thread
+    @staticmethod
+    def _backend_key_of(s: AppSettings) -> tuple:
+        return (s.model, s.backend, s.gpu, s.render_size)
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            try:
+                self._backend.close()
+            except Exception:
+                log.info("closing the preview backend failed", exc_info=True)
+            self._backend = self._backend_key = None
+
+    def _backend_for(self, s: AppSettings):
+        key = self._backend_key_of(s)
+        if self._backend is None or self._backend_key != key:
+            self._close_backend()
+            self._cache.clear()
+            from colorizer.desktop import backends
+
+            opener = self._open_backend or backends.open_backend
+            choice = self._choose_backend(s.backend) if self._choose_backend else s.backend
+            self._backend = opener(s.model_path, choice, device=s.gpu, render_size=s.render_size or None)
+            self._backend_key = key
+        return self._backend
+
+    def _open(self, generation: int, source: Path, settings: AppSettings) -> None:
+        if generation != self._generation:
+            return
+        try:
+            backend = self._backend_for(settings)
+            image_settings = settings.image_settings()
+            stat = source.stat()
+            key = (str(source), stat.st_mtime_ns, stat.st_size, image_settings.saturation,
+                   image_settings.output_format, image_settings.render_size)
+            preview = self._cache.get(key)
+            if preview is None:
+                preview = HintPreview.open(source, backend, image_settings)
+                self._cache[key] = preview
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            self._cache.move_to_end(key)
+            self._signals.opened.emit(generation, preview, "")
+        except Exception as exc:  # a model that cannot open, a photo that cannot be read: said, never raised
+            log.info("hint preview of %s failed", source, exc_info=True)
+            self._signals.opened.emit(generation, None, f"no preview of {source.name}: {exc}")
+
+    def _render_loop(self) -> None:
+        while True:
+            with self._lock:
+                job, self._pending = self._pending, None
+                if job is None:
+                    self._rendering = False
+                    return
+            generation, preview, hints, asked = job
+            image, error = None, ""
+            try:
+                image = array_to_qimage(preview.render(hints))
+            except HintsError as exc:
+                error = str(exc)
+            except Exception as exc:
+                log.info("hint preview render failed", exc_info=True)
+                error = f"the preview failed: {exc}"
+            self._signals.rendered.emit(generation, image, error, time.perf_counter() - asked)
+
+    # ------------------------------------------------------------------ back on the GUI thread
+    def _deliver_opened(self, generation: int, preview, error: str) -> None:
+        if generation == self._generation:
+            self.preview = preview
+            self.opened.emit(preview, error)
+
+    def _deliver_rendered(self, generation: int, image, error: str, seconds: float) -> None:
+        if generation == self._generation:
+            self.rendered.emit(image, error, seconds)
+
+
+# ---------------------------------------------------------------------------- the eyedropper's reference photo
+class ReferencePane(QWidget):
+    """A color photo, fitted; a click picks the color under the pointer (``picked``: "#rrggbb")."""
+
+    picked = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rgb: np.ndarray | None = None
+        self._image: QImage | None = None
+        self.setMinimumSize(320, 240)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_rgb(self, rgb: np.ndarray | None) -> None:
+        self.rgb = None if rgb is None else np.ascontiguousarray(to_uint8(rgb))
+        self._image = None if rgb is None else array_to_qimage(self.rgb)
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        iw, ih = self._image.width(), self._image.height()
+        f = min(self.width() / iw, self.height() / ih)
+        return QRectF((self.width() - iw * f) / 2, (self.height() - ih * f) / 2, iw * f, ih * f)
+
+    def color_at(self, pos: QPointF) -> str | None:
+        r = self.image_rect()
+        if self.rgb is None or not r.contains(pos):
+            return None
+        h, w = self.rgb.shape[:2]
+        x = min(w - 1, int((pos.x() - r.x()) * w / r.width()))
+        y = min(h - 1, int((pos.y() - r.y()) * h / r.height()))
+        patch = self.rgb[max(0, y - PICK_RADIUS) : y + PICK_RADIUS + 1, max(0, x - PICK_RADIUS) : x + PICK_RADIUS + 1]
+        return hex_color(patch.reshape(-1, 3).mean(axis=0) / 255.0)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(38, 38, 40))
+        if self._image is None:
+            p.setPen(QColor(170, 170, 170))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       "Open a color photo of the same place or the same clothes,\nthen click on it to pick a color.")
+            return
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        p.drawImage(self.image_rect(), self._image)
+
+    def mousePressEvent(self, event) -> None:
+        color = self.color_at(event.position())
+        if color is not None:
+            self.picked.emit(color)
+
+
+class ReferenceDialog(QDialog):
+    """A window beside the main one: a reference color photo to pick hint colors from."""
+
+    picked = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Reference photo: click to pick a hint color")
+        self.setModal(False)
+        self.pane = ReferencePane()
+        self.pane.picked.connect(self._picked)
+        self.open_button = QPushButton("Open a color photo…")
+        self.open_button.clicked.connect(self.choose)
+        self.status = QLabel("")
+        bar = QHBoxLayout()
+        bar.addWidget(self.open_button)
+        bar.addWidget(self.status, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.pane, 1)
+        self.resize(560, 460)
+        self.path: Path | None = None
+
+    def choose(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open a reference photo", "",
+                                              "Images (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp);;All files (*)")
+        if name:
+            self.load(Path(name))
+
+    def load(self, path: Path) -> bool:
+        from colorizer.desktop.media.image_read import read_image
+        from colorizer.desktop.pipeline.hint_preview import screen_hw
+
+        try:
+            rgb = read_image(path).rgb
+        except Exception as exc:
+            self.status.setText(f"cannot open {Path(path).name}: {exc}")
+            return False
+        h, w = rgb.shape[:2]
+        sh, sw = screen_hw(h, w, 2000)
+        if (sh, sw) != (h, w):
+            import cv2
+
+            rgb = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        self.pane.set_rgb(rgb)
+        self.path = Path(path)
+        self.status.setText(Path(path).name)
+        self.setWindowTitle(f"Reference: {Path(path).name} — click to pick a hint color")
+        return True
+
+    def _picked(self, color: str) -> None:
+        self.status.setText(f"picked {color}")
+        self.picked.emit(color)
+
+
+# ---------------------------------------------------------------------------- undo
+class _SetPoints(QUndoCommand):
+    def __init__(self, editor: HintEditor, before: tuple, after: tuple, text: str, selected: int) -> None:
+        super().__init__(text)
+        self.editor, self.before, self.after = editor, before, after
+        self.selected_before, self.selected_after = editor.selected, selected
+
+    def redo(self) -> None:
+        self.editor._apply(self.after, self.selected_after)
+
+    def undo(self) -> None:
+        self.editor._apply(self.before, self.selected_before)
+
+
+# ---------------------------------------------------------------------------- the editor
+class HintEditor(QObject):
+    """Hint mode of the before/after view for the selected photo (see the module notes)."""
+
+    message = Signal(str, int)  # for the status bar: text, milliseconds (0: until replaced)
+    changed = Signal()  # the points changed (and were saved, or said not to be)
+    preview_ready = Signal(float)  # a preview was shown: seconds from the edit
+
+    def __init__(self, compare: ComparePanel, queue: QueueModel, store: QSettings,
+                 settings: Callable[[], AppSettings], open_backend=None,
+                 choose_backend: Callable[[str], str] | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.compare, self.view, self.queue, self.store = compare, compare.view, queue, store
+        self._settings = settings
+        self.item: QueueItem | None = None
+        self.points: tuple[HintPoint, ...] = ()
+        self.selected = -1
+        self.error = ""  # why the selected photo's hints cannot be edited (an unreadable sidecar)
+        self.unsaved: dict[int, tuple[HintPoint, ...]] = {}  # item id -> points its sidecar could not take
+        self.last_latency: float | None = None
+        self._preview_key = None
+        self.stack = QUndoStack(self)
+        self.previewer = HintPreviewer(open_backend, choose_backend, self)
+        self.previewer.opened.connect(self._opened)
+        self.previewer.rendered.connect(self._rendered)
+        self.reference: ReferenceDialog | None = None
+        self.ask_color: Callable[[QColor], QColor | None] = self._ask_color  # tests replace it
+        recent = store.value(RECENT_KEY, "")
+        self.recent = [c for c in str(recent or "").split(",") if c.startswith("#")][:MAX_RECENT]
+        self.color = self.recent[0] if self.recent else DEFAULT_COLOR
+
+        self.action = QAction("Hints", self, checkable=True)
+        self.action.setShortcut(QKeySequence("H"))
+        self.action.setToolTip("Hint mode: put color hints on the photo (H)")
+        self.action.toggled.connect(self.set_mode)
+        compare.hints_button.setDefaultAction(self.action)
+        compare.hints_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.bar = self._build_bar()
+        self.bar.setVisible(False)
+        compare.set_hint_bar(self.bar)
+        v = self.view
+        v.hint_added.connect(self.add_point)
+        v.hint_selected.connect(self.select)
+        v.hint_moving.connect(self._moving)
+        v.hint_moved.connect(self.move_point)
+        v.hint_activated.connect(self.choose_color_for)
+        v.hint_key.connect(self._key)
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ widgets
+    def _build_bar(self) -> QWidget:
+        bar = QWidget()
+        layout = QHBoxLayout(bar)
+        layout.setContentsMargins(0, 2, 0, 2)
+        layout.addWidget(QLabel("Hint color:"))
+        self.color_button = QToolButton(toolTip="Choose the hint color (for the selected point and the next ones)")
+        self.color_button.clicked.connect(lambda: self.choose_color_for(self.selected))
+        layout.addWidget(self.color_button)
+        self.recent_buttons = []
+        for _ in range(MAX_RECENT):
+            b = QToolButton(autoRaise=True)
+            b.clicked.connect(lambda _=False, b=b: self.set_color(b.property("color")))
+            layout.addWidget(b)
+            self.recent_buttons.append(b)
+        self.reference_button = QToolButton(text="Reference photo…",
+                                            toolTip="Open a color photo beside and click on it to pick a color")
+        self.reference_button.clicked.connect(self.show_reference)
+        self.clear_button = QToolButton(text="Remove all", toolTip="Remove every hint of this photo")
+        self.clear_button.clicked.connect(self.remove_all)
+        self.undo_button = QToolButton(toolTip="Undo (Ctrl+Z)")
+        self.undo_button.setDefaultAction(self.stack.createUndoAction(self, "Undo"))
+        self.redo_button = QToolButton(toolTip="Redo (Ctrl+Shift+Z)")
+        self.redo_button.setDefaultAction(self.stack.createRedoAction(self, "Redo"))
+        self.save_button = QToolButton(text="Save hints", toolTip="Try again to save the hints beside the photo")
+        self.save_button.clicked.connect(self.save)
+        self.save_button.setVisible(False)
+        self.state_label = QLabel("")
+        for w in (self.reference_button, self.clear_button, self.undo_button, self.redo_button, self.save_button):
+            layout.addWidget(w)
+        layout.addWidget(self.state_label, 1)
+        self._show_color()
+        return bar
+
+    def _show_color(self) -> None:
+        self.color_button.setIcon(swatch(self.color, 20))
+        self.color_button.setText(self.color)
+        for b, c in zip(self.recent_buttons, self.recent + [None] * MAX_RECENT, strict=False):
+            b.setVisible(c is not None)
+            if c is not None:
+                b.setIcon(swatch(c))
+                b.setProperty("color", c)
+                b.setToolTip(f"{c}: use this color")
+
+    def _update_enabled(self) -> None:
+        item = self.item
+        photo = item is not None and item.kind == TaskKind.IMAGE
+        self.action.setEnabled(photo)
+        if item is not None and not photo:
+            self.action.setToolTip(FILMS_LATER)
+        else:
+            self.action.setToolTip("Hint mode: put color hints on the photo (H)")
+
+    def _status_text(self) -> str:
+        if self.item is None:
+            return ""
+        n = len(self.points)
+        where = sidecar_path(self.item.source).name
+        if self.error:
+            return self.error
+        if self.item.id in self.unsaved:
+            return f"{n} hint{'s' * (n != 1)} NOT SAVED (the folder cannot be written)"
+        return f"{n} hint{'s' * (n != 1)}" + (f" · saved in {where}" if n else " · click the photo to put one")
+
+    def _refresh(self) -> None:
+        self.view.set_hints([(p.x, p.y, QColor(p.color)) for p in self.points], self.selected)
+        self.state_label.setText(self._status_text())
+        self.save_button.setVisible(self.item is not None and self.item.id in self.unsaved)
+        self.clear_button.setEnabled(bool(self.points))
+
+    # ------------------------------------------------------------------ the selected photo
+    def show_item(self, item: QueueItem | None) -> None:
+        """The selected row changed (None: none); the same row again keeps its undo history."""
+        if item is self.item:
+            return
+        self.item = item
+        self._load()
+        self._update_enabled()
+        if self.action.isChecked():
+            if item is None or item.kind != TaskKind.IMAGE:
+                self.action.setChecked(False)
+                if item is not None:
+                    self.message.emit(FILMS_LATER, 8000)
+            else:
+                self._open_preview(force=True)
+
+    def _load(self) -> None:
+        """The selected photo's hints from its sidecar (or those the window keeps when they could not be saved)."""
+        self.stack.clear()
+        self.points, self.selected, self.error = (), -1, ""
+        item = self.item
+        if item is not None and item.kind == TaskKind.IMAGE:
+            if item.id in self.unsaved:
+                self.points = self.unsaved[item.id]
+            else:
+                try:
+                    hints = stages.photo_hints(sidecar_path(item.source))
+                    self.points = hints.points if hints is not None else ()
+                    self.queue.set_hints(item.id, len(self.points))
+                except HintsError as exc:
+                    self.error = f"cannot edit the hints: {exc} (fix or remove that file)"
+                    self.queue.set_hints(item.id, 0, "unreadable")
+        self._refresh()
+
+    def count_hints(self, items: list[QueueItem]) -> None:
+        """Show in each new row how many hints its sidecar holds."""
+        for item in items:
+            if item.kind != TaskKind.IMAGE:
+                continue
+            try:
+                hints = stages.photo_hints(sidecar_path(item.source))
+            except HintsError:
+                self.queue.set_hints(item.id, 0, "unreadable")
+                continue
+            if hints is not None and len(hints):
+                self.queue.set_hints(item.id, len(hints))
+
+    def settings_changed(self) -> None:
+        if self.action.isChecked():
+            self._open_preview()
+
+    # ------------------------------------------------------------------ the mode
+    def set_mode(self, on: bool) -> None:
+        item = self.item
+        if on and (item is None or item.kind != TaskKind.IMAGE):
+            self.action.setChecked(False)
+            self.message.emit(FILMS_LATER if item is not None else "Select a photo to put hints on.", 8000)
+            return
+        self.view.set_hint_mode(on)
+        self.bar.setVisible(on)
+        if on:
+            self._open_preview(force=True)
+            self.view.setFocus()
+            self.message.emit("Hint mode: click the photo to put a color hint; H leaves.", 5000)
+        else:
+            self.previewer.forget()
+            self._preview_key = None
+            self.view.set_hint_preview(None)
+
+    def active(self) -> bool:
+        return self.action.isChecked()
+
+    def _open_preview(self, force: bool = False) -> None:
+        s = self._settings()
+        key = (self.item.id if self.item else None, HintPreviewer._backend_key_of(s), s.saturation, s.output_format)
+        if not force and key == self._preview_key:
+            return
+        self._preview_key = key
+        self.view.set_photo_size(None)
+        self.view.set_hint_preview(None, "Preparing the hint preview…")
+        self.previewer.open(self.item.source, s)
+
+    def _opened(self, preview: HintPreview | None, error: str) -> None:
+        if preview is None:
+            self.message.emit(error, 15000)
+            self.view.set_hint_preview(None, "No preview (see the status bar)")
+            return
+        h, w = preview.full_hw
+        self.view.set_photo_size((w, h))
+        self._render(self.points)
+
+    def _render(self, points: tuple[HintPoint, ...]) -> None:
+        self.previewer.render(PhotoHints(points))
+
+    def _rendered(self, image, error: str, seconds: float) -> None:
+        if image is None:
+            self.message.emit(error, 10000)
+            return
+        self.last_latency = seconds
+        n = len(self.points)
+        self.view.set_hint_preview(image, f"With {n} hint{'s' * (n != 1)} (preview)" if n else "Automatic (preview)")
+        self.preview_ready.emit(seconds)
+
+    # ------------------------------------------------------------------ edits
+    def _editable(self) -> bool:
+        item = self.item
+        if item is None or item.kind != TaskKind.IMAGE:
+            return False
+        if self.error:
+            self.message.emit(self.error, 10000)
+            return False
+        if item.status in (QUEUED, WORKING):
+            self.message.emit(f"{item.source.name} is being colorized: edit its hints once it is finished.", 8000)
+            return False
+        return True
+
+    def _push(self, points: tuple[HintPoint, ...], text: str, selected: int) -> None:
+        if self._editable():
+            self.stack.push(_SetPoints(self, self.points, tuple(points), text, selected))
+
+    def _apply(self, points: tuple[HintPoint, ...], selected: int) -> None:
+        """Undo stack: the photo's points are now ``points`` (saved at once)."""
+        self.points = tuple(points)
+        self.selected = selected if 0 <= selected < len(points) else -1
+        self.save()
+        self._render(self.points)
+        item = self.item
+        if item is not None and item.status in (DONE, SKIPPED):  # its output was made with other hints
+            self.queue.update(item.id, status=WAITING, progress=0,
+                              message="its hints changed since it was colorized: Start colorizes it again")
+        self._refresh()
+        self.changed.emit()
+
+    def add_point(self, x: float, y: float) -> None:
+        self._push(self.points + (HintPoint(float(x), float(y), self.color),), "Add a hint", len(self.points))
+
+    def move_point(self, index: int, x: float, y: float) -> None:
+        if 0 <= index < len(self.points):
+            p = self.points[index]
+            moved = HintPoint(float(x), float(y), p.color, p.size)
+            self._push(self.points[:index] + (moved,) + self.points[index + 1 :], "Move a hint", index)
+            self._refresh()  # refused (a photo being colorized): the view puts it back
+
+    def _moving(self, index: int, x: float, y: float) -> None:
+        if 0 <= index < len(self.points) and self.item is not None and self.item.status not in (QUEUED, WORKING):
+            p = self.points[index]
+            self._render(self.points[:index] + (HintPoint(x, y, p.color, p.size),) + self.points[index + 1 :])
+
+    def remove_point(self, index: int) -> None:
+        if 0 <= index < len(self.points):
+            self._push(self.points[:index] + self.points[index + 1 :], "Remove a hint", -1)
+
+    def remove_all(self) -> None:
+        if self.points:
+            self._push((), "Remove every hint", -1)
+
+    def select(self, index: int) -> None:
+        self.selected = index if 0 <= index < len(self.points) else -1
+        if self.selected >= 0:
+            self.color = self.points[self.selected].color
+            self._show_color()
+        self._refresh()
+
+    def set_color(self, color: str) -> None:
+        """The hint color (for the next points), given to the selected point too."""
+        if not color:
+            return
+        color = QColor(color).name()
+        self.color = color
+        self.recent = [color] + [c for c in self.recent if c != color][: MAX_RECENT - 1]
+        self.store.setValue(RECENT_KEY, ",".join(self.recent))
+        self._show_color()
+        i = self.selected
+        if 0 <= i < len(self.points) and self.points[i].color != color:
+            p = self.points[i]
+            self._push(self.points[:i] + (HintPoint(p.x, p.y, color, p.size),) + self.points[i + 1 :],
+                       "Color of a hint", i)
+
+    def _ask_color(self, initial: QColor) -> QColor | None:
+        color = QColorDialog.getColor(initial, self.compare, "Hint color")
+        return color if color.isValid() else None
+
+    def choose_color_for(self, index: int) -> None:
+        if 0 <= index < len(self.points):
+            self.select(index)
+        color = self.ask_color(QColor(self.color))
+        if color is not None and color.isValid():
+            self.set_color(color.name())
+
+    def show_reference(self) -> ReferenceDialog:
+        if self.reference is None:
+            self.reference = ReferenceDialog(self.compare.window())
+            self.reference.picked.connect(self.set_color)
+        self.reference.show()
+        self.reference.raise_()
+        return self.reference
+
+    def _key(self, command: str) -> None:
+        if command == "delete":
+            self.remove_point(self.selected)
+        elif command == "undo":
+            self.stack.undo()
+        elif command == "redo":
+            self.stack.redo()
+
+    # ------------------------------------------------------------------ the sidecar
+    def save(self) -> bool:
+        """Write the points to the photo's sidecar (none left: remove it); say so when it cannot be."""
+        item = self.item
+        if item is None:
+            return False
+        path = sidecar_path(item.source)
+        try:
+            if self.points:
+                write_hints(path, PhotoHints(self.points))
+            elif path.exists():
+                path.unlink()
+        except OSError as exc:
+            self.unsaved[item.id] = self.points
+            self.queue.set_hints(item.id, len(self.points), "not saved")
+            reason = exc.strerror or str(exc)
+            self.message.emit(f"Cannot save the hints of {item.source.name} in {path.parent} ({reason}): they are "
+                              "kept in this window only, and Start and colorize-batch do not see them. Make the "
+                              "folder writable, then press Save hints.", 0)
+            log.warning("hints of %s not saved to %s: %s", item.source, path, reason)
+            self._refresh()
+            return False
+        was_unsaved = self.unsaved.pop(item.id, None) is not None
+        self.queue.set_hints(item.id, len(self.points))
+        if was_unsaved:
+            self.message.emit(f"Hints of {item.source.name} saved in {path.name}.", 5000)
+        self._refresh()
+        return True
+
+    def unsaved_items(self) -> list[QueueItem]:
+        return [i for i in self.queue.items() if i.id in self.unsaved]
+
+    def close(self) -> None:
+        self.previewer.close()
+        if self.reference is not None:
+            self.reference.close()

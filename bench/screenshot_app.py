@@ -8,6 +8,8 @@ Scenes (each a fresh window, saved under docs/screenshots/):
   film      app-film.png      two films: one colorized (before/after at a frame), one in progress (frame progress, ETA)
   cancel    app-cancel.png    a photo run cancelled part way: what was done, what was cancelled
   backends  app-backends.png  the backend choice on this machine (a CPU-only machine: why no GPU)
+  hints     app-hints.png     hint mode on the astronaut: the flag the model leaves gray, made red and blue by 3
+                              hints (clicks on the photo, the live preview right of the split)
 
 The home folder is a temporary one (``--home``, default /home/ada, removed afterwards when this script
 made it), holding copies of assets/samples under ~/Pictures/Family scans and short films made from
@@ -29,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCENES = ("photos", "film", "cancel", "backends")
+SCENES = ("photos", "film", "cancel", "backends", "hints")
 
 
 def tiny_model(folder: Path) -> Path:
@@ -190,6 +192,36 @@ class Shots:
         window = self.window("backends")
         box = window.settings_panel.backend.parentWidget()
         self.save(box, "app-backends.png")
+        window.close()
+
+
+    def hints(self) -> None:
+        """Hint mode: three clicks on the flag (two red stripes, the blue canton) with the flag's colors."""
+        from PySide6.QtCore import QEvent, Qt
+        from PySide6.QtGui import QMouseEvent
+
+        window = self.window("hints")
+        window.add_paths([self.pictures])
+        self.select(window, "astronaut.jpg")
+        view, editor = window.compare.view, window.hints
+        wait_until(self.app, view.has_image, 60)
+        editor.action.trigger()
+        if not wait_until(self.app, lambda: view.hint_preview() is not None, 120):
+            raise SystemExit("the hint preview did not come")
+        shown = []
+        editor.preview_ready.connect(shown.append)
+        for x, y, color in ((20, 290, "#b22234"), (75, 200, "#b22234"), (22, 60, "#3c3b6e")):
+            pos = view.photo_to_view(x, y)
+            for kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease):  # a real click
+                self.app.sendEvent(view, QMouseEvent(kind, pos, view.mapToGlobal(pos), Qt.MouseButton.LeftButton,
+                                                     Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+            editor.set_color(color)  # then its color (a swatch, the color dialog or the reference photo)
+            count = len(shown)
+            wait_until(self.app, lambda count=count: len(shown) > count, 30)
+        print(f"hint preview latency: {', '.join(f'{s * 1000:.0f} ms' for s in shown)}", file=sys.stderr)
+        view.set_split(view.image_rect().x() / view.width() + 0.01)  # the preview over almost all the photo
+        editor.select(-1)
+        self.save(window, "app-hints.png")
         window.close()
 
 

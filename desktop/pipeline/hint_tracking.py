@@ -56,7 +56,7 @@ class TrackParams:
     size: int = 320  # long side of the L the points are tracked on (never upscaled)
     window: int = 21  # LK window (pixels of the tracking image)
     levels: int = 3  # LK pyramid levels above the image
-    min_eigen: float = 1e-3  # LK's minimum eigenvalue test: below it the point has too little texture
+    min_eigen: float = 1e-4  # LK's minimum eigenvalue test (OpenCV's default): below it, too little texture
     fb_error: float = 0.7  # forward-backward check: pixels of the tracking image
     margin: float = 2.0  # a point closer than this to the border has left the frame
     patch: int = 7  # side of the patch compared from frame to frame

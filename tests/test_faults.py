@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -335,3 +336,42 @@ def test_the_progress_bar_counts_what_was_processed_not_what_a_stop_cancelled(ca
     bars.close()
     drawn = capsys.readouterr().err.splitlines()[-1]
     assert "2/4" in drawn and "not finished=2" in drawn and "4/4" not in drawn
+
+
+_CRASH_ON = r"""
+import ctypes, sys
+from colorizer.desktop.pipeline import stages
+write_image = stages.write_image
+def crashing(path, *args, **kwargs):
+    if "p05" in str(path):
+        ctypes.string_at(0)  # a native crash while writing p05's output, as simplejpeg's was
+    return write_image(path, *args, **kwargs)
+stages.write_image = crashing
+from colorizer.desktop.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_after_a_native_crash_the_next_run_resumes_and_names_the_file_being_written(model, photos, tmp_path):
+    out = tmp_path / "out"
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_ON, str(photos), "-o", str(out), "--model", str(model),
+                              "-q"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    assert crashed.returncode == -signal.SIGSEGV, crashed.stderr[-2000:]
+    assert not (out / "colorize-report.json").exists()  # a crash writes no report; the next run does
+    check_outputs(out, leftovers_allowed=True)  # what is under a final name is complete
+
+    again = start([photos, "-o", out, "--model", model])
+    err = again.communicate(timeout=120)[1]
+    assert again.returncode == EXIT_OK, err
+    assert "stopped while working on" in err and "p05.jpg" in err  # the file the crash was writing
+    report = check_outputs(out, out / "colorize-report.json")
+    assert report["summary"]["done"] + report["summary"]["skipped"] == 24 and report["summary"]["done"] >= 1
+    died = report["previous_run_died"]
+    assert any(p.endswith("p05.jpg") for p in died["in_flight"]) and "process" in died["run"]
+    assert {f["status"] for f in report["files"] if f["input"].endswith("p05.jpg")} == {"done"}
+
+    third = start([photos, "-o", out, "--model", model])  # a clean run leaves nothing in flight: no more notes
+    err = third.communicate(timeout=120)[1]
+    assert third.returncode == EXIT_OK and "stopped while working on" not in err
+    assert "previous_run_died" not in read_report(out / "colorize-report.json")

@@ -138,6 +138,8 @@ class BatchRunner:
         return self._results
 
     def _report(self, result: FileResult) -> None:
+        if self.journal is not None:
+            self.journal.finished_with(result.input)
         with self._lock:
             self._results.append(result)
             n = len(self._results)
@@ -169,6 +171,8 @@ class BatchRunner:
         if self.cancel.cancelled:
             self._head.written.set()
             return
+        if self.journal is not None:
+            self.journal.working_on(task.source)
         photo = _Photo(task, time.time(), first=index == 0)
 
         def admit(header: ImageHeader) -> None:  # before decoding: its memory, then its place in the budget

@@ -58,28 +58,37 @@ class OutputFolderBusy(ColorizerError):
         self.folder, self.holder = folder, holder
 
 
-def _holder_text(fd: int) -> str:
-    """Who holds the run lock, as its holder wrote it (empty if unreadable)."""
+def _holder_info(fd: int) -> dict:
+    """What the run that holds (or last held) the lock wrote in it: pid, start, command, inputs in flight."""
     try:
-        data = os.pread(fd, 4096, 0)
-        info = json.loads(data.decode("utf-8", errors="replace") or "{}")
+        size = os.fstat(fd).st_size
+        info = json.loads(os.pread(fd, size, 0).decode("utf-8", errors="replace") or "{}") if size else {}
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _holder_text(info: dict) -> str:
+    """A run, in words, from what it wrote in the lock (empty if it wrote nothing usable)."""
+    try:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["started"])))
         return f"process {int(info['pid'])}, started {when}: {info.get('command', '?')}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return ""
 
 
-def _claim(fd: int, folder: Path) -> None:
-    """Take the folder's run lock for this process or raise :class:`OutputFolderBusy`; say who we are."""
+def _claim(fd: int, folder: Path) -> dict:
+    """Take the folder's run lock for this process or raise :class:`OutputFolderBusy`; returns what
+    the previous holder left in it (a run that ended cleanly leaves nothing in flight)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise OutputFolderBusy(folder, _holder_text(fd)) from None
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:1000] if sys.argv and sys.argv[0] else "?"
-    info = json.dumps({"pid": os.getpid(), "started": time.time(), "command": command}).encode()
-    with contextlib.suppress(OSError):  # who we are is a courtesy to the next run; the lock is what counts
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info, 0)
+        raise OutputFolderBusy(folder, _holder_text(_holder_info(fd))) from None
+    return _holder_info(fd)
+
+
+def _command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:1000] if sys.argv and sys.argv[0] else "?"
 
 
 def other_run(folder: Path) -> str | None:
@@ -93,7 +102,7 @@ def other_run(folder: Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return _holder_text(fd) or "another process"
+        return _holder_text(_holder_info(fd)) or "another process"
     except OSError:
         return None
     finally:
@@ -135,6 +144,9 @@ class RunJournal:
         self._marker = -1
         self._journal = -1
         self._lines = 0  # lines in the journal file when it was read
+        self._in_flight: set[str] = set()  # inputs between their first read and their result
+        self._identity = {"pid": os.getpid(), "started": time.time(), "command": _command_line()}
+        self.previous_run: dict | None = None  # a run that died here: who it was, what it was working on
 
     @classmethod
     def open(cls, root: Path, folders: Iterable[Path] = ()) -> RunJournal:
@@ -145,10 +157,16 @@ class RunJournal:
         root.mkdir(parents=True, exist_ok=True)
         journal._marker = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            _claim(journal._marker, root)
+            previous = _claim(journal._marker, root)
         except BaseException:
             journal.close()
             raise
+        if previous.get("in_flight"):  # it died (a crash, kill -9, a second Ctrl-C) with these unfinished
+            journal.previous_run = {"run": _holder_text(previous), "in_flight": list(previous["in_flight"])}
+            log.warning("the last run in %s (%s) stopped while working on %s: %s done again now if not finished",
+                        root, journal.previous_run["run"] or "unknown", ", ".join(previous["in_flight"]),
+                        "it is" if len(previous["in_flight"]) == 1 else "they are")
+        journal._publish()
         journal._load()
         removed = remove_leftovers({root, *folders})
         if removed:
@@ -226,6 +244,28 @@ class RunJournal:
             except OSError as exc:  # a full disk: the output is checked again by the next run
                 log.info("could not add %s to the journal: %s", output, exc)
 
+    def working_on(self, source: Path) -> None:
+        """``source`` is being read, colorized or written: should this process die now (a native
+        crash, a kill), the next run says so. Cheap: a small write to the lock file, no fsync."""
+        with self._lock:
+            self._in_flight.add(str(source))
+            self._publish()
+
+    def finished_with(self, source: Path) -> None:
+        with self._lock:
+            if str(source) in self._in_flight:
+                self._in_flight.discard(str(source))
+                self._publish()
+
+    def _publish(self) -> None:
+        """Who this run is and what it is working on, in the lock file (for the next run, or a second one)."""
+        if self._marker < 0:
+            return
+        data = json.dumps(self._identity | {"in_flight": sorted(self._in_flight)}).encode()
+        with contextlib.suppress(OSError):  # a courtesy to the next run; the lock is what counts
+            os.pwrite(self._marker, data, 0)
+            os.ftruncate(self._marker, len(data))
+
     def _set_hints(self, key: str, hints: str | None) -> None:
         if hints:
             self._hints[key] = str(hints)
@@ -233,7 +273,10 @@ class RunJournal:
             self._hints.pop(key, None)
 
     def close(self) -> None:
+        """The run ended (however): nothing is in flight any more; the folder is free."""
         with self._lock:
+            self._in_flight.clear()
+            self._publish()
             for fd in (self._journal, self._marker):
                 if fd >= 0:
                     with contextlib.suppress(OSError):

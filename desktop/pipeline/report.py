@@ -69,8 +69,9 @@ def write_report(path: Path, results: Sequence[FileResult], *, backend: str, set
 
 
 def report_bytes(results: Sequence[FileResult], *, backend: str, settings: dict, started: float,
-                 finished: float | None = None, interrupted: bool = False) -> bytes:
-    """The JSON report (see :func:`write_report`) as bytes."""
+                 finished: float | None = None, interrupted: bool = False, previous_run: dict | None = None) -> bytes:
+    """The JSON report (see :func:`write_report`) as bytes. ``previous_run``: the run before this one
+    in the output folder, when it died with inputs unfinished (who it was, which inputs)."""
     finished = finished or time.time()
     report = {
         "report_version": REPORT_VERSION,
@@ -85,4 +86,6 @@ def report_bytes(results: Sequence[FileResult], *, backend: str, settings: dict,
         "summary": summarize(results),
         "files": [r.to_dict() for r in sorted(results, key=lambda r: str(r.input))],
     }
+    if previous_run:
+        report["previous_run_died"] = previous_run
     return (json.dumps(report, indent=2, default=str) + "\n").encode()

@@ -81,8 +81,14 @@ def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSetti
         elif images:
             BatchRunner(backend, settings.images, results, cancel, journal).run(images)
         for task in others:
-            results(FileResult.cancelled(task) if cancel.cancelled else
-                    _run_film(task, backend, settings, frame_progress, cancel, journal))
+            if cancel.cancelled:
+                results(FileResult.cancelled(task))
+                continue
+            if journal is not None:
+                journal.working_on(task.source)
+            results(_run_film(task, backend, settings, frame_progress, cancel, journal))
+            if journal is not None:
+                journal.finished_with(task.source)
     except Exception as exc:  # never leave a caller waiting: what is left fails with the reason
         log.info("the run failed", exc_info=True)
         finished = {r.input for r in results.items}
@@ -123,10 +129,12 @@ class ReportedRun:
         self._outcome: RunOutcome | None = None
         self.started = time.time()
         self.reserved: ReservedFile | None = None
+        self.previous_run: dict | None = None  # the last run in the folder, if it died mid-file
 
     def execute(self) -> RunOutcome:
         self.started = time.time()
         journal = self._open_journal()
+        self.previous_run = journal.previous_run if journal is not None else None
         reserved = self._reserve_report()
         try:
             run_tasks(self.tasks, self.backend, self.settings, frame_progress=self.frame_progress, cancel=self.cancel,
@@ -176,7 +184,8 @@ class ReportedRun:
             report, error = None, None
             try:
                 data = report_bytes(results, backend=name, settings=self.settings.to_report(self.model, **extra),
-                                    started=self.started, interrupted=self.cancel.cancelled)
+                                    started=self.started, interrupted=self.cancel.cancelled,
+                                    previous_run=self.previous_run)
                 reserved = reserved or ReservedFile(self.report_path, len(data))  # not gated: written even if abandoned
                 report = reserved.commit(data)
             except Exception as exc:  # noqa: BLE001 - a report that cannot be written is said, never a crash

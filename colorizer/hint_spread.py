@@ -21,7 +21,7 @@ Everything is vectorized numpy/OpenCV at render size: its cost does not depend o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -65,9 +65,15 @@ class RenderHints:
     hints: PhotoHints  # the hints as given (the report lists them)
     digest: str
     params: SpreadParams = DEFAULT_PARAMS
+    weights: np.ndarray | None = None  # (n, h, w) hint_weights computed ahead (a film's decode thread); None: later
 
     def __len__(self) -> int:
         return len(self.ab)
+
+    def with_weights(self, lum: np.ndarray) -> RenderHints:
+        """These hints with their weights over the render-size L ``lum`` computed now (they depend on L
+        and the places only, not on the prediction): :func:`spread_hints` then only applies them."""
+        return replace(self, weights=hint_weights(np.asarray(lum, np.float32), self, self.params))
 
 
 def place_hints(hints: PhotoHints, full_hw: tuple[int, int], render_hw: tuple[int, int],
@@ -204,7 +210,7 @@ def spread_hints(ab: np.ndarray, lum: np.ndarray, hints: RenderHints, params: Sp
     params = params or hints.params
     target = hints.ab / np.float32(scale)
     residual = target - patch_means(out, hints)  # (n, 2)
-    weights = hint_weights(lum, hints, params)
+    weights = hints.weights if hints.weights is not None and params == hints.params else hint_weights(lum, hints, params)
     total = weights.sum(axis=0)
     np.maximum(total, np.float32(params.floor), out=total)
     for c in range(2):

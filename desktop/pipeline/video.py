@@ -54,7 +54,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -207,6 +207,8 @@ def _produce(frames: Iterable[tuple[P, Any]], ready: queue.Queue, stop: threadin
             prepared = frame_format.prepare(picture, render_size, multiple)
             if hint_plan is not None:
                 prepared = prepared.with_hints(hint_plan.hints_at(index), picture_hw(picture))
+                if prepared.hints is not None:  # the spread's weights here, beside the inference thread
+                    prepared = replace(prepared, hints=prepared.hints.with_weights(prepared.l_small))
             kept = picture if frame_format.keeps_picture else None
             del picture
             if not _put(ready, _Pending(payload, prepared, kept), stop):

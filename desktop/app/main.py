@@ -130,27 +130,36 @@ def show_about(window) -> None:
     QMessageBox.about(window, "About Colorizer", "<br>".join(lines))
 
 
-def _run_and_quit(app, window) -> None:
-    """Start the queue once the backends are known; quit when the run ends (exit code 0: all done)."""
+def _run_and_quit(window) -> dict:
+    """Start the queue once the backends are known; close the window when the run ends. The exit
+    code (0: every file done) is put in the dict returned."""
     from PySide6.QtCore import QTimer
 
     from colorizer.desktop.core import Status
+
+    exit_code = {"code": 1}
 
     def finished(outcome) -> None:
         done = [r for r in outcome.results if r.status in (Status.DONE, Status.SKIPPED)]
         print(f"colorizer: {len(done)} of {len(outcome.results)} done on {outcome.backend}"
               + (f" ({outcome.error})" if outcome.error else ""), flush=True)
+        exit_code["code"] = 0 if done and len(done) == len(outcome.results) and not outcome.error else 1
         window.confirm_stop = lambda: True
-        app.exit(0 if done and len(done) == len(outcome.results) and not outcome.error else 1)
+        QTimer.singleShot(0, window.close)  # closing waits for the previews being loaded
 
     def start_when_ready() -> None:
         if window.settings_panel.detection is None:
             QTimer.singleShot(100, start_when_ready)
+        elif not window.queue.items():
+            print("colorizer: nothing to colorize", flush=True)
+            exit_code["code"] = 2
+            window.close()
         else:
             window.start()
 
     window.run_finished.connect(finished)
     QTimer.singleShot(0, start_when_ready)
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,15 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [Path(a) for a in argv[1:] if not a.startswith("-")]
     if inputs:
         window.add_paths(inputs)
-    if "--run-and-quit" in argv[1:]:
-        _run_and_quit(app, window)
+    run_and_quit = _run_and_quit(window) if "--run-and-quit" in argv[1:] else None
     # Ctrl-C in the terminal closes the window the normal way (asking first during a run); the timer
     # lets Python run its signal handler while Qt's event loop waits.
     signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QTimer(interval=300)
     wake.timeout.connect(lambda: None)
     wake.start()
-    return app.exec()
+    code = app.exec()
+    return run_and_quit["code"] if run_and_quit is not None else code
 
 
 if __name__ == "__main__":

@@ -247,9 +247,20 @@ class ReservedFile:
         _LIVE.discard(self.partial)
 
 
-def write_error_reason(exc: OSError) -> str:
-    """A short reason a user can act on for an error while writing a file (disk full, read-only...)."""
+def os_error_reason(exc: OSError, *, reading: bool = False) -> str:
+    """A short reason a user can act on for an error on a file: while ``reading`` it (not found, not
+    readable...) or writing it (disk full, read-only...). The one errno -> message table."""
     code = exc.errno
+    if reading:
+        if isinstance(exc, FileNotFoundError):
+            return "file not found"
+        if isinstance(exc, IsADirectoryError):
+            return "is a directory, not a file"
+        if isinstance(exc, PermissionError):
+            return "permission denied (the file is not readable by this user)"
+        if code == errno.EINVAL and exc.strerror:
+            return exc.strerror
+        return f"cannot read the file ({exc.strerror or exc})"
     if code == errno.ENOSPC:
         return "disk full (no space left on the device)"
     if code == errno.EDQUOT:

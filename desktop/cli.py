@@ -320,7 +320,9 @@ def _print_summary(outcome, quiet: bool, note: str = "") -> None:
     if quiet and not counts["failed"] and outcome.report is not None:
         return
     where = outcome.report or f"NOT WRITTEN ({outcome.report_error})"
-    skipped = f"{counts['skipped']} skipped" + (" (outputs exist; --overwrite redoes them)" if counts["skipped"] else "")
+    skipped = f"{counts['skipped']} skipped"
+    if counts["skipped"]:
+        skipped += " (outputs exist; --overwrite redoes them)"
     print(f"{counts['done']} colorized, {skipped}, {counts['failed']} failed, "
           f"{counts['cancelled']} not finished; report: {where}" + (f" ({note})" if note else ""), file=sys.stderr)
 

@@ -13,12 +13,12 @@ from PySide6.QtWidgets import QPlainTextEdit
 from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
 from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader, VideoFrames
 from colorizer.desktop.app.queue_model import DONE, FAILED, SKIPPED, QueueItem
-
-FINISHED = (DONE, SKIPPED)  # the row's output is there: colorized now, or before (a skipped row)
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.pipeline.frames import find_frame_sequences
 
 log = logging.getLogger(__name__)
+
+FINISHED = (DONE, SKIPPED)  # the row's output is there: colorized now, or before (a skipped row)
 
 DETAILS_HINT = "Select a row to see where its output goes and, for a failure, the whole message."
 

@@ -38,8 +38,8 @@ from colorizer.contract import ContractError
 from colorizer.desktop import backends
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import CancelToken
-from colorizer.desktop.pipeline.report import FileResult, summarize
 from colorizer.desktop.pipeline.journal import OutputFolderBusy
+from colorizer.desktop.pipeline.report import FileResult, summarize
 from colorizer.desktop.pipeline.run import run_and_report
 from colorizer.desktop.pipeline.tasks import Task
 

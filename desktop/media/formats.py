@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 from colorizer.desktop.media.errors import ImageReadError
-from colorizer.fileio import FORMAT_ALIASES, FORMAT_SUFFIXES, FORMATS, PathLike
+from colorizer.fileio import FORMAT_ALIASES, FORMAT_SUFFIXES, FORMATS, PathLike, os_error_reason
 
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
@@ -74,7 +74,7 @@ def detect_format(path: PathLike) -> str | None:
         with open(path, "rb") as fh:
             header = fh.read(SNIFF_BYTES)
     except OSError as exc:
-        raise ImageReadError(path, os_error_reason(exc)) from exc
+        raise ImageReadError(path, os_error_reason(exc, reading=True)) from exc
     return detect_format_bytes(header)
 
 
@@ -124,18 +124,6 @@ def suffix_for_format(fmt: str, *, source: PathLike | None = None) -> str:
         if source_suffix.lower() in suffixes:
             return source_suffix
     return suffixes[0]
-
-
-def os_error_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    if isinstance(exc, PermissionError):
-        return "permission denied (the file is not readable by this user)"
-    if exc.errno == errno.EINVAL and exc.strerror:
-        return exc.strerror
-    return f"cannot read the file ({exc.strerror or exc})"
 
 
 def not_an_image_reason(header: bytes) -> str:

@@ -38,11 +38,10 @@ from colorizer.desktop.media.formats import (
     check_regular_file,
     detect_format_bytes,
     not_an_image_reason,
-    os_error_reason,
 )
 from colorizer.desktop.media.image_metadata import ImageMetadata, read_metadata
 from colorizer.desktop.media.tiff_tags import reset_orientation
-from colorizer.fileio import PathLike
+from colorizer.fileio import PathLike, os_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def _read_file(path: Path) -> bytes:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise ImageReadError(path, os_error_reason(exc)) from exc
+        raise ImageReadError(path, os_error_reason(exc, reading=True)) from exc
     if not data:
         raise ImageReadError(path, "empty file (0 bytes)")
     return data

@@ -49,7 +49,7 @@ from colorizer.desktop.media.errors import ImageWriteError
 from colorizer.desktop.media.formats import ALPHA_FORMATS, SIXTEEN_BIT_FORMATS, canonical_format, format_for_suffix
 from colorizer.desktop.media.image_metadata import PNG_SKIPPED_TEXT_PREFIXES, TAG_XMP, ImageMetadata
 from colorizer.desktop.media.tiff_tags import EXIF_PREFIX, append_exif_tags
-from colorizer.fileio import PathLike, atomic_write, to_bit_depth, write_error_reason
+from colorizer.fileio import PathLike, atomic_write, os_error_reason, to_bit_depth
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _write_atomically(path: Path, data: memoryview) -> None:
     try:
         atomic_write(path, data)
     except OSError as exc:
-        raise ImageWriteError(path, write_error_reason(exc)) from exc
+        raise ImageWriteError(path, os_error_reason(exc)) from exc
 
 
 def _encode(

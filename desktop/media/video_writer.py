@@ -35,7 +35,7 @@ from colorizer.desktop.media.video_source import (
     sws_colorspace,
 )
 from colorizer.desktop.media.yuv import BOTTOM_FIELD_FIRST, TOP_FIELD_FIRST, LumaPicture
-from colorizer.fileio import to_uint8, write_error_reason
+from colorizer.fileio import os_error_reason, to_uint8
 
 av = LazyModule("av")  # PyAV is imported on first use: photo runs never load it
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ class VideoWriter:
 
 def _write_reason(exc: Exception) -> str:
     """Disk full, read-only... in words; FFmpeg's own message otherwise."""
-    return write_error_reason(exc) if isinstance(exc, OSError) and exc.errno else str(exc)
+    return os_error_reason(exc) if isinstance(exc, OSError) and exc.errno else str(exc)
 
 
 def _copy_stream_tags(src, dst) -> None:

@@ -50,7 +50,7 @@ from colorizer.desktop.pipeline.video import (
     check_written_video,
     colorize_frames,
 )
-from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly, write_error_reason
+from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, os_error_reason, remove_quietly
 from colorizer.hints import FilmHints, HintsError, hints_digest
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     except ValueError as exc:
         return FileResult.failed(task, str(exc), backend.name)
     except OSError as exc:
-        return FileResult.failed(task, f"{dst_dir}: cannot write ({write_error_reason(exc)})", backend.name)
+        return FileResult.failed(task, f"{dst_dir}: cannot write ({os_error_reason(exc)})", backend.name)
     except Exception as exc:
         log.info("colorizing frames %s failed", sequence.folder, exc_info=True)
         return FileResult.failed(task, f"{sequence.folder}: colorization failed ({type(exc).__name__}: {exc})",

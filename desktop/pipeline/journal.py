@@ -319,7 +319,7 @@ def output_done(output: Path, kind: TaskKind, journal: RunJournal | None, hints:
 
 def check_writable(folder: Path) -> str | None:
     """Why nothing can be written in ``folder`` (created if needed), or None when a file can be."""
-    from colorizer.fileio import atomic_path, write_error_reason
+    from colorizer.fileio import atomic_path, os_error_reason
 
     try:
         with atomic_path(Path(folder) / ".colorize-write-test") as probe:
@@ -333,7 +333,7 @@ def check_writable(folder: Path) -> str | None:
     except _Probed:
         return None
     except OSError as exc:
-        return f"cannot write in the output folder {folder}: {write_error_reason(exc)}"
+        return f"cannot write in the output folder {folder}: {os_error_reason(exc)}"
 
 
 class _Probed(Exception):

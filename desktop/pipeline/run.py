@@ -24,7 +24,7 @@ from colorizer.desktop.pipeline.report import FileResult, report_bytes
 from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
 from colorizer.desktop.pipeline.tasks import Rejected, Task
 from colorizer.desktop.pipeline.video import FrameProgressCallback, colorize_video, output_suffix
-from colorizer.fileio import ReservedFile, abandon_writes, write_error_reason
+from colorizer.fileio import ReservedFile, abandon_writes, os_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class ReportedRun:
                 report = reserved.commit(data)
             except Exception as exc:  # noqa: BLE001 - a report that cannot be written is said, never a crash
                 error = f"could not write the report {self.report_path}: " + (
-                    write_error_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")
+                    os_error_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")
                 log.warning("%s", error)
                 if reserved is not None:
                     reserved.discard()

@@ -76,7 +76,7 @@ from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.stages import SKIP_REASON
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
-from colorizer.fileio import atomic_path, os_error_reason
+from colorizer.fileio import atomic_path, write_error_reason
 from colorizer.hints import FilmHints, HintsError, hints_digest
 
 log = logging.getLogger(__name__)
@@ -316,8 +316,8 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
     scene cuts) and merged with their L on a color thread; the caller's thread
     takes them in order (to encode them). With a ``hint_plan`` (:mod:`.hint_tracking`) each frame
     gets its tracked hints, spread over its smoothed ab before the merge. At most
-    ``3 * batch_size + 2 * temporal_radius + 2`` frames are held. Errors of the ``frames`` iterator, the backend or the frame format are re-raised here;
-    :class:`Cancelled` on cancel.
+    ``3 * batch_size + 2 * temporal_radius + 2`` frames are held. Errors of the ``frames`` iterator,
+    the backend or the frame format are re-raised here; :class:`Cancelled` on cancel.
     """
     cancel = cancel or CancelToken()
     frame_format = frame_format or RgbFrames()
@@ -397,7 +397,7 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
     except VideoError as exc:
         return FileResult.failed(task, str(exc), backend.name)
     except OSError as exc:
-        return FileResult.failed(task, f"cannot write video '{dst}': {os_error_reason(exc)}", backend.name)
+        return FileResult.failed(task, f"cannot write video '{dst}': {write_error_reason(exc)}", backend.name)
     except MemoryError:
         return FileResult.failed(task, f"{src}: not enough memory to colorize it", backend.name)
     except Exception as exc:

@@ -3,9 +3,9 @@
 A test film with known truth is generated into a temporary folder (nothing is written into the
 project): shot 1 is a color photo seen through a moving crop -- a pan and a zoom over ``--shot1``
 frames (default 120; the crop's center moves ``--pan`` of the photo's width, default 0.3, while
-it shrinks from 0.7 to 0.5 of the width: a 1.4x zoom) -- and shot 2, after a hard cut, another photo slowly panned (``--shot2``
-frames). The film is black-and-white as ``bench/video_color_check.py --gray lab`` makes it (each
-frame's gray from its Lab L, H.264 CRF 12). ``--hints`` (default 5) ground-truth hints are put on
+it shrinks from 0.7 to 0.5 of the width: a 1.4x zoom) -- and shot 2, after a hard cut, another
+photo slowly panned (``--shot2`` frames). The film is black-and-white as
+``bench/video_color_check.py --gray lab`` makes it (each frame's gray from its Lab L, H.264 CRF 12). ``--hints`` (default 5) ground-truth hints are put on
 one key frame of shot 1 (``--key``, default 40: near the start): 3x3 px patches of the true key
 frame at fixed places of a grid, each colored with its patch's mean Lab (as a user picks a color;
 only its chroma is used).
@@ -158,7 +158,8 @@ def main() -> None:
     p.add_argument("--shot1", type=int, default=120)
     p.add_argument("--shot2", type=int, default=40)
     p.add_argument("--key", type=int, default=40, help="the key frame (in shot 1)")
-    p.add_argument("--pan", type=float, default=0.3, help="how far shot 1's crop moves, a fraction of the photo's width")
+    p.add_argument("--pan", type=float, default=0.3,
+                   help="how far shot 1's crop moves, a fraction of the photo's width")
     p.add_argument("--hints", type=int, default=5, choices=range(1, len(GRID) + 1))
     p.add_argument("--model", type=Path, default=None)
     args = p.parse_args()
@@ -188,7 +189,8 @@ def main() -> None:
         de = {name: [delta_e2000(t, f) for t, f in zip(truth, frames, strict=True)]
               for name, (frames, _, _) in runs.items()}
         print(machine())
-        print(f"photos {args.photos}: #{args.first} (shot 1: {args.shot1} frames, pan {args.pan:g} of its width + zoom 1.4x), "
+        print(f"photos {args.photos}: #{args.first} (shot 1: {args.shot1} frames, pan {args.pan:g} of its width "
+              f"+ zoom 1.4x), "
               f"#{args.first + 1} (shot 2: {args.shot2} frames); {WIDTH}x{HEIGHT}; key frame {args.key}, "
               f"{args.hints} hints (3x3 px true patches); model {backend.contract.model_name} "
               f"{backend.contract.model_version} on {backend.name}")

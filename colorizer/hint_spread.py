@@ -210,7 +210,8 @@ def spread_hints(ab: np.ndarray, lum: np.ndarray, hints: RenderHints, params: Sp
     params = params or hints.params
     target = hints.ab / np.float32(scale)
     residual = target - patch_means(out, hints)  # (n, 2)
-    weights = hints.weights if hints.weights is not None and params == hints.params else hint_weights(lum, hints, params)
+    ahead = hints.weights is not None and params == hints.params  # computed with the same L and parameters
+    weights = hints.weights if ahead else hint_weights(lum, hints, params)
     total = weights.sum(axis=0)
     np.maximum(total, np.float32(params.floor), out=total)
     for c in range(2):

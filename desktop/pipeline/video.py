@@ -76,7 +76,7 @@ from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.stages import SKIP_REASON
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
-from colorizer.fileio import atomic_path, write_error_reason
+from colorizer.fileio import atomic_path, os_error_reason
 from colorizer.hints import FilmHints, HintsError, hints_digest
 
 log = logging.getLogger(__name__)
@@ -397,7 +397,7 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
     except VideoError as exc:
         return FileResult.failed(task, str(exc), backend.name)
     except OSError as exc:
-        return FileResult.failed(task, f"cannot write video '{dst}': {write_error_reason(exc)}", backend.name)
+        return FileResult.failed(task, f"cannot write video '{dst}': {os_error_reason(exc)}", backend.name)
     except MemoryError:
         return FileResult.failed(task, f"{src}: not enough memory to colorize it", backend.name)
     except Exception as exc:

@@ -5,7 +5,8 @@ project): shot 1 is a color photo seen through a moving crop -- a pan and a zoom
 frames (default 120; the crop's center moves ``--pan`` of the photo's width, default 0.3, while
 it shrinks from 0.7 to 0.5 of the width: a 1.4x zoom) -- and shot 2, after a hard cut, another
 photo slowly panned (``--shot2`` frames). The film is black-and-white as
-``bench/video_color_check.py --gray lab`` makes it (each frame's gray from its Lab L, H.264 CRF 12). ``--hints`` (default 5) ground-truth hints are put on
+``bench/video_color_check.py --gray lab`` makes it (each frame's gray from its Lab L, H.264 CRF 12).
+``--hints`` (default 5) ground-truth hints are put on
 one key frame of shot 1 (``--key``, default 40: near the start): 3x3 px patches of the true key
 frame at fixed places of a grid, each colored with its patch's mean Lab (as a user picks a color;
 only its chroma is used).

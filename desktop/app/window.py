@@ -67,11 +67,22 @@ from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.formats import parse_format_option
 from colorizer.desktop.pipeline.frames import FrameSequence
 from colorizer.desktop.pipeline.report import FileResult
+from colorizer.fileio import FORMAT_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger("colorizer.app")
 
-FILE_FILTER = ("Photos and videos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.mp4 *.mkv *.mov *.avi *.webm);;"
-               "All files (*)")
+
+def file_filter() -> str:
+    """The Add files dialog's filter, from the runtime's tables of what it reads (files are still
+    recognized by content: the filter only names the likely suffixes)."""
+    photos = " ".join(f"*{s}" for suffixes in FORMAT_SUFFIXES.values() for s in suffixes)
+    videos = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))
+    return (f"Photos and videos ({photos} {videos});;Photos ({photos});;Videos ({videos});;"
+            "All files (*)")
+
+
+FILE_FILTER = file_filter()
+
 STATE_MESSAGES = {
     PAUSING: "Pausing: the batch in progress is finishing…",
     PAUSED: "Paused. Resume (Ctrl+P) goes on where it stopped.",

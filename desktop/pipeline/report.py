@@ -13,7 +13,6 @@ from pathlib import Path
 
 from colorizer import __version__
 from colorizer.desktop.core import Status
-from colorizer.fileio import atomic_write
 
 REPORT_VERSION = 1
 REPORT_NAME = "colorize-report.json"
@@ -61,17 +60,10 @@ def summarize(results: Sequence[FileResult]) -> dict[str, int]:
     return {s.value: counts.get(s, 0) for s in Status} | {"total": len(results)}
 
 
-def write_report(path: Path, results: Sequence[FileResult], *, backend: str, settings: dict,
-                 started: float, finished: float | None = None, interrupted: bool = False) -> Path:
-    """Write the JSON report atomically; returns its path. ``settings``: see ``RunSettings.to_report``."""
-    return atomic_write(path, report_bytes(results, backend=backend, settings=settings, started=started,
-                                           finished=finished, interrupted=interrupted))
-
-
 def report_bytes(results: Sequence[FileResult], *, backend: str, settings: dict, started: float,
                  finished: float | None = None, interrupted: bool = False, previous_run: dict | None = None) -> bytes:
-    """The JSON report (see :func:`write_report`) as bytes. ``previous_run``: the run before this one
-    in the output folder, when it died with inputs unfinished (who it was, which inputs)."""
+    """The JSON report as bytes (``run.ReportedRun`` writes it atomically). ``previous_run``: the run
+    before this one in the output folder, when it died with inputs unfinished (who, which inputs)."""
     finished = finished or time.time()
     report = {
         "report_version": REPORT_VERSION,

@@ -14,7 +14,7 @@ before upsampling) and need no PyAV:
   so moving objects leave no color trails. The window never reaches across a scene cut. It needs
   ``radius`` frames of lookahead: :meth:`TemporalSmoother.push` returns frames as soon as their
   window is complete, and holds at most ``2 * radius + 1`` frames.
-* :class:`FlickerMeter` / :func:`flicker_metric` -- mean frame-to-frame change of chroma
+* :class:`FlickerMeter` -- mean frame-to-frame change of chroma
   (Euclidean distance in the ab plane, CIELAB units) over *static* pixels, whose luminance
   changed by less than ``static_threshold`` L units; pairs of frames across a cut are left out.
   Lower is steadier; 0 means the color of static content never changes.
@@ -120,10 +120,6 @@ class TemporalSmoother(Generic[T]):
         self._next_emit = 0
         self._shot = 0
 
-    @property
-    def lookahead(self) -> int:
-        return self.radius
-
     def push(self, item: T, l_plane: np.ndarray, ab: np.ndarray, cut: bool = False) -> list[tuple[T, np.ndarray]]:
         if self.radius == 0:
             return [(item, ab)]
@@ -173,7 +169,9 @@ class TemporalSmoother(Generic[T]):
 
 
 class FlickerMeter:
-    """Running flicker value of a frame sequence (see :func:`flicker_metric`)."""
+    """Flicker of a sequence of ``(L (H, W), ab (H, W, 2))`` frames, CIELAB units: for each pair of
+    consecutive frames within a shot, the mean Euclidean ab change over the pixels whose L changed
+    by less than ``static_threshold``; :attr:`value` is the mean over pairs."""
 
     def __init__(self, static_threshold: float = 1.0, min_static_fraction: float = 0.01) -> None:
         self.static_threshold = static_threshold
@@ -200,18 +198,3 @@ class FlickerMeter:
     def value(self) -> float | None:
         """Mean chroma change per frame on static pixels (ab units), or None without a usable pair."""
         return self._sum / self.pairs if self.pairs else None
-
-
-def flicker_metric(frames: Iterable[tuple[np.ndarray, np.ndarray]], static_threshold: float = 1.0,
-                   cuts: Iterable[int] = ()) -> float | None:
-    """Flicker of a sequence of ``(L (H, W), ab (H, W, 2))`` frames, CIELAB units.
-
-    For each pair of consecutive frames within a shot (``cuts``: indices of frames that start a
-    new shot), the mean Euclidean ab change over the pixels whose L changed by less than
-    ``static_threshold``; the metric is the mean over pairs (None when no pair had static pixels).
-    """
-    cut_set = set(cuts)
-    meter = FlickerMeter(static_threshold)
-    for i, (l_plane, ab) in enumerate(frames):
-        meter.update(l_plane, ab, cut=i in cut_set)
-    return meter.value

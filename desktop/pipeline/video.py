@@ -54,7 +54,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -69,7 +69,7 @@ from colorizer.desktop.media.errors import VideoError, VideoReadError, VideoWrit
 from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
 from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames, picture_hw, picture_l
-from colorizer.desktop.pipeline.hint_tracking import HintPlan, plan_film_hints, read_film_hints
+from colorizer.desktop.pipeline.hint_tracking import FilmSpread, HintPlan, plan_film_hints, read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import VideoSettings
@@ -200,15 +200,14 @@ def _produce(frames: Iterable[tuple[P, Any]], ready: queue.Queue, stop: threadin
              hint_plan: HintPlan | None = None) -> None:
     """The decode thread: prepares each frame's L (and places its tracked hints); errors are carried
     to the consumer, which re-raises them."""
+    spread = FilmSpread()
     try:
         for index, (payload, picture) in enumerate(frames):
             if stop.is_set() or cancel.cancelled:
                 return
             prepared = frame_format.prepare(picture, render_size, multiple)
-            if hint_plan is not None:
-                prepared = prepared.with_hints(hint_plan.hints_at(index), picture_hw(picture))
-                if prepared.hints is not None:  # the spread's weights here, beside the inference thread
-                    prepared = replace(prepared, hints=prepared.hints.with_weights(prepared.l_small))
+            if hint_plan is not None:  # the spread's weights here, beside the inference thread
+                prepared = spread.prepare(prepared, hint_plan.hints_at(index), picture_hw(picture))
             kept = picture if frame_format.keeps_picture else None
             del picture
             if not _put(ready, _Pending(payload, prepared, kept), stop):
@@ -458,7 +457,7 @@ def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, setti
 
 def measure_flicker(path: os.PathLike | str, static_threshold: float = 1.0, max_frames: int | None = None,
                     size: int | None = 256, scene_cut_threshold: float = 10.0) -> float | None:
-    """The flicker metric (``temporal.flicker_metric``) of a video file, scene cuts left out."""
+    """The flicker metric (``temporal.FlickerMeter``) of a video file, scene cuts left out."""
     meter = FlickerMeter(static_threshold)
     detector = SceneCutDetector(scene_cut_threshold)
     for l_plane, ab in iter_lab_frames(path, max_frames, size):

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from app_helpers import stop_all
 from PySide6.QtCore import QSettings
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A tiny exported model (random weights)."""
-    from tiny_model import tiny_onnx
-
-    return tiny_onnx(tmp_path_factory.mktemp("app_model"))
 
 
 @pytest.fixture

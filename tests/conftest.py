@@ -8,6 +8,14 @@ import pytest
 from synthetic import synthetic_photo, write_rgb
 
 
+@pytest.fixture(scope="session")
+def model(tmp_path_factory) -> Path:
+    """A tiny exported model (random weights, FP32 ONNX): made once for the whole run."""
+    from tiny_model import tiny_onnx
+
+    return tiny_onnx(tmp_path_factory.mktemp("model"))
+
+
 @pytest.fixture
 def photo_folder(tmp_path: Path) -> Path:
     """16 colorful PNG photos in nested folders."""

@@ -12,7 +12,6 @@ import pytest
 import tifffile
 from PIL import Image
 from synthetic import synthetic_photo
-from tiny_model import tiny_generator_file
 
 from colorizer.contract import rgb_to_l
 from colorizer.desktop.backends import BackendError, onnxruntime, open_backend
@@ -24,14 +23,6 @@ from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline.batch import BatchRunner, colorize_array
 from colorizer.desktop.pipeline.settings import ImageSettings
 from colorizer.desktop.pipeline.tasks import plan
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ from faults import (
     start,
     wait_for_outputs,
 )
-from tiny_model import tiny_generator_file
 
 from colorizer import fileio
 from colorizer.desktop.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_TERMINATED
@@ -35,14 +34,6 @@ from colorizer.desktop.cli import main as batch_main
 from colorizer.desktop.pipeline.journal import LOCK_NAME, OutputFolderBusy, RunJournal
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, flock and mounts")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +235,8 @@ def test_a_second_run_into_a_busy_folder_stops_before_anything_and_names_the_fir
     out.mkdir()
     marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     fcntl.flock(marker, fcntl.LOCK_EX)  # a run holds the folder and says who it is
-    os.write(marker, json.dumps({"pid": 4242, "started": time.time(), "command": "colorize-batch scans -o out"}).encode())
+    holder = {"pid": 4242, "started": time.time(), "command": "colorize-batch scans -o out"}
+    os.write(marker, json.dumps(holder).encode())
     try:
         proc = start([photos, "-o", out, "--model", model])
         err = proc.communicate(timeout=120)[1]

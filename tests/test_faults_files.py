@@ -14,20 +14,11 @@ import numpy as np
 import pytest
 from faults import check_outputs, make_photos, read_report
 from PIL import Image
-from tiny_model import tiny_generator_file
 
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED
 from colorizer.desktop.cli import main as batch_main
 from colorizer.desktop.media.errors import ImageReadError
 from colorizer.desktop.media.image_read import read_image
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -10,10 +10,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import pytest
 from PIL import Image
 from test_video import FakeBackend
-from tiny_model import tiny_generator_file
 
 from colorizer.contract import gray_to_l
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED
@@ -182,14 +180,6 @@ def test_colorize_video_reports_key_frames_and_applied_counts(tmp_path):
         pb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
     assert len(pa) == len(pb) == 28
     assert all(not np.array_equal(x, y) for x, y in zip(pa, pb, strict=True))
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
 
 
 def colorize(inputs, out: Path, model: Path, *extra: str) -> int:

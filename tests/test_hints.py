@@ -9,7 +9,6 @@ import numpy as np
 import piexif
 import pytest
 from PIL import Image
-from tiny_model import tiny_generator_file
 
 from colorizer.colorize import prepare
 from colorizer.contract import rgb_to_lab
@@ -168,14 +167,6 @@ def test_the_residual_fades_with_distance(method):
 
 
 # ---------------------------------------------------------------------------- through colorize-batch
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
-
-
 def gray_scene(h: int = 96, w: int = 128) -> np.ndarray:
     """A gray photo: L 50 on the left, L 90 on the right (a strong edge at w / 2)."""
     gray = np.full((h, w), 119, np.uint8)

@@ -11,7 +11,6 @@ ray = pytest.importorskip("ray")
 
 from synthetic import synthetic_photo, write_rgb  # noqa: E402
 from test_batch import make_inputs  # noqa: E402
-from tiny_model import tiny_generator_file  # noqa: E402
 
 from colorizer.desktop.backends import open_backend  # noqa: E402
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED  # noqa: E402
@@ -20,14 +19,6 @@ from colorizer.desktop.pipeline.batch import BatchRunner  # noqa: E402
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray  # noqa: E402
 from colorizer.desktop.pipeline.settings import ImageSettings  # noqa: E402
 from colorizer.desktop.pipeline.tasks import plan  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from colorizer.exporter.export import export_model
-
-    tmp = tmp_path_factory.mktemp("model")
-    return export_model(tiny_generator_file(tmp / "g.safetensors"), tmp, name="tiny", fp16=False).onnx
 
 
 @pytest.fixture(scope="module", autouse=True)

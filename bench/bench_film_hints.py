@@ -7,7 +7,10 @@ film is colorized with ``colorize_video`` (what colorize-batch runs; the default
 pass-through, temporal smoothing) without and with the sidecar, alternately, ``--rounds`` times
 (a shared machine's speed drifts: each ratio compares the runs of one round; the median is printed).
 With hints the film is decoded twice (the first pass tracks the points on L at 320 px) and every
-hinted frame's ab is moved toward its hints at render size. Nothing is written into the project.
+hinted frame's ab is moved toward its hints at render size. Each round also runs the film with
+hints spread as a photo's are (geodesic distances on a 96-pixel grid, ``--photo-spread``: what films
+used before the film spread, ``hint_tracking.FILM_SPREAD``, 64 pixels, with still frames reusing
+the previous distances). Nothing is written into the project.
 
     python bench/bench_film_hints.py                       # shipped model, 96 frames of 480p
     python bench/bench_film_hints.py --frames 48 --sizes 480 720 --rounds 3
@@ -30,8 +33,11 @@ from bench_video import SIZES, make_clip  # noqa: E402
 
 from colorizer.allocator import keep_freed_memory  # noqa: E402
 from colorizer.desktop.backends import default_model_path, open_backend  # noqa: E402
+from colorizer.desktop.pipeline import video  # noqa: E402
+from colorizer.desktop.pipeline.hint_tracking import FilmSpread  # noqa: E402
 from colorizer.desktop.pipeline.settings import VideoSettings  # noqa: E402
 from colorizer.desktop.pipeline.video import colorize_video  # noqa: E402
+from colorizer.hint_spread import DEFAULT_PARAMS  # noqa: E402
 from colorizer.hints import FilmHints, FrameHints, HintPoint, sidecar_path, write_hints  # noqa: E402
 
 COLORS = ("#b03a2e", "#3a6ea5", "#5a8f3c", "#d4a017", "#7d3c98", "#c0392b", "#16a085", "#2c3e50")
@@ -43,10 +49,16 @@ def key_frame(frame: int, width: int, height: int, count: int) -> FrameHints:
                                    for i, (fx, fy) in enumerate(spots)))
 
 
-def run(src: Path, dst: Path, backend, settings: VideoSettings, sidecar: Path | None) -> tuple[float, float, dict]:
-    """frames/s, CPU ms per frame (all threads) and the report's hints of one run."""
+def run(src: Path, dst: Path, backend, settings: VideoSettings, sidecar: Path | None, photo_spread: bool = False
+        ) -> tuple[float, float, dict]:
+    """frames/s, CPU ms per frame (all threads) and the report's hints of one run (``photo_spread``:
+    the hints spread with a photo's parameters, as films were before FILM_SPREAD)."""
+    video.FilmSpread = (lambda: FilmSpread(DEFAULT_PARAMS)) if photo_spread else FilmSpread
     started, cpu = time.perf_counter(), time.process_time()
-    result = colorize_video(src, dst, backend, settings, hints=sidecar)
+    try:
+        result = colorize_video(src, dst, backend, settings, hints=sidecar)
+    finally:
+        video.FilmSpread = FilmSpread
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.status != "done":
         raise SystemExit(f"benchmark run failed: {result.reason}")
@@ -62,6 +74,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[480], choices=sorted(SIZES))
     p.add_argument("--points", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-photo-spread", dest="photo_spread", action="store_false",
+                   help="leave out the runs with a photo's spread (the film spread's baseline)")
     args = p.parse_args()
     keep_freed_memory()
     backend = open_backend(args.model or default_model_path(), args.backend)
@@ -79,9 +93,11 @@ def main() -> None:
             sidecar = write_hints(sidecar_path(src), FilmHints((
                 key_frame(args.frames // 6, width, height, args.points),
                 key_frame(args.frames // 2 + args.frames // 6, width, height, args.points))))
-            plain, hinted, ratios, tracking, cpu = [], [], [], [], []
+            plain, hinted, ratios, tracking, cpu, photo = [], [], [], [], [], []
             for _ in range(args.rounds):
                 fps_plain, cpu_plain, _ = run(src, tmp / "plain.mp4", backend, settings, None)
+                if args.photo_spread:
+                    photo.append(run(src, tmp / "photo.mp4", backend, settings, sidecar, True)[0] / fps_plain)
                 fps_hints, cpu_hints, report = run(src, tmp / "hints.mp4", backend, settings, sidecar)
                 cpu.append(cpu_hints / cpu_plain)
                 plain.append(fps_plain)
@@ -94,6 +110,9 @@ def main() -> None:
                   f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); CPU time per frame with / without "
                   f"{statistics.median(cpu):.2f}x; first pass (decode + track) "
                   f"{statistics.median(tracking):.2f} s; frames each point was applied to: {applied}")
+            if photo:
+                print(f"  with a photo's spread (grid 96, as before): {statistics.median(photo):.2f}x "
+                      f"(rounds {', '.join(f'{r:.2f}' for r in photo)})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         backend.close()

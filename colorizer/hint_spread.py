@@ -158,9 +158,37 @@ def _resize_stack(planes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the spread
+def geodesic_grid(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEFAULT_PARAMS
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid the geodesic distances are computed on: (coarse L, seed rows, seed columns)."""
+    h, w = lum.shape
+    scale = min(1.0, params.grid / float(max(h, w)))
+    gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
+    coarse = lum if (gh, gw) == (h, w) else cv2.resize(lum, (gw, gh), interpolation=cv2.INTER_AREA)
+    sy = np.clip(np.floor((hints.cy + 0.5) * gh / h), 0, gh - 1).astype(np.int64)
+    sx = np.clip(np.floor((hints.cx + 0.5) * gw / w), 0, gw - 1).astype(np.int64)
+    return coarse.astype(np.float32), sy, sx
+
+
+def hint_distances(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEFAULT_PARAMS,
+                   grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(n, h, w) float32 geodesic distance (units of the long side) of each hint at each render pixel,
+    computed on ``grid`` (:func:`geodesic_grid`, made here when None) and resized to ``lum``'s shape."""
+    h, w = lum.shape
+    coarse, sy, sx = grid if grid is not None else geodesic_grid(lum, hints, params)
+    gh, gw = coarse.shape
+    # distances in units of the long side: a grid step is 1 / long side of the grid
+    dist = geodesic_distances(coarse, sy, sx, 1.0 / max(gh, gw), params.edge_cost)
+    if (gh, gw) != (h, w):
+        dist = _resize_stack(dist, (h, w))
+    return dist
+
+
 def hint_weights(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEFAULT_PARAMS,
-                 hint_l: np.ndarray | None = None) -> np.ndarray:
-    """(n, h, w) float32 weight of each hint at each render pixel (1 at the hint itself)."""
+                 hint_l: np.ndarray | None = None, distances: np.ndarray | None = None) -> np.ndarray:
+    """(n, h, w) float32 weight of each hint at each render pixel (1 at the hint itself); geodesic:
+    ``distances`` (:func:`hint_distances`) computed ahead may be given (a film reuses them while
+    nothing moves)."""
     h, w = lum.shape
     long_side = float(max(h, w))
     if hint_l is None:
@@ -172,15 +200,7 @@ def hint_weights(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEF
         dist2 = (yy - cy) ** 2 + (xx - cx) ** 2
         exponent = dist2 / np.float32(2 * (params.sigma_distance * long_side) ** 2)
     else:
-        scale = min(1.0, params.grid / long_side)
-        gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
-        coarse = lum if (gh, gw) == (h, w) else cv2.resize(lum, (gw, gh), interpolation=cv2.INTER_AREA)
-        sy = np.clip(np.floor((hints.cy + 0.5) * gh / h), 0, gh - 1).astype(np.int64)
-        sx = np.clip(np.floor((hints.cx + 0.5) * gw / w), 0, gw - 1).astype(np.int64)
-        # distances in units of the long side: a grid step is 1 / long side of the grid
-        dist = geodesic_distances(coarse.astype(np.float32), sy, sx, 1.0 / max(gh, gw), params.edge_cost)
-        if (gh, gw) != (h, w):
-            dist = _resize_stack(dist, (h, w))
+        dist = hint_distances(lum, hints, params) if distances is None else distances
         exponent = dist * dist / np.float32(2 * params.sigma_distance ** 2)
     lightness = (lum[None] - hint_l.astype(np.float32)[:, None, None]) ** 2
     exponent += lightness / np.float32(2 * params.sigma_lightness ** 2)

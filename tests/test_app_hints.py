@@ -219,16 +219,15 @@ def test_a_folder_that_cannot_be_written_is_said_and_nothing_is_lost(qtbot, stor
     assert window.queue.data(window.queue.index(0, HINTS)) == "1 hint"
 
 
-def test_hint_mode_is_unavailable_on_films(qtbot, store, model, tmp_path, stop_runs):
+def test_hint_mode_is_available_on_films(qtbot, store, model, tmp_path, stop_runs):
+    # issue #22: films too (tests/test_app_film_hints.py tests it in full)
     window = make_window(qtbot, store, model, tmp_path / "out")
     stop_runs(window)
     clip = small_clip(tmp_path / "clip.mp4")
     window.add_paths([clip])
     window.table.selectRow(0)
-    assert not window.hints.action.isEnabled()
-    assert "not available yet" in window.hints.action.toolTip()
-    window.hints.set_mode(True)
-    assert not window.hints.active() and not window.compare.view.hint_mode()
+    assert window.hints.action.isEnabled()
+    assert "key frame" in window.hints.action.toolTip()
 
 
 def test_start_after_hints_gives_what_colorize_batch_gives(qtbot, store, model, tmp_path, stop_runs):

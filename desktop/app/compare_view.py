@@ -13,7 +13,17 @@ from typing import Protocol
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QImage, QKeySequence, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QStyleOptionSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 SPLIT_GRAB_PX = 8
 HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click or 0: fit · 1: 1:1"
@@ -55,6 +65,7 @@ class CompareView(QWidget):
         self._hints: list[tuple[float, float, QColor]] = []  # photo pixels
         self._selected = -1
         self._photo_size: tuple[int, int] | None = None  # (width, height) of the upright photo
+        self._tracked: list[tuple[float, float, QColor]] = []  # a film's points tracked from other frames
         self._hint_after: QImage | None = None  # the live preview shown right of the split in hint mode
         self._hint_label = "Colorized with hints (preview)"
         self._moved = False
@@ -103,6 +114,18 @@ class CompareView(QWidget):
         self._hints = list(points)
         self._selected = selected if 0 <= selected < len(points) else -1
         self.update()
+
+    def set_tracked(self, points: list[tuple[float, float, QColor]]) -> None:
+        """A film's points on this frame tracked from its key frames (photo pixels), drawn hollow:
+        read-only, they show where the run will apply them."""
+        self._tracked = list(points)
+        self.update()
+
+    def tracked(self) -> list[tuple[float, float, QColor]]:
+        return list(self._tracked)
+
+    def hints(self) -> list[tuple[float, float, QColor]]:
+        return list(self._hints)
 
     def set_hint_preview(self, image: QImage | None, label: str = "") -> None:
         """The colorized preview with hints, shown right of the split while in hint mode."""
@@ -230,6 +253,15 @@ class CompareView(QWidget):
         if self._photo_size is None:
             return
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for x, y, color in self._tracked:  # hollow: tracked from a key frame, not editable here
+            c = self.photo_to_view(x, y)
+            p.setPen(QPen(QColor(0, 0, 0, 200), 5))
+            p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
+            p.setPen(QPen(color, 3))
+            p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
+            p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DotLine))
+            p.drawEllipse(c, HINT_RADIUS + 3, HINT_RADIUS + 3)
         for i, (x, y, color) in enumerate(self._hints):
             c = self.photo_to_view(x, y)
             radius = HINT_RADIUS + (3 if i == self._selected else 0)
@@ -409,6 +441,54 @@ class FrameSource(Protocol):
     def frames(self, index: int) -> tuple[QImage, QImage | None]: ...
 
 
+class KeyFrameSlider(QSlider):
+    """The frame slider, with a film's key frames (frames that hold color hints) marked under it."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self._keys: list[int] = []
+
+    def set_key_frames(self, frames) -> None:
+        self._keys = sorted(set(int(f) for f in frames))
+        self.setToolTip("Key frames (with color hints): " + ", ".join(str(f + 1) for f in self._keys)
+                        if self._keys else "")
+        self.update()
+
+    def key_frames(self) -> list[int]:
+        return list(self._keys)
+
+    def key_frame_x(self, frame: int) -> float:
+        """Where ``frame``'s marker is drawn (widget x): under the handle's center at that frame."""
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        style = self.style()
+        groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderGroove, self)
+        handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, self)
+        span = groove.width() - handle.width()
+        offset = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), frame, max(0, span))
+        return groove.x() + handle.width() / 2 + offset
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self._keys:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        h = self.height()
+        for frame in self._keys:
+            if self.minimum() <= frame <= self.maximum():
+                x = self.key_frame_x(frame)
+                marker = QPainterPath()
+                marker.moveTo(x, h - 7)
+                marker.lineTo(x - 5, h)
+                marker.lineTo(x + 5, h)
+                marker.closeSubpath()
+                p.fillPath(marker, QColor(255, 190, 0))
+                p.setPen(QPen(QColor(0, 0, 0, 160), 1))
+                p.drawPath(marker)
+        p.end()
+
+
 class ElidedLabel(QLabel):
     """A one-line label that shortens its text in the middle instead of widening the window."""
 
@@ -438,12 +518,14 @@ class ComparePanel(QWidget):
     """The compare view, its bar (fit, 1:1, zoom %, show in folder), a frame scrubber and a caption."""
 
     show_in_folder = Signal()
+    frame_changed = Signal(int)  # the user (or show_frame) moved to another frame of a film
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.view = CompareView()
         self.caption = ElidedLabel()
-        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber = KeyFrameSlider()
+        self.scrubber.setMinimumHeight(26)  # room for the key-frame markers under the groove
         self.scrubber.setVisible(False)
         self.scrubber.setTracking(False)  # a frame is decoded when the handle is let go, not on every pixel
         self.scrubber.valueChanged.connect(self._show_frame)
@@ -490,23 +572,46 @@ class ComparePanel(QWidget):
     def set_frame_source(self, source: FrameSource | None) -> None:
         """Videos: show frames from ``source`` with the scrubber; None hides it."""
         self._frames = source
+        self.scrubber.set_key_frames([])
         self.scrubber.setVisible(source is not None and source.frame_count > 1)
         if source is not None:
             self.scrubber.blockSignals(True)
             self.scrubber.setRange(0, max(0, source.frame_count - 1))
             self.scrubber.setValue(0)
             self.scrubber.blockSignals(False)
-            self._show_frame(0)
+            self._show_frame(0, notify=False)
 
     def frame_source(self) -> FrameSource | None:
         return self._frames
+
+    def set_key_frames(self, frames) -> None:
+        """Mark a film's key frames on the slider (and say in the caption when the frame shown is one)."""
+        self.scrubber.set_key_frames(frames)
+        self.update_caption()
+
+    def update_caption(self) -> None:
+        if self._frames is not None:
+            index = self.scrubber.value()
+            key = " · key frame (hints)" if index in self.scrubber.key_frames() else ""
+            self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}{key}")
+
+    def current_frame(self) -> int:
+        """The film's frame shown (from 0); 0 for a photo."""
+        return self.scrubber.value() if self._frames is not None else 0
+
+    def show_frame(self, index: int) -> None:
+        """Move the slider to frame ``index`` and show it (``frame_changed`` follows)."""
+        if self._frames is not None and index != self.scrubber.value():
+            self.scrubber.setValue(index)
 
     def _preview_frame_number(self, index: int) -> None:
         if self._frames is not None:
             self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}")
 
-    def _show_frame(self, index: int) -> None:
+    def _show_frame(self, index: int, notify: bool = True) -> None:
         if self._frames is not None:
             before, after = self._frames.frames(index)
             self.view.set_images(before, after)
-            self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}")
+            self.update_caption()
+            if notify:
+                self.frame_changed.emit(index)

@@ -14,7 +14,16 @@
 * :class:`ReferenceDialog`: a color photo opened beside (of the same place, the same uniform); a
   click on it picks the color there (an eyedropper).
 
-Films: hint mode is for photos; a film's hints (key frames, tracked) come with issue #22.
+Films (issue #22): on a video's or frame folder's row hint mode works on the slider's frame. Points
+are put on that frame (pixels of the upright frame), which becomes a key frame, marked on the slider;
+the film's sidecar (``reel.mp4.hints.json``; a frame folder's ``<folder>.hints.json`` beside it)
+holds every key frame. :class:`HintTracker` tracks the points through their shots off the GUI
+thread with the run's own first pass (:func:`~colorizer.desktop.pipeline.hint_preview.film_hint_plan`;
+the plans are cached per film and hints), and the view draws, on every frame, where they are
+(hollow markers: read-only; the key frame's own points are the editable ones). The preview is of the
+slider's frame with the hints the run gives it (:meth:`HintPreview.open_frame`), without the run's
+temporal smoothing. Undo, redo, delete and move work as for photos; an undo on another frame goes
+back to that frame.
 """
 
 from __future__ import annotations
@@ -46,18 +55,31 @@ from colorizer.desktop.app.compare_view import ComparePanel
 from colorizer.desktop.app.preview import array_to_qimage
 from colorizer.desktop.app.queue_model import DONE, QUEUED, SKIPPED, WAITING, WORKING, QueueItem, QueueModel
 from colorizer.desktop.app.settings import AppSettings
-from colorizer.desktop.core import TaskKind
+from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
 from colorizer.desktop.pipeline import stages
-from colorizer.desktop.pipeline.hint_preview import HintPreview
+from colorizer.desktop.pipeline.hint_preview import HintPreview, film_hint_plan
+from colorizer.desktop.pipeline.hint_tracking import HintPlan, read_film_hints
 from colorizer.fileio import to_uint8
-from colorizer.hints import HintPoint, HintsError, PhotoHints, hex_color, sidecar_path, write_hints
+from colorizer.hints import (
+    FilmHints,
+    FrameHints,
+    HintPoint,
+    HintsError,
+    PhotoHints,
+    hex_color,
+    sidecar_path,
+    write_hints,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COLOR = "#b03a2e"
 RECENT_KEY = "hints/recent_colors"
 MAX_RECENT = 8
-FILMS_LATER = "Hints for films (key frames tracked through a shot) are not available yet: photos only for now."
+FILM_KINDS = (TaskKind.VIDEO, TaskKind.FRAMES)
+PHOTO_TIP = "Hint mode: put color hints on the photo (H)"
+FILM_TIP = ("Hint mode: put color hints on the slider's frame (H); it becomes a key frame and its points are "
+            "tracked through the shot")
 PICK_RADIUS = 2  # the eyedropper averages (2 r + 1)^2 pixels of the reference photo
 
 
@@ -104,11 +126,12 @@ class HintPreviewer(QObject):
         self._cache_size = cache_size
         self.preview: HintPreview | None = None
 
-    def open(self, source: Path, settings: AppSettings) -> None:
+    def open(self, source: Path, settings: AppSettings, kind: TaskKind = TaskKind.IMAGE, frame: int = 0) -> None:
+        """Prepare the preview of a photo, or of frame ``frame`` of a film (``kind``)."""
         self._generation += 1
         self.preview = None
         generation = self._generation
-        self._pool.start(lambda: self._open(generation, Path(source), settings))
+        self._pool.start(lambda: self._open(generation, Path(source), settings, kind, frame))
 
     def forget(self) -> None:
         """Whatever is in flight is not wanted any more."""
@@ -160,18 +183,25 @@ class HintPreviewer(QObject):
             self._backend_key = key
         return self._backend
 
-    def _open(self, generation: int, source: Path, settings: AppSettings) -> None:
+    def _open(self, generation: int, source: Path, settings: AppSettings, kind: TaskKind, frame: int) -> None:
         if generation != self._generation:
             return
         try:
             backend = self._backend_for(settings)
-            image_settings = settings.image_settings()
             stat = source.stat()
-            key = (str(source), stat.st_mtime_ns, stat.st_size, image_settings.saturation,
-                   image_settings.output_format, image_settings.render_size)
+            if kind in FILM_KINDS:
+                video_settings = settings.video_settings()
+                key = (str(source), stat.st_mtime_ns, stat.st_size, frame, video_settings)
+            else:
+                image_settings = settings.image_settings()
+                key = (str(source), stat.st_mtime_ns, stat.st_size, image_settings.saturation,
+                       image_settings.output_format, image_settings.render_size)
             preview = self._cache.get(key)
             if preview is None:
-                preview = HintPreview.open(source, backend, image_settings)
+                if kind in FILM_KINDS:
+                    preview = HintPreview.open_frame(source, kind, frame, backend, video_settings)
+                else:
+                    preview = HintPreview.open(source, backend, image_settings)
                 self._cache[key] = preview
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
@@ -208,6 +238,90 @@ class HintPreviewer(QObject):
     def _deliver_rendered(self, generation: int, image, error: str, seconds: float) -> None:
         if generation == self._generation:
             self.rendered.emit(image, error, seconds)
+
+
+# ------------------------------------------------------------------------ a film's points tracked, off the GUI thread
+class _TrackSignals(QObject):
+    tracked = Signal(int, object, str)  # generation, HintPlan or None, error
+
+
+class HintTracker(QObject):
+    """``request(source, kind, hints, contract, settings)``: the film's key-frame points tracked through
+    their shots by the run's own first pass, on a pool thread; ``tracked(plan, error)`` comes back on
+    the GUI thread for the latest request only (an older one in flight is cancelled). Plans are cached
+    per film, hints and settings: going back to hints seen before costs nothing."""
+
+    tracked = Signal(object, str)  # HintPlan or None, error
+
+    def __init__(self, parent=None, cache_size: int = 8) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._signals = _TrackSignals()
+        self._signals.tracked.connect(self._deliver)
+        self._generation = 0
+        self._cancel = CancelToken()
+        self._cache: OrderedDict[tuple, HintPlan] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def request(self, source: Path, kind: TaskKind, hints: FilmHints, contract, settings: AppSettings) -> None:
+        self.forget()
+        generation = self._generation
+        cancel = self._cancel
+        video_settings = settings.video_settings()
+        stat = Path(source).stat()
+        key = (str(source), stat.st_mtime_ns, stat.st_size, hints.digest(), contract.render_size,
+               contract.size_multiple, video_settings)
+        with self._lock:
+            plan = self._cache.get(key)
+        if plan is not None:
+            self._signals.tracked.emit(generation, plan, "")
+            return
+        self._pool.start(lambda: self._track(generation, cancel, key, Path(source), kind, hints, contract,
+                                             video_settings))
+
+    def cached(self, source: Path) -> int:
+        """How many plans of ``source`` are cached (tests)."""
+        with self._lock:
+            return sum(1 for k in self._cache if k[0] == str(source))
+
+    def forget(self) -> None:
+        self._generation += 1
+        self._cancel.cancel()
+        self._cancel = CancelToken()
+
+    def wait(self) -> None:
+        self._pool.waitForDone()
+
+    def close(self) -> None:
+        self.forget()
+        self._pool.waitForDone()
+
+    def _track(self, generation: int, cancel: CancelToken, key: tuple, source: Path, kind: TaskKind,
+               hints: FilmHints, contract, settings) -> None:
+        if generation != self._generation:
+            return
+        try:
+            plan = film_hint_plan(source, kind, hints, contract, settings, cancel)
+        except Cancelled:
+            return
+        except HintsError as exc:
+            self._signals.tracked.emit(generation, None, str(exc))
+            return
+        except Exception as exc:  # a film that cannot be decoded: said, never raised
+            log.info("tracking the hints of %s failed", source, exc_info=True)
+            self._signals.tracked.emit(generation, None, f"cannot track the hints of {source.name}: {exc}")
+            return
+        with self._lock:
+            self._cache[key] = plan
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._signals.tracked.emit(generation, plan, "")
+
+    def _deliver(self, generation: int, plan, error: str) -> None:
+        if generation == self._generation:
+            self.tracked.emit(plan, error)
 
 
 # ---------------------------------------------------------------------------- the eyedropper's reference photo
@@ -320,16 +434,19 @@ class ReferenceDialog(QDialog):
 
 # ---------------------------------------------------------------------------- undo
 class _SetPoints(QUndoCommand):
-    def __init__(self, editor: HintEditor, before: tuple, after: tuple, text: str, selected: int) -> None:
+    """The points of one photo, or of one frame of a film (``frame``), from ``before`` to ``after``."""
+
+    def __init__(self, editor: HintEditor, before: tuple, after: tuple, text: str, selected: int,
+                 frame: int = 0) -> None:
         super().__init__(text)
-        self.editor, self.before, self.after = editor, before, after
+        self.editor, self.before, self.after, self.frame = editor, before, after, frame
         self.selected_before, self.selected_after = editor.selected, selected
 
     def redo(self) -> None:
-        self.editor._apply(self.after, self.selected_after)
+        self.editor._apply(self.after, self.selected_after, self.frame)
 
     def undo(self) -> None:
-        self.editor._apply(self.before, self.selected_before)
+        self.editor._apply(self.before, self.selected_before, self.frame)
 
 
 # ---------------------------------------------------------------------------- the editor
@@ -350,13 +467,20 @@ class HintEditor(QObject):
         self.points: tuple[HintPoint, ...] = ()
         self.selected = -1
         self.error = ""  # why the selected photo's hints cannot be edited (an unreadable sidecar)
-        self.unsaved: dict[int, tuple[HintPoint, ...]] = {}  # item id -> points its sidecar could not take
+        self.unsaved: dict[int, object] = {}  # item id -> points (a film's: {frame: points}) its sidecar could not take
+        self.frame = 0  # a film's frame on the slider (the points edited are this frame's)
+        self.film: dict[int, tuple[HintPoint, ...]] = {}  # a film's key frames: frame -> points
+        self.plan: HintPlan | None = None  # the film's points tracked (for the hints saved last, or older)
+        self.tracking_error = ""
         self.last_latency: float | None = None
         self._preview_key = None
         self.stack = QUndoStack(self)
         self.previewer = HintPreviewer(open_backend, choose_backend, self)
         self.previewer.opened.connect(self._opened)
         self.previewer.rendered.connect(self._rendered)
+        self.tracker = HintTracker(self)
+        self.tracker.tracked.connect(self._tracked)
+        compare.frame_changed.connect(self._frame_changed)
         self.reference: ReferenceDialog | None = None
         self.ask_color: Callable[[QColor], QColor | None] = self._ask_color  # tests replace it
         recent = store.value(RECENT_KEY, "")
@@ -365,7 +489,7 @@ class HintEditor(QObject):
 
         self.action = QAction("Hints", self, checkable=True)
         self.action.setShortcut(QKeySequence("H"))
-        self.action.setToolTip("Hint mode: put color hints on the photo (H)")
+        self.action.setToolTip(PHOTO_TIP)
         self.action.toggled.connect(self.set_mode)
         compare.hints_button.setDefaultAction(self.action)
         compare.hints_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -425,14 +549,12 @@ class HintEditor(QObject):
                 b.setProperty("color", c)
                 b.setToolTip(f"{c}: use this color")
 
+    def is_film(self) -> bool:
+        return self.item is not None and self.item.kind in FILM_KINDS
+
     def _update_enabled(self) -> None:
-        item = self.item
-        photo = item is not None and item.kind == TaskKind.IMAGE
-        self.action.setEnabled(photo)
-        if item is not None and not photo:
-            self.action.setToolTip(FILMS_LATER)
-        else:
-            self.action.setToolTip("Hint mode: put color hints on the photo (H)")
+        self.action.setEnabled(self.item is not None)
+        self.action.setToolTip(FILM_TIP if self.is_film() else PHOTO_TIP)
 
     def _status_text(self) -> str:
         if self.item is None:
@@ -441,15 +563,84 @@ class HintEditor(QObject):
         where = sidecar_path(self.item.source).name
         if self.error:
             return self.error
+        if self.is_film():
+            keys = len(self.film)
+            text = (f"frame {self.frame + 1}: {n} hint{'s' * (n != 1)} (a key frame)" if n else
+                    f"frame {self.frame + 1}: click to make it a key frame")
+            text += f" · {keys} key frame{'s' * (keys != 1)}"
+            if self.item.id in self.unsaved:
+                return text + " NOT SAVED (the folder cannot be written)"
+            tracked = len(self.view.tracked())
+            if tracked:
+                text += f" · {tracked} tracked here"
+            if self.tracking_error:
+                text += f" · {self.tracking_error}"
+            return text + (f" · saved in {where}" if keys else "")
         if self.item.id in self.unsaved:
             return f"{n} hint{'s' * (n != 1)} NOT SAVED (the folder cannot be written)"
         return f"{n} hint{'s' * (n != 1)}" + (f" · saved in {where}" if n else " · click the photo to put one")
 
     def _refresh(self) -> None:
         self.view.set_hints([(p.x, p.y, QColor(p.color)) for p in self.points], self.selected)
+        self.view.set_tracked([(p.x, p.y, QColor(p.color)) for p in self._tracked_here()])
+        if self.is_film():
+            self.compare.set_key_frames(self.film)
         self.state_label.setText(self._status_text())
         self.save_button.setVisible(self.item is not None and self.item.id in self.unsaved)
         self.clear_button.setEnabled(bool(self.points))
+
+    # ------------------------------------------------------------------ a film's frames
+    def film_hints(self) -> FilmHints:
+        return FilmHints(tuple(FrameHints(f, pts) for f, pts in sorted(self.film.items()) if pts))
+
+    def _plan_current(self) -> bool:
+        return self.plan is not None and self.plan.digest == self.film_hints().digest()
+
+    def _tracked_here(self) -> list[HintPoint]:
+        """Points of other key frames that the run applies on this frame (tracked), as the plan says."""
+        if not self.is_film() or self.plan is None:
+            return []
+        return [self.plan.point_at(t, self.frame) for t in self.plan.tracked_at(self.frame) if t.key != self.frame]
+
+    def _frame_hints(self, points: tuple[HintPoint, ...]) -> PhotoHints:
+        """The hints the preview of this frame gets: the run's (the plan's) when it is up to date,
+        else this frame's points (as being edited) and those tracked here from other key frames."""
+        if self.is_film() and self._plan_current() and points == self.film.get(self.frame, ()):
+            chosen = self.plan.tracked_at(self.frame)
+            return PhotoHints(tuple(self.plan.point_at(t, self.frame) for t in chosen))
+        return PhotoHints(tuple(points) + tuple(self._tracked_here()))
+
+    def _frame_changed(self, frame: int) -> None:
+        if not self.is_film():
+            return
+        self.frame = frame
+        self.points, self.selected = self.film.get(frame, ()), -1
+        self._refresh()
+        if self.action.isChecked():
+            self._open_preview(force=True)
+
+    def _track(self) -> None:
+        """Track the saved key frames' points (off the GUI thread): the markers and the preview follow."""
+        preview = self.previewer.preview
+        contract = preview.contract if preview is not None else None
+        if not self.is_film() or contract is None or self.item.id in self.unsaved:
+            return
+        hints = self.film_hints()
+        if not len(hints):
+            self.tracker.forget()
+            self.plan = None
+            self._refresh()
+            return
+        self.tracker.request(self.item.source, self.item.kind, hints, contract, self._settings())
+
+    def _tracked(self, plan: HintPlan | None, error: str) -> None:
+        self.tracking_error = "" if plan is not None else error
+        if error:
+            self.message.emit(error, 10000)
+        self.plan = plan
+        self._refresh()
+        if self.action.isChecked():
+            self._render(self.points)
 
     # ------------------------------------------------------------------ the selected photo
     def show_item(self, item: QueueItem | None) -> None:
@@ -457,13 +648,14 @@ class HintEditor(QObject):
         if item is self.item:
             return
         self.item = item
+        self.tracker.forget()
+        self.plan, self.tracking_error = None, ""
+        self.frame = self.compare.current_frame() if self.is_film() else 0
         self._load()
         self._update_enabled()
         if self.action.isChecked():
-            if item is None or item.kind != TaskKind.IMAGE:
+            if item is None:
                 self.action.setChecked(False)
-                if item is not None:
-                    self.message.emit(FILMS_LATER, 8000)
             else:
                 self._open_preview(force=True)
 
@@ -471,8 +663,21 @@ class HintEditor(QObject):
         """The selected photo's hints from its sidecar (or those the window keeps when they could not be saved)."""
         self.stack.clear()
         self.points, self.selected, self.error = (), -1, ""
+        self.film = {}
         item = self.item
-        if item is not None and item.kind == TaskKind.IMAGE:
+        if item is not None and item.kind in FILM_KINDS:
+            if item.id in self.unsaved:
+                self.film = dict(self.unsaved[item.id])
+            else:
+                try:
+                    hints = read_film_hints(sidecar_path(item.source))
+                    self.film = {f.frame: f.points for f in hints.frames if f.points} if hints else {}
+                    self.queue.set_hints(item.id, len(self.film))
+                except HintsError as exc:
+                    self.error = f"cannot edit the hints: {exc} (fix or remove that file)"
+                    self.queue.set_hints(item.id, 0, "unreadable")
+            self.points = self.film.get(self.frame, ())
+        elif item is not None and item.kind == TaskKind.IMAGE:
             if item.id in self.unsaved:
                 self.points = self.unsaved[item.id]
             else:
@@ -488,15 +693,20 @@ class HintEditor(QObject):
     def count_hints(self, items: list[QueueItem]) -> None:
         """Show in each new row how many hints its sidecar holds."""
         for item in items:
-            if item.kind != TaskKind.IMAGE:
-                continue
             try:
-                hints = stages.photo_hints(sidecar_path(item.source))
+                if item.kind in FILM_KINDS:
+                    film = read_film_hints(sidecar_path(item.source))
+                    count = sum(1 for f in film.frames if f.points) if film is not None else 0
+                elif item.kind == TaskKind.IMAGE:
+                    hints = stages.photo_hints(sidecar_path(item.source))
+                    count = len(hints) if hints is not None else 0
+                else:
+                    continue
             except HintsError:
                 self.queue.set_hints(item.id, 0, "unreadable")
                 continue
-            if hints is not None and len(hints):
-                self.queue.set_hints(item.id, len(hints))
+            if count:
+                self.queue.set_hints(item.id, count)
 
     def settings_changed(self) -> None:
         if self.action.isChecked():
@@ -505,18 +715,21 @@ class HintEditor(QObject):
     # ------------------------------------------------------------------ the mode
     def set_mode(self, on: bool) -> None:
         item = self.item
-        if on and (item is None or item.kind != TaskKind.IMAGE):
+        if on and item is None:
             self.action.setChecked(False)
-            self.message.emit(FILMS_LATER if item is not None else "Select a photo to put hints on.", 8000)
+            self.message.emit("Select a photo or a film to put hints on.", 8000)
             return
         self.view.set_hint_mode(on)
         self.bar.setVisible(on)
         if on:
             self._open_preview(force=True)
             self.view.setFocus()
-            self.message.emit("Hint mode: click the photo to put a color hint; H leaves.", 5000)
+            self.message.emit("Hint mode: click the frame to put a color hint there (it becomes a key frame; the "
+                              "points are tracked through the shot); H leaves." if self.is_film() else
+                              "Hint mode: click the photo to put a color hint; H leaves.", 5000)
         else:
             self.previewer.forget()
+            self.tracker.forget()
             self._preview_key = None
             self.view.set_hint_preview(None)
 
@@ -525,13 +738,14 @@ class HintEditor(QObject):
 
     def _open_preview(self, force: bool = False) -> None:
         s = self._settings()
-        key = (self.item.id if self.item else None, HintPreviewer._backend_key_of(s), s.saturation, s.output_format)
+        key = (self.item.id if self.item else None, self.frame, HintPreviewer._backend_key_of(s), s.saturation,
+               s.output_format, s.temporal_smoothing)
         if not force and key == self._preview_key:
             return
         self._preview_key = key
         self.view.set_photo_size(None)
         self.view.set_hint_preview(None, "Preparing the hint preview…")
-        self.previewer.open(self.item.source, s)
+        self.previewer.open(self.item.source, s, self.item.kind, self.frame)
 
     def _opened(self, preview: HintPreview | None, error: str) -> None:
         if preview is None:
@@ -541,9 +755,11 @@ class HintEditor(QObject):
         h, w = preview.full_hw
         self.view.set_photo_size((w, h))
         self._render(self.points)
+        if self.is_film() and not self._plan_current():
+            self._track()
 
     def _render(self, points: tuple[HintPoint, ...]) -> None:
-        self.previewer.render(PhotoHints(points))
+        self.previewer.render(self._frame_hints(points) if self.is_film() else PhotoHints(points))
 
     def _rendered(self, image, error: str, seconds: float) -> None:
         if image is None:
@@ -551,13 +767,20 @@ class HintEditor(QObject):
             return
         self.last_latency = seconds
         n = len(self.points)
-        self.view.set_hint_preview(image, f"With {n} hint{'s' * (n != 1)} (preview)" if n else "Automatic (preview)")
+        if self.is_film():
+            tracked = len(self.view.tracked())
+            parts = [f"{n} hint{'s' * (n != 1)}"] * bool(n) + [f"{tracked} tracked"] * bool(tracked)
+            label = f"Frame {self.frame + 1} with {' + '.join(parts)} (preview)" if parts else \
+                f"Frame {self.frame + 1}: automatic (preview)"
+        else:
+            label = f"With {n} hint{'s' * (n != 1)} (preview)" if n else "Automatic (preview)"
+        self.view.set_hint_preview(image, label)
         self.preview_ready.emit(seconds)
 
     # ------------------------------------------------------------------ edits
     def _editable(self) -> bool:
         item = self.item
-        if item is None or item.kind != TaskKind.IMAGE:
+        if item is None:
             return False
         if self.error:
             self.message.emit(self.error, 10000)
@@ -569,14 +792,22 @@ class HintEditor(QObject):
 
     def _push(self, points: tuple[HintPoint, ...], text: str, selected: int) -> None:
         if self._editable():
-            self.stack.push(_SetPoints(self, self.points, tuple(points), text, selected))
+            self.stack.push(_SetPoints(self, self.points, tuple(points), text, selected, self.frame))
 
-    def _apply(self, points: tuple[HintPoint, ...], selected: int) -> None:
-        """Undo stack: the photo's points are now ``points`` (saved at once)."""
+    def _apply(self, points: tuple[HintPoint, ...], selected: int, frame: int = 0) -> None:
+        """Undo stack: the photo's (a film's: frame ``frame``'s) points are now ``points`` (saved at once)."""
+        if self.is_film():
+            if points:
+                self.film[frame] = tuple(points)
+            else:
+                self.film.pop(frame, None)
+            if frame != self.frame:  # an undo of another frame's edit: that frame is shown
+                self.compare.show_frame(frame)
         self.points = tuple(points)
         self.selected = selected if 0 <= selected < len(points) else -1
         self.save()
         self._render(self.points)
+        self._track()
         item = self.item
         if item is not None and item.status in (DONE, SKIPPED):  # its output was made with other hints
             self.queue.update(item.id, status=WAITING, progress=0,
@@ -663,14 +894,17 @@ class HintEditor(QObject):
         if item is None:
             return False
         path = sidecar_path(item.source)
+        film = self.is_film()
+        hints = self.film_hints() if film else PhotoHints(self.points)
+        count = len(hints.frames) if film else len(self.points)
         try:
-            if self.points:
-                write_hints(path, PhotoHints(self.points))
+            if len(hints):
+                write_hints(path, hints)
             elif path.exists():
                 path.unlink()
         except OSError as exc:
-            self.unsaved[item.id] = self.points
-            self.queue.set_hints(item.id, len(self.points), "not saved")
+            self.unsaved[item.id] = dict(self.film) if film else self.points
+            self.queue.set_hints(item.id, count, "not saved")
             reason = exc.strerror or str(exc)
             self.message.emit(f"Cannot save the hints of {item.source.name} in {path.parent} ({reason}): they are "
                               "kept in this window only, and Start and colorize-batch do not see them. Make the "
@@ -679,7 +913,7 @@ class HintEditor(QObject):
             self._refresh()
             return False
         was_unsaved = self.unsaved.pop(item.id, None) is not None
-        self.queue.set_hints(item.id, len(self.points))
+        self.queue.set_hints(item.id, count)
         if was_unsaved:
             self.message.emit(f"Hints of {item.source.name} saved in {path.name}.", 5000)
         self._refresh()
@@ -689,6 +923,7 @@ class HintEditor(QObject):
         return [i for i in self.queue.items() if i.id in self.unsaved]
 
     def close(self) -> None:
+        self.tracker.close()
         self.previewer.close()
         if self.reference is not None:
             self.reference.close()

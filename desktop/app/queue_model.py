@@ -67,10 +67,11 @@ class QueueItem:
         return f"→ {self.output.name}"
 
     def hints_text(self) -> str:
-        """The Hints column: "3 hints", "3 hints (not saved)", "" when there are none."""
+        """The Hints column: "3 hints", "3 hints (not saved)", a film's "2 key frames", "" when there are none."""
         if not self.hints and not self.hints_note:
             return ""
-        count = f"{self.hints} hint{'s' * (self.hints != 1)}" if self.hints else ""
+        noun = "hint" if self.kind == TaskKind.IMAGE else "key frame"  # a film's: its frames that hold hints
+        count = f"{self.hints} {noun}{'s' * (self.hints != 1)}" if self.hints else ""
         return f"{count} ({self.hints_note})" if count and self.hints_note else count or self.hints_note
 
     def details(self) -> str:

@@ -13,6 +13,14 @@ only the last step, merging the color with L, works on L reduced to screen size.
 
 The cost of an edit does not depend on the photo's size: the spread is at render size and the
 finish at screen size (``bench/bench_hint_preview.py`` measures it).
+
+A film's frame (issue #22) the same way: :meth:`HintPreview.open_frame` decodes frame ``index`` of a
+video or frame folder as the colorizing pass does (the same frame format: a planar video's luma, or
+RGB), predicts it once, and each render spreads the frame's hints with the film's spread
+(:class:`.hint_tracking.FilmSpread`, the decode thread's). What Start writes for that frame is this
+preview, except for the temporal smoothing of the predicted ab across neighbouring frames (the
+preview sees one frame). :func:`film_hint_plan` tracks a film's key-frame points with the run's
+own first pass (the same decoding, scene cuts and tracker), for the app to show where they go.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import cv2
 import numpy as np
 
 from colorizer.colorize import Prepared, finish_to
+from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline import stages
-from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.hints import PhotoHints
+from colorizer.desktop.pipeline.hint_tracking import FilmSpread, HintPlan
+from colorizer.desktop.pipeline.settings import ImageSettings, VideoSettings
+from colorizer.hints import FilmHints, HintsError, PhotoHints
 
 SCREEN_SIDE = 1600
 """Long side (pixels) of the preview: about a screen; the photo's own size when it is smaller."""
@@ -50,6 +60,9 @@ class HintPreview:
     saturation: float = 1.0
     upsampling: str = "guided"
     timings: dict = field(default_factory=dict)  # seconds: decode, prepare, predict
+    frame: int | None = None  # a film's frame (None: a photo)
+    spread: FilmSpread | None = None  # a film frame's spread (None: a photo's)
+    contract: object = None  # the backend's contract (a film's tracking needs its render size and multiple)
 
     @classmethod
     def open(cls, source: Path | str, backend, settings: ImageSettings | None = None,
@@ -75,7 +88,35 @@ class HintPreview:
         ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
         t3 = time.perf_counter()
         return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
-                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2})
+                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, contract=backend.contract)
+
+    @classmethod
+    def open_frame(cls, source: Path | str, kind: TaskKind, index: int, backend,
+                   settings: VideoSettings | None = None, max_side: int = SCREEN_SIDE) -> HintPreview:
+        """Frame ``index`` (from 0) of the video or frame folder ``source``, decoded and prepared as
+        the colorizing pass does with ``settings`` on ``backend``, predicted once."""
+        settings = settings or VideoSettings()
+        source = Path(source)
+        render_size = settings.render_size or backend.contract.render_size
+        t0 = time.perf_counter()
+        picture, frame_format = _film_picture(source, kind, index, settings)
+        t1 = time.perf_counter()
+        from colorizer.desktop.pipeline.frame_formats import picture_hw
+
+        full_hw = picture_hw(picture)
+        prepared = frame_format.prepare(picture, render_size, backend.contract.size_multiple)
+        del picture
+        sh, sw = screen_hw(*full_hw, max_side)
+        l_merge = prepared.l_full  # the luma route's: at the chroma planes' resolution
+        if l_merge.shape != (sh, sw):
+            l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
+        prepared = replace(prepared, l_full=np.ascontiguousarray(l_merge, np.float32))
+        t2 = time.perf_counter()
+        ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
+        t3 = time.perf_counter()
+        return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
+                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, index, FilmSpread(),
+                   backend.contract)
 
     @property
     def screen_hw(self) -> tuple[int, int]:
@@ -84,10 +125,74 @@ class HintPreview:
     def render(self, hints: PhotoHints | None) -> np.ndarray:
         """The colorized photo with ``hints`` (upright photo pixels) at screen size: (h, w, 3) uint8
         RGB. HintsError when a point lies outside the photo."""
-        prepared = self.prepared.with_hints(hints, self.full_hw)
+        if self.spread is not None:
+            prepared = self.spread.prepare(self.prepared, hints, self.full_hw)
+        else:
+            prepared = self.prepared.with_hints(hints, self.full_hw)
         return finish_to(prepared, self.ab, self.saturation, self.upsampling, bit_depth=8)
 
     def to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Photo pixel (x, y) -> the preview's pixel."""
         (h, w), (sh, sw) = self.full_hw, self.screen_hw
         return x * sw / w, y * sh / h
+
+
+def _film_picture(source: Path, kind: TaskKind, index: int, settings: VideoSettings):
+    """Frame ``index`` of a film as its colorizing pass decodes it, and that pass's frame format."""
+    from colorizer.desktop.pipeline.frame_formats import LumaFrames, RgbFrames
+
+    if kind == TaskKind.FRAMES:
+        frames = _sequence(source).frames
+        if not 0 <= index < len(frames):
+            raise HintsError(f"{source}: no frame {index} (it has {len(frames)})")
+        return read_image(frames[index]).pixels, RgbFrames()  # a gray frame stays one plane, as in a run
+    from colorizer.desktop.media.video_source import VideoSource
+    from colorizer.desktop.pipeline import video
+
+    with VideoSource(source) as film:
+        luma = video._luma_route(film, settings)
+        frames = film.frames(lambda packet: None, luma)
+        n = -1
+        try:
+            for n, (_, picture) in enumerate(frames):
+                if n == index:
+                    return picture, (LumaFrames(None) if luma else RgbFrames())
+        finally:
+            frames.close()
+    raise HintsError(f"{source}: no frame {index} (it has {n + 1})")
+
+
+def _sequence(folder: Path):
+    from colorizer.desktop.pipeline.frames import find_frame_sequences
+
+    sequences = find_frame_sequences(folder)
+    if len(sequences) != 1:
+        raise HintsError(f"{folder}: not one sequence of numbered frames")
+    return sequences[0]
+
+
+@dataclass(frozen=True)
+class _TrackingBackend:
+    """What the first pass asks of a backend: its contract (render size, size multiple)."""
+
+    contract: object
+
+
+def film_hint_plan(source: Path | str, kind: TaskKind, hints: FilmHints, contract,
+                   settings: VideoSettings | None = None, cancel: CancelToken | None = None) -> HintPlan:
+    """The key-frame points of ``hints`` tracked through the film ``source`` by the colorizing run's
+    own first pass (:func:`.video._video_hint_plan`, :func:`.frames._sequence_hint_plan`) with
+    ``settings`` and a backend of ``contract``. HintsError as a run raises it."""
+    from colorizer.desktop.pipeline import frames as frames_pipeline
+    from colorizer.desktop.pipeline import video
+
+    settings = settings or VideoSettings()
+    cancel = cancel or CancelToken()
+    backend = _TrackingBackend(contract)
+    source = Path(source)
+    if kind == TaskKind.FRAMES:
+        return frames_pipeline._sequence_hint_plan(_sequence(source), hints, backend, settings, cancel)
+    from colorizer.desktop.media.video_source import VideoSource
+
+    with VideoSource(source) as film:
+        return video._video_hint_plan(film, hints, backend, settings, cancel)

@@ -17,18 +17,21 @@ float32 strips whatever the size of the photo.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from colorizer.contract import Padding, denormalize_ab, normalize_l, pad_to_multiple, rgb_to_l
-from colorizer.hint_spread import RenderHints, place_hints, spread_hints
+from colorizer.contract import ModelContract, Padding, denormalize_ab, normalize_l, pad_to_multiple, rgb_to_l
+from colorizer.hint_guidance import guidance_map
+from colorizer.hint_spread import RenderHints, SpreadParams, place_hints, spread_hints
 from colorizer.hints import PhotoHints
 
 Predictor = Callable[[np.ndarray], np.ndarray]
-"""(N, 1, H, W) normalized L -> (N, 2, H, W) normalized ab."""
+"""(N, 1, H, W) normalized L -> (N, 2, H, W) normalized ab. A predictor (or backend) whose model
+has hint inputs says so with ``contract.takes_hints`` (or ``takes_hints``) and also takes
+``hints=`` (N, 3, H, W) guidance (:func:`model_guidance`); :func:`predict_prepared` calls either."""
 
 UPSAMPLING_MODES = ("guided", "bilinear")
 STRIP_PIXELS = 1 << 19
@@ -235,6 +238,50 @@ def finish(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, ups
     return finish_into(prepared, ab_norm, out, saturation, upsampling)
 
 
+# ---------------------------------------------------------------------------- models with hint inputs
+def hint_contract(predictor: object) -> ModelContract | None:
+    """The contract of ``predictor`` (a backend, or a predictor with a ``contract``) when its model has
+    hint inputs; None for every other model and plain function."""
+    contract = getattr(predictor, "contract", None)
+    return contract if isinstance(contract, ModelContract) and contract.takes_hints else None
+
+
+def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
+    """(3, H, W) float32 hint guidance (:func:`colorizer.hint_guidance.guidance_map`) of ``prepared``'s
+    hints for a model with hint inputs, padded like its model input (zeros: no hint), computed with
+    the spread settings the model was trained with (recorded in its contract)."""
+    h, w = prepared.render_hw
+    hints = prepared.hints
+    if hints is None or len(hints) == 0:
+        planes = np.zeros((3, h, w), np.float32)
+    else:
+        recorded = dict(contract.hint_inputs.spread) if contract.hint_inputs else {}
+        params = SpreadParams(**recorded) if recorded else hints.params
+        l_small = prepared.l_small
+        if l_small is None or l_small.shape != (h, w):
+            l_small = cv2.resize(prepared.l_full, (w, h), interpolation=cv2.INTER_AREA)
+        planes = guidance_map(np.asarray(l_small, np.float32), hints, params)
+    pad = prepared.padding
+    if pad.top or pad.bottom or pad.left or pad.right:
+        planes = np.pad(planes, ((0, 0), (pad.top, pad.bottom), (pad.left, pad.right)), mode="edge")
+    return planes
+
+
+def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
+    """The model's ab (N, 2, h, w) for photos of one render shape: THE place where hints meet the model.
+    A model with hint inputs (its contract says so) gets each photo's guidance (zeros for a photo
+    without hints) — its prediction then follows the hints, and the finish's spread
+    (:func:`color_planes`) only touches up what is left at the hint points; any other model gets L
+    alone and the finish spreads the hints over its colors (the training-free route). ``predictor``:
+    a backend (``.predict``) or a function of L."""
+    x = np.stack([p.model_input for p in prepared])
+    predict = getattr(predictor, "predict", predictor)
+    contract = hint_contract(predictor)
+    if contract is None:
+        return predict(x)
+    return predict(x, hints=np.stack([model_guidance(p, contract) for p in prepared]))
+
+
 def colorize(
     rgb: np.ndarray,
     predict: Predictor,
@@ -244,8 +291,8 @@ def colorize(
     upsampling: str = "guided",
     hints: PhotoHints | None = None,
 ) -> np.ndarray:
-    """Colorize one image with ``predict`` (and the user's color ``hints``, in its pixels); returns
-    float32 RGB in [0, 1] at full resolution."""
+    """Colorize one image with ``predict`` (a function of L or a backend: :func:`predict_prepared`; and
+    the user's color ``hints``, in its pixels); returns float32 RGB in [0, 1] at full resolution."""
     prepared = prepare(rgb, render_size, size_multiple).with_hints(hints, rgb.shape[:2])
-    ab = predict(prepared.model_input[None])[0]
+    ab = predict_prepared(predict, [prepared])[0]
     return finish(prepared, ab, saturation, upsampling)

@@ -8,6 +8,11 @@ One implementation, numpy/OpenCV only (no torch), so every part computes colors 
 * Model output ``ab``: float32 (N, 2, H, W), ``ab / 110``, in [-1, 1].
 * H and W are multiples of ``size_multiple`` (2 ** U-Net depth); callers pad (reflect or edge),
   never stretch, and crop the padding off the output.
+* A model with hint inputs (format version 2, :class:`HintInputs`) also takes ``hints``: float32
+  (N, 3, H, W), the dense guidance of the user's color hints the runtime computes
+  (:func:`colorizer.hint_guidance.guidance_map`: hinted a/110, b/110 spread edge-aware over the photo,
+  and a confidence in [0, 1]), padded like L; zeros mean "no hint". Models without it (version 1:
+  every model exported before, and users' own) keep working unchanged.
 
 :class:`ModelContract` is what the exporter writes into an ONNX model's ``metadata_props`` and
 what the runtime reads back; a model whose contract is missing or unknown is refused.
@@ -26,6 +31,12 @@ import numpy as np
 from colorizer.errors import ColorizerError
 
 FORMAT_VERSION = 1
+HINTS_FORMAT_VERSION = 2  # version 1 + a second input: the dense guidance of color hints (HintInputs)
+SUPPORTED_FORMAT_VERSIONS = (FORMAT_VERSION, HINTS_FORMAT_VERSION)
+HINT_INPUT_NAME = "hints"
+HINT_CHANNELS = ("a/110", "b/110", "confidence")
+HINT_GUIDANCE = "geodesic-spread-v1"
+HINT_GUIDANCE_VERSION = 1
 COLOR_SPACE = "cielab-d65-srgb-opencv-float"
 INPUT_NAME = "L"
 OUTPUT_NAME = "ab"
@@ -174,6 +185,39 @@ def pad_to_multiple(plane: np.ndarray, multiple: int, mode: str = "reflect") -> 
 
 # --------------------------------------------------------------------------- metadata
 @dataclass(frozen=True)
+class HintInputs:
+    """A model's second input, the guidance of color hints: its name, planes, how they are made
+    (``guidance`` + ``guidance_version``, with the spread settings it was trained with) and padding."""
+
+    name: str = HINT_INPUT_NAME
+    channels: tuple[str, ...] = HINT_CHANNELS
+    guidance: str = HINT_GUIDANCE
+    guidance_version: int = HINT_GUIDANCE_VERSION
+    spread: Mapping[str, object] = field(default_factory=dict)  # colorizer.hint_spread.SpreadParams fields
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "shape": ["batch", len(self.channels), "height", "width"],
+                           "channels": list(self.channels), "guidance": self.guidance,
+                           "guidance_version": self.guidance_version, "spread": dict(self.spread)})
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model") -> HintInputs:
+        try:
+            raw = json.loads(text)
+            hints = cls(name=str(raw["name"]), channels=tuple(raw["channels"]), guidance=str(raw["guidance"]),
+                        guidance_version=int(raw["guidance_version"]), spread=dict(raw.get("spread", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContractError(f"{source}: its hint inputs' metadata is malformed ({exc})") from exc
+        if (hints.guidance, hints.guidance_version, hints.channels) != (HINT_GUIDANCE, HINT_GUIDANCE_VERSION,
+                                                                        HINT_CHANNELS):
+            raise ContractError(
+                f"{source} takes hint guidance {hints.guidance!r} version {hints.guidance_version} with planes "
+                f"{list(hints.channels)}; this Colorizer makes {HINT_GUIDANCE!r} version {HINT_GUIDANCE_VERSION} "
+                f"({list(HINT_CHANNELS)}). Use the Colorizer release that made the model.")
+        return hints
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """What a colorization model computes; written into and read back from ONNX metadata."""
 
@@ -187,6 +231,7 @@ class ModelContract:
     # The exported graph multiplies the generator's ab by this (its default colorfulness, chosen on
     # validation data); runtimes apply nothing more than the user's own saturation on top.
     chroma_gain: float = 1.0
+    hint_inputs: HintInputs | None = None  # a model with hint inputs (format version 2); None: L only
     format_version: int = FORMAT_VERSION
     color_space: str = COLOR_SPACE
     input_name: str = INPUT_NAME
@@ -194,12 +239,25 @@ class ModelContract:
     l_normalization: str = L_NORMALIZATION
     ab_normalization: str = AB_NORMALIZATION
 
+    def __post_init__(self) -> None:
+        if self.hint_inputs is not None and self.format_version == FORMAT_VERSION:
+            object.__setattr__(self, "format_version", HINTS_FORMAT_VERSION)
+
     def to_metadata(self) -> dict[str, str]:
         """Flat string map for ONNX ``metadata_props``."""
         out = {}
         for key, value in asdict(self).items():
+            if key == "hint_inputs":
+                continue
             out[METADATA_PREFIX + key] = json.dumps(value) if isinstance(value, dict) else str(value)
+        if self.hint_inputs is not None:
+            out[METADATA_PREFIX + "hint_inputs"] = self.hint_inputs.to_json()
         return out
+
+    @property
+    def takes_hints(self) -> bool:
+        """True when the model has a hint guidance input (:class:`HintInputs`)."""
+        return self.hint_inputs is not None
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], source: str = "model") -> ModelContract:
@@ -215,12 +273,17 @@ class ModelContract:
             version = int(meta.get("format_version", "-1"))
         except ValueError:
             version = -1
-        if version != FORMAT_VERSION:
+        if version not in SUPPORTED_FORMAT_VERSIONS:
             raise ContractError(
                 f"{source} uses contract format version {meta.get('format_version')!r}; this Colorizer "
-                f"understands version {FORMAT_VERSION}. Re-export the model with this version of "
-                "colorizer-export, or use the Colorizer release that made it."
+                f"understands versions {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}. Re-export the model "
+                "with this version of colorizer-export, or use the Colorizer release that made it."
             )
+        hint_inputs = None
+        if version == HINTS_FORMAT_VERSION:
+            if "hint_inputs" not in meta:
+                raise ContractError(f"{source}: contract format version {version} needs the hint_inputs metadata")
+            hint_inputs = HintInputs.from_json(meta["hint_inputs"], source)
         expected = {
             "color_space": COLOR_SPACE,
             "input_name": INPUT_NAME,
@@ -241,6 +304,8 @@ class ModelContract:
                 checkpoint_sha256=meta.get("checkpoint_sha256", ""),
                 architecture=json.loads(meta.get("architecture", "{}")),
                 chroma_gain=float(meta.get("chroma_gain", "1.0")),
+                hint_inputs=hint_inputs,
+                format_version=version,
             )
         except (KeyError, ValueError) as exc:
             raise ContractError(f"{source}: contract metadata is incomplete or malformed ({exc})") from exc

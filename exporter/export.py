@@ -55,7 +55,10 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
         from colorizer.exporter.int8 import quantize_int8
 
         int8_path = out_dir / f"{name}.int8.onnx"
-        int8_parity = quantize_int8(onnx_path, int8_path, contract, int8_photos)
+        if contract.takes_hints:
+            int8_parity = _int8_without_hints(loaded, contract, out_dir, name, int8_path, int8_photos, opset)
+        else:
+            int8_parity = quantize_int8(onnx_path, int8_path, contract, int8_photos)
     report_path = out_dir / f"{name}.parity.json"
     report = {
         "checkpoint": Path(checkpoint).name,
@@ -67,3 +70,24 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
     }
     atomic_write(report_path, (json.dumps(report, indent=2) + "\n").encode())
     return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, int8_path, int8_parity, report_path)
+
+
+def _int8_without_hints(loaded, contract: ModelContract, out_dir: Path, name: str, int8_path: Path,
+                        photos: Sequence[Path], opset: int | None) -> ParityReport:
+    """The INT8 twin of a model with hint inputs takes L only: it is the model with no hint (zero
+    guidance), exported and quantized as a model without hint inputs; the runtime then spreads a
+    photo's hints over its colors, as for every model without hint inputs (quantizing the guidance
+    path is not supported)."""
+    import dataclasses
+    import tempfile
+
+    from colorizer.exporter.int8 import quantize_int8
+    from colorizer.exporter.onnx_export import LoadedGenerator, WithoutHints
+
+    plain = LoadedGenerator(WithoutHints(loaded.net).eval(), loaded.file, loaded.config)
+    plain_contract = dataclasses.replace(contract, hint_inputs=None, format_version=1)
+    log.info("INT8 twin: the model without its hint inputs (no hint); hints are spread over its colors")
+    with tempfile.TemporaryDirectory(prefix=f"{name}-int8-", dir=out_dir) as tmp:
+        kwargs = {"opset": opset} if opset else {}
+        fp32_plain = export_onnx(plain, plain_contract, Path(tmp) / f"{name}.plain.onnx", **kwargs)
+        return quantize_int8(fp32_plain, int8_path, plain_contract, photos)

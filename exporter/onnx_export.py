@@ -10,6 +10,7 @@ CPU layout are split (:mod:`.cpu_graph`); the contract (colorizer.contract.Model
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import onnx
 import torch
 
 from colorizer import __version__
-from colorizer.contract import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, ModelContract
+from colorizer.contract import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, HintInputs, ModelContract
 from colorizer.exporter.cpu_graph import split_concat_convs
 from colorizer.fileio import atomic_path
 from colorizer.trainer.checkpoint import GeneratorFile, load_generator
@@ -39,15 +40,59 @@ class LoadedGenerator:
 
 
 class ChromaGain(torch.nn.Module):
-    """The generator with its ab multiplied by a fixed gain: the model's default colorfulness."""
+    """The generator with its ab multiplied by a fixed gain: the model's default colorfulness.
+
+    A generator with hint inputs takes the guidance too, and the gain fades where the hints are
+    confident (plane 2 of the guidance: 1 at a hint): ``ab * (1 + (gain - 1) * (1 - confidence))``,
+    so a hinted color comes out as hinted while the rest keeps the model's default colorfulness."""
 
     def __init__(self, net: torch.nn.Module, gain: float) -> None:
         super().__init__()
         self.net = net
         self.gain = gain
+        self.hint_channels = getattr(net, "hint_channels", 0)
+
+    def forward(self, l_norm: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.hint_channels:
+            return self.net(l_norm) * self.gain
+        if hints is None:
+            return self.net(l_norm) * self.gain
+        return self.net(l_norm, hints) * (1 + (self.gain - 1) * (1 - hints[:, 2:3]))
+
+
+class WithoutHints(torch.nn.Module):
+    """A generator with hint inputs as one without: its guidance is zeros (no hint), L is its only input
+    (what the INT8 twin is made of: the runtime spreads hints over such a model's colors)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.gain = getattr(net, "gain", 1.0)
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.net(l_norm) * self.gain
+        return self.net(l_norm)
+
+
+def hint_channels_of(net: torch.nn.Module) -> int:
+    """Channels of ``net``'s hint guidance input (0: it takes L only)."""
+    return 0 if isinstance(net, WithoutHints) else int(getattr(net, "hint_channels", 0))
+
+
+def model_inputs(net: torch.nn.Module, l_norm: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The inputs ``net`` takes for ``l_norm``: (L,) or (L, guidance) with a test guidance (smooth
+    colors, confidence from 0 to 1, exact hints at a few pixels), deterministic per ``seed``."""
+    channels = hint_channels_of(net)
+    if not channels:
+        return (l_norm,)
+    n, _, h, w = l_norm.shape
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, h).view(1, 1, h, 1)
+    x = torch.linspace(0, 1, w).view(1, 1, 1, w)
+    phase = torch.rand(n, 2, 1, 1, generator=gen) * 6
+    ab = 0.4 * torch.sin(6 * x + phase) * torch.cos(4 * y + phase)
+    confidence = torch.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) * 8).expand(n, 1, h, w).clone()
+    confidence[:, :, h // 3, w // 2] = 1.0
+    return (l_norm, torch.cat([ab, confidence], 1)[:, :channels].contiguous())
 
 
 def load_eval_generator(checkpoint: Path, chroma_gain: float = 1.0) -> LoadedGenerator:
@@ -67,6 +112,11 @@ def load_eval_generator(checkpoint: Path, chroma_gain: float = 1.0) -> LoadedGen
 
 def build_contract(loaded: LoadedGenerator, model_name: str, model_version: str,
                    render_size: int | None = None) -> ModelContract:
+    hint_inputs = None
+    if hint_channels_of(loaded.net):
+        from colorizer.hint_spread import DEFAULT_PARAMS
+
+        hint_inputs = HintInputs(spread=dataclasses.asdict(DEFAULT_PARAMS))
     return ModelContract(
         size_multiple=loaded.config.size_multiple,
         render_size=render_size or loaded.file.render_size,
@@ -76,6 +126,7 @@ def build_contract(loaded: LoadedGenerator, model_name: str, model_version: str,
         checkpoint_sha256=loaded.file.sha256,
         architecture=loaded.config.to_dict(),
         chroma_gain=getattr(loaded.net, "gain", 1.0),
+        hint_inputs=hint_inputs,
     )
 
 
@@ -100,25 +151,30 @@ def _save_atomic(model: onnx.ModelProto, path: Path) -> None:
 def export_onnx(loaded: LoadedGenerator, contract: ModelContract, path: Path, opset: int = OPSET) -> Path:
     """Write the FP32 ONNX model (one file, dynamic N/H/W) and check it."""
     m = contract.size_multiple
-    dummy = torch.zeros(1, 1, m * 2, m * 3)
+    dummy = model_inputs(loaded.net, torch.zeros(1, 1, m * 2, m * 3))
+    if (len(dummy) > 1) != contract.takes_hints:
+        raise RuntimeError("the contract and the generator disagree on hint inputs")
     with torch.inference_mode():
-        out = loaded.net(dummy)  # dry run: fails here, with a torch traceback, rather than inside export
+        out = loaded.net(*dummy)  # dry run: fails here, with a torch traceback, rather than inside export
     if out.shape != (1, 2, m * 2, m * 3):
-        raise RuntimeError(f"generator returned shape {tuple(out.shape)} for input {tuple(dummy.shape)}")
+        raise RuntimeError(f"generator returned shape {tuple(out.shape)} for input {tuple(dummy[0].shape)}")
     axes = {0: "batch", 2: "height", 3: "width"}
+    names = [INPUT_NAME] + ([contract.hint_inputs.name] if contract.hint_inputs else [])
     tmp = path.with_name(path.name + ".torch.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.onnx.export(loaded.net, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=opset,
+        torch.onnx.export(loaded.net, dummy, str(tmp), input_names=names, output_names=[OUTPUT_NAME],
+                          dynamic_axes={name: axes for name in [*names, OUTPUT_NAME]}, opset_version=opset,
                           do_constant_folding=True, dynamo=False)
         model = onnx.load(str(tmp))
     finally:
         tmp.unlink(missing_ok=True)
     model.producer_name = "colorizer-export"
     model.producer_version = __version__
-    model.doc_string = (f"Colorizer {contract.model_name} {contract.model_version}: L (N,1,H,W) -> ab (N,2,H,W); "
-                        f"H, W multiples of {contract.size_multiple}")
+    hint_doc = f" + {contract.hint_inputs.name} (N,{len(contract.hint_inputs.channels)},H,W)" \
+        if contract.hint_inputs else ""
+    model.doc_string = (f"Colorizer {contract.model_name} {contract.model_version}: L (N,1,H,W){hint_doc} -> ab "
+                        f"(N,2,H,W); H, W multiples of {contract.size_multiple}")
     split = split_concat_convs(model)
     if split:
         log.info("split %d concatenation+convolution(s) for ONNX Runtime's fast CPU layout", split)

@@ -73,12 +73,18 @@ def check_parity(net: torch.nn.Module, onnx_path: str, size_multiple: int, preci
     import onnxruntime as ort
 
     tolerance = tolerance if tolerance is not None else (FP16_TOLERANCE if precision == "fp16" else FP32_TOLERANCE)
+    from colorizer.exporter.onnx_export import model_inputs
+
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
     results = []
-    for batch in parity_inputs(size_multiple):
+    for seed, batch in enumerate(parity_inputs(size_multiple)):
+        inputs = model_inputs(net, torch.from_numpy(batch), seed)  # (L,) or (L, hint guidance)
+        if len(inputs) != len(names) or names[0] != INPUT_NAME:
+            raise ParityError(f"{onnx_path}: inputs {names}, the generator takes {len(inputs)}")
         with torch.inference_mode():
-            expected = net(torch.from_numpy(batch)).numpy()
-        (got,) = session.run(None, {INPUT_NAME: batch})
+            expected = net(*inputs).numpy()
+        (got,) = session.run(None, {name: x.numpy() for name, x in zip(names, inputs, strict=True)})
         if got.shape != expected.shape:
             raise ParityError(f"{onnx_path}: output shape {got.shape} for input {batch.shape}, "
                               f"PyTorch gives {expected.shape}")

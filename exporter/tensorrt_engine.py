@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from colorizer.contract import INPUT_NAME, OUTPUT_NAME, ModelContract
+from colorizer.contract import HINT_INPUT_NAME, INPUT_NAME, OUTPUT_NAME, ModelContract
 from colorizer.errors import ColorizerError
 from colorizer.exporter.engine_info import (
     EngineInfo,
@@ -160,6 +160,17 @@ def _call_or(obj: Any, method: str, default: Any) -> Any:
         return default
 
 
+def extra_inputs(network: Any) -> dict[str, int]:
+    """The parsed network's inputs besides ``L`` (a model's hint guidance, ``hints`` (N, C, H, W)):
+    name -> channels. Their profile follows L's batch, height and width."""
+    out = {}
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        if tensor.name != INPUT_NAME:
+            out[tensor.name] = int(tuple(tensor.shape)[1])
+    return out
+
+
 def _check_network(trt: TensorRT, network: Any, precision: Precision, onnx_path: Path) -> None:
     """The parsed network has the contract's tensors, and its tensor types fit the precision."""
     inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
@@ -172,6 +183,11 @@ def _check_network(trt: TensorRT, network: Any, precision: Precision, onnx_path:
     if len(input_shape) != 4:
         raise EngineBuildError(f"{onnx_path.name}: input {INPUT_NAME!r} has shape {input_shape}, expected 4 "
                                "dimensions (N, 1, H, W)")
+    for name, tensor in inputs.items():
+        shape = tuple(tensor.shape)
+        if name != INPUT_NAME and (name != HINT_INPUT_NAME or len(shape) != 4 or int(shape[1]) <= 0):
+            raise EngineBuildError(f"{onnx_path.name}: input {name!r} of shape {shape}; a Colorizer model takes "
+                                   f"{INPUT_NAME!r} and optionally {HINT_INPUT_NAME!r} (N, C, H, W) hint guidance")
     half = trt.module.DataType.HALF
     has_half = any(
         layer.get_output(j).dtype == half
@@ -261,6 +277,8 @@ def _build_serialized(trt: TensorRT, onnx_path: Path, spec: EngineSpec, workspac
         config.set_flag(m.BuilderFlag.FP16)  # TensorRT 10.x weak typing: FP16 kernels allowed where faster
     shape_profile = builder.create_optimization_profile()
     shape_profile.set_shape(INPUT_NAME, *spec.profile.input_shapes())
+    for name, channels in extra_inputs(network).items():  # a model's hint guidance: the same N, H and W as L
+        shape_profile.set_shape(name, *spec.profile.input_shapes(channels))
     if config.add_optimization_profile(shape_profile) < 0:
         raise EngineBuildError(f"TensorRT rejected the optimization profile {spec.profile.input_shapes()} "
                                f"for {onnx_path.name}")

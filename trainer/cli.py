@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", type=Path, default=None, metavar="GENERATOR",
                    help="warm-start the generator from a generator file or checkpoint of the same architecture "
                    "(e.g. assets/models/generator.safetensors) instead of ImageNet/random weights")
+    p.add_argument("--hint-inputs", action="store_true",
+                   help="effunet: a hint-conditioned generator that also takes the dense guidance of color hints "
+                   "(colorizer.hint_guidance), trained on hints simulated from the true colors; with --init-from a "
+                   "generator without them, the new weights start at zero (step 0 computes what it did)")
+    p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
+                   help="with --hint-inputs: share of training samples given no hint at all")
     p.add_argument("--encoder-lr-scale", type=float, default=d.encoder_lr_scale,
                    help="learning rate of a pretrained encoder relative to --lr (0 freezes it)")
     p.add_argument("--encoder-frozen-blocks", type=int, default=d.encoder_frozen_blocks,
@@ -123,7 +129,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1,
         beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
         generator=GeneratorConfig(name=args.generator, width=width, depth=depth, norm=args.norm,
-                                  dropout=args.dropout),
+                                  dropout=args.dropout, hint_channels=3 if args.hint_inputs else 0),
         pixel_loss=args.pixel_loss, huber_delta=args.huber_delta,
         chroma_weight=args.chroma_weight, lr_schedule=args.lr_schedule,
         lr_final_scale=args.lr_final_scale, encoder_lr_scale=args.encoder_lr_scale,
@@ -132,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         discriminator=DiscriminatorConfig(name=args.discriminator, width=args.discriminator_width,
                                           n_layers=args.discriminator_layers, norm=args.norm),
         old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,
+        hint_p_none=args.hint_p_none,
         seed=args.seed, limit=args.limit, val_images=args.val_images, samples=args.samples, val_every=args.val_every,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, log_every=args.log_every,
         workers=args.workers, device=args.device, threads=args.threads,

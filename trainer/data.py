@@ -19,7 +19,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from colorizer.contract import normalize_ab, normalize_l, rgb_to_lab
+from colorizer.contract import lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from colorizer.hint_guidance import guidance_map
+from colorizer.hint_spread import place_hints
+from colorizer.hints import HintPoint, PhotoHints, hex_color
 from colorizer.trainer.degrade import OldPhotoFilter
 
 log = logging.getLogger(__name__)
@@ -137,11 +140,45 @@ def lab_pair(rgb: np.ndarray, old_photo: OldPhotoFilter | None,
     return l_t, ab_t
 
 
+@dataclass(frozen=True)
+class HintSampling:
+    """Simulated hints drawn from the ground truth (after Zhang et al. 2017): with probability
+    ``p_none`` none, else a count geometric with ``p`` (at most ``max_points``), each a square of
+    ``min_size``..``max_size`` px at a uniform position, filled with the patch's mean color."""
+
+    p_none: float = 0.1
+    p: float = 1 / 8
+    max_points: int = 40
+    min_size: int = 1
+    max_size: int = 9
+
+    def draw(self, lab: np.ndarray, rng: np.random.Generator) -> PhotoHints:
+        if rng.random() < self.p_none:
+            return PhotoHints(())
+        h, w = lab.shape[:2]
+        count = min(int(rng.geometric(self.p)), self.max_points)
+        points = []
+        for _ in range(count):
+            side = int(rng.integers(self.min_size, self.max_size + 1))
+            x0, y0 = int(rng.integers(0, max(1, w - side + 1))), int(rng.integers(0, max(1, h - side + 1)))
+            mean = lab[y0 : y0 + side, x0 : x0 + side].reshape(-1, 3).mean(axis=0).astype(np.float32)
+            # the square [x0, x0 + side) is the one place_hints puts around (x0 + (side - 1) / 2)
+            points.append(HintPoint(x0 + (side - 1) / 2, y0 + (side - 1) / 2,
+                                    hex_color(lab_to_rgb(mean[None, None])[0, 0]), float(side)))
+        return PhotoHints(tuple(points))
+
+
+def guidance_for(l_channel: np.ndarray, hints: PhotoHints) -> torch.Tensor:
+    """The runtime's guidance planes (:func:`colorizer.hint_guidance.guidance_map`) for a training crop."""
+    placed = place_hints(hints, l_channel.shape, l_channel.shape) if len(hints) else None
+    return torch.from_numpy(guidance_map(np.ascontiguousarray(l_channel, np.float32), placed))
+
+
 class ColorPhotoDataset(Dataset):
     """(L, ab) pairs from color photos: random crops and flips for training, a center crop otherwise."""
 
     def __init__(self, files: Sequence[Path], size: int, train: bool, seed: int = 0,
-                 old_photo: OldPhotoFilter | None = None) -> None:
+                 old_photo: OldPhotoFilter | None = None, hints: HintSampling | None = None) -> None:
         if not files:
             raise ValueError("no usable color photos were found")
         self.files = list(files)
@@ -149,6 +186,7 @@ class ColorPhotoDataset(Dataset):
         self.train = train
         self.seed = seed
         self.old_photo = old_photo
+        self.hints = hints  # None: (L, ab) samples; else (L, ab, guidance) with simulated hints
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -169,4 +207,9 @@ class ColorPhotoDataset(Dataset):
                 rgb = rgb[:, ::-1]
         else:
             rgb = center_resize(rgb, self.size)
-        return lab_pair(rgb, self.old_photo if self.train else None, rng)
+        l_t, ab_t = lab_pair(rgb, self.old_photo if self.train else None, rng)
+        if self.hints is None:
+            return l_t, ab_t
+        lab = rgb_to_lab(np.ascontiguousarray(rgb))
+        # hints from the true colors, spread over the L the model sees (old-photo filters included)
+        return l_t, ab_t, guidance_for((l_t[0].numpy() + 1) * 50, self.hints.draw(lab, rng))

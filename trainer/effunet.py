@@ -43,22 +43,32 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class UpBlock(nn.Module):
-    """×2 bilinear upsampling, concatenation with the skip features, ``convs`` 3×3 conv-BN-ReLU."""
+    """×2 bilinear upsampling, concatenation with the skip features (and the hint guidance at this
+    scale, ``guide_channels``), ``convs`` 3×3 conv-BN-ReLU."""
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, convs: int = 2) -> None:
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, convs: int = 2,
+                 guide_channels: int = 0) -> None:
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        layers = conv_bn_relu(in_channels + skip_channels, out_channels)
+        self.guide_channels = guide_channels
+        layers = conv_bn_relu(in_channels + skip_channels + guide_channels, out_channels)
         for _ in range(convs - 1):
             layers += conv_bn_relu(out_channels, out_channels)
         self.conv = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([self.up(x), skip], 1))
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [self.up(x), skip] if guide is None else [self.up(x), skip, guide]
+        return self.conv(torch.cat(parts, 1))
 
 
 class EffUNetGenerator(nn.Module):
-    """L (N, 1, H, W) → ab (N, 2, H, W); ``cfg.width`` is the width of the full-resolution head."""
+    """L (N, 1, H, W) → ab (N, 2, H, W); ``cfg.width`` is the width of the full-resolution head.
+
+    With ``cfg.hint_channels`` (3: :mod:`colorizer.hint_guidance`) it also takes the dense hint
+    guidance (N, 3, H, W): area-averaged to each decoder scale and concatenated into the input of
+    every decoder stage. Those weights start at zero (:meth:`zero_guidance_weights`), so a generator
+    warm-started from one without hints computes exactly what that one did until it learns.
+    """
 
     def __init__(self, cfg) -> None:
         super().__init__()
@@ -71,13 +81,24 @@ class EffUNetGenerator(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         c2, c4, c8, c16, c32 = FEATURE_CHANNELS
-        self.up16 = UpBlock(c32, c16, widths[4])
-        self.up8 = UpBlock(widths[4], c8, widths[3])
-        self.up4 = UpBlock(widths[3], c4, widths[2])
+        g = self.hint_channels = getattr(cfg, "hint_channels", 0)
+        self.up16 = UpBlock(c32, c16, widths[4], guide_channels=g)
+        self.up8 = UpBlock(widths[4], c8, widths[3], guide_channels=g)
+        self.up4 = UpBlock(widths[3], c4, widths[2], guide_channels=g)
         # One convolution at the two largest scales: they cost most, and chroma is smooth there.
-        self.up2 = UpBlock(widths[2], c2, widths[1], convs=1)
-        self.up1 = UpBlock(widths[1], 1, widths[0], convs=1)  # full resolution: sees L again
+        self.up2 = UpBlock(widths[2], c2, widths[1], convs=1, guide_channels=g)
+        self.up1 = UpBlock(widths[1], 1, widths[0], convs=1, guide_channels=g)  # full resolution: sees L again
         self.head = nn.Sequential(nn.Conv2d(widths[0], 2, 3, padding=1), nn.Tanh())
+
+    def up_blocks(self) -> list[UpBlock]:
+        return [self.up16, self.up8, self.up4, self.up2, self.up1]
+
+    def zero_guidance_weights(self) -> None:
+        """The first convolution's weights on the guidance channels (the last ones of its input) := 0."""
+        with torch.no_grad():
+            for block in self.up_blocks():
+                if block.guide_channels:
+                    block.conv[0].weight[:, -block.guide_channels :].zero_()
 
     def decoder_modules(self) -> list[nn.Module]:
         return [self.up16, self.up8, self.up4, self.up2, self.up1, self.head]
@@ -92,12 +113,18 @@ class EffUNetGenerator(nn.Module):
                 m.eval()
         return self
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+    def forward(self, l_norm: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         gray = l_norm_to_gray_srgb(l_norm)
         f2, f4, f8, f16, f32 = self.encoder.features((gray.expand(-1, 3, -1, -1) - self.mean) / self.std)
-        x = self.up16(f32, f16)
-        x = self.up8(x, f8)
-        x = self.up4(x, f4)
-        x = self.up2(x, f2)
-        x = self.up1(x, l_norm)
+        if self.hint_channels:
+            if hints is None:  # no hints: zero guidance (the model colors on its own)
+                hints = l_norm.new_zeros(l_norm.shape[0], self.hint_channels, *l_norm.shape[-2:])
+            g = [nn.functional.avg_pool2d(hints, k) for k in (16, 8, 4, 2)] + [hints]
+        else:
+            g = [None] * 5
+        x = self.up16(f32, f16, g[0])
+        x = self.up8(x, f8, g[1])
+        x = self.up4(x, f4, g[2])
+        x = self.up2(x, f2, g[3])
+        x = self.up1(x, l_norm, g[4])
         return self.head(x)

@@ -31,14 +31,39 @@ def gray_baseline(rgb: np.ndarray) -> np.ndarray:
     return to_uint8(merge_l_ab(l_channel, np.zeros((*l_channel.shape, 2), np.float32)))
 
 
-def torch_predictor(net: torch.nn.Module, device: torch.device | str = "cpu") -> Predictor:
-    net = net.eval()
+class TorchPredictor:
+    """A PyTorch generator as a predictor: called with L, or ``predict(l_norm, hints=None)``; a generator
+    with hint inputs says so in ``contract`` (:func:`colorizer.colorize.predict_prepared` then feeds it
+    the hints' guidance, made with the runtime's spread settings)."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu") -> None:
+        from colorizer.exporter.onnx_export import hint_channels_of
+
+        self.net = net.eval()
+        self.device = device
+        self.contract = None
+        if hint_channels_of(net):
+            from dataclasses import asdict
+
+            from colorizer.contract import HintInputs, ModelContract
+            from colorizer.hint_spread import DEFAULT_PARAMS
+
+            self.contract = ModelContract(size_multiple=32, render_size=0,
+                                          hint_inputs=HintInputs(spread=asdict(DEFAULT_PARAMS)))
 
     @torch.inference_mode()
-    def predict(l_norm: np.ndarray) -> np.ndarray:
-        return net(torch.from_numpy(l_norm).to(device)).float().cpu().numpy()
+    def predict(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        x = torch.from_numpy(l_norm).to(self.device)
+        if hints is None:
+            return self.net(x).float().cpu().numpy()
+        return self.net(x, torch.from_numpy(np.ascontiguousarray(hints, np.float32)).to(self.device)).float().cpu().numpy()
 
-    return predict
+    def __call__(self, l_norm: np.ndarray) -> np.ndarray:
+        return self.predict(l_norm)
+
+
+def torch_predictor(net: torch.nn.Module, device: torch.device | str = "cpu") -> Predictor:
+    return TorchPredictor(net, device)
 
 
 def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: int, size_multiple: int,

@@ -58,7 +58,8 @@ def load_predictor(model: Path, device: str, cpu_int8: bool = False):
 
         backend = open_backend(model, "cpu" if device == "cpu" else "auto", cpu_int8=cpu_int8)
         c = backend.contract
-        return backend.predict, c.render_size, c.size_multiple, f"{model.name} on {backend.name}"
+        # the backend itself: a model with hint inputs gets the hints (colorizer.colorize.predict_prepared)
+        return backend, c.render_size, c.size_multiple, f"{model.name} on {backend.name}"
     import torch
 
     from colorizer.exporter.onnx_export import load_eval_generator

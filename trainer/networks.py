@@ -31,6 +31,7 @@ class GeneratorConfig:
     max_width_factor: int = 8  # channels stop growing at width * this
     norm: str = "batch"  # batch | instance
     dropout: float = 0.5  # in the innermost three decoder stages; 0 disables
+    hint_channels: int = 0  # effunet: channels of the hint guidance input (0: no hint input; 3: colorizer.hint_guidance)
 
     @property
     def size_multiple(self) -> int:
@@ -176,8 +177,12 @@ def define_generator(cfg: GeneratorConfig, pretrained: bool = False) -> nn.Modul
     (generators that have one; weights that are loaded afterwards make it unnecessary)."""
     if cfg.name not in _GENERATORS:
         raise ValueError(f"unknown generator {cfg.name!r}; choose from {sorted(_GENERATORS)}")
+    if cfg.hint_channels and cfg.name != "effunet":
+        raise ValueError(f"hint inputs (hint_channels={cfg.hint_channels}) exist for the effunet generator only")
     net = _GENERATORS[cfg.name](cfg)
     init_weights(net)
+    if cfg.hint_channels:
+        net.zero_guidance_weights()
     if pretrained and cfg.name in PRETRAINED_GENERATORS:
         net.load_pretrained_encoder()
     return net

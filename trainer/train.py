@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from tqdm import tqdm
 from colorizer.colorize import colorize
 from colorizer.trainer import checkpoint as ckpt
 from colorizer.trainer.config import TrainConfig
-from colorizer.trainer.data import ColorPhotoDataset, ScanResult, read_rgb, scan_images, spread
+from colorizer.trainer.data import ColorPhotoDataset, HintSampling, ScanResult, read_rgb, scan_images, spread
 from colorizer.trainer.degrade import OldPhotoFilter
 from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
 from colorizer.trainer.metrics_log import MetricsLog
@@ -133,14 +134,16 @@ class Trainer:
     def pixel_loss(self, fake: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return pixel_loss(fake, ab, self.cfg)
 
-    def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+    def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor | None = None
+                   ) -> dict[str, float]:
+        """One step; ``hints``: the guidance planes of a generator with hint inputs (None: none)."""
         cfg = self.cfg
         gan_phase = self.step >= cfg.pretrain_steps
         self.set_learning_rate()
         self.G.train()
         self.D.train()
         with self.autocast():
-            fake = self.G(l_norm)
+            fake = self.G(l_norm) if hints is None else self.G(l_norm, hints)
         losses: dict[str, float] = {}
         if gan_phase:
             self.D.requires_grad_(True)
@@ -218,7 +221,9 @@ class Trainer:
                              f"({cfg.batch_size})")
         self.summary = data_summary(cfg, scan, len(train_files))
         old_photo = OldPhotoFilter(cfg.old_photo_filters, cfg.old_photo_p) if cfg.old_photo_filters else None
-        return ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo), val_files
+        hints = HintSampling(p_none=cfg.hint_p_none) if cfg.generator.hint_channels else None
+        return ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo,
+                                 hints=hints), val_files
 
     def fit(self, stop_after: int | None = None) -> Path:
         """Train until ``total_steps`` (or ``stop_after`` more steps); return the generator file."""
@@ -248,10 +253,11 @@ class Trainer:
                                     worker_init_fn=ignore_stop_signals)
                 with stop_signals_held():  # a worker forked before it ignores them would die of a stop
                     batches = iter(loader)
-                for l_norm, ab in batches:
+                for l_norm, ab, *guidance in batches:
                     l_norm = l_norm.to(self.device, non_blocking=True)
                     ab = ab.to(self.device, non_blocking=True)
-                    last = self.train_step(l_norm, ab)
+                    hints = guidance[0].to(self.device, non_blocking=True) if guidance else None
+                    last = self.train_step(l_norm, ab, hints)
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()}, refresh=False)
                     phase = "gan" if self.step > cfg.pretrain_steps else "pretrain"
@@ -384,10 +390,29 @@ def warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch.
     """Generator weights to start a new run from (a shipped generator or a checkpoint, EMA preferred),
     refused with a clear message when the architecture differs."""
     loaded = ckpt.load_generator(path)
-    if GeneratorConfig(**loaded.generator_config) != generator:
+    source = GeneratorConfig(**loaded.generator_config)
+    if dataclasses.replace(source, hint_channels=generator.hint_channels) != generator or \
+            source.hint_channels not in (0, generator.hint_channels):
         raise ValueError(f"--init-from {path}: that generator was built as {loaded.generator_config}, "
                          f"this run asks for {generator.to_dict()}; use the same generator settings")
-    return loaded.state
+    if source.hint_channels == generator.hint_channels:
+        return loaded.state
+    return with_guidance_inputs(loaded.state, generator)
+
+
+def with_guidance_inputs(state: dict[str, torch.Tensor], generator: GeneratorConfig) -> dict[str, torch.Tensor]:
+    """The weights of a generator without hint inputs, for the same generator with them: each decoder
+    stage's first convolution gets zero weights on the guidance channels (the last of its input), so the
+    warm-started network computes what the old one did until it learns to use the hints."""
+    target = define_generator(generator).state_dict()
+    out = dict(state)
+    for key, want in target.items():
+        have = state.get(key)
+        if have is not None and have.shape != want.shape:
+            if have.dim() != 4 or have.shape[1] + generator.hint_channels != want.shape[1]:
+                raise ValueError(f"cannot add hint inputs to {key}: {tuple(have.shape)} -> {tuple(want.shape)}")
+            out[key] = torch.cat([have, have.new_zeros(have.shape[0], generator.hint_channels, *have.shape[2:])], 1)
+    return out
 
 
 def _short(metrics: dict) -> str:

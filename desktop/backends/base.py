@@ -80,13 +80,33 @@ class Backend(Protocol):
     name: str  # the backend actually in use, e.g. "onnxruntime-cpu"
     contract: ModelContract
 
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
-        """(N, 1, H, W) float32 normalized L -> (N, 2, H, W) float32 normalized ab."""
+    def predict(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """(N, 1, H, W) float32 normalized L -> (N, 2, H, W) float32 normalized ab. ``hints``: the
+        (N, 3, H, W) hint guidance (:func:`colorizer.colorize.model_guidance`) for a model with hint
+        inputs (``contract.takes_hints``; None: no hint, zeros are fed); a model without refuses it."""
         ...
 
     def close(self) -> None:
         """Free what the backend holds (GPU memory, sessions); it cannot predict afterwards."""
         ...
+
+
+def hint_feeds(contract: ModelContract, l_norm: np.ndarray, hints: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The extra inputs of a model with hint inputs: the guidance given (checked against L's shape),
+    or zeros (no hint); nothing for a model without, which refuses guidance (BackendError)."""
+    spec = contract.hint_inputs
+    if spec is None:
+        if hints is not None:
+            raise BackendError("this model has no hint inputs: its colors take hints through the runtime's "
+                               "spread (colorizer.colorize.predict_prepared), not as model input")
+        return {}
+    shape = (l_norm.shape[0], len(spec.channels), *l_norm.shape[-2:])
+    if hints is None:
+        return {spec.name: np.zeros(shape, np.float32)}
+    if tuple(hints.shape) != shape:
+        raise BackendError(f"hint guidance of shape {tuple(hints.shape)} for L of shape {tuple(l_norm.shape)}; "
+                           f"expected {shape}")
+    return {spec.name: np.ascontiguousarray(hints, dtype=np.float32)}
 
 
 def default_model_path() -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import INPUT_NAME, ModelContract
-from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOptions
+from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOptions, hint_feeds, read_contract
 
 PROVIDER_NAMES = {
     "TensorrtExecutionProvider": "onnxruntime-tensorrt",
@@ -89,8 +89,10 @@ class OnnxRuntimeBackend:
             self.name += "-int8"
         self.providers_used = used
 
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
-        (ab,) = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(l_norm, dtype=np.float32)})
+    def predict(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        feeds = {INPUT_NAME: np.ascontiguousarray(l_norm, dtype=np.float32)}
+        feeds |= hint_feeds(self.contract, l_norm, hints)
+        (ab,) = self.session.run(None, feeds)
         return ab
 
     def close(self) -> None:
@@ -115,6 +117,9 @@ class OnnxRuntimeBackend:
     @classmethod
     def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
         onnx = files.cpu_onnx(options.cpu_int8)
+        if onnx != files.onnx and read_contract(files.onnx).takes_hints and not read_contract(onnx).takes_hints:
+            log.warning("the INT8 twin of this model has no hint inputs: color hints are spread over its colors "
+                        "(the training-free route); without --cpu-int8 the model itself follows them")
         if onnx != files.onnx and x86_without_vnni():
             log.warning("this CPU has no VNNI instructions: the INT8 model may lose color here (it was "
                         "checked on a CPU with VNNI); without --cpu-int8 the FP32 model runs")

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import ModelContract
-from colorizer.desktop.backends.base import NO_NVIDIA_DRIVER, BackendError, ModelFiles, OpenOptions, read_contract
+from colorizer.desktop.backends.base import (NO_NVIDIA_DRIVER, BackendError, ModelFiles, OpenOptions, hint_feeds,
+                                             read_contract)
 from colorizer.desktop.backends.tensorrt_runner import EngineRunner
 from colorizer.exporter.tensorrt_engine import engine_for_model
 from colorizer.exporter.tensorrt_module import load_tensorrt
@@ -37,13 +38,15 @@ class TensorRTBackend:
         info = self.runner.info
         self.name = f"tensorrt ({info.trt_module} {info.trt_version}, {info.precision})" if info else "tensorrt"
 
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
+    def predict(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        extra = hint_feeds(self.contract, l_norm, hints)  # a model with hint inputs: guidance or zeros
         if self.runner.accepts(l_norm.shape):
-            return self.runner.run(l_norm)
+            return self.runner.run(l_norm, extra) if extra else self.runner.run(l_norm)
         # larger than the engine's profile: run in pieces along the batch, refuse larger images
         if l_norm.shape[0] > self.runner.max_batch:
             step = self.runner.max_batch
-            return np.concatenate([self.predict(l_norm[i : i + step]) for i in range(0, len(l_norm), step)])
+            return np.concatenate([self.predict(l_norm[i : i + step], None if hints is None else hints[i : i + step])
+                                   for i in range(0, len(l_norm), step)])
         raise ValueError(f"input {l_norm.shape} is outside the engine's profile "
                          f"{self.runner.min_shape}..{self.runner.max_shape}; use a smaller --render-size")
 

@@ -70,6 +70,11 @@ class EngineRunner:
         if not self._context.set_input_shape(INPUT_NAME, self.max_shape):
             raise EngineLoadError(f"{self.engine_path}: TensorRT rejected the profile's max shape "
                                   f"{self.max_shape}")
+        # a model's hint guidance (N, C, H, W): the same batch and size as L
+        self.extra_inputs = self._extra_inputs()
+        for name, channels in self.extra_inputs.items():
+            if not self._context.set_input_shape(name, self._extra_shape(self.max_shape, channels)):
+                raise EngineLoadError(f"{self.engine_path}: TensorRT rejected the max shape of input {name!r}")
         self.max_output_shape = tuple(int(d) for d in self._context.get_tensor_shape(OUTPUT_NAME))
         if any(d < 0 for d in self.max_output_shape):
             raise EngineLoadError(f"{self.engine_path}: output shape {self.max_output_shape} is not resolved")
@@ -79,6 +84,11 @@ class EngineRunner:
             self._buffers.append(self._input)
             self._output = self._alloc.allocate(math.prod(self.max_output_shape) * itemsize)
             self._buffers.append(self._output)
+            self._extra_buffers = {}
+            for name, channels in self.extra_inputs.items():
+                self._extra_buffers[name] = self._alloc.allocate(
+                    math.prod(self._extra_shape(self.max_shape, channels)) * itemsize)
+                self._buffers.append(self._extra_buffers[name])
             self._stream = self._alloc.create_stream()
         except BaseException:
             self.close()
@@ -109,6 +119,20 @@ class EngineRunner:
                 raise EngineLoadError(f"{self.engine_path}: tensor {name!r} is {dtype}, expected float32 "
                                       "(the FP16 ONNX keeps float32 inputs and outputs)")
 
+    def _extra_inputs(self) -> dict[str, int]:
+        """The engine's inputs besides L (a model's hint guidance): name -> channels."""
+        m, engine = self._trt.module, self._engine
+        out = {}
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            if name != INPUT_NAME and engine.get_tensor_mode(name) == m.TensorIOMode.INPUT:
+                out[name] = int(tuple(engine.get_tensor_shape(name))[1])
+        return out
+
+    @staticmethod
+    def _extra_shape(l_shape: tuple[int, ...], channels: int) -> tuple[int, ...]:
+        return (l_shape[0], channels, *l_shape[2:])
+
     @property
     def max_batch(self) -> int:
         return self.max_shape[0]
@@ -119,9 +143,21 @@ class EngineRunner:
             return False
         return all(lo <= s <= hi for s, lo, hi in zip(shape, self.min_shape, self.max_shape, strict=True))
 
-    def run(self, l_batch: np.ndarray) -> np.ndarray:
-        """Normalized L (N, 1, H, W) -> normalized ab (N, 2, H, W), both float32."""
+    def run(self, l_batch: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Normalized L (N, 1, H, W) -> normalized ab (N, 2, H, W), both float32. ``extra``: the other
+        inputs by name (a model's hint guidance, (N, C, H, W)); one not given is fed zeros (no hint)."""
         x = np.ascontiguousarray(l_batch, dtype=np.float32)
+        extra = dict(extra or {})
+        unknown = sorted(set(extra) - set(self.extra_inputs))
+        if unknown:
+            raise ValueError(f"{self.engine_path.name} has no input {', '.join(map(repr, unknown))}")
+        feeds = {}
+        for name, channels in self.extra_inputs.items():
+            want = self._extra_shape(x.shape, channels)
+            given = extra.get(name)
+            feeds[name] = np.zeros(want, np.float32) if given is None else np.ascontiguousarray(given, np.float32)
+            if feeds[name].shape != want:
+                raise ValueError(f"input {name!r} of shape {feeds[name].shape}; expected {want} for L {x.shape}")
         if not self.accepts(x.shape):
             raise ValueError(f"input shape {x.shape} is outside the engine's profile "
                              f"{self.min_shape}..{self.max_shape}; split the batch, or rebuild the engine "
@@ -133,9 +169,15 @@ class EngineRunner:
             if not ctx.set_input_shape(INPUT_NAME, x.shape):
                 raise RuntimeError(f"TensorRT rejected input shape {x.shape}")
             ctx.set_tensor_address(INPUT_NAME, self._input.ptr)
+            for name, value in feeds.items():
+                if not ctx.set_input_shape(name, value.shape):
+                    raise RuntimeError(f"TensorRT rejected input {name!r} of shape {value.shape}")
+                ctx.set_tensor_address(name, self._extra_buffers[name].ptr)
             ctx.set_tensor_address(OUTPUT_NAME, self._output.ptr)
             out = np.empty(tuple(int(d) for d in ctx.get_tensor_shape(OUTPUT_NAME)), dtype=np.float32)
             self._alloc.copy_to_device(self._input, x, self._stream)
+            for name, value in feeds.items():
+                self._alloc.copy_to_device(self._extra_buffers[name], value, self._stream)
             if not ctx.execute_async_v3(self._alloc.stream_handle(self._stream)):
                 errors = "; ".join(self._logger.errors)
                 detail = f": {errors}" if errors else ""

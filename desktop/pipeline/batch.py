@@ -229,7 +229,7 @@ class BatchRunner:
 
     def _infer(self, photos: list[_Photo]) -> None:
         chunks = stages.predict_chunks(self.backend, [p.prepared.model_input for p in photos], self.settings.batch_size,
-                                self.cancel)
+                                self.cancel, prepared=[p.prepared for p in photos])
         for chunk in chunks:
             for i, ab in zip(chunk.indices, chunk.ab if chunk.ab is not None else [None] * len(chunk.indices),
                              strict=True):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorizer.colorize import Prepared
+from colorizer.colorize import Prepared, predict_prepared
 from colorizer.contract import gray_plane
 from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
@@ -177,8 +177,11 @@ class Chunk:
 
 
 def predict_chunks(backend, model_inputs: Sequence[np.ndarray | None], batch_size: int,
-                   cancel: CancelToken | None = None) -> Iterator[Chunk]:
-    """Predict ``model_inputs`` (None: left out) in calls of at most ``batch_size`` images of one render shape."""
+                   cancel: CancelToken | None = None, prepared: Sequence[Prepared | None] | None = None
+                   ) -> Iterator[Chunk]:
+    """Predict ``model_inputs`` (None: left out) in calls of at most ``batch_size`` images of one render shape.
+    With ``prepared`` (the photos the inputs are of), a model with hint inputs also gets their hints
+    (:func:`colorizer.colorize.predict_prepared`)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(model_inputs):
         if x is not None:
@@ -192,7 +195,10 @@ def predict_chunks(backend, model_inputs: Sequence[np.ndarray | None], batch_siz
                 continue
             try:
                 t = time.perf_counter()
-                chunk.ab = backend.predict(np.stack([model_inputs[i] for i in chunk.indices]))
+                if prepared is not None:
+                    chunk.ab = predict_prepared(backend, [prepared[i] for i in chunk.indices])
+                else:
+                    chunk.ab = backend.predict(np.stack([model_inputs[i] for i in chunk.indices]))
                 chunk.seconds_each = (time.perf_counter() - t) / len(chunk.indices)
             except Exception as exc:
                 log.info("inference failed", exc_info=True)

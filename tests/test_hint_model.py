@@ -1,0 +1,311 @@
+"""Hint-conditioned models (#21): the trainer's hint inputs, the ONNX export with the hint guidance
+input and its contract, FP16/INT8, and the runtime feeding guidance to such a model (and the spread
+to every other)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from colorizer.colorize import model_guidance, predict_prepared, prepare
+from colorizer.contract import (
+    FORMAT_VERSION,
+    HINT_INPUT_NAME,
+    HINTS_FORMAT_VERSION,
+    INPUT_NAME,
+    ContractError,
+    HintInputs,
+    ModelContract,
+)
+from colorizer.hint_guidance import guidance_map
+from colorizer.hint_spread import place_hints
+from colorizer.hints import HintPoint, PhotoHints, simulated_hints
+from colorizer.trainer.checkpoint import save_generator
+from colorizer.trainer.networks import GeneratorConfig, define_generator
+from tiny_model import tiny_onnx
+
+HINTED = GeneratorConfig(name="effunet", width=4, depth=5, hint_channels=3)
+PLAIN = GeneratorConfig(name="effunet", width=4, depth=5)
+
+
+def hint_generator_file(path: Path, seed: int = 0) -> Path:
+    """A tiny effunet with hint inputs whose guidance weights are not zero (as after training)."""
+    torch.manual_seed(seed)
+    net = define_generator(HINTED)
+    with torch.no_grad():
+        for block in net.up_blocks():
+            block.conv[0].weight[:, -3:].normal_(0, 0.5)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    save_generator(path, net.state_dict(), generator_config=HINTED.to_dict(), render_size=64, step=3,
+                   training_data="synthetic")
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    import cv2
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        y, x = np.mgrid[0:72, 0:96]
+        rgb = np.stack([x * 2 + 40 * i, y * 3, 255 - x * 2], -1).clip(0, 255).astype(np.uint8)
+        rgb = (rgb + rng.integers(0, 20, rgb.shape)).clip(0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"p{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, photos):
+    from colorizer.exporter.export import export_model
+
+    tmp = tmp_path_factory.mktemp("hinted")
+    gen = hint_generator_file(tmp / "hinted.safetensors")
+    return export_model(gen, tmp / "model", name="hinted", version="t4", chroma_gain=1.3,
+                        int8_photos=[photos])
+
+
+def test_warm_start_adds_zero_guidance_weights_so_step_0_is_the_old_model(tmp_path):
+    from colorizer.trainer.train import warm_start_state
+
+    torch.manual_seed(1)
+    plain = define_generator(PLAIN).eval()
+    path = tmp_path / "plain.safetensors"
+    save_generator(path, plain.state_dict(), generator_config=PLAIN.to_dict(), render_size=64, step=1,
+                   training_data="x")
+    hinted = define_generator(HINTED)
+    hinted.load_state_dict(warm_start_state(path, HINTED))
+    hinted.eval()
+    x = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(hinted(x, torch.rand(2, 3, 64, 96)), plain(x))
+        torch.testing.assert_close(hinted(x), plain(x))
+    with pytest.raises(ValueError, match="generator settings"):
+        warm_start_state(path, GeneratorConfig(name="effunet", width=8, depth=5, hint_channels=3))
+    with pytest.raises(ValueError, match="effunet"):
+        define_generator(GeneratorConfig(hint_channels=3))
+
+
+def test_guidance_is_zero_without_hints_and_the_hint_color_at_a_hint():
+    lum = np.tile(np.linspace(20, 80, 64, dtype=np.float32), (48, 1))
+    assert not guidance_map(lum, None).any()
+    hints = place_hints(PhotoHints((HintPoint(10, 20, "#c03020", 3),)), (48, 64), (48, 64))
+    g = guidance_map(lum, hints)
+    assert g.shape == (3, 48, 64) and g.dtype == np.float32
+    np.testing.assert_allclose(g[:2, 20, 10] * 110, hints.ab[0], atol=1e-3)
+    assert g[2, 20, 10] == 1.0 and 0 <= g[2].min() and g[2, 20, 60] < g[2, 20, 14]
+
+
+def test_training_samples_carry_the_runtime_guidance(tmp_path, photos):
+    from colorizer.trainer.data import ColorPhotoDataset, HintSampling
+
+    files = sorted(photos.glob("*.png"))
+    data = ColorPhotoDataset(files, 64, train=True, hints=HintSampling(p_none=0.0))
+    l_t, ab_t, g_t = data[0]
+    assert l_t.shape == (1, 64, 64) and ab_t.shape == (2, 64, 64) and g_t.shape == (3, 64, 64)
+    assert float(g_t[2].max()) == 1.0  # at least one hint
+    hinted = g_t[2] == 1.0
+    # hints carry the true colors (sRGB hex of the patch mean: within a quantization step)
+    assert float((g_t[:2][:, hinted] - ab_t[:, hinted]).abs().mean()) < 0.05
+    assert len(ColorPhotoDataset(files, 64, train=True)[0]) == 2  # no hint inputs: (L, ab) as before
+    none = ColorPhotoDataset(files, 64, train=True, hints=HintSampling(p_none=1.0))[0][2]
+    assert not none.any()
+
+
+def test_a_training_step_with_hints(tmp_path, photos):
+    from colorizer.trainer.config import TrainConfig
+    from colorizer.trainer.train import Trainer
+
+    cfg = TrainConfig(data=(str(photos),), out=str(tmp_path / "run"), size=64, batch_size=2, pretrain_steps=2,
+                      gan_steps=0, generator=HINTED, encoder_lr_scale=0, workers=0, val_images=1, samples=1,
+                      val_every=2, checkpoint_every=2, log_every=1, hint_p_none=0.0, pixel_loss="huber")
+    trainer = Trainer(cfg, progress=False)
+    generator = trainer.fit()
+    assert trainer.step == 2 and generator.is_file()
+    weights = trainer.G.up16.conv[0].weight[:, -3:]
+    assert weights.abs().sum() > 0  # the guidance weights learn (from zero)
+
+
+def test_export_writes_the_hint_input_and_its_contract(exported):
+    model = onnx.load(str(exported.onnx))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert inputs == {INPUT_NAME: ["batch", 1, "height", "width"], HINT_INPUT_NAME: ["batch", 3, "height", "width"]}
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["colorizer.format_version"] == str(HINTS_FORMAT_VERSION)
+    spec = json.loads(meta["colorizer.hint_inputs"])
+    assert spec["name"] == HINT_INPUT_NAME and spec["channels"] == ["a/110", "b/110", "confidence"]
+    assert spec["shape"] == ["batch", 3, "height", "width"] and spec["guidance_version"] == 1
+    assert spec["spread"]["method"] == "geodesic"
+    contract = ModelContract.from_metadata(meta)
+    assert contract.takes_hints and contract.hint_inputs.name == HINT_INPUT_NAME
+    assert exported.parity.passed and exported.fp16_parity.passed  # both checked with guidance
+    fp16 = onnx.load(str(exported.fp16_onnx))
+    assert {i.name for i in fp16.graph.input} == {INPUT_NAME, HINT_INPUT_NAME}
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in fp16.graph.input)
+
+
+def test_onnx_matches_pytorch_with_guidance(exported, tmp_path):
+    import onnxruntime as ort
+
+    from colorizer.exporter.onnx_export import load_eval_generator
+
+    loaded = load_eval_generator(exported.onnx.parent.parent / "hinted.safetensors", chroma_gain=1.3)
+    session = ort.InferenceSession(str(exported.onnx), providers=["CPUExecutionProvider"])
+    lum = np.tile(np.linspace(10, 90, 96, dtype=np.float32), (64, 1))
+    prepared = prepare(np.repeat((lum[..., None] * 2.55).astype(np.uint8), 3, -1), 96, 32)
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[..., 0] = 200
+    hinted = prepared.with_hints(simulated_hints(rgb, 3, np.random.default_rng(0)), (64, 96))
+    guidance = model_guidance(hinted, ModelContract(32, 96, hint_inputs=HintInputs()))[None]
+    x = hinted.model_input[None]
+    (got,) = session.run(None, {INPUT_NAME: x, HINT_INPUT_NAME: guidance})
+    with torch.inference_mode():
+        expected = loaded.net(torch.from_numpy(x), torch.from_numpy(guidance)).numpy()
+        no_hint = loaded.net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(expected - no_hint).max() > 1e-3  # the guidance changes the colors
+    # the chroma gain fades where the hints are confident: at a hint the model's own ab, elsewhere x1.3
+    with torch.inference_mode():
+        raw = loaded.net.net(torch.from_numpy(x), torch.from_numpy(guidance)).numpy()
+    conf = guidance[:, 2:3]
+    np.testing.assert_allclose(expected, raw * (1 + 0.3 * (1 - conf)), atol=1e-5)
+
+
+def test_a_model_without_hint_inputs_keeps_working_unchanged(tmp_path):
+    from colorizer.desktop.backends import open_backend
+    from colorizer.desktop.backends.base import BackendError
+
+    path = tiny_onnx(tmp_path)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["colorizer.format_version"] == str(FORMAT_VERSION) and "colorizer.hint_inputs" not in meta
+    assert [i.name for i in onnx.load(str(path)).graph.input] == [INPUT_NAME]
+    backend = open_backend(path, "cpu")
+    assert not backend.contract.takes_hints
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    assert backend.predict(x).shape == (1, 2, 32, 32)
+    with pytest.raises(BackendError, match="no hint inputs"):
+        backend.predict(x, hints=np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_contract_refuses_unknown_hint_guidance():
+    meta = ModelContract(32, 64, hint_inputs=HintInputs()).to_metadata()
+    assert ModelContract.from_metadata(meta).takes_hints
+    bad = dict(meta)
+    bad["colorizer.hint_inputs"] = meta["colorizer.hint_inputs"].replace('"guidance_version": 1', '"guidance_version": 7')
+    with pytest.raises(ContractError, match="guidance"):
+        ModelContract.from_metadata(bad)
+    missing = {k: v for k, v in meta.items() if k != "colorizer.hint_inputs"}
+    with pytest.raises(ContractError, match="hint_inputs"):
+        ModelContract.from_metadata(missing)
+
+
+class Spy:
+    """A backend that records what the runtime gives it."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.contract, self.name, self.calls = backend, backend.contract, backend.name, []
+
+    def predict(self, l_norm, hints=None):
+        self.calls.append(hints)
+        return self.backend.predict(l_norm, hints) if hints is not None else self.backend.predict(l_norm)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def gray_photo_with_hints(folder: Path) -> tuple[Path, PhotoHints]:
+    import cv2
+
+    from colorizer.hints import sidecar_path, write_hints
+
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:80, 0:120]
+    gray = (60 + x + (y > 40) * 50).clip(0, 255).astype(np.uint8)
+    path = folder / "scan.png"
+    cv2.imwrite(str(path), gray)
+    hints = PhotoHints((HintPoint(20, 20, "#2060c0", 3), HintPoint(100, 60, "#c04020", 5)))
+    write_hints(sidecar_path(path), hints)
+    return path, hints
+
+
+def test_the_runtime_feeds_guidance_to_a_hint_model_and_the_spread_to_a_plain_one(exported, tmp_path, monkeypatch):
+    import colorizer.desktop.backends as backends
+    from colorizer.desktop.cli import main as batch_main
+
+    source, _ = gray_photo_with_hints(tmp_path / "in")
+    opened: list[Spy] = []
+    real_open = backends.open_backend
+
+    def spy_open(*args, **kwargs):
+        opened.append(Spy(real_open(*args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr(backends, "open_backend", spy_open)
+    outputs = {}
+    for model, takes in ((exported.onnx, True), (tiny_onnx(tmp_path / "plain"), False)):
+        out = tmp_path / f"out-{model.stem}"
+        assert batch_main([str(source.parent), "-o", str(out), "--model", str(model), "--backend", "cpu", "-q"]) == 0
+        report = json.loads((out / "colorize-report.json").read_text())["files"]
+        assert report[0]["status"] == "done" and report[0]["hints"]["count"] == 2
+        spy = opened[-1]
+        assert len(spy.calls) == 1
+        if takes:
+            g = spy.calls[0]
+            assert g.shape[:2] == (1, 3) and g[:, 2].max() == 1.0 and g[:, :2].any()  # the hints' guidance
+        else:
+            assert spy.calls[0] is None  # L only: the finish spreads the hints
+        outputs[takes] = out
+    # with either model the hinted colors come out at the hint (the finish touches up what is left)
+    import cv2
+
+    from colorizer.contract import rgb_to_lab
+    for out in outputs.values():
+        rgb = cv2.cvtColor(cv2.imread(str(next(out.glob("scan.*")))), cv2.COLOR_BGR2RGB)
+        lab = rgb_to_lab(rgb)
+        assert lab[20, 20, 2] < -15 and lab[60, 100, 1] > 15  # blue hint: b < 0; red hint: a > 0
+
+
+def test_predict_prepared_gives_zero_guidance_without_hints(exported):
+    from colorizer.desktop.backends import open_backend
+
+    spy = Spy(open_backend(exported.onnx, "cpu"))
+    prepared = prepare(np.full((40, 50, 3), 120, np.uint8), 64, 32)
+    ab = predict_prepared(spy, [prepared, prepared])
+    assert ab.shape == (2, 2, 64, 64)
+    assert spy.calls[0].shape == (2, 3, 64, 64) and not spy.calls[0].any()
+
+
+def test_the_int8_twin_of_a_hint_model_takes_l_only_and_the_runtime_says_so(exported, caplog):
+    from colorizer.desktop.backends import open_backend
+
+    int8 = onnx.load(str(exported.int8_onnx))
+    assert [i.name for i in int8.graph.input] == [INPUT_NAME]
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert meta["colorizer.precision"] == "int8" and "colorizer.hint_inputs" not in meta
+    assert exported.int8_parity.passed
+    with caplog.at_level(logging.WARNING):
+        backend = open_backend(exported.onnx, "cpu", cpu_int8=True)
+    assert backend.name.endswith("-int8") and not backend.contract.takes_hints
+    assert "INT8 twin of this model has no hint inputs" in caplog.text
+    # the runtime then takes the plain route: L only, the hints spread in the finish
+    spy = Spy(backend)
+    predict_prepared(spy, [prepare(np.full((40, 50, 3), 120, np.uint8), 64, 32)])
+    assert spy.calls == [None]
+
+
+def test_colorizer_eval_with_hints_on_a_hint_model(exported, photos, capsys):
+    from colorizer.trainer.evaluate_cli import main
+
+    assert main([str(exported.onnx), str(photos), "--hints", "3", "--quiet"]) == 0
+    assert "dE at the hint pixels" in capsys.readouterr().out
+    gen = exported.onnx.parent.parent / "hinted.safetensors"
+    assert main([str(gen), str(photos), "--hints", "3", "--quiet"]) == 0

@@ -22,6 +22,7 @@ from colorizer.desktop.media.video_writer import VideoEncoding
 from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences
 from colorizer.desktop.pipeline.run import frames_video_path
 from colorizer.desktop.pipeline.tasks import Task, frames_output, plan
+from colorizer.hints import sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
     for item in items:
         task = by_source.get(item.key)
         if item.kind == TaskKind.FRAMES and item.source.is_dir():
-            task = Task(item.source, frames_output(item.source, output_dir, True), TaskKind.FRAMES)
+            task = Task(item.source, frames_output(item.source, output_dir, True), TaskKind.FRAMES,
+                        sidecar_path(item.source))  # its hints: <folder>.hints.json beside it, as plan() says
             out = task.output.resolve()
             if out == item.key:
                 reasons[item.key] = f"output {task.output} would overwrite the frames; choose another output folder"

@@ -57,9 +57,10 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
     mod = ModuleType(name)
     mod.__version__ = version
     rec = SimpleNamespace(network_flags=[], shapes=[], flags=[], pools=[], timing_in=[], builds=0,
-                          targets=[], executes=[], input_shapes=[])
+                          targets=[], executes=[], input_shapes=[], extra_shapes=[])
     knobs = SimpleNamespace(parse_errors=[], half=False, fail_build=False, device_memory=None,
-                            phases=[("Building engine", 2), ("Tactic selection", 3)])
+                            phases=[("Building engine", 2), ("Tactic selection", 3)],
+                            hint_channels=0)  # > 0: the model also takes "hints" (N, C, H, W)
     mod.record, mod.knobs = rec, knobs
 
     class ILogger:
@@ -132,6 +133,8 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             if knobs.parse_errors:
                 return False
             self.network.inputs = [tensor("L", (-1, 1, -1, -1))]
+            if knobs.hint_channels:
+                self.network.inputs.append(tensor("hints", (-1, knobs.hint_channels, -1, -1)))
             self.network.outputs = [tensor("ab", (-1, 2, -1, -1))]
             self.network.layers = [Layer(mod.DataType.HALF if knobs.half else mod.DataType.FLOAT)]
             return True
@@ -151,9 +154,16 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             return self.data
 
     class OptimizationProfile:
+        def __init__(self) -> None:
+            self.by_name: dict[str, tuple] = {}
+
         def set_shape(self, tname: str, lo: tuple, opt: tuple, hi: tuple) -> None:
             rec.shapes.append((tname, lo, opt, hi))
-            self.shapes = (lo, opt, hi)
+            self.by_name[tname] = (lo, opt, hi)
+
+        @property
+        def shapes(self) -> tuple:
+            return self.by_name["L"]
 
     class Config:
         def __init__(self) -> None:
@@ -220,18 +230,25 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             if config.timing_cache is not None:
                 config.timing_cache.data += f"|build{rec.builds}".encode()
             lo, opt, hi = config.profiles[0].shapes
-            return json.dumps({"fake_engine": True, "min": lo, "opt": opt, "max": hi}).encode()
+            extra = {k: v for k, v in config.profiles[0].by_name.items() if k != "L"}
+            return json.dumps({"fake_engine": True, "min": lo, "opt": opt, "max": hi, "extra": extra}).encode()
 
     class ExecutionContext:
         def __init__(self, engine: Engine) -> None:
             self.engine = engine
             self.shape: tuple[int, ...] | None = None
+            self.extra_shapes: dict[str, tuple[int, ...]] = {}
             self.addresses: dict[str, int] = {}
 
         def set_input_shape(self, tname: str, shape: tuple[int, ...]) -> bool:
-            lo, hi = self.engine.profile[0], self.engine.profile[2]
+            profile = self.engine.extra[tname] if tname in self.engine.extra else self.engine.profile
+            lo, hi = profile[0], profile[2]
             if not all(a <= s <= b for s, a, b in zip(shape, lo, hi, strict=True)):
                 return False
+            if tname in self.engine.extra:
+                self.extra_shapes[tname] = tuple(shape)
+                rec.extra_shapes.append((tname, tuple(shape)))
+                return True
             self.shape = tuple(shape)
             rec.input_shapes.append(self.shape)
             return True
@@ -250,19 +267,28 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             n, _, h, w = self.shape
             x = memory[self.addresses["L"]][: n * h * w * 4].view(np.float32).reshape(n, 1, h, w)
             ab = np.concatenate([np.tanh(x), -np.tanh(x)], axis=1).astype(np.float32)
+            if "hints" in self.engine.extra:  # ab + the guidance's first two planes
+                c = self.extra_shapes["hints"][1]
+                g = memory[self.addresses["hints"]][: n * c * h * w * 4].view(np.float32).reshape(n, c, h, w)
+                ab = ab + g[:, :2]
             memory[self.addresses["ab"]][: ab.nbytes] = ab.reshape(-1).view(np.uint8)
             return True
 
     class Engine:
-        def __init__(self, profile: tuple) -> None:
+        def __init__(self, profile: tuple, extra: dict | None = None) -> None:
             self.profile = profile
-            self.num_io_tensors = 2
+            self.extra = {k: tuple(tuple(s) for s in v) for k, v in (extra or {}).items()}
+            self.names = ["L", *self.extra, "ab"]
+            self.num_io_tensors = len(self.names)
 
         def get_tensor_name(self, i: int) -> str:
-            return ["L", "ab"][i]
+            return self.names[i]
+
+        def get_tensor_shape(self, tname: str) -> tuple[int, ...]:
+            return (-1, self.extra[tname][0][1], -1, -1) if tname in self.extra else (-1, 1 if tname == "L" else 2, -1, -1)
 
         def get_tensor_mode(self, tname: str) -> Any:
-            return mod.TensorIOMode.INPUT if tname == "L" else mod.TensorIOMode.OUTPUT
+            return mod.TensorIOMode.OUTPUT if tname == "ab" else mod.TensorIOMode.INPUT
 
         def get_tensor_dtype(self, tname: str) -> Any:
             return mod.DataType.FLOAT
@@ -283,7 +309,7 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             except ValueError:
                 self.logger.log(Severity.ERROR, "Error Code 1: Serialization (magic tag does not match)")
                 return None
-            return Engine((blob["min"], blob["opt"], blob["max"]))
+            return Engine((blob["min"], blob["opt"], blob["max"]), blob.get("extra"))
 
     mod.Builder, mod.OnnxParser, mod.Runtime = Builder, OnnxParser, Runtime
     return mod
@@ -906,3 +932,59 @@ def test_real_tensorrt_rtx_builds_a_tiny_engine(tmp_path: Path, precision: str) 
     with runner:
         ab = runner.run(x)
     np.testing.assert_allclose(ab, reference_ab(onnx_path, x), atol=2e-2 if precision == "fp16" else 1e-4)
+
+
+# --------------------------------------------------------------------------- models with hint inputs
+def test_a_hint_model_gets_a_profile_for_its_guidance_and_the_runner_feeds_it(install, gpu, onnx_file: Path,
+                                                                               tmp_path: Path) -> None:
+    fake = install("tensorrt", "10.9.0.34")
+    fake.knobs.hint_channels = 3
+    path = build(onnx_file, tmp_path / "cache")
+    # the guidance follows L's batch, height and width, with its own channels
+    assert fake.record.shapes == [("L", (1, 1, 64, 64), (2, 1, 128, 192), (4, 1, 256, 256)),
+                                  ("hints", (1, 3, 64, 64), (2, 3, 128, 192), (4, 3, 256, 256))]
+    alloc = FakeAllocator()
+    fake.knobs.device_memory = alloc.memory
+    rng = np.random.default_rng(0)
+    with tensorrt_runner.EngineRunner(path, allocator=alloc) as runner:
+        assert runner.extra_inputs == {"hints": 3}
+        assert alloc.allocations == [4 * 1 * 256 * 256 * 4, 4 * 2 * 256 * 256 * 4, 4 * 3 * 256 * 256 * 4]
+        x = rng.uniform(-1, 1, (2, 1, 64, 128)).astype(np.float32)
+        g = rng.uniform(-1, 1, (2, 3, 64, 128)).astype(np.float32)
+        ab = runner.run(x, {"hints": g})
+        np.testing.assert_allclose(ab[:, :1], np.tanh(x) + g[:, :1], rtol=1e-5)
+        np.testing.assert_allclose(runner.run(x)[:, :1], np.tanh(x), rtol=1e-6)  # no guidance: zeros
+        assert fake.record.extra_shapes[-1] == ("hints", (2, 3, 64, 128))
+        with pytest.raises(ValueError, match="expected"):
+            runner.run(x, {"hints": g[:, :2]})
+        with pytest.raises(ValueError, match="no input"):
+            runner.run(x, {"mask": g})
+    assert alloc.freed == 3
+
+
+def test_a_plain_engine_has_no_extra_inputs(install, gpu, onnx_file: Path, tmp_path: Path) -> None:
+    fake = install("tensorrt", "10.9.0.34")
+    path = build(onnx_file, tmp_path / "cache")
+    assert [s[0] for s in fake.record.shapes] == ["L"]
+    alloc = FakeAllocator()
+    fake.knobs.device_memory = alloc.memory
+    with tensorrt_runner.EngineRunner(path, allocator=alloc) as runner:
+        assert runner.extra_inputs == {}
+        with pytest.raises(ValueError, match="no input"):
+            runner.run(np.zeros((1, 1, 64, 64), np.float32), {"hints": np.zeros((1, 3, 64, 64), np.float32)})
+
+
+def test_the_builder_refuses_an_unknown_extra_input(install, gpu, onnx_file: Path, tmp_path: Path) -> None:
+    from colorizer.exporter.tensorrt_engine import EngineBuildError, _check_network
+
+    fake = install("tensorrt", "10.9.0.34")
+    network = SimpleNamespace(inputs=[SimpleNamespace(name="L", shape=(-1, 1, -1, -1)),
+                                      SimpleNamespace(name="mask", shape=(-1, 1, -1, -1))],
+                              outputs=[SimpleNamespace(name="ab")], layers=[])
+    network.num_inputs, network.num_outputs, network.num_layers = 2, 1, 0
+    network.get_input = lambda i: network.inputs[i]
+    network.get_output = lambda i: network.outputs[i]
+    from colorizer.exporter.tensorrt_module import load_tensorrt
+
+    with pytest.raises(EngineBuildError, match="mask"):
+        _check_network(load_tensorrt(fake.__name__), network, "fp32", onnx_file)

@@ -30,8 +30,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
-SCENES = ("photos", "film", "cancel", "backends", "hints")
+SCENES = ("photos", "film", "cancel", "backends", "hints", "film-hints")
 
 
 def tiny_model(folder: Path) -> Path:
@@ -225,6 +227,44 @@ class Shots:
         window.close()
 
 
+FILM_FRAMES, FILM_KEY, FILM_LATER = 96, 12, 60  # 4 s at 24 fps; the later frame 2 s after the key frame
+FILM_POINTS = ((0.14, 0.58), (0.42, 0.18), (0.66, 0.62))  # photo fractions: 102062.jpg's car, trees, water
+
+
+def film_crop(frame: int, width: int, height: int) -> tuple[float, float, float, float]:
+    """The crop (x0, y0, w, h) of the photo that frame ``frame`` shows: a pan from left to right over
+    a fifth of the width and a slow zoom (1.1x), as a camera would."""
+    t = frame / (FILM_FRAMES - 1)
+    cw = width * (0.8 - 0.07 * t)
+    ch = cw * 2 / 3
+    return (width - cw) * t, (height - ch) / 2, cw, ch
+
+
+def make_hint_film(path: Path, photo: Path) -> None:
+    """A gray 4 s film (480x320, 24 fps) of a color photo seen through a moving crop (never committed)."""
+    import av
+    import cv2
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"crf": "16"})
+        stream.width, stream.height, stream.pix_fmt = 480, 320, "yuv420p"
+        for i in range(FILM_FRAMES):
+            x0, y0, cw, ch = film_crop(i, w, h)
+            m = np.float32([[cw / 480, 0, x0], [0, ch / 320, y0]])
+            frame = cv2.warpAffine(gray, m, (480, 320), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+            video_frame = av.VideoFrame.from_ndarray(np.repeat(frame[..., None], 3, 2), format="rgb24")
+            video_frame.pts = i
+            for packet in stream.encode(video_frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
 def make_home(home: Path, samples: Path) -> None:
     pictures = home / "Pictures" / "Family scans"
     pictures.mkdir(parents=True)
@@ -241,6 +281,67 @@ def make_home(home: Path, samples: Path) -> None:
     make_film(videos / "1969 launch.mp4", [samples / "rocket.jpg", samples / "astronaut.jpg", samples / "camera.jpg"])
 
 
+def film_hints_scene(shots: Shots) -> None:
+    """Hint mode on a film: three points on key frame FILM_KEY of a gray film made from a BSDS500 test
+    photo (their colors those of the color original there, as a user with a reference would pick
+    them), then the frame 2 s later with the points tracked there (hollow markers) and its preview."""
+    from PIL import Image
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QMouseEvent
+
+    from colorizer.hints import hex_color
+
+    photo = shots.args.film_photo
+    film = shots.home / "Videos" / "Restoration" / "1958 picnic.mp4"
+    make_hint_film(film, photo)
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    h, w = rgb.shape[:2]
+    window = shots.window("film-hints")
+    window.add_paths([film])
+    shots.select(window, film.name)
+    view, editor, app = window.compare.view, window.hints, shots.app
+    wait_until(app, view.has_image, 60)
+    shown = []
+    editor.preview_ready.connect(shown.append)
+    editor.action.trigger()
+    wait_until(app, lambda: len(shown) > 0, 120)
+    window.compare.show_frame(FILM_KEY)
+    count = len(shown)
+    wait_until(app, lambda: len(shown) > count and editor.frame == FILM_KEY, 120)
+    x0, y0, cw, ch = film_crop(FILM_KEY, w, h)
+    view.set_split(0.0)  # the split line out of the way of the clicks
+    for fx, fy in FILM_POINTS:
+        px, py = fx * w, fy * h  # on the photo; on the frame:
+        x, y = (px - x0) * 480 / cw, (py - y0) * 320 / ch
+        patch = rgb[int(py) - 2 : int(py) + 3, int(px) - 2 : int(px) + 3].reshape(-1, 3) / 255.0
+        pos = view.photo_to_view(x, y)
+        for kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease):  # a real click
+            app.sendEvent(view, QMouseEvent(kind, pos, view.mapToGlobal(pos), Qt.MouseButton.LeftButton,
+                                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+        count = len(shown)
+        editor.set_color(hex_color(patch.mean(axis=0)))  # then its color (the selected point's: the new one)
+        wait_until(app, lambda count=count: len(shown) > count, 60)
+    wait_until(app, editor._plan_current, 120)
+    count = len(shown)
+    wait_until(app, lambda: len(shown) > count, 5)
+    editor.select(-1)
+    view.fit()
+    view.set_split(view.image_rect().x() / view.width() + 0.08)  # the preview over most of the frame
+    shots.save(window, "app-film-hints-key.png")
+    window.compare.show_frame(FILM_LATER)
+    count = len(shown)
+    wait_until(app, lambda: len(shown) > count and editor.frame == FILM_LATER, 120)
+    wait_until(app, lambda: False, 1.0)
+    plan = editor.plan
+    tracked = [(t.key, t.index, t.positions.get(FILM_LATER)) for k in plan.keys for t in k.points]
+    print(f"tracked to frame {FILM_LATER}: {tracked}", file=sys.stderr)
+    shots.save(window, "app-film-hints-later.png")
+    window.close()
+
+
+Shots.film_hints = film_hints_scene
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="ONNX model (default: the shipped one, else a tiny test model)")
@@ -253,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow", type=float, default=0.1, help="seconds added to each inference call (film, cancel)")
     p.add_argument("--output-dir", type=Path, default=REPO / "docs" / "screenshots")
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--film-photo", type=Path, default=REPO.parent / "shared" / "data" / "bsds500" / "test"
+                   / "102062.jpg",
+                   help="the color photo the film-hints scene's gray film is made from (a BSDS500 test photo)")
     args = p.parse_args(argv)
     if args.home.exists():
         raise SystemExit(f"{args.home} exists: choose a --home that does not")
@@ -282,7 +386,7 @@ def take(args) -> int:
             print(f"no shipped model installed: using a tiny untrained model ({model})", file=sys.stderr)
         shots = Shots(app, args, args.home, model)
         for scene in args.scene or SCENES:
-            getattr(shots, scene)()
+            getattr(shots, scene.replace("-", "_"))()
     return 0
 
 

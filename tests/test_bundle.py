@@ -34,9 +34,9 @@ def test_version_everywhere_is_the_projects(capsys):
     assert capsys.readouterr().out.strip() == f"colorize-batch {__version__}"
 
 
-def problem(env, missing=(), opens=True):
+def problem(env, missing=(), opens=True, wayland_plugin=True):
     return app_main.startup_problem(env, loadable=lambda soname: soname not in missing,
-                                    display_opens=lambda display: opens)
+                                    display_opens=lambda display: opens, wayland_plugin=lambda: wayland_plugin)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the check is for Linux's X11")
@@ -49,8 +49,17 @@ def test_startup_problem_says_what_is_missing_and_how_to_install_it():
     assert "does not accept a connection" in problem({"DISPLAY": ":9"}, opens=False)
     # platforms other than X11 are left to Qt: offscreen (tests), a Wayland session
     assert problem({"QT_QPA_PLATFORM": "offscreen"}, missing={"libxcb-cursor.so.0"}) is None
-    assert problem({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}) is None
+    wayland = {"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland", "DISPLAY": ":0"}
+    assert problem(wayland, missing={"libxcb-cursor.so.0"}) is None
+    # ... unless this Qt has no Wayland platform (the bundle): then XWayland, and X11's libraries count
+    assert "libxcb-cursor0" in problem(wayland, missing={"libxcb-cursor.so.0"}, wayland_plugin=False)
     assert "no display" in problem({"QT_QPA_PLATFORM": "xcb"})
+
+
+def test_wayland_plugin_is_found_where_pyside6_has_it():
+    pyside = pytest.importorskip("PySide6")
+    platforms = Path(pyside.__file__).parent / "Qt" / "plugins" / "platforms"
+    assert app_main._has_wayland_plugin() == any(platforms.glob("libqwayland*.so"))
 
 
 def test_startup_problem_checks_the_real_libraries_of_this_machine():

@@ -9,6 +9,7 @@ colorizes the files given, then quits: exit code 0 when every file was done.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import logging
 import os
 import signal
@@ -68,7 +69,20 @@ def _x_display_opens(display: str) -> bool:
             xcb.xcb_disconnect(connection)
 
 
-def startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_opens) -> str | None:
+def _has_wayland_plugin() -> bool:
+    """Whether this PySide6 has Qt's Wayland platform (the bundle leaves it out: XWayland serves)."""
+    if getattr(sys, "frozen", False):
+        root = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "PySide6"
+    else:
+        spec = importlib.util.find_spec("PySide6")
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        root = Path(list(spec.submodule_search_locations)[0])
+    return any((root / "Qt" / "plugins" / "platforms").glob("libqwayland*.so"))
+
+
+def startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_opens,
+                    wayland_plugin=_has_wayland_plugin) -> str | None:
     """Why the window cannot open here, with what to do about it; None when it can (or Qt will tell).
 
     Linux only, and only for Qt's X11 platform (the one Qt takes with a DISPLAY, or when
@@ -80,7 +94,7 @@ def startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_o
     if platform and platform != "xcb":
         return None
     wayland = bool(env.get("WAYLAND_DISPLAY")) and env.get("XDG_SESSION_TYPE") == "wayland"
-    if not platform and wayland:
+    if not platform and wayland and wayland_plugin():
         return None
     display = env.get("DISPLAY", "")
     if not display:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from colorizer.allocator import FreedMemoryReleaser
 from colorizer.colorize import Prepared, finish
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken
@@ -150,6 +151,7 @@ class BatchRunner:
     def _pipeline(self, tasks: Sequence[Task]) -> None:
         s = self.settings
         self._budget = _PixelBudget(s.max_inflight_megapixels)
+        self._freed = FreedMemoryReleaser()  # photos of many sizes: freed memory does not pile up
         self._prepared: queue.Queue = queue.Queue(maxsize=max(2, s.batch_size * 2))
         self._writers = ThreadPoolExecutor(max_workers=s.writers, thread_name_prefix="colorize-write")
         self._head = _HeadStart()
@@ -252,5 +254,7 @@ class BatchRunner:
                 return
             self._report(stages.finish_and_write(item, self.settings, self.backend.name, self.journal))
         finally:
+            del item
             self._budget.release(photo.pixels)
+            self._freed.finished(photo.pixels)
             self._head.passed(photo, written=True)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from synthetic import synthetic_photo
+from synthetic_media import write_clip
 
 from colorizer.desktop.app.window import MainWindow
 from colorizer.desktop.backends import open_backend
@@ -63,6 +65,7 @@ def slow_opener(seconds: float, opened: list | None = None):
 
 def make_window(qtbot, store, model=None, output=None, open_backend=None, detect=cpu_only, **settings) -> MainWindow:
     window = MainWindow(store, open_backend=open_backend, detect=detect)
+    QTest.keyRelease(window, Qt.Key.Key_Control)  # a Ctrl+Z of an earlier test leaves Ctrl "held" for selectRow
     window.confirm_stop = lambda: True  # never a modal question in tests
     window.ask_film_or_photos = lambda folder, sequence: "photos"
     window.open_url = lambda url: False  # no file manager here
@@ -106,20 +109,7 @@ def photos(folder: Path, n: int, size=(40, 56), name: str = "p{:02d}.png") -> li
 
 
 def small_clip(path: Path, n: int = 8, w: int = 48, h: int = 32) -> Path:
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            gray = synthetic_photo(i, h, w).mean(axis=2).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_clip(path, (synthetic_photo(i, h, w).mean(axis=2).astype(np.uint8) for i in range(n)))
 
 
 def drop(widget, paths) -> bool:
@@ -144,3 +134,15 @@ def files_in(folder: Path) -> list[Path]:
 
 def reports_in(folder: Path) -> list[Path]:
     return sorted(folder.glob("colorize-report*.json"))
+
+
+def mouse(widget, kind: QEvent.Type, pos: QPointF, button=Qt.MouseButton.LeftButton) -> None:
+    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else button
+    event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button if kind != QEvent.Type.MouseMove
+                        else Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def click(widget, pos: QPointF) -> None:
+    mouse(widget, QEvent.Type.MouseButtonPress, pos)
+    mouse(widget, QEvent.Type.MouseButtonRelease, pos)

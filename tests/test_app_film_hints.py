@@ -16,13 +16,12 @@ pytest_plugins = ["app_fixtures"]  # the fixtures model, store, stop_runs
 
 from pathlib import Path  # noqa: E402
 
-import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from app_helpers import RUN_TIMEOUT_MS, make_window  # noqa: E402
+from app_helpers import RUN_TIMEOUT_MS, click, make_window, mouse  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEvent, Qt  # noqa: E402
-from test_app_hints import click, mouse  # noqa: E402
+from synthetic_media import write_clip  # noqa: E402
 
 from colorizer.contract import rgb_to_lab  # noqa: E402
 from colorizer.desktop.app.queue_model import HINTS  # noqa: E402
@@ -53,17 +52,7 @@ def pan_frames(n: int = FRAMES) -> list[np.ndarray]:
 
 def pan_clip(path: Path, n: int = FRAMES) -> Path:
     """A gray clip whose picture moves STEP pixels to the left per frame (H.264, nearly lossless)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24, options={"crf": "4"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i, gray in enumerate(pan_frames(n)):
-            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_clip(path, pan_frames(n), options={"crf": "4"})
 
 
 def pan_folder(folder: Path, n: int = FRAMES) -> Path:

@@ -15,7 +15,7 @@ pytest_plugins = ["app_fixtures"]  # the fixtures model, store, stop_runs
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from app_helpers import RUN_TIMEOUT_MS, make_window, photos, small_clip  # noqa: E402
+from app_helpers import RUN_TIMEOUT_MS, click, make_window, mouse, photos, small_clip  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QMouseEvent  # noqa: E402
@@ -38,18 +38,6 @@ def qimage_array(image: QImage) -> np.ndarray:
     w, h = image.width(), image.height()
     data = np.frombuffer(image.constBits(), np.uint8, count=image.sizeInBytes()).reshape(h, image.bytesPerLine())
     return data[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def mouse(widget, kind: QEvent.Type, pos: QPointF, button=Qt.MouseButton.LeftButton) -> None:
-    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else button
-    event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button if kind != QEvent.Type.MouseMove
-                        else Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-
-
-def click(widget, pos: QPointF) -> None:
-    mouse(widget, QEvent.Type.MouseButtonPress, pos)
-    mouse(widget, QEvent.Type.MouseButtonRelease, pos)
 
 
 def hint_window(qtbot, store, model, tmp_path, n: int = 2):

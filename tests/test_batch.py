@@ -5,13 +5,11 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import piexif
 import pytest
-import tifffile
 from PIL import Image
-from synthetic import synthetic_photo
+from synthetic import gray, make_inputs
 
 from colorizer.contract import rgb_to_l
 from colorizer.desktop.backends import BackendError, onnxruntime, open_backend
@@ -28,32 +26,6 @@ from colorizer.desktop.pipeline.tasks import plan
 @pytest.fixture(scope="module")
 def backend(model):
     return open_backend(model, "cpu")
-
-
-def gray(seed: int, h: int, w: int) -> np.ndarray:
-    return cv2.cvtColor(synthetic_photo(seed, h, w), cv2.COLOR_RGB2GRAY)
-
-
-def make_inputs(root: Path) -> dict[str, Path]:
-    root.mkdir(parents=True, exist_ok=True)
-    files = {}
-    files["gray"] = root / "gray.jpg"
-    exif = piexif.dump({"0th": {piexif.ImageIFD.ImageDescription: b"Grandma, 1931"},
-                        "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1931:05:04 10:00:00"}})
-    Image.fromarray(gray(1, 50, 70)).save(files["gray"], quality=95, exif=exif, dpi=(600, 600))
-    files["rgb"] = root / "color.png"
-    Image.fromarray(synthetic_photo(2, 33, 47)).save(files["rgb"])
-    files["rgba"] = root / "sub" / "alpha.png"
-    files["rgba"].parent.mkdir()
-    rgba = np.dstack([np.repeat(gray(3, 40, 40)[..., None], 3, 2), np.linspace(0, 255, 1600).reshape(40, 40)])
-    Image.fromarray(rgba.astype(np.uint8), "RGBA").save(files["rgba"])
-    files["16bit"] = root / "scan16.tif"
-    g16 = (gray(4, 64, 48).astype(np.uint16) * 257)
-    tifffile.imwrite(files["16bit"], np.repeat(g16[..., None], 3, 2), photometric="rgb")
-    files["rotated"] = root / "rotated.jpg"
-    exif6 = piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6}})
-    Image.fromarray(gray(5, 30, 60)).save(files["rotated"], exif=exif6)
-    return files
 
 
 def run(tasks, backend, **kw):

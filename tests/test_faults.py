@@ -285,20 +285,12 @@ def test_the_output_folder_inside_the_input_is_not_walked(model, tmp_path):
 
 
 def test_a_full_disk_during_a_video_leaves_no_output(model, tmp_path):
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
     import numpy as np
+    from synthetic_media import write_clip
 
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        rng = np.random.default_rng(0)
-        for _ in range(24):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    rng = np.random.default_rng(0)
+    clip = write_clip(tmp_path / "clip.mp4", (rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(24)))
     small = tmp_path / "small"
     if not _tmpfs(small, "256k"):
         pytest.skip("needs a small tmpfs (root)")

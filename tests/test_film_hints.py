@@ -4,14 +4,13 @@ several key frames, the report, frame folders, --no-hints, malformed sidecars, t
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 from PIL import Image
-from test_video import FakeBackend
+from synthetic_media import FakeBackend, write_clip
 
 from colorizer.contract import gray_to_l
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED
@@ -136,25 +135,10 @@ def test_several_key_frames_the_nearest_wins():
 
 
 # ---------------------------------------------------------------------------- through the pipeline
-def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.height, stream.width = frames[0].shape
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "4"}
-        for i, gray in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.repeat(gray[..., None], 3, 2), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 def cut_film(path: Path) -> Path:
     a, b = texture(7), texture(8, 10, 120)
-    return write_clip(path, [panned(a, i) for i in range(16)] + [panned(b, i) for i in range(16, 28)])
+    return write_clip(path, [panned(a, i) for i in range(16)] + [panned(b, i) for i in range(16, 28)],
+                      options={"crf": "4"})
 
 
 def test_colorize_video_reports_key_frames_and_applied_counts(tmp_path):

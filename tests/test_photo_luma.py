@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image
 from synthetic import synthetic_photo
-from test_video import FakeBackend
+from synthetic_media import FakeBackend
 from tiny_model import tiny_generator_file
 
 from colorizer.desktop.backends import open_backend

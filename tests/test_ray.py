@@ -9,8 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from synthetic import synthetic_photo, write_rgb  # noqa: E402
-from test_batch import make_inputs  # noqa: E402
+from synthetic import make_inputs, synthetic_photo, write_rgb  # noqa: E402
 
 from colorizer.desktop.backends import open_backend  # noqa: E402
 from colorizer.desktop.cli import EXIT_OK, EXIT_SOME_FAILED  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_video import FakeBackend, gray_frame, make_clip
+from synthetic_media import FakeBackend, gray_frame, make_clip, write_clip
 
 from colorizer.desktop.media.video_source import VideoSource, sws_colorspace
 from colorizer.desktop.media.yuv import LumaPicture
@@ -248,18 +248,8 @@ def test_the_engine_stops_when_its_consumer_stops_early():
 
 def interlaced_clip(path: Path, params: str, n: int = 6) -> Path:
     """An interlaced H.264 clip (x264 ``tff=1`` or ``bff=1``) whose two fields differ."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"crf": "0", "x264-params": params}
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(gray_frame(i, 48, 64), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_clip(path, (gray_frame(i, 48, 64) for i in range(n)), fps=25,
+                      options={"crf": "0", "x264-params": params})
 
 
 def field_order_of(path: Path) -> tuple[int, bool]:

@@ -36,16 +36,14 @@ import shutil
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, write_clip  # noqa: E402
 from video_color_check import BT601, color_photos, decoded_rgb, gray_picture  # noqa: E402
 
 from colorizer.contract import lab_to_rgb, rgb_to_lab  # noqa: E402
@@ -90,18 +88,8 @@ def film_truth(first: np.ndarray, second: np.ndarray, n1: int, n2: int, pan: flo
 
 
 def write_gray_film(truth: list[np.ndarray], path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.colorspace, stream.codec_context.color_range = BT601, 1
-        stream.options = {"crf": "12"}
-        for i, rgb in enumerate(truth):
-            frame = gray_picture(rgb, "lab")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_clip(path, (gray_picture(rgb, "lab") for rgb in truth), options={"crf": "12"}, colorspace=BT601,
+               color_range=1)
 
 
 def truth_hints(rgb: np.ndarray, count: int) -> tuple[HintPoint, ...]:

@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _common import write_clip  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ("photos", "film", "cancel", "backends", "hints", "film-hints")
@@ -55,31 +56,21 @@ def wait_until(app, condition, timeout: float) -> bool:
 
 def make_film(path: Path, photos: list[Path], frames_per_shot: int = 36, size=(480, 320)) -> Path:
     """A short gray film: a slow pan across each photo, one shot per photo (scene cuts between them)."""
-    import av
     import numpy as np
     from PIL import Image
 
     w, h = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        index = 0
+
+    def frames():
         for photo in photos:
             gray = Image.open(photo).convert("L")
             scale = max(w * 1.25 / gray.width, h / gray.height)
             gray = gray.resize((round(gray.width * scale), round(gray.height * scale)))
             for i in range(frames_per_shot):
                 x = round((gray.width - w) * i / max(1, frames_per_shot - 1))
-                crop = np.asarray(gray.crop((x, 0, x + w, h)))
-                frame = av.VideoFrame.from_ndarray(np.repeat(crop[..., None], 3, 2), format="rgb24")
-                frame.pts = index
-                index += 1
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+                yield np.asarray(gray.crop((x, 0, x + w, h)))
+
+    return write_clip(path, frames())
 
 
 class SlowBackend:
@@ -242,27 +233,20 @@ def film_crop(frame: int, width: int, height: int) -> tuple[float, float, float,
 
 def make_hint_film(path: Path, photo: Path) -> None:
     """A gray 4 s film (480x320, 24 fps) of a color photo seen through a moving crop (never committed)."""
-    import av
     import cv2
     from PIL import Image
 
     rgb = np.asarray(Image.open(photo).convert("RGB"))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24, options={"crf": "16"})
-        stream.width, stream.height, stream.pix_fmt = 480, 320, "yuv420p"
+
+    def frames():
         for i in range(FILM_FRAMES):
             x0, y0, cw, ch = film_crop(i, w, h)
             m = np.float32([[cw / 480, 0, x0], [0, ch / 320, y0]])
-            frame = cv2.warpAffine(gray, m, (480, 320), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
-            video_frame = av.VideoFrame.from_ndarray(np.repeat(frame[..., None], 3, 2), format="rgb24")
-            video_frame.pts = i
-            for packet in stream.encode(video_frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            yield cv2.warpAffine(gray, m, (480, 320), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+
+    write_clip(path, frames(), options={"crf": "16"})
 
 
 def make_home(home: Path, samples: Path) -> None:

@@ -20,13 +20,14 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import write_clip  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from colorizer.contract import gray_to_l, rgb_to_lab  # noqa: E402
 from colorizer.desktop.backends import default_model_path, open_backend  # noqa: E402
 from colorizer.desktop.media.image_read import read_image  # noqa: E402
@@ -82,19 +83,8 @@ def gray_picture(rgb: np.ndarray, mode: str) -> av.VideoFrame:
 
 
 def make_clip(photos: list[np.ndarray], path: Path, mode: str) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        height, width = photos[0].shape[:2]
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.colorspace, stream.codec_context.color_range = BT601, 1
-        stream.options = {"crf": "12"}
-        for i, rgb in enumerate(photos):
-            frame = gray_picture(rgb, mode)
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_clip(path, (gray_picture(rgb, mode) for rgb in photos), options={"crf": "12"}, colorspace=BT601,
+               color_range=1)
 
 
 def decoded_rgb(path: Path) -> list[np.ndarray]:

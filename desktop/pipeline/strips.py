@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish_to, prepare_l
+from colorizer.colorize import STRIP_PIXELS, Prepared, finish_to, prepare_l
 from colorizer.contract import gray_to_l, rgb_to_l
-
-STRIP_PIXELS = 1 << 19
-"""Pixels per strip (0.5 MP: about 30 MB of float32 temporaries, whatever the size of the photo)."""
 
 
 def _strips(height: int, width: int) -> range:

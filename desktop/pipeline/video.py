@@ -135,10 +135,10 @@ class ProgressTracker:
         return self.done / max(time.perf_counter() - self.started, 1e-9)
 
 
-# --------------------------------------------------------------------------- the colorizing engine
+# --------------------------------------------------------------------------- the frame colorizer
 @dataclass
 class StreamStats:
-    """What the engine measured while colorizing a stream of frames."""
+    """What the frame colorizer measured while colorizing a stream of frames."""
 
     frames: int = 0
     scene_cuts: list[int] = field(default_factory=list)  # indices of frames that start a new shot
@@ -285,12 +285,12 @@ def _batches(ready: queue.Queue, cancel: CancelToken, batch_size: int, stop: thr
         cancel.raise_if_cancelled()
 
 
-def _color_loop(engine: _FrameColorizer, ready: queue.Queue, done: queue.Queue, stop: threading.Event,
+def _color_loop(colorizer: _FrameColorizer, ready: queue.Queue, done: queue.Queue, stop: threading.Event,
                 cancel: CancelToken) -> None:
     """The color thread: inference, smoothing, merge in order; errors go to the consumer."""
     try:
-        for batch in _batches(ready, cancel, engine.settings.batch_size, stop):
-            pairs = engine.infer(batch) if batch is not None else engine.finished(engine.smoother.flush())
+        for batch in _batches(ready, cancel, colorizer.settings.batch_size, stop):
+            pairs = colorizer.infer(batch) if batch is not None else colorizer.finished(colorizer.smoother.flush())
             for payload, picture in pairs:
                 if stop.is_set() or not _put(done, (payload, picture), stop):
                     return
@@ -320,7 +320,7 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
     """
     cancel = cancel or CancelToken()
     frame_format = frame_format or RgbFrames()
-    engine: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats(),
+    colorizer: _FrameColorizer[P] = _FrameColorizer(backend, settings, stats if stats is not None else StreamStats(),
                                                  frame_format)
     ready: queue.Queue = queue.Queue(maxsize=max(2, 2 * settings.batch_size))
     done: queue.Queue = queue.Queue(maxsize=max(2, settings.batch_size))
@@ -330,7 +330,7 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
                                       settings.render_size or backend.contract.render_size,
                                       backend.contract.size_multiple, hint_plan)),
                threading.Thread(target=_color_loop, name="video-color", daemon=True,
-                                args=(engine, ready, done, stop, cancel))]
+                                args=(colorizer, ready, done, stop, cancel))]
     for worker in workers:
         worker.start()
     try:

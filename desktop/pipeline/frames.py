@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.desktop.backends import Backend
-from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
-from colorizer.desktop.media.errors import ImageReadError, ImageWriteError, VideoError
+from colorizer.desktop.core import CancelToken, TaskKind
+from colorizer.desktop.media.errors import MediaFileError
 from colorizer.desktop.media.image_metadata import ImageMetadata
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
@@ -50,8 +50,8 @@ from colorizer.desktop.pipeline.video import (
     check_written_video,
     colorize_frames,
 )
-from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, os_error_reason, remove_quietly
-from colorizer.hints import FilmHints, HintsError, hints_digest
+from colorizer.fileio import IMAGE_SUFFIXES, atomic_path, is_partial_file, remove_quietly
+from colorizer.hints import FilmHints, hints_digest
 
 log = logging.getLogger(__name__)
 
@@ -198,20 +198,10 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
         written = []  # complete: keep them
         return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps),
                              plan.report() if plan else None)
-    except HintsError as exc:
-        return FileResult.failed(task, str(exc), backend.name)
-    except Cancelled:
-        return FileResult.cancelled(task)
-    except (ImageReadError, ImageWriteError, VideoError) as exc:
-        return FileResult.failed(task, f"frame sequence {sequence.folder / sequence.pattern}: {exc}", backend.name)
-    except ValueError as exc:
-        return FileResult.failed(task, str(exc), backend.name)
-    except OSError as exc:
-        return FileResult.failed(task, f"{dst_dir}: cannot write ({os_error_reason(exc)})", backend.name)
-    except Exception as exc:
-        log.info("colorizing frames %s failed", sequence.folder, exc_info=True)
-        return FileResult.failed(task, f"{sequence.folder}: colorization failed ({type(exc).__name__}: {exc})",
-                                 backend.name)
+    except Exception as exc:  # one mapping for every stage (FileResult.of_error): Cancelled too
+        context = f"frame sequence {sequence.folder / sequence.pattern}: " if isinstance(exc, MediaFileError) else ""
+        return FileResult.of_error(task, exc, backend.name, subject=sequence.folder, writing=dst_dir,
+                                   context=context)
     finally:
         for path in written:  # all or nothing
             remove_quietly(path)

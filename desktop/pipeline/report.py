@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import time
@@ -12,7 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from colorizer import __version__
-from colorizer.desktop.core import Status
+from colorizer.desktop.core import Cancelled, Status
+from colorizer.desktop.media.errors import MediaFileError
+from colorizer.errors import ColorizerError
+from colorizer.fileio import os_error_reason
+
+log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
 REPORT_NAME = "colorize-report.json"
@@ -43,6 +49,26 @@ class FileResult:
     @classmethod
     def failed(cls, task, reason: str, backend: str | None = None) -> FileResult:
         return cls(task.source, Status.FAILED, getattr(task, "output", None), backend, reason=reason)
+
+    @classmethod
+    def of_error(cls, task, exc: BaseException, backend: str | None, *, subject: Path, writing: Path,
+                 context: str = "") -> FileResult:
+        """The one exception -> file result mapping of the pipeline's stages (photos, videos, frame
+        folders): a stop is ``cancelled``; an error the project raised on purpose (a media file's, a
+        hints sidecar's, a bad value) says itself, after ``context``; an OS error while writing
+        names ``writing`` and the reason; anything else names ``subject`` and is logged in full (-v)."""
+        if isinstance(exc, Cancelled):
+            return cls.cancelled(task)
+        if isinstance(exc, MediaFileError | ColorizerError | ValueError):
+            reason = context + str(exc)
+        elif isinstance(exc, OSError):
+            reason = f"{writing}: cannot write ({os_error_reason(exc)})"
+        elif isinstance(exc, MemoryError):
+            reason = f"{subject}: not enough memory to colorize it"
+        else:
+            log.info("colorizing %s failed", subject, exc_info=exc)
+            reason = f"{subject}: colorization failed ({type(exc).__name__}: {exc})"
+        return cls.failed(task, reason, backend)
 
     @classmethod
     def cancelled(cls, task) -> FileResult:

@@ -35,7 +35,7 @@ import numpy as np
 from colorizer.colorize import Prepared, predict_prepared
 from colorizer.contract import gray_plane
 from colorizer.desktop.core import CancelToken, TaskKind
-from colorizer.desktop.media.errors import ImageReadError, ImageWriteError
+from colorizer.desktop.media.errors import ImageReadError
 from colorizer.desktop.media.formats import SIXTEEN_BIT_FORMATS, canonical_format
 from colorizer.desktop.media.image_metadata import ImageMetadata
 from colorizer.desktop.media.image_read import DecodedImage, ImageHeader
@@ -241,11 +241,5 @@ def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
             journal.record(task.output, hints["digest"] if hints else None)
         timings = item.timings | {"encode_s": time.time() - t}
         return FileResult.ok(task, backend_name, time.time() - item.started, timings, hints)
-    except ImageWriteError as exc:
-        return FileResult.failed(task, str(exc), backend_name)
-    except MemoryError:
-        return FileResult.failed(task, f"{task.output}: not enough memory to finish it", backend_name)
     except Exception as exc:
-        log.info("writing %s failed", task.output, exc_info=True)
-        return FileResult.failed(task, f"{task.output}: could not be written ({type(exc).__name__}: {exc})",
-                                 backend_name)
+        return FileResult.of_error(task, exc, backend_name, subject=task.output, writing=task.output)

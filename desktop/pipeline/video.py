@@ -64,8 +64,8 @@ import numpy as np
 from colorizer.colorize import Prepared
 from colorizer.contract import denormalize_ab, denormalize_l
 from colorizer.desktop.backends import Backend
-from colorizer.desktop.core import Cancelled, CancelToken, TaskKind
-from colorizer.desktop.media.errors import VideoError, VideoReadError, VideoWriteError
+from colorizer.desktop.core import CancelToken, TaskKind
+from colorizer.desktop.media.errors import VideoReadError, VideoWriteError
 from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
 from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames, picture_hw, picture_l
@@ -76,8 +76,8 @@ from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.stages import SKIP_REASON
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
-from colorizer.fileio import atomic_path, os_error_reason
-from colorizer.hints import FilmHints, HintsError, hints_digest
+from colorizer.fileio import atomic_path
+from colorizer.hints import FilmHints, hints_digest
 
 log = logging.getLogger(__name__)
 
@@ -389,19 +389,8 @@ def colorize_video(src: os.PathLike | str, dst: os.PathLike | str, backend: Back
                  stats.scene_cuts[:20], tracker.fps)
         return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps),
                              plan.report() if plan else None)
-    except HintsError as exc:
-        return FileResult.failed(task, str(exc), backend.name)
-    except Cancelled:
-        return FileResult.cancelled(task)
-    except VideoError as exc:
-        return FileResult.failed(task, str(exc), backend.name)
-    except OSError as exc:
-        return FileResult.failed(task, f"cannot write video '{dst}': {os_error_reason(exc)}", backend.name)
-    except MemoryError:
-        return FileResult.failed(task, f"{src}: not enough memory to colorize it", backend.name)
-    except Exception as exc:
-        log.info("colorizing %s failed", src, exc_info=True)
-        return FileResult.failed(task, f"{src}: colorization failed ({type(exc).__name__}: {exc})", backend.name)
+    except Exception as exc:  # one mapping for every stage (FileResult.of_error): Cancelled too
+        return FileResult.of_error(task, exc, backend.name, subject=src, writing=dst)
 
 
 def check_written_video(partial: Path, final: Path) -> None:

@@ -79,16 +79,7 @@ class HintPreview:
         prepared, _luma = stages.prepare_photo(image, settings, render_size, backend.contract.size_multiple)
         full_hw = (image.height, image.width)
         del image
-        sh, sw = screen_hw(*full_hw, max_side)
-        l_merge = prepared.l_full  # L the color is merged with (a gray JPEG's: at its chroma resolution)
-        if l_merge.shape != (sh, sw):
-            l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
-        prepared = replace(prepared, l_full=np.ascontiguousarray(l_merge, np.float32))
-        t2 = time.perf_counter()
-        ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
-        t3 = time.perf_counter()
-        return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
-                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, contract=backend.contract)
+        return cls._predicted(source, full_hw, prepared, backend, settings, max_side, t0, t1)
 
     @classmethod
     def open_frame(cls, source: Path | str, kind: TaskKind, index: int, backend,
@@ -106,8 +97,17 @@ class HintPreview:
         full_hw = picture_hw(picture)
         prepared = frame_format.prepare(picture, render_size, backend.contract.size_multiple)
         del picture
+        return cls._predicted(source, full_hw, prepared, backend, settings, max_side, t0, t1, frame=index,
+                              spread=FilmSpread())
+
+    @classmethod
+    def _predicted(cls, source: Path, full_hw: tuple[int, int], prepared: Prepared, backend,
+                   settings: ImageSettings | VideoSettings, max_side: int, t0: float, t1: float,
+                   **film) -> HintPreview:
+        """The second half of :meth:`open` and :meth:`open_frame`: L at screen size (the L the color is
+        merged with; a gray JPEG's or a film's luma route's is at its chroma resolution), one prediction."""
         sh, sw = screen_hw(*full_hw, max_side)
-        l_merge = prepared.l_full  # the luma route's: at the chroma planes' resolution
+        l_merge = prepared.l_full
         if l_merge.shape != (sh, sw):
             l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
         prepared = replace(prepared, l_full=np.ascontiguousarray(l_merge, np.float32))
@@ -115,8 +115,8 @@ class HintPreview:
         ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
         t3 = time.perf_counter()
         return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
-                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, index, FilmSpread(),
-                   backend.contract)
+                   {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, contract=backend.contract,
+                   **film)
 
     @property
     def screen_hw(self) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 and the batch command (`colorize-batch`), as a .tar.gz and a .deb.
 
     python3 packaging/build.py            # CPU edition -> packaging/dist/
-    python3 packaging/build.py --gpu      # GPU edition (onnxruntime-gpu): not built or run yet, see the README
+    python3 packaging/build.py --gpu      # GPU edition (onnxruntime-gpu): never run on a GPU, see the README
 
 Needs only the package registries: a virtual environment (default packaging/build/venv-EDITION) gets
 a non-editable install of this checkout with the runtime extras (`.[cpu,gui,bundle]`, or `gpu`),
@@ -399,7 +399,7 @@ def parts_sizes(bundle: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gpu", action="store_true", help="GPU edition (onnxruntime-gpu): not built or run yet")
+    p.add_argument("--gpu", action="store_true", help="GPU edition (onnxruntime-gpu): never run on a GPU")
     p.add_argument("--venv", type=Path, help="virtual environment to build in (default packaging/build/venv-EDITION)")
     p.add_argument("--python", default=sys.executable, help="Python that makes the venv (3.10+; default this one)")
     p.add_argument("--dist", type=Path, default=HERE / "dist", help="where the packages go (default packaging/dist)")

@@ -103,11 +103,11 @@ def kept_free_bytes() -> int | None:
 class FreedMemoryReleaser:
     """Gives freed memory back (:func:`release_freed_memory`) once glibc keeps more of it than the
     next photos could use: more than ``min_kept`` bytes and ``bytes_per_pixel`` times the largest of
-    the last photos. Checked after each photo (:meth:`finished`, from any thread; ``mallinfo2`` is
+    the last photos (96: a photo's arrays take about 24 bytes a pixel, and about four are in flight). Checked after each photo (:meth:`finished`, from any thread; ``mallinfo2`` is
     cheap); where glibc cannot say, every ``every_pixels`` of photos instead. Photos of one size
     reuse their freed memory and are never trimmed; photos of many sizes cannot pile it up."""
 
-    def __init__(self, min_kept: int = 96 << 20, bytes_per_pixel: float = 24.0, every_pixels: float = 64e6,
+    def __init__(self, min_kept: int = 96 << 20, bytes_per_pixel: float = 96.0, every_pixels: float = 64e6,
                  recent: int = 16) -> None:
         self.min_kept, self.bytes_per_pixel, self.every_pixels = min_kept, bytes_per_pixel, every_pixels
         self._recent: list[float] = []

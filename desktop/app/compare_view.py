@@ -581,9 +581,6 @@ class ComparePanel(QWidget):
             self.scrubber.blockSignals(False)
             self._show_frame(0, notify=False)
 
-    def frame_source(self) -> FrameSource | None:
-        return self._frames
-
     def set_key_frames(self, frames) -> None:
         """Mark a film's key frames on the slider (and say in the caption when the frame shown is one)."""
         self.scrubber.set_key_frames(frames)

@@ -51,10 +51,6 @@ class Detection:
         """The best usable choice (the CPU is always there)."""
         return next(iter(self.usable()), "cpu")
 
-    def unusable_text(self) -> str:
-        """One line per choice that cannot run here: '<label>: <reason>'."""
-        return "\n".join(f"{c.label}: {c.reason}" for c in self.choices if not c.usable)
-
 
 def list_gpus(query: Callable[[int], GpuInfo | None] = query_gpu) -> tuple[GpuInfo, ...]:
     """The CUDA GPUs of this machine, device 0 first (empty without cuda-python or torch with CUDA)."""

@@ -152,6 +152,7 @@ class BatchRunner:
         s = self.settings
         self._budget = _PixelBudget(s.max_inflight_megapixels)
         self._freed = FreedMemoryReleaser()  # photos of many sizes: freed memory does not pile up
+        self._write_slots = threading.Semaphore(s.writers * 2)  # photos waiting for (or at) a writer
         self._prepared: queue.Queue = queue.Queue(maxsize=max(2, s.batch_size * 2))
         self._writers = ThreadPoolExecutor(max_workers=s.writers, thread_name_prefix="colorize-write")
         self._head = _HeadStart()
@@ -244,9 +245,21 @@ class BatchRunner:
                         self._report(FileResult.failed(photo.task, chunk.error, self.backend.name))
                     continue
                 photo.timings["inference_s"] = chunk.seconds_each
-                self._writers.submit(self._write, photo, ab)
+                slot = self._wait_for_a_writer()
+                self._writers.submit(self._write, photo, ab, slot)
 
-    def _write(self, photo: _Photo, ab: np.ndarray) -> None:
+    def _wait_for_a_writer(self) -> bool:
+        """Hold inference while the writers have ``writers * 2`` photos waiting (True once a place is
+        taken). Without it, when writing is the slower stage (PNG, TIFF), colorized photos pile up
+        before the writers until the pixel budget stops the readers: ~100 MP of small photos' L and
+        color, close to 1 GB (``bench/bench_memory.py``: 8k small photos peaked at 2.1x 1k's). With
+        it, what waits is a few photos, and the budget bounds only the large ones. A stop lets go."""
+        while not self._write_slots.acquire(timeout=0.2):
+            if self.cancel.cancelled:
+                return False
+        return True
+
+    def _write(self, photo: _Photo, ab: np.ndarray, slot: bool = False) -> None:
         item = stages.Finished(photo.task, photo.prepared, ab, photo.info, photo.started, photo.timings, photo.luma)
         photo.prepared = photo.luma = None  # the writer owns them now, and lets L go before encoding
         try:
@@ -258,3 +271,5 @@ class BatchRunner:
             self._budget.release(photo.pixels)
             self._freed.finished(photo.pixels)
             self._head.passed(photo, written=True)
+            if slot:
+                self._write_slots.release()

@@ -130,6 +130,8 @@ def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.
             prepared.hints is not None or (upsampling != "bilinear" and (small_h, small_w) != (height, width))):
         l_small = cv2.resize(l_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
     if prepared.hints is not None:  # at render size, before the finish (hinted colors come out as given)
+        # any model: what is left of each hint's residual spreads (the whole residual for a model without
+        # hint inputs; a touch-up for one that was given the hints: predict_prepared)
         ab = spread_hints(ab, l_small, prepared.hints, scale=saturation)
     if upsampling == "bilinear" or (small_h, small_w) == (height, width):
         planes = [ab[0] * sat, ab[1] * sat]

@@ -278,3 +278,38 @@ def test_the_first_photo_goes_through_alone(backend, tmp_path, monkeypatch):
     first_written = events.index(("written", first))
     assert all(events.index(("read", Path(t.source).name)) > first_written for t in tasks[2:])
     assert events.index(("read", second)) > 0
+
+
+def test_slow_writers_hold_inference_so_photos_do_not_pile_up(backend, tmp_path, monkeypatch):
+    """When writing is the slower stage, inference waits for the writers: the photos in memory stay a
+    few (readers, the ready queue, one inference call, writers x 2), not all that the pixel budget admits."""
+    from colorizer.desktop.pipeline import stages
+
+    for i in range(60):
+        Image.fromarray(gray(i, 24, 32)).save(tmp_path / f"p{i:02d}.png")
+    tasks, _ = plan([tmp_path], tmp_path / "out")
+    write, in_memory, most = stages.finish_and_write, [0], [0]
+    lock = threading.Lock()
+    read = stages.prepare_photo
+
+    def prepare(*args, **kwargs):
+        with lock:
+            in_memory[0] += 1
+            most[0] = max(most[0], in_memory[0])
+        return read(*args, **kwargs)
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.02)
+        try:
+            return write(*args, **kwargs)
+        finally:
+            with lock:
+                in_memory[0] -= 1
+
+    monkeypatch.setattr(stages, "prepare_photo", prepare)
+    monkeypatch.setattr(stages, "finish_and_write", slow_write)
+    settings = dict(readers=2, writers=2, batch_size=4)  # the 100 MP budget would admit all 60
+    results = run(tasks, backend, **settings)
+    assert {r.status for r in results} == {"done"} and len(results) == 60
+    bound = settings["readers"] + 2 * settings["batch_size"] + 4 * settings["batch_size"] + 2 * settings["writers"]
+    assert most[0] <= bound, f"{most[0]} photos in memory at once (bound {bound})"

@@ -988,3 +988,28 @@ def test_the_builder_refuses_an_unknown_extra_input(install, gpu, onnx_file: Pat
 
     with pytest.raises(EngineBuildError, match="mask"):
         _check_network(load_tensorrt(fake.__name__), network, "fp32", onnx_file)
+
+
+def test_the_tensorrt_backend_feeds_a_hint_models_guidance(install, gpu, onnx_file: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from colorizer.contract import HintInputs
+    from colorizer.desktop.backends.base import BackendError
+    from colorizer.desktop.backends.tensorrt import TensorRTBackend
+
+    fake = install("tensorrt", "10.9.0.34")
+    fake.knobs.hint_channels = 3
+    path = build(onnx_file, tmp_path / "cache")
+    alloc = FakeAllocator()
+    fake.knobs.device_memory = alloc.memory
+    monkeypatch.setattr(tensorrt_runner, "select_allocator", lambda device=0: alloc)
+    hinted = TensorRTBackend(path, ModelContract(size_multiple=32, render_size=128, hint_inputs=HintInputs()))
+    x = np.full((2, 1, 64, 64), 0.3, np.float32)
+    g = np.zeros((2, 3, 64, 64), np.float32)
+    g[:, 0] = 0.25
+    np.testing.assert_allclose(hinted.predict(x, hints=g)[:, 0], np.tanh(0.3) + 0.25, rtol=1e-5)
+    np.testing.assert_allclose(hinted.predict(x)[:, 0], np.tanh(0.3), rtol=1e-5)  # no hint: zeros
+    hinted.close()
+    plain = TensorRTBackend(path, ModelContract(size_multiple=32, render_size=128))
+    with pytest.raises(BackendError, match="no hint inputs"):
+        plain.predict(x, hints=g)
+    plain.close()

@@ -70,7 +70,8 @@ def main() -> None:
                                    hints_seed=args.seed)
             m, g = r["model"], r["gray"]
             at = f"{r['hints']['hint_delta_e']:.2f}" if count else "-"
-            print(f"{model.name:<40} hints {count:>2}: dE {m['delta_e']:.2f} = {m['delta_e'] / g['delta_e']:.3f}x gray, "
+            ratio = m["delta_e"] / g["delta_e"]
+            print(f"{model.name:<40} hints {count:>2}: dE {m['delta_e']:.2f} = {ratio:.3f}x gray, "
                   f"colorfulness {m['colorfulness_ratio']:.3f}, dE at hints {at}", flush=True)
 
 

@@ -202,7 +202,8 @@ def test_contract_refuses_unknown_hint_guidance():
     meta = ModelContract(32, 64, hint_inputs=HintInputs()).to_metadata()
     assert ModelContract.from_metadata(meta).takes_hints
     bad = dict(meta)
-    bad["colorizer.hint_inputs"] = meta["colorizer.hint_inputs"].replace('"guidance_version": 1', '"guidance_version": 7')
+    spec = meta["colorizer.hint_inputs"]
+    bad["colorizer.hint_inputs"] = spec.replace('"guidance_version": 1', '"guidance_version": 7')
     with pytest.raises(ContractError, match="guidance"):
         ModelContract.from_metadata(bad)
     missing = {k: v for k, v in meta.items() if k != "colorizer.hint_inputs"}

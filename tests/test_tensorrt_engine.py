@@ -241,7 +241,7 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             self.addresses: dict[str, int] = {}
 
         def set_input_shape(self, tname: str, shape: tuple[int, ...]) -> bool:
-            profile = self.engine.extra[tname] if tname in self.engine.extra else self.engine.profile
+            profile = self.engine.extra.get(tname, self.engine.profile)
             lo, hi = profile[0], profile[2]
             if not all(a <= s <= b for s, a, b in zip(shape, lo, hi, strict=True)):
                 return False
@@ -285,7 +285,9 @@ def make_fake_trt(name: str = "tensorrt", version: str = "10.9.0.34", *,
             return self.names[i]
 
         def get_tensor_shape(self, tname: str) -> tuple[int, ...]:
-            return (-1, self.extra[tname][0][1], -1, -1) if tname in self.extra else (-1, 1 if tname == "L" else 2, -1, -1)
+            if tname in self.extra:
+                return (-1, self.extra[tname][0][1], -1, -1)
+            return (-1, 1 if tname == "L" else 2, -1, -1)
 
         def get_tensor_mode(self, tname: str) -> Any:
             return mod.TensorIOMode.OUTPUT if tname == "ab" else mod.TensorIOMode.INPUT

@@ -56,7 +56,8 @@ class TorchPredictor:
         x = torch.from_numpy(l_norm).to(self.device)
         if hints is None:
             return self.net(x).float().cpu().numpy()
-        return self.net(x, torch.from_numpy(np.ascontiguousarray(hints, np.float32)).to(self.device)).float().cpu().numpy()
+        guidance = torch.from_numpy(np.ascontiguousarray(hints, np.float32)).to(self.device)
+        return self.net(x, guidance).float().cpu().numpy()
 
     def __call__(self, l_norm: np.ndarray) -> np.ndarray:
         return self.predict(l_norm)

@@ -31,7 +31,7 @@ class GeneratorConfig:
     max_width_factor: int = 8  # channels stop growing at width * this
     norm: str = "batch"  # batch | instance
     dropout: float = 0.5  # in the innermost three decoder stages; 0 disables
-    hint_channels: int = 0  # effunet: channels of the hint guidance input (0: no hint input; 3: colorizer.hint_guidance)
+    hint_channels: int = 0  # effunet: channels of the hint guidance input (0: none; 3: colorizer.hint_guidance)
 
     @property
     def size_multiple(self) -> int:

@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import ModelContract
-from colorizer.desktop.backends.base import (NO_NVIDIA_DRIVER, BackendError, ModelFiles, OpenOptions, hint_feeds,
-                                             read_contract)
+from colorizer.desktop.backends.base import (
+    NO_NVIDIA_DRIVER,
+    BackendError,
+    ModelFiles,
+    OpenOptions,
+    hint_feeds,
+    read_contract,
+)
 from colorizer.desktop.backends.tensorrt_runner import EngineRunner
 from colorizer.exporter.tensorrt_engine import engine_for_model
 from colorizer.exporter.tensorrt_module import load_tensorrt

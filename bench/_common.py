@@ -1,18 +1,19 @@
 """What the bench scripts share: a backend without inference (the I/O bound), the machine line, and
-the one loop that encodes a clip of frames."""
+the tests' one loop that encodes a clip of frames (``write_clip``, from tests/synthetic_media.py)."""
 
 from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterable
+import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from colorizer.contract import ModelContract
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
 @dataclass
@@ -66,33 +67,11 @@ def machine() -> str:
             f"{platform.platform()}, Python {platform.python_version()}, {_versions()}")
 
 
-def write_clip(path: Path, frames: Iterable, *, fps: int = 24, options: dict[str, str] | None = None,
-               colorspace: int | None = None, color_range: int | None = None) -> Path:
-    """Encode ``frames`` — gray (H, W) or RGB (H, W, 3) uint8 arrays, or ready ``av.VideoFrame``s —
-    as an H.264 (yuv420p) video at ``fps``; the size is the first frame's."""
-    import av
+def write_clip(*args, **kwargs) -> Path:
+    """tests/synthetic_media.py's ``write_clip`` (imported on first use: a photo benchmark loads no PyAV)."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from synthetic_media import write_clip as write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = None
-        for i, picture in enumerate(frames):
-            if isinstance(picture, np.ndarray):
-                rgb = np.repeat(picture[..., None], 3, 2) if picture.ndim == 2 else picture
-                picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            if stream is None:
-                stream = out.add_stream("libx264", rate=fps)
-                stream.width, stream.height, stream.pix_fmt = picture.width, picture.height, "yuv420p"
-                if colorspace is not None:
-                    stream.codec_context.colorspace = colorspace
-                if color_range is not None:
-                    stream.codec_context.color_range = color_range
-                if options:
-                    stream.options = dict(options)
-            picture.pts, picture.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                out.mux(packet)
-    return path
+    return write(*args, **kwargs)
 

@@ -17,10 +17,11 @@ from colorizer.contract import ModelContract
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray | av.VideoFrame], *, fps: int = 24, codec: str = "libx264",
-               pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, color_range: int | None = None
-               ) -> Path:
+               pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, color_range: int | None = None,
+               colorspace: int | None = None) -> Path:
     """Encode ``frames`` — gray (H, W) or RGB (H, W, 3) uint8 arrays, or ready ``av.VideoFrame``s —
-    as a video of one stream at ``fps``; the size is the first frame's."""
+    as a video of one stream at ``fps``; the size is the first frame's. (The bench scripts use it too.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         stream = None
         for i, picture in enumerate(frames):
@@ -32,6 +33,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray | av.VideoFrame], *, fps:
                 stream.width, stream.height, stream.pix_fmt = picture.width, picture.height, pix_fmt
                 if color_range is not None:
                     stream.codec_context.color_range = color_range
+                if colorspace is not None:
+                    stream.codec_context.colorspace = colorspace
                 if options:
                     stream.options = dict(options)
             picture.pts, picture.time_base = i, Fraction(1, fps)

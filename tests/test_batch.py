@@ -313,3 +313,13 @@ def test_slow_writers_hold_inference_so_photos_do_not_pile_up(backend, tmp_path,
     assert {r.status for r in results} == {"done"} and len(results) == 60
     bound = settings["readers"] + 2 * settings["batch_size"] + 4 * settings["batch_size"] + 2 * settings["writers"]
     assert most[0] <= bound, f"{most[0]} photos in memory at once (bound {bound})"
+
+
+def test_a_backend_closes_at_the_end_of_its_with_block(model):
+    with open_backend(model, "cpu") as backend:
+        ab = backend.predict(np.zeros((1, 1, 32, 32), np.float32))
+        assert ab.shape == (1, 2, 32, 32) and backend.session is not None
+    assert backend.session is None  # closed, however the block ended
+    with pytest.raises(RuntimeError), open_backend(model, "cpu") as backend:
+        raise RuntimeError("a failing run")
+    assert backend.session is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -88,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         files = list_images(args.photos)
         if args.limit:
             files = spread(files, args.limit)
-        predict, render_size, multiple, label = load_predictor(args.model, args.device, args.cpu_int8)
-        render_size = args.render_size or render_size
         if args.hints < 0:
             raise ValueError(f"--hints must be >= 0, got {args.hints}")
-        result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
-                                    args.saturation, hints=args.hints, hints_seed=args.hints_seed)
+        predict, render_size, multiple, label = load_predictor(args.model, args.device, args.cpu_int8)
+        render_size = args.render_size or render_size
+        with contextlib.closing(predict) if hasattr(predict, "close") else contextlib.nullcontext():
+            result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
+                                        args.saturation, hints=args.hints, hints_seed=args.hints_seed)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"colorizer-eval: error: {exc}", file=sys.stderr)
         return 2

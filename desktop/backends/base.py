@@ -76,6 +76,16 @@ class OpenOptions:
     engine_cancel: Callable[[], bool] | None = None  # True: stop the engine build
 
 
+class ClosesOnExit:
+    """``with open_backend(...) as backend:`` closes the backend however the block ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
 class Backend(Protocol):
     name: str  # the backend actually in use, e.g. "onnxruntime-cpu"
     contract: ModelContract

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import INPUT_NAME, ModelContract
-from colorizer.desktop.backends.base import BackendError, ModelFiles, OpenOptions, hint_feeds, read_contract
+from colorizer.desktop.backends.base import (
+    BackendError,
+    ClosesOnExit,
+    ModelFiles,
+    OpenOptions,
+    hint_feeds,
+    read_contract,
+)
 
 PROVIDER_NAMES = {
     "TensorrtExecutionProvider": "onnxruntime-tensorrt",
@@ -57,7 +64,7 @@ def default_cpu_threads() -> int:
 
 
 @dataclass
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ClosesOnExit):
     """ONNX Runtime with the given providers; ``name`` reflects the provider really used."""
 
     model_path: Path

@@ -17,6 +17,7 @@ from colorizer.contract import ModelContract
 from colorizer.desktop.backends.base import (
     NO_NVIDIA_DRIVER,
     BackendError,
+    ClosesOnExit,
     ModelFiles,
     OpenOptions,
     hint_feeds,
@@ -33,7 +34,7 @@ MAX_BATCH = 8  # the engine's profile: batches up to this many images at the ren
 
 
 @dataclass
-class TensorRTBackend:
+class TensorRTBackend(ClosesOnExit):
     engine: Path
     contract: ModelContract
     device: int = 0

@@ -100,9 +100,6 @@ class EffUNetGenerator(nn.Module):
                 if block.guide_channels:
                     block.conv[0].weight[:, -block.guide_channels :].zero_()
 
-    def decoder_modules(self) -> list[nn.Module]:
-        return [self.up16, self.up8, self.up4, self.up2, self.up1, self.head]
-
     def load_pretrained_encoder(self) -> None:
         load_imagenet_weights(self.encoder)
 

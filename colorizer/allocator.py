@@ -35,39 +35,35 @@ TRIM_THRESHOLD = 512 << 20
 
 
 @functools.cache
+def _glibc_function(name: str, argtypes: tuple, restype):
+    """A function of the C library's allocator (``mallopt``, ``malloc_trim``), or None where the C
+    library is not glibc (musl and others lack them) or this is not Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = list(argtypes), restype
+    return function
+
+
+@functools.cache
 def keep_freed_memory() -> bool:
     """Tune glibc's allocator for per-photo arrays (see the module), once per process; False where it
     is not glibc."""
-    if not sys.platform.startswith("linux"):
+    mallopt = _glibc_function("mallopt", (ctypes.c_int, ctypes.c_int), ctypes.c_int)
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others: no mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     log.debug("allocator: keep freed memory %s", "on" if done else "refused")
     return done
 
 
-@functools.cache
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
 def release_freed_memory() -> bool:
     """Give the pages of memory freed so far back to the system, in every heap (glibc's
     ``malloc_trim(0)``: a few milliseconds); False where there is no such call."""
-    trim = _malloc_trim()
+    trim = _glibc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
     if trim is None:
         return False
     trim(0)

@@ -24,7 +24,7 @@ from colorizer.contract import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, HintInp
 from colorizer.exporter.cpu_graph import split_concat_convs
 from colorizer.fileio import atomic_path
 from colorizer.trainer.checkpoint import GeneratorFile, load_generator
-from colorizer.trainer.networks import GeneratorConfig, define_generator
+from colorizer.trainer.networks import GeneratorConfig, define_generator, hint_channels_of
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class WithoutHints(torch.nn.Module):
     """A generator with hint inputs as one without: its guidance is zeros (no hint), L is its only input
     (what the INT8 twin is made of: the runtime spreads hints over such a model's colors)."""
 
+    hint_channels = 0  # what hint_channels_of reads: this model takes L only
+
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
@@ -78,11 +80,6 @@ class WithoutHints(torch.nn.Module):
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         return self.net(l_norm)
-
-
-def hint_channels_of(net: torch.nn.Module) -> int:
-    """Channels of ``net``'s hint guidance input (0: it takes L only)."""
-    return 0 if isinstance(net, WithoutHints) else int(getattr(net, "hint_channels", 0))
 
 
 def model_inputs(net: torch.nn.Module, l_norm: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -19,6 +19,7 @@ from colorizer.contract import merge_l_ab, rgb_to_l
 from colorizer.hints import patch_pixels, simulated_hints
 from colorizer.trainer.data import read_rgb
 from colorizer.trainer.metrics import delta_e2000, mean_scores, score
+from colorizer.trainer.networks import hint_channels_of
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -37,8 +38,6 @@ class TorchPredictor:
     the hints' guidance, made with the runtime's spread settings)."""
 
     def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu") -> None:
-        from colorizer.exporter.onnx_export import hint_channels_of
-
         self.net = net.eval()
         self.device = device
         self.contract = None

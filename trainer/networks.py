@@ -188,6 +188,12 @@ def define_generator(cfg: GeneratorConfig, pretrained: bool = False) -> nn.Modul
     return net
 
 
+def hint_channels_of(net: nn.Module) -> int:
+    """Channels of ``net``'s hint guidance input (0: it takes L only); a wrapper that hides the hint input
+    (the exporter's ``WithoutHints``) says 0 itself."""
+    return int(getattr(net, "hint_channels", 0))
+
+
 def define_discriminator(cfg: DiscriminatorConfig) -> nn.Module:
     if cfg.name not in _DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {cfg.name!r}; choose from {sorted(_DISCRIMINATORS)}")

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_engine_for(result, args: argparse.Namespace) -> int:
-    from colorizer.exporter.tensorrt_engine import (
+    from colorizer.desktop.backends.tensorrt_engine import (
         BuildCancelled,
         EngineBuildError,
         TensorRTUnavailable,

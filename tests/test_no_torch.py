@@ -20,7 +20,8 @@ from colorizer.desktop.cli import main
 rc = main(sys.argv[1:])
 heavy = {"torch", "torchvision", "ray", "PySide6", "tensorrt", "tensorrt_rtx", "av", "tqdm"}
 heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
-heavy += [m for m in ("colorizer.desktop.backends.tensorrt", "colorizer.exporter.tensorrt_engine") if m in sys.modules]
+heavy += [m for m in ("colorizer.desktop.backends.tensorrt", "colorizer.desktop.backends.tensorrt_engine")
+          if m in sys.modules]
 print(json.dumps({"rc": rc, "heavy": heavy}))
 """
 

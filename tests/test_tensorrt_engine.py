@@ -22,8 +22,8 @@ import pytest
 
 from colorizer.contract import ModelContract
 from colorizer.desktop.backends import cuda_memory, tensorrt_runner
-from colorizer.exporter import tensorrt_engine as te
-from colorizer.exporter.engine_info import (
+from colorizer.desktop.backends import tensorrt_engine as te
+from colorizer.desktop.backends.engine_info import (
     EngineInfo,
     EngineInfoError,
     EngineProfile,
@@ -394,7 +394,7 @@ def build(onnx_path: Path, cache: Path, **kwargs: Any) -> Path:
 
 # --------------------------------------------------------------------------- module selection
 def test_importing_the_project_modules_imports_no_gpu_library() -> None:
-    code = ("import sys, colorizer.exporter.tensorrt_engine, colorizer.exporter.engine_info\n"
+    code = ("import sys, colorizer.desktop.backends.tensorrt_engine, colorizer.desktop.backends.engine_info\n"
             "import colorizer.desktop.backends, colorizer.desktop.backends.tensorrt_runner\n"
             "bad = [m for m in ('tensorrt', 'tensorrt_rtx', 'torch', 'cuda') if m in sys.modules]\n"
             "assert not bad, bad\n")
@@ -977,7 +977,7 @@ def test_a_plain_engine_has_no_extra_inputs(install, gpu, onnx_file: Path, tmp_p
 
 
 def test_the_builder_refuses_an_unknown_extra_input(install, gpu, onnx_file: Path, tmp_path: Path) -> None:
-    from colorizer.exporter.tensorrt_engine import EngineBuildError, _check_network
+    from colorizer.desktop.backends.tensorrt_engine import EngineBuildError, _check_network
 
     fake = install("tensorrt", "10.9.0.34")
     network = SimpleNamespace(inputs=[SimpleNamespace(name="L", shape=(-1, 1, -1, -1)),
@@ -986,7 +986,7 @@ def test_the_builder_refuses_an_unknown_extra_input(install, gpu, onnx_file: Pat
     network.num_inputs, network.num_outputs, network.num_layers = 2, 1, 0
     network.get_input = lambda i: network.inputs[i]
     network.get_output = lambda i: network.outputs[i]
-    from colorizer.exporter.tensorrt_module import load_tensorrt
+    from colorizer.desktop.backends.tensorrt_module import load_tensorrt
 
     with pytest.raises(EngineBuildError, match="mask"):
         _check_network(load_tensorrt(fake.__name__), network, "fp32", onnx_file)

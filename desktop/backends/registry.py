@@ -43,7 +43,7 @@ class BackendEntry:
 
 
 def _open_tensorrt(files: ModelFiles, options: OpenOptions) -> Backend:
-    """TensorRTBackend.open; its module (and the exporter's, ~40 ms) is imported only where a driver is."""
+    """TensorRTBackend.open; its modules (with the engine builder's, ~40 ms) is imported only where a driver is."""
     if not nvidia_driver_present():
         raise BackendError(NO_NVIDIA_DRIVER)
     from colorizer.desktop.backends.tensorrt import TensorRTBackend

@@ -1,8 +1,9 @@
 """TensorRT: the model's engine, built (or found in the cache) for this GPU on first use, then run.
 
 Imports TensorRT only when opened; raises when TensorRT or a GPU is missing so the registry can
-fall back to ONNX Runtime and say why. Engines are built by the exporter
-(:func:`colorizer.exporter.tensorrt_engine.engine_for_model`) and run by :class:`EngineRunner`.
+fall back to ONNX Runtime and say why. Engines are built and cached by
+:func:`.tensorrt_engine.engine_for_model` (which ``colorizer-export --engine`` calls too) and run by
+:class:`EngineRunner`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from colorizer.desktop.backends.base import (
     hint_feeds,
     read_contract,
 )
+from colorizer.desktop.backends.tensorrt_engine import engine_for_model
+from colorizer.desktop.backends.tensorrt_module import load_tensorrt
 from colorizer.desktop.backends.tensorrt_runner import EngineRunner
-from colorizer.exporter.tensorrt_engine import engine_for_model
-from colorizer.exporter.tensorrt_module import load_tensorrt
 from colorizer.gpu import nvidia_driver_present, query_gpu
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 The TensorRT 10 way (as Polygraphy and NVIDIA's samples do it): tensors looked up by name, device
 buffers allocated once at the profile's maximum shape, then per call ``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3`` on the runner's own stream. Building engines is the
-exporter's job (:mod:`colorizer.exporter.tensorrt_engine`); this module only loads and runs them.
+``set_tensor_address``, ``execute_async_v3`` on the runner's own stream. Building engines is
+:mod:`.tensorrt_engine`'s job; this module only loads and runs them.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 
 from colorizer.contract import INPUT_NAME, OUTPUT_NAME
 from colorizer.desktop.backends.cuda_memory import DeviceAllocator, DeviceBuffer, select_allocator
+from colorizer.desktop.backends.engine_info import EngineInfo, EngineInfoError, sidecar_path_for
+from colorizer.desktop.backends.tensorrt_module import TensorRT, load_tensorrt, make_logger
 from colorizer.errors import ColorizerError
-from colorizer.exporter.engine_info import EngineInfo, EngineInfoError, sidecar_path_for
-from colorizer.exporter.tensorrt_module import TensorRT, load_tensorrt, make_logger
 
 log = logging.getLogger(__name__)
 

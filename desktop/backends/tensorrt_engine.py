@@ -3,8 +3,9 @@
 Nothing here imports TensorRT, CUDA or torch at import time; :func:`load_tensorrt` imports a
 TensorRT module when an engine is built (:mod:`.tensorrt_module` says how the flavours differ).
 Engines are built for one GPU (``device``) and cached keyed by ONNX hash, GPU, TensorRT version,
-precision and profile (:mod:`.engine_info`). Running an engine is the runtime's job
-(``colorizer.desktop.backends.tensorrt_runner``).
+precision and profile (:mod:`.engine_info`). The TensorRT backend builds one on first use
+(:mod:`.tensorrt`), ``colorizer-export --engine`` ahead of time; running an engine is
+:mod:`.tensorrt_runner`'s job.
 
 Which ONNX to give :func:`build_engine` for a precision: :func:`choose_onnx`. A mismatch (an FP32
 ONNX for an FP16 strongly typed build, or an FP16 ONNX for an FP32 build) is refused with a
@@ -23,8 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from colorizer.contract import HINT_INPUT_NAME, INPUT_NAME, OUTPUT_NAME, ModelContract
-from colorizer.errors import ColorizerError
-from colorizer.exporter.engine_info import (
+from colorizer.desktop.backends.engine_info import (
     EngineInfo,
     EngineInfoError,
     EngineProfile,
@@ -38,13 +38,14 @@ from colorizer.exporter.engine_info import (
     stale_reasons,
     timing_cache_path_for,
 )
-from colorizer.exporter.tensorrt_module import (  # noqa: F401 - MODULE_NAMES, TensorRTUnavailable: API
+from colorizer.desktop.backends.tensorrt_module import (  # noqa: F401 - MODULE_NAMES, TensorRTUnavailable: API
     MODULE_NAMES,
     TensorRT,
     TensorRTUnavailable,
     load_tensorrt,
     make_logger,
 )
+from colorizer.errors import ColorizerError
 from colorizer.fileio import atomic_write, sha256_file
 from colorizer.gpu import query_gpu, use_device
 

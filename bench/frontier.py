@@ -17,9 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from colorizer.colorize import finish, prepare
+from colorizer.exporter.evaluate_cli import load_predictor
 from colorizer.trainer.data import list_images, read_rgb, spread
 from colorizer.trainer.evaluate import gray_baseline, to_uint8
-from colorizer.trainer.evaluate_cli import load_predictor
 from colorizer.trainer.metrics import mean_scores, score
 
 

@@ -306,7 +306,7 @@ def test_the_int8_twin_of_a_hint_model_takes_l_only_and_the_runtime_says_so(expo
 
 
 def test_colorizer_eval_with_hints_on_a_hint_model(exported, photos, capsys):
-    from colorizer.trainer.evaluate_cli import main
+    from colorizer.exporter.evaluate_cli import main
 
     assert main([str(exported.onnx), str(photos), "--hints", "3", "--quiet"]) == 0
     assert "dE at the hint pixels" in capsys.readouterr().out

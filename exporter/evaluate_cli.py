@@ -1,5 +1,9 @@
 """`colorizer-eval`: metrics of a model on a folder of color photos, next to the gray baseline."""
 
+# Here, in the exporter, because it needs both sides: a checkpoint is loaded with the trainer's code, an exported
+# model runs through the runtime's backends (colorizer.desktop), and only the exporter may import both
+# (tests/test_layering.py).
+
 from __future__ import annotations
 
 import argparse

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from colorizer.colorize import finish, prepare
+from colorizer.colorize import merge_color, prepare
 from colorizer.exporter.evaluate_cli import load_predictor
 from colorizer.trainer.data import list_images, read_rgb, spread
 from colorizer.trainer.evaluate import gray_baseline, to_uint8
@@ -37,7 +37,7 @@ def frontier(model: Path, files: list[Path], render_sizes: list[int], saturation
             prepared = prepare(rgb, size, multiple)
             ab = predict(prepared.model_input[None])[0]
             for sat in saturations:
-                scores[(size, sat)].append(score(rgb, to_uint8(finish(prepared, ab, sat))))
+                scores[(size, sat)].append(score(rgb, to_uint8(merge_color(prepared, ab, sat))))
     gray_mean = mean_scores(gray)
     rows = []
     for (size, sat), values in scores.items():

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer.colorize import finish_to, prepare  # noqa: E402
+from colorizer.colorize import merge_color, prepare  # noqa: E402
 from colorizer.hint_spread import DEFAULT_PARAMS, SpreadParams, place_hints  # noqa: E402
 from colorizer.hints import patch_pixels, simulated_hints  # noqa: E402
 from colorizer.trainer.data import list_images, read_rgb, spread  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
             prepared = prepare(rgb, c.render_size, c.size_multiple)
             ab = backend.predict(prepared.model_input[None])[0]
             gray = delta_e2000(rgb, gray_baseline(rgb))
-            model = delta_e2000(rgb, finish_to(prepared, ab))
+            model = delta_e2000(rgb, merge_color(prepared, ab, dtype=np.uint8))
             cache.append((rgb, prepared, ab, gray, model))
         gray_sum = sum(x[3] for x in cache)
         print(f"\n{folder}: {len(cache)} photos, model alone {sum(x[4] for x in cache) / gray_sum:.3f}x gray")
@@ -99,7 +99,7 @@ def main() -> None:
                 for i, (rgb, prepared, ab, _, _) in enumerate(cache):
                     hints = simulated_hints(rgb, n, np.random.default_rng([args.seed, i]))
                     placed = replace(prepared, hints=place_hints(hints, rgb.shape[:2], prepared.render_hw, params))
-                    out = finish_to(placed, ab)
+                    out = merge_color(placed, ab, dtype=np.uint8)
                     total += delta_e2000(rgb, out)
                     at_hints.append(delta_e2000(patch_pixels(rgb, hints), patch_pixels(out, hints)))
                 line += f"  {n:>2} hints {total / gray_sum:.3f}x (at hints {np.mean(at_hints):4.1f})"

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer.colorize import finish, prepare  # noqa: E402
+from colorizer.colorize import merge_color, prepare  # noqa: E402
 from colorizer.contract import INPUT_NAME  # noqa: E402
 from colorizer.desktop.backends import ModelFiles, read_contract  # noqa: E402
 from colorizer.trainer.data import list_images, read_rgb, spread  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
           f"{(shares > 0.2).sum()}")
     grid = []
     for share, _, path, rgb, prepared, fp32, int8 in sorted(rows, key=lambda r: -r[0])[: args.worst]:
-        outs = [(finish(prepared, ab) * 255 + 0.5).astype(np.uint8) for ab in (fp32, int8)]
+        outs = [(merge_color(prepared, ab) * 255 + 0.5).astype(np.uint8) for ab in (fp32, int8)]
         print(f"  {share * 100:5.1f} %  {path}: ΔE2000 to the truth FP32 {delta_e2000(rgb, outs[0]):.2f}, "
               f"INT8 {delta_e2000(rgb, outs[1]):.2f}")
         height = 160

@@ -5,7 +5,7 @@ stage over ``--repeat`` runs, on one thread (OpenCV and ONNX Runtime too), in th
 
 * pipeline: decode (``read_image``), prepare (``stages.prepare_photo``: the luma route for a gray
   JPEG, the Lab route otherwise), inference (the shipped model, ONNX Runtime CPU, one photo),
-  finish (``stages.finish_photo``: chroma planes or full-resolution RGB), encode (``write_image``,
+  finish (``stages.merge_photo_color``: chroma planes or full-resolution RGB), encode (``write_image``,
   atomic and fsynced);
 * I/O bound (``bench_photos.py``'s): decode, Lab round trip + quantization, encode.
 
@@ -75,7 +75,7 @@ def profile(kind: str, megapixels: int, repeat: int, backend, tmp: Path, photos:
     ms, ab = timed(lambda: backend.predict(prepared.model_input[None])[0], repeat)
     rows.append((f"inference {prepared.render_shape[1]}x{prepared.render_shape[0]}", ms))
     depth = stages.output_bit_depth(image.format, image.bit_depth)
-    ms, out = timed(lambda: stages.finish_photo(prepared, ab, luma, settings, depth), repeat)
+    ms, out = timed(lambda: stages.merge_photo_color(prepared, ab, luma, settings, depth), repeat)
     rows.append(("finish", ms))
     ms, _ = timed(lambda: write_image(tmp / f"out_{source.name}", out, format=image.format, bit_depth=depth,
                                       quality=95, metadata=image.metadata, source=source), repeat)

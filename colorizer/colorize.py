@@ -4,15 +4,25 @@ The model runs at a *render size* (long side); its ab prediction is upsampled to
 size and merged with the original full-resolution L, so luminance detail is never lost. The work
 is split in two halves so a runtime can batch the model call between them:
 
-    prepared = prepare(rgb, render_size, size_multiple)   # decode side
-    ab = predict(prepared.model_input[None])[0]           # batched inference
-    rgb_out = finish(prepared, ab)                        # encode side (float32 RGB)
-    rgb8 = finish_to(prepared, ab, bit_depth=8)           # or straight to 8- or 16-bit RGB
+    prepared = prepare(pixels, render_size, size_multiple)  # decode side: L, and L at render size
+    ab = predict_prepared(predictor, [prepared])[0]         # batched inference (hints too)
+    rgb = merge_color(prepared, ab, dtype=np.uint8)         # encode side: RGB, float32 / uint8 / uint16
 
-The finish works a strip of rows at a time: the color is fitted at render size, resized down the
-height there (cheap), then each strip is resized across the width, merged with its rows of L,
-converted to RGB and quantized into the output, so the full-resolution temporaries are a few
-float32 strips whatever the size of the photo.
+Both halves work a strip of rows at a time (:data:`STRIP_PIXELS`), so whatever the size of the
+photo the full-resolution arrays are the decoded pixels, L (float32) and the output:
+
+* :func:`prepare` computes L from the decoded pixels (RGB of any depth, or a gray photo's gray
+  levels, looked up) strip by strip (:func:`pixels_to_l`), then reduces it to render size for the
+  model (:func:`prepare_l`, which also takes L made elsewhere, e.g. a video's luma plane).
+* :func:`merge_color` fits the predicted color at render size (guided by L, :func:`color_planes`;
+  the user's hints are spread there), resizes it down the height there (cheap), then each strip
+  is resized across the width, merged with its rows of L, converted to RGB and written into the
+  output in its dtype. :func:`merge_color_into` writes into an array the caller gives;
+  :func:`merge_color_strips` hands out each strip's float32 RGB instead (a video's luma route
+  turns them into its chroma planes).
+
+The L the color is merged with (:attr:`Prepared.l_merge`) is the photo's full-resolution L, or L at
+a 4:2:0 video's chroma resolution when only its chroma planes are computed.
 """
 
 from __future__ import annotations
@@ -23,7 +33,15 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from colorizer.contract import ModelContract, Padding, denormalize_ab, normalize_l, pad_to_multiple, rgb_to_l
+from colorizer.contract import (
+    ModelContract,
+    Padding,
+    denormalize_ab,
+    gray_to_l,
+    normalize_l,
+    pad_to_multiple,
+    rgb_to_l,
+)
 from colorizer.hint_guidance import guidance_map
 from colorizer.hint_spread import RenderHints, SpreadParams, place_hints, spread_hints
 from colorizer.hints import PhotoHints
@@ -34,19 +52,22 @@ has hint inputs says so with ``contract.takes_hints`` (or ``takes_hints``) and a
 ``hints=`` (N, 3, H, W) guidance (:func:`model_guidance`); :func:`predict_prepared` calls either."""
 
 UPSAMPLING_MODES = ("guided", "bilinear")
+OUTPUT_DTYPES = (np.float32, np.uint8, np.uint16)
 STRIP_PIXELS = 1 << 19
-"""Pixels per strip of the finish (0.5 MP: about 20 MB of float32 temporaries)."""
+"""Pixels per strip of L and of the merge (0.5 MP: about 20 MB of float32 temporaries)."""
 GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One image made ready for the model, and what is needed to finish it."""
+    """One image made ready for the model, and what is needed to merge its color."""
 
-    l_full: np.ndarray  # (H, W) float32 L in [0, 100] merged with the color: full resolution (or a video's chroma's)
+    l_merge: np.ndarray
+    """(H, W) float32 L in [0, 100] the color is merged with: the photo's full resolution, or a 4:2:0
+    video's chroma resolution (its luma route computes the chroma planes only)."""
     model_input: np.ndarray  # (1, h, w) float32 normalized L at render size, padded
     padding: Padding
-    l_small: np.ndarray | None = None  # (h, w) float32 L at render size, unpadded (None: made from l_full)
+    l_small: np.ndarray | None = None  # (h, w) float32 L at render size, unpadded (None: made from l_merge)
     hints: RenderHints | None = None  # the user's color hints on the render grid, spread over the predicted ab
 
     def with_hints(self, hints: PhotoHints | None, full_hw: tuple[int, int]) -> Prepared:
@@ -73,21 +94,42 @@ def render_hw(height: int, width: int, render_size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _strip_rows(height: int, width: int) -> int:
+    """Rows per strip of an image ``width`` pixels wide (at least one, at most ``height``)."""
+    return max(1, min(height, STRIP_PIXELS // max(1, width)))
+
+
+def pixels_to_l(pixels: np.ndarray) -> np.ndarray:
+    """L in [0, 100] (H, W), a new float32 array, of decoded pixels: (H, W, 3) RGB (uint8, uint16 or
+    float in [0, 1]; :func:`colorizer.contract.rgb_to_l` a strip of rows at a time, so the float32
+    RGB and Lab planes of the whole image never exist), or (H, W) uint8 / uint16 gray levels
+    (:func:`colorizer.contract.gray_to_l`, looked up)."""
+    if pixels.ndim == 2:
+        return gray_to_l(pixels)
+    height, width = pixels.shape[:2]
+    rows = _strip_rows(height, width)
+    out = np.empty((height, width), np.float32)
+    for y0 in range(0, height, rows):
+        out[y0 : y0 + rows] = rgb_to_l(pixels[y0 : y0 + rows])
+    return out
+
+
 def prepare_l(l_full: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect",
-              merge_l: np.ndarray | None = None) -> Prepared:
-    """L (H, W) in [0, 100] -> a Prepared: the model sees it at render size; the color is merged with
-    ``merge_l`` (default ``l_full`` itself; e.g. L at a 4:2:0 video's chroma resolution)."""
+              l_merge: np.ndarray | None = None) -> Prepared:
+    """Full-resolution L (H, W) in [0, 100] -> a Prepared: the model sees it at render size; the color
+    is merged with ``l_merge`` (default ``l_full`` itself; e.g. L at a 4:2:0 video's chroma resolution)."""
     h, w = l_full.shape
     rh, rw = render_hw(h, w, render_size)
     l_small = l_full if (rh, rw) == (h, w) else cv2.resize(l_full, (rw, rh), interpolation=cv2.INTER_AREA)
     padded, padding = pad_to_multiple(normalize_l(l_small), size_multiple, pad_mode)
-    return Prepared(l_full=l_full if merge_l is None else merge_l,
+    return Prepared(l_merge=l_full if l_merge is None else l_merge,
                     model_input=padded[None].astype(np.float32, copy=False), padding=padding, l_small=l_small)
 
 
-def prepare(rgb: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
-    """RGB (H, W, 3) uint8/uint16/float -> a Prepared; color photos are reduced to their L."""
-    return prepare_l(rgb_to_l(rgb), render_size, size_multiple, pad_mode)
+def prepare(pixels: np.ndarray, render_size: int, size_multiple: int, pad_mode: str = "reflect") -> Prepared:
+    """Decoded pixels -> a Prepared, in bounded memory: (H, W, 3) RGB (uint8, uint16 or float in [0, 1];
+    a color photo is reduced to its L) or (H, W) uint8 / uint16 gray levels (:func:`pixels_to_l`)."""
+    return prepare_l(pixels_to_l(pixels), render_size, size_multiple, pad_mode)
 
 
 def guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -111,25 +153,26 @@ def _check_upsampling(mode: str) -> None:
 
 def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided"
                  ) -> np.ndarray:
-    """The color of ``prepared`` as (k, H, w) float32 planes at full height and render width.
+    """The color of ``prepared`` as (k, H, w) float32 planes at the height of the L it is merged with
+    (:attr:`Prepared.l_merge`, (H, W)) and at render width; its hints are spread over it first.
 
     k = 4 (``guided``, fast guided upsampling after He & Sun 2015): the linear model ab ~= A * L + B
     is fitted at render size against the downscaled L, and P[0:2] * L + P[2:4] (A and B with the
-    saturation folded in, L the full-resolution L in [0, 100]) gives ab, so chroma edges follow the
-    real luminance edges. k = 2 (``bilinear``, or no resizing): ab = P. Resizing each plane across
-    the width (bilinear, as :func:`cv2.resize` down the height here) gives ab at full resolution.
+    saturation folded in, L the merged L in [0, 100]) gives ab, so chroma edges follow the real
+    luminance edges. k = 2 (``bilinear``, or no resizing): ab = P. Resizing each plane across the
+    width (bilinear, as :func:`cv2.resize` down the height here) gives ab at the merge resolution.
     """
     _check_upsampling(upsampling)
-    l_full = prepared.l_full
-    height, width = l_full.shape
+    l_merge = prepared.l_merge
+    height, width = l_merge.shape
     ab = denormalize_ab(prepared.padding.crop(ab_norm))  # (2, h, w)
     small_h, small_w = ab.shape[-2:]
     sat = np.float32(saturation)
     l_small = prepared.l_small
     if (l_small is None or l_small.shape != (small_h, small_w)) and (
             prepared.hints is not None or (upsampling != "bilinear" and (small_h, small_w) != (height, width))):
-        l_small = cv2.resize(l_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    if prepared.hints is not None:  # at render size, before the finish (hinted colors come out as given)
+        l_small = cv2.resize(l_merge, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    if prepared.hints is not None:  # at render size, before the merge (hinted colors come out as given)
         # any model: what is left of each hint's residual spreads (the whole residual for a model without
         # hint inputs; a touch-up for one that was given the hints: predict_prepared)
         ab = spread_hints(ab, l_small, prepared.hints, scale=saturation)
@@ -156,8 +199,8 @@ def _quantize(rgb: np.ndarray, out: np.ndarray) -> None:
 
 def _quantize_half_up(rgb: np.ndarray, out: np.ndarray) -> None:
     """float RGB -> ``out`` (uint8 / uint16) exactly as ``fileio.to_bit_depth`` rounds (clipped to
-    [0, 1], ``x * scale + 0.5`` in float32, floored): bit-identical to quantizing :func:`finish`'s
-    float output afterwards, a strip at a time; ``rgb`` is scratch."""
+    [0, 1], ``x * scale + 0.5`` in float32, floored): bit-identical to quantizing the float32 output
+    of :func:`merge_color` afterwards, a strip at a time; ``rgb`` is scratch."""
     cv2.patchNaNs(rgb, 0.0)
     np.clip(rgb, 0.0, 1.0, out=rgb)
     np.multiply(rgb, np.float32(255.0 if out.dtype == np.uint8 else 65535.0), out=rgb)
@@ -165,15 +208,15 @@ def _quantize_half_up(rgb: np.ndarray, out: np.ndarray) -> None:
     np.copyto(out, rgb, casting="unsafe")
 
 
-def _lab_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float, upsampling: str
-                ) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, float32 Lab of a strip of rows at full resolution); the strip's array is reused:
-    use it before asking for the next."""
-    l_full = prepared.l_full
-    height, width = l_full.shape
+def _merged_lab_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float, upsampling: str
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float32 Lab of a strip of rows of :attr:`Prepared.l_merge` merged with the color of
+    :func:`color_planes`); the strip's array is reused: use it before asking for the next."""
+    l_merge = prepared.l_merge
+    height, width = l_merge.shape
     planes = color_planes(prepared, ab_norm, saturation, upsampling)
     k, small_w = planes.shape[0], planes.shape[2]
-    rows = max(1, min(height, STRIP_PIXELS // max(1, width)))
+    rows = _strip_rows(height, width)
     # scratch for one strip, made once: fresh arrays per strip would cost their page faults each time
     across = np.empty(k * rows * width, np.float32)
     lab = np.empty((rows, width, 3), np.float32)
@@ -184,7 +227,7 @@ def _lab_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float, upsa
         cv2.resize(np.ascontiguousarray(planes[:, y0 : y0 + n]).reshape(k * n, small_w), (width, k * n), dst=strip,
                    interpolation=cv2.INTER_LINEAR)
         strip = strip.reshape(k, n, width)
-        l_rows = np.ascontiguousarray(l_full[y0 : y0 + n])
+        l_rows = np.ascontiguousarray(l_merge[y0 : y0 + n])
         if k == 4:
             cv2.accumulateProduct(strip[0], l_rows, strip[2])  # a = A_a * L + B_a, in place
             cv2.accumulateProduct(strip[1], l_rows, strip[3])
@@ -192,52 +235,47 @@ def _lab_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float, upsa
         yield y0, lab[:n]
 
 
-def finish_rows(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided"
-                ) -> Iterator[tuple[int, np.ndarray]]:
-    """:func:`finish` a strip of rows at a time: (first row, float32 RGB in [0, 1] of the strip).
+def merge_color_strips(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided"
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`merge_color` a strip of rows at a time: (first row, float32 RGB in [0, 1] of the strip).
     The strip's array is reused: use it before asking for the next."""
     rgb = None
-    for y0, lab in _lab_strips(prepared, ab_norm, saturation, upsampling):
+    for y0, lab in _merged_lab_strips(prepared, ab_norm, saturation, upsampling):
         if rgb is None:
             rgb = np.empty_like(lab)
         yield y0, cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=rgb[: len(lab)])
 
 
-def finish_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
-                upsampling: str = "guided", half_up: bool = False) -> np.ndarray:
-    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB written into ``out`` ((H, W, 3)
-    uint8, uint16 or float32 in [0, 1]) a strip of rows at a time; returns ``out``. Integer outputs
-    are rounded to nearest (OpenCV's, half to even), or with ``half_up`` bit-identically to
-    ``fileio.to_bit_depth`` of the float output (a few more passes over each strip)."""
-    height, width = prepared.l_full.shape
-    if out.shape != (height, width, 3) or out.dtype not in (np.uint8, np.uint16, np.float32) \
-            or not out.flags.c_contiguous:
+def merge_color_into(prepared: Prepared, ab_norm: np.ndarray, out: np.ndarray, saturation: float = 1.0,
+                     upsampling: str = "guided", half_up: bool = False) -> np.ndarray:
+    """:func:`merge_color` written into ``out`` (a C-contiguous (H, W, 3) array of an
+    :data:`OUTPUT_DTYPES` dtype, (H, W) that of :attr:`Prepared.l_merge`); returns ``out``."""
+    height, width = prepared.l_merge.shape
+    if out.shape != (height, width, 3) or out.dtype not in OUTPUT_DTYPES or not out.flags.c_contiguous:
         raise ValueError(f"output must be a C-contiguous ({height}, {width}, 3) uint8, uint16 or float32 array, "
                          f"got {out.shape} {out.dtype}")
     if out.dtype == np.float32:  # Lab -> RGB gives [0, 1]
-        for y0, lab in _lab_strips(prepared, ab_norm, saturation, upsampling):
+        for y0, lab in _merged_lab_strips(prepared, ab_norm, saturation, upsampling):
             cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=out[y0 : y0 + len(lab)])
         return out
     quantize = _quantize_half_up if half_up else _quantize
-    for y0, rgb in finish_rows(prepared, ab_norm, saturation, upsampling):
+    for y0, rgb in merge_color_strips(prepared, ab_norm, saturation, upsampling):
         quantize(rgb, out[y0 : y0 + len(rgb)])
     return out
 
 
-def finish_to(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided",
-              bit_depth: int = 8, half_up: bool = False) -> np.ndarray:
-    """Model output (2, h, w) normalized ab for ``prepared`` -> RGB (H, W, 3) uint8 (``bit_depth`` 8)
-    or uint16 (16), rounded to nearest (``half_up``: see :func:`finish_into`), in bounded memory."""
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
-    out = np.empty((*prepared.l_full.shape, 3), np.uint8 if bit_depth == 8 else np.uint16)
-    return finish_into(prepared, ab_norm, out, saturation, upsampling, half_up)
-
-
-def finish(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided") -> np.ndarray:
-    """Model output (2, h, w) normalized ab for ``prepared`` -> float32 RGB (H, W, 3) in [0, 1]."""
-    out = np.empty((*prepared.l_full.shape, 3), np.float32)
-    return finish_into(prepared, ab_norm, out, saturation, upsampling)
+def merge_color(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.0, upsampling: str = "guided",
+                dtype: type | np.dtype = np.float32, half_up: bool = False) -> np.ndarray:
+    """The model's output (2, h, w) normalized ab for ``prepared`` -> RGB (H, W, 3) of ``dtype``, a
+    strip of rows at a time (bounded memory): the color upsampled (``upsampling``, guided by L, with
+    the hints spread and ``saturation`` applied: :func:`color_planes`), merged with
+    :attr:`Prepared.l_merge` and converted to RGB. ``float32``: in [0, 1]; ``uint8`` / ``uint16``:
+    rounded to nearest (OpenCV's, half to even), or with ``half_up`` bit-identically to
+    ``fileio.to_bit_depth`` of the float32 output (a few more passes over each strip)."""
+    if np.dtype(dtype) not in OUTPUT_DTYPES:
+        raise ValueError(f"output dtype must be float32, uint8 or uint16, got {np.dtype(dtype)}")
+    out = np.empty((*prepared.l_merge.shape, 3), dtype)
+    return merge_color_into(prepared, ab_norm, out, saturation, upsampling, half_up)
 
 
 # ---------------------------------------------------------------------------- models with hint inputs
@@ -261,7 +299,7 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
         params = SpreadParams(**recorded) if recorded else hints.params
         l_small = prepared.l_small
         if l_small is None or l_small.shape != (h, w):
-            l_small = cv2.resize(prepared.l_full, (w, h), interpolation=cv2.INTER_AREA)
+            l_small = cv2.resize(prepared.l_merge, (w, h), interpolation=cv2.INTER_AREA)
         planes = guidance_map(np.asarray(l_small, np.float32), hints, params)
     pad = prepared.padding
     if pad.top or pad.bottom or pad.left or pad.right:
@@ -272,9 +310,9 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
 def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     """The model's ab (N, 2, h, w) for photos of one render shape: THE place where hints meet the model.
     A model with hint inputs (its contract says so) gets each photo's guidance (zeros for a photo
-    without hints) — its prediction then follows the hints, and the finish's spread
+    without hints) — its prediction then follows the hints, and the merge's spread
     (:func:`color_planes`) only touches up what is left at the hint points; any other model gets L
-    alone and the finish spreads the hints over its colors (the training-free route). ``predictor``:
+    alone and the merge spreads the hints over its colors (the training-free route). ``predictor``:
     a backend (``.predict``) or a function of L."""
     x = np.stack([p.model_input for p in prepared])
     predict = getattr(predictor, "predict", predictor)
@@ -293,8 +331,9 @@ def colorize(
     upsampling: str = "guided",
     hints: PhotoHints | None = None,
 ) -> np.ndarray:
-    """Colorize one image with ``predict`` (a function of L or a backend: :func:`predict_prepared`; and
-    the user's color ``hints``, in its pixels); returns float32 RGB in [0, 1] at full resolution."""
+    """Colorize one image (RGB or gray levels: :func:`prepare`) with ``predict`` (a function of L or a
+    backend: :func:`predict_prepared`; and the user's color ``hints``, in its pixels); returns float32
+    RGB in [0, 1] at full resolution."""
     prepared = prepare(rgb, render_size, size_multiple).with_hints(hints, rgb.shape[:2])
     ab = predict_prepared(predict, [prepared])[0]
-    return finish(prepared, ab, saturation, upsampling)
+    return merge_color(prepared, ab, saturation, upsampling)

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from colorizer import colorize
-from colorizer.colorize import GUIDED_EPS, GUIDED_RADIUS, guided_coefficients
+from colorizer.colorize import GUIDED_EPS, GUIDED_RADIUS, guided_coefficients, merge_color, prepare
 from colorizer.contract import denormalize_ab, gray_plane, gray_to_l, merge_l_ab, rgb_to_l, rgb_to_lab
-from colorizer.desktop.pipeline.strips import finish_image, prepare_image
 from colorizer.fileio import to_bit_depth
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
@@ -38,12 +37,12 @@ def reference_upsample(ab: np.ndarray, l_full: np.ndarray, mode: str) -> np.ndar
 
 
 def reference_finish(prepared: colorize.Prepared, ab_norm: np.ndarray, saturation: float, mode: str) -> np.ndarray:
-    """float32 RGB in [0, 1], as colorize.finish computed it."""
+    """float32 RGB in [0, 1], as the finish computed it before issue 13."""
     ab = denormalize_ab(prepared.padding.crop(ab_norm)).transpose(1, 2, 0)
-    ab = reference_upsample(np.ascontiguousarray(ab), prepared.l_full, mode)
+    ab = reference_upsample(np.ascontiguousarray(ab), prepared.l_merge, mode)
     if saturation != 1.0:
         ab = ab * np.float32(saturation)
-    return merge_l_ab(prepared.l_full, ab)
+    return merge_l_ab(prepared.l_merge, ab)
 
 
 def reference_l(rgb: np.ndarray) -> np.ndarray:
@@ -101,20 +100,20 @@ ALL_IMAGES = synthetic_images() + sample_images()
 # --------------------------------------------------------------------------- tests
 @pytest.mark.parametrize(("name", "rgb"), ALL_IMAGES, ids=[n for n, _ in ALL_IMAGES])
 def test_outputs_within_one_level_of_the_old_path(name: str, rgb: np.ndarray) -> None:
-    prepared = prepare_image(rgb, RENDER, MULTIPLE)
-    np.testing.assert_array_equal(prepared.l_full, reference_l(rgb))  # L: the same values
+    prepared = prepare(rgb, RENDER, MULTIPLE)
+    np.testing.assert_array_equal(prepared.l_merge, reference_l(rgb))  # L: the same values
     bit_depth = 16 if rgb.dtype == np.uint16 else 8
     for seed, (saturation, mode) in enumerate([(1.0, "guided"), (1.3, "guided"), (0.7, "bilinear")]):
         ab = model_output(prepared, seed)
         reference = reference_finish(prepared, ab, saturation, mode)
-        out = finish_image(prepared, ab, saturation, mode, bit_depth)
+        out = merge_color(prepared, ab, saturation, mode, np.uint16 if bit_depth == 16 else np.uint8)
         diff = np.abs(out.astype(np.int64) - to_bit_depth(reference, bit_depth).astype(np.int64))
         if bit_depth == 8:
             assert diff.max() <= 1, (name, saturation, mode, diff.max())
             assert np.mean(diff > 0) < 1e-3, (name, saturation, mode)  # float rounding at a few pixels only
         else:
             assert diff.max() <= 2, (name, saturation, mode, diff.max())  # of 65535
-        np.testing.assert_allclose(colorize.finish(prepared, ab, saturation, mode), reference, atol=1e-4)
+        np.testing.assert_allclose(merge_color(prepared, ab, saturation, mode), reference, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -139,27 +138,36 @@ def test_gray_plane_only_for_integer_gray_images() -> None:
     assert gray_plane(gray[..., :2]) is None
 
 
-def test_finish_into_refuses_a_wrong_output() -> None:
-    prepared = prepare_image(gray_rgb(40, 60, 0, np.uint8), RENDER, MULTIPLE)
+def test_merge_color_refuses_a_wrong_output() -> None:
+    prepared = prepare(gray_rgb(40, 60, 0, np.uint8), RENDER, MULTIPLE)
     ab = model_output(prepared, 0)
     with pytest.raises(ValueError, match="output must be"):
-        colorize.finish_into(prepared, ab, np.empty((40, 61, 3), np.uint8))
+        colorize.merge_color_into(prepared, ab, np.empty((40, 61, 3), np.uint8))
     with pytest.raises(ValueError, match="output must be"):
-        colorize.finish_into(prepared, ab, np.empty((40, 60, 3), np.int32))
-    with pytest.raises(ValueError, match="bit depth"):
-        colorize.finish_to(prepared, ab, bit_depth=12)
+        colorize.merge_color_into(prepared, ab, np.empty((40, 60, 3), np.int32))
+    with pytest.raises(ValueError, match="output dtype"):
+        merge_color(prepared, ab, dtype=np.int32)
     with pytest.raises(ValueError, match="unknown upsampling"):
-        colorize.finish_to(prepared, ab, upsampling="nearest")
+        merge_color(prepared, ab, upsampling="nearest", dtype=np.uint8)
 
 
 def test_strips_cover_tall_and_wide_photos(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many strips (and a last short one) give the same output as one strip."""
     rgb = gray_rgb(203, 97, 7, np.uint8)
-    prepared = prepare_image(rgb, RENDER, MULTIPLE)
+    prepared = prepare(rgb, RENDER, MULTIPLE)
     ab = model_output(prepared, 3)
-    whole = colorize.finish_to(prepared, ab)
+    whole = merge_color(prepared, ab, dtype=np.uint8)
     monkeypatch.setattr(colorize, "STRIP_PIXELS", 97 * 10)
-    np.testing.assert_array_equal(colorize.finish_to(prepared, ab), whole)
+    np.testing.assert_array_equal(prepare(rgb, RENDER, MULTIPLE).l_merge, prepared.l_merge)
+    np.testing.assert_array_equal(merge_color(prepared, ab, dtype=np.uint8), whole)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_levels_prepare_as_their_rgb(dtype: type) -> None:
+    """A decoded gray photo's one plane gives the L of its three equal channels."""
+    rgb = gray_rgb(45, 77, 3, dtype)
+    gray = prepare(rgb[..., 0], RENDER, MULTIPLE)
+    np.testing.assert_array_equal(gray.l_merge, prepare(rgb, RENDER, MULTIPLE).l_merge)
 
 
 @pytest.mark.parametrize("bit_depth", [8, 16])
@@ -167,9 +175,10 @@ def test_half_up_quantizing_is_bit_identical_to_to_bit_depth(bit_depth: int) -> 
     """Video frames are quantized in the merge (``half_up``): the same pixels as before, when the
     float frame was quantized afterwards (FFV1 outputs decode to identical pixels)."""
     for name, rgb in ALL_IMAGES[:4]:
-        prepared = prepare_image(rgb, RENDER, MULTIPLE)
+        prepared = prepare(rgb, RENDER, MULTIPLE)
         for seed, saturation in enumerate([1.0, 1.6]):
             ab = model_output(prepared, seed) * np.float32(3.0)  # also out of gamut: clipped alike
-            fused = colorize.finish_to(prepared, ab, saturation, bit_depth=bit_depth, half_up=True)
-            np.testing.assert_array_equal(fused, to_bit_depth(colorize.finish(prepared, ab, saturation), bit_depth),
+            dtype = np.uint8 if bit_depth == 8 else np.uint16
+            fused = merge_color(prepared, ab, saturation, dtype=dtype, half_up=True)
+            np.testing.assert_array_equal(fused, to_bit_depth(merge_color(prepared, ab, saturation), bit_depth),
                                           err_msg=name)

@@ -41,7 +41,7 @@ def route(image, backend, settings: ImageSettings):
     """The photo's output as the writer gets it: JpegPlanes (luma route) or 8-bit RGB (Lab route)."""
     prepared, luma = stages.prepare_photo(image, settings, 64, backend.contract.size_multiple)
     ab = backend.predict(prepared.model_input[None])[0]
-    return stages.finish_photo(prepared, ab, luma, replace(settings, saturation=1.5), 8)
+    return stages.merge_photo_color(prepared, ab, luma, replace(settings, saturation=1.5), 8)
 
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from colorizer.allocator import FreedMemoryReleaser
-from colorizer.colorize import Prepared, finish
+from colorizer.colorize import Prepared, merge_color, prepare
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken
 from colorizer.desktop.media.image_read import ImageHeader, read_image
@@ -32,7 +32,6 @@ from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.desktop.pipeline.strips import prepare_image as prepare  # L a strip at a time
 from colorizer.desktop.pipeline.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ def colorize_array(rgb: np.ndarray, backend: Backend, settings: ImageSettings) -
     """Colorize one RGB array (uint8/uint16/float) in memory; float32 RGB in [0, 1] back."""
     prepared = prepare(rgb, settings.render_size or backend.contract.render_size, backend.contract.size_multiple)
     ab = backend.predict(prepared.model_input[None])[0]
-    return finish(prepared, ab, settings.saturation, settings.upsampling)
+    return merge_color(prepared, ab, settings.saturation, settings.upsampling)
 
 
 class BatchRunner:

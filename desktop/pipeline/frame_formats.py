@@ -19,9 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from colorizer.colorize import Prepared, finish, finish_rows, finish_to, prepare_l
+from colorizer.colorize import Prepared, merge_color, merge_color_strips, pixels_to_l, prepare, prepare_l
 from colorizer.desktop.media.yuv import LumaPicture
-from colorizer.desktop.pipeline.strips import luminance, prepare_image
 
 
 def picture_hw(picture: Any) -> tuple[int, int]:
@@ -31,7 +30,7 @@ def picture_hw(picture: Any) -> tuple[int, int]:
 
 def picture_l(picture: Any) -> np.ndarray:
     """L (H, W) in [0, 100] of a decoded picture, as its frame format's ``prepare`` computes it."""
-    return picture.l_plane() if isinstance(picture, LumaPicture) else luminance(picture)
+    return picture.l_plane() if isinstance(picture, LumaPicture) else pixels_to_l(picture)
 
 
 class FrameFormat(Protocol):
@@ -54,14 +53,15 @@ class RgbFrames:
     keeps_picture = False
 
     def prepare(self, picture: np.ndarray, render_size: int, size_multiple: int) -> Prepared:
-        return prepare_image(picture, render_size, size_multiple)  # RGB, or a gray frame's one plane
+        return prepare(picture, render_size, size_multiple)  # RGB, or a gray frame's one plane
 
     def finish(self, picture: None, prepared: Prepared, ab: np.ndarray, saturation: float, upsampling: str
                ) -> Any:
         if self.bit_depth is None:
-            rgb = finish(prepared, ab, saturation, upsampling)
+            rgb = merge_color(prepared, ab, saturation, upsampling)
         else:  # quantized strip by strip, bit-identical to fileio.to_bit_depth of the float frame
-            rgb = finish_to(prepared, ab, saturation, upsampling, self.bit_depth, half_up=True)
+            dtype = np.uint8 if self.bit_depth == 8 else np.uint16
+            rgb = merge_color(prepared, ab, saturation, upsampling, dtype, half_up=True)
         return self.convert(rgb) if self.convert else rgb
 
 
@@ -76,11 +76,11 @@ class LumaFrames:
 
     def prepare(self, picture: LumaPicture, render_size: int, size_multiple: int) -> Prepared:
         l_full = picture.l_plane()
-        return prepare_l(l_full, render_size, size_multiple, merge_l=picture.l_chroma(l_full))
+        return prepare_l(l_full, render_size, size_multiple, l_merge=picture.l_chroma(l_full))
 
     def finish(self, picture: LumaPicture, prepared: Prepared, ab: np.ndarray, saturation: float,
                upsampling: str) -> Any:
         cb, cr = (np.empty(picture.chroma_shape, np.uint8) for _ in range(2))
-        for y0, rgb in finish_rows(prepared, ab, saturation, upsampling):  # a strip at a time: bounded memory
+        for y0, rgb in merge_color_strips(prepared, ab, saturation, upsampling):  # a strip at a time: bounded memory
             cb[y0 : y0 + len(rgb)], cr[y0 : y0 + len(rgb)] = picture.chroma(rgb)
         return self.encode(picture, cb, cr)

@@ -1,18 +1,18 @@
 """A photo's live color-hint preview (Qt-free; the app calls it off its GUI thread).
 
     preview = HintPreview.open(source, backend, settings)  # decode + prepare + predict: once per photo
-    rgb = preview.render(hints)                            # spread + a screen-size finish: each edit
+    rgb = preview.render(hints)                            # spread + a screen-size merge: each edit
 
 The photo is decoded and prepared exactly as a run does it (:func:`stages.prepare_photo`, with the
 run's :class:`ImageSettings` and the backend's contract), so the render grid, the model's input and
 the predicted ab at render size are the run's. Each edit places the hints on that grid
-(:meth:`Prepared.with_hints`) and finishes with :func:`colorizer.colorize.finish_to`: the hints are
-spread over the kept prediction by the same :func:`colorizer.colorize.color_planes` a run uses, and
-only the last step, merging the color with L, works on L reduced to screen size. What Start (or
+(:meth:`Prepared.with_hints`) and merges the color with :func:`colorizer.colorize.merge_color`: the
+hints are spread over the kept prediction by the same :func:`colorizer.colorize.color_planes` a run
+uses, and only the last step, merging the color with L, works on L reduced to screen size. What Start (or
 ``colorize-batch``) writes from the same sidecar is this preview at full resolution.
 
 The cost of an edit does not depend on the photo's size: the spread is at render size and the
-finish at screen size (``bench/bench_hint_preview.py`` measures it).
+merge at screen size (``bench/bench_hint_preview.py`` measures it).
 
 A film's frame (issue #22) the same way: :meth:`HintPreview.open_frame` decodes frame ``index`` of a
 video or frame folder as the colorizing pass does (the same frame format: a planar video's luma, or
@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer.colorize import Prepared, finish_to
+from colorizer.colorize import Prepared, merge_color
 from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline import stages
@@ -51,7 +51,7 @@ def screen_hw(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 @dataclass
 class HintPreview:
-    """One photo's prediction at render size, kept, and L at screen size to finish previews with."""
+    """One photo's prediction at render size, kept, and L at screen size to merge its color with."""
 
     source: Path
     full_hw: tuple[int, int]  # the upright photo's (height, width): the hints' pixels
@@ -107,10 +107,10 @@ class HintPreview:
         """The second half of :meth:`open` and :meth:`open_frame`: L at screen size (the L the color is
         merged with; a gray JPEG's or a film's luma route's is at its chroma resolution), one prediction."""
         sh, sw = screen_hw(*full_hw, max_side)
-        l_merge = prepared.l_full
+        l_merge = prepared.l_merge
         if l_merge.shape != (sh, sw):
             l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
-        prepared = replace(prepared, l_full=np.ascontiguousarray(l_merge, np.float32))
+        prepared = replace(prepared, l_merge=np.ascontiguousarray(l_merge, np.float32))
         t2 = time.perf_counter()
         ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
         t3 = time.perf_counter()
@@ -120,7 +120,7 @@ class HintPreview:
 
     @property
     def screen_hw(self) -> tuple[int, int]:
-        return self.prepared.l_full.shape
+        return self.prepared.l_merge.shape
 
     def render(self, hints: PhotoHints | None) -> np.ndarray:
         """The colorized photo with ``hints`` (upright photo pixels) at screen size: (h, w, 3) uint8
@@ -129,7 +129,7 @@ class HintPreview:
             prepared = self.spread.prepare(self.prepared, hints, self.full_hw)
         else:
             prepared = self.prepared.with_hints(hints, self.full_hw)
-        return finish_to(prepared, self.ab, self.saturation, self.upsampling, bit_depth=8)
+        return merge_color(prepared, self.ab, self.saturation, self.upsampling, np.uint8)
 
     def to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Photo pixel (x, y) -> the preview's pixel."""

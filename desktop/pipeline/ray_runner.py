@@ -46,7 +46,7 @@ LOCAL = "local"  # address meaning "start a Ray on this machine" (as None does)
 _EMPTY_2D = np.zeros((1, 1), np.float32)
 _EMPTY_3D = np.zeros((1, 1, 1), np.float32)
 _EMPTY_LUMA = np.zeros((1, 1), np.uint8)
-_PASSED_ON = ("l_full", "l_small", "luma")  # per-row arrays the predictor hands on to the writer
+_PASSED_ON = ("l_merge", "l_small", "luma")  # per-row arrays the predictor hands on to the writer
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multipl
     source = Path(row["source"])
     started = time.time()
     out = {"source": row["source"], "output": row["output"], "started": started, "error": "",
-           "l_full": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
+           "l_merge": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
     try:
         image = read_image(source)
         hints = stages.photo_hints(Path(row["hints"]) if row["hints"] else None)
@@ -83,7 +83,7 @@ def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multipl
     except Exception as exc:
         out["error"] = stages.read_failure(source, exc)
         return out
-    out["l_full"], out["l_small"], out["model_input"] = prepared.l_full, prepared.l_small, prepared.model_input
+    out["l_merge"], out["l_small"], out["model_input"] = prepared.l_merge, prepared.l_small, prepared.model_input
     if luma is not None:
         out["luma"] = luma.y
     out["extra"] = pickle.dumps({"info": stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha),
@@ -131,7 +131,7 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
     if row["error"]:
         return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
     extra = pickle.loads(row["extra"])
-    prepared = Prepared(l_full=np.asarray(row["l_full"]), model_input=np.asarray(row["model_input"]),
+    prepared = Prepared(l_merge=np.asarray(row["l_merge"]), model_input=np.asarray(row["model_input"]),
                         padding=extra["padding"], l_small=np.asarray(row["l_small"]), hints=extra["hints"])
     luma = LumaPicture.jfif(np.ascontiguousarray(row["luma"])) if extra["luma"] else None
     item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),

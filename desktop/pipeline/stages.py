@@ -1,6 +1,6 @@
 """The photo stages, shared by the local batch runner and the Ray runner so their outputs are identical.
 
-    skip_existing -> decode + prepare -> predict, grouped by render shape -> finish + atomic write
+    skip_existing -> decode + prepare -> predict, grouped by render shape -> merge color + atomic write
 
 Two routes from the decoded pixels to the file (:func:`prepare_photo` picks one):
 
@@ -9,10 +9,10 @@ Two routes from the decoded pixels to the file (:func:`prepare_photo` picks one)
   (:class:`~colorizer.desktop.pipeline.frame_formats.LumaFrames`, as a film's frames are), and
   libjpeg-turbo takes the 4:2:0 planes as they are (``media.image_write.JpegPlanes``);
 * every other photo: L at full resolution, merged with the upsampled color and converted to RGB a
-  strip of rows at a time (:mod:`.strips`), then encoded.
+  strip of rows at a time (:func:`colorizer.colorize.merge_color`), then encoded.
 
 A photo's color hints (its sidecar, :mod:`colorizer.hints`; the path is the task's) are read with
-it and placed on its render grid (:func:`prepare_photo`); the finish spreads them over the predicted
+it and placed on its render grid (:func:`prepare_photo`); the merge spreads them over the predicted
 color before it is upsampled, so both routes take them. An output made with other hints than the
 sidecar's now (or without) is not skipped.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorizer.colorize import Prepared, predict_prepared
+from colorizer.colorize import Prepared, merge_color, predict_prepared, prepare
 from colorizer.contract import gray_plane
 from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.errors import ImageReadError
@@ -45,7 +45,6 @@ from colorizer.desktop.pipeline.frame_formats import LumaFrames
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
-from colorizer.desktop.pipeline.strips import finish_image, prepare_image
 from colorizer.desktop.pipeline.tasks import Task
 from colorizer.hints import HintsError, PhotoHints, hints_digest, read_photo_hints
 
@@ -145,7 +144,7 @@ def prepare_photo(image: DecodedImage, settings: ImageSettings, render_size: int
         if gray is not None:
             luma = LumaPicture.jfif(np.ascontiguousarray(gray))
             return _JPEG_LUMA.prepare(luma, render_size, size_multiple).with_hints(hints, full_hw), luma
-    return prepare_image(image.pixels, render_size, size_multiple).with_hints(hints, full_hw), None
+    return prepare(image.pixels, render_size, size_multiple).with_hints(hints, full_hw), None
 
 
 def hints_report(prepared: Prepared | None) -> dict | None:
@@ -157,12 +156,14 @@ def hints_report(prepared: Prepared | None) -> dict | None:
             "points": [p.to_dict() for p in placed.hints.points]}
 
 
-def finish_photo(prepared: Prepared, ab: np.ndarray, luma: LumaPicture | None, settings: ImageSettings,
-                 bit_depth: int) -> np.ndarray | JpegPlanes:
-    """The predicted photo as its encoder takes it: JPEG planes on the luma route, else RGB of ``bit_depth``."""
+def merge_photo_color(prepared: Prepared, ab: np.ndarray, luma: LumaPicture | None, settings: ImageSettings,
+                      bit_depth: int) -> np.ndarray | JpegPlanes:
+    """The predicted color merged with the photo's L, as its encoder takes it: JPEG planes on the luma
+    route, else RGB of ``bit_depth`` (8: uint8, 16: uint16)."""
     if luma is not None:
         return _JPEG_LUMA.finish(luma, prepared, ab, settings.saturation, settings.upsampling)
-    return finish_image(prepared, ab, settings.saturation, settings.upsampling, bit_depth)
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return merge_color(prepared, ab, settings.saturation, settings.upsampling, dtype)
 
 
 @dataclass
@@ -233,7 +234,8 @@ def finish_and_write(item: Finished, settings: ImageSettings, backend_name: str,
         t = time.time()
         fmt = output_format(settings, item.info.format)
         hints = hints_report(item.prepared)
-        rgb = finish_photo(item.prepared, item.ab, item.luma, settings, output_bit_depth(fmt, item.info.bit_depth))
+        rgb = merge_photo_color(item.prepared, item.ab, item.luma, settings,
+                                output_bit_depth(fmt, item.info.bit_depth))
         item.prepared = item.ab = item.luma = None  # type: ignore[assignment]
         write_image(task.output, rgb, alpha=item.info.alpha, format=fmt, quality=settings.quality,
                     metadata=item.info.metadata, bit_depth=item.info.bit_depth, source=task.source)

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from colorizer.contract import ModelContract
+from colorizer.desktop.backends import ClosesOnExit
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
 @dataclass
-class NoInference:
+class NoInference(ClosesOnExit):
     """A backend that returns zero chroma at once: measures everything but the model."""
 
     contract: ModelContract

@@ -78,44 +78,43 @@ def main() -> None:
                    help="leave out the runs with a photo's spread (the film spread's baseline)")
     args = p.parse_args()
     keep_freed_memory()
-    backend = open_backend(args.model or default_model_path(), args.backend)
-    settings = VideoSettings(overwrite=True)
-    print(machine())
-    print(f"model {backend.contract.model_name} {backend.contract.model_version} on {backend.name}; "
-          f"{args.frames} frames, a cut at {args.frames // 2}; {args.points} points on frames "
-          f"{args.frames // 6} and {args.frames // 2 + args.frames // 6}; {args.rounds} rounds")
-    tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-film-hints-"))
-    try:
-        for size in args.sizes:
-            width, height = SIZES[size]
-            src = tmp / f"clip{size}.mp4"
-            make_clip(src, width, height, args.frames)
-            sidecar = write_hints(sidecar_path(src), FilmHints((
-                key_frame(args.frames // 6, width, height, args.points),
-                key_frame(args.frames // 2 + args.frames // 6, width, height, args.points))))
-            plain, hinted, ratios, tracking, cpu, photo = [], [], [], [], [], []
-            for _ in range(args.rounds):
-                fps_plain, cpu_plain, _ = run(src, tmp / "plain.mp4", backend, settings, None)
-                if args.photo_spread:
-                    photo.append(run(src, tmp / "photo.mp4", backend, settings, sidecar, True)[0] / fps_plain)
-                fps_hints, cpu_hints, report = run(src, tmp / "hints.mp4", backend, settings, sidecar)
-                cpu.append(cpu_hints / cpu_plain)
-                plain.append(fps_plain)
-                hinted.append(fps_hints)
-                ratios.append(fps_hints / fps_plain)
-                tracking.append(report.get("tracking_s", 0.0))
-            applied = [pt["applied_frames"] for k in report["key_frames"] for pt in k["points"]]
-            print(f"{size}p ({width}x{height}): without hints {statistics.median(plain):.2f} frames/s, with hints "
-                  f"{statistics.median(hinted):.2f} frames/s: {statistics.median(ratios):.2f}x "
-                  f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); CPU time per frame with / without "
-                  f"{statistics.median(cpu):.2f}x; first pass (decode + track) "
-                  f"{statistics.median(tracking):.2f} s; frames each point was applied to: {applied}")
-            if photo:
-                print(f"  with a photo's spread (grid 96, as before): {statistics.median(photo):.2f}x "
-                      f"(rounds {', '.join(f'{r:.2f}' for r in photo)})")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        backend.close()
+    with open_backend(args.model or default_model_path(), args.backend) as backend:
+        settings = VideoSettings(overwrite=True)
+        print(machine())
+        print(f"model {backend.contract.model_name} {backend.contract.model_version} on {backend.name}; "
+              f"{args.frames} frames, a cut at {args.frames // 2}; {args.points} points on frames "
+              f"{args.frames // 6} and {args.frames // 2 + args.frames // 6}; {args.rounds} rounds")
+        tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-film-hints-"))
+        try:
+            for size in args.sizes:
+                width, height = SIZES[size]
+                src = tmp / f"clip{size}.mp4"
+                make_clip(src, width, height, args.frames)
+                sidecar = write_hints(sidecar_path(src), FilmHints((
+                    key_frame(args.frames // 6, width, height, args.points),
+                    key_frame(args.frames // 2 + args.frames // 6, width, height, args.points))))
+                plain, hinted, ratios, tracking, cpu, photo = [], [], [], [], [], []
+                for _ in range(args.rounds):
+                    fps_plain, cpu_plain, _ = run(src, tmp / "plain.mp4", backend, settings, None)
+                    if args.photo_spread:
+                        photo.append(run(src, tmp / "photo.mp4", backend, settings, sidecar, True)[0] / fps_plain)
+                    fps_hints, cpu_hints, report = run(src, tmp / "hints.mp4", backend, settings, sidecar)
+                    cpu.append(cpu_hints / cpu_plain)
+                    plain.append(fps_plain)
+                    hinted.append(fps_hints)
+                    ratios.append(fps_hints / fps_plain)
+                    tracking.append(report.get("tracking_s", 0.0))
+                applied = [pt["applied_frames"] for k in report["key_frames"] for pt in k["points"]]
+                print(f"{size}p ({width}x{height}): without hints {statistics.median(plain):.2f} frames/s, with hints "
+                      f"{statistics.median(hinted):.2f} frames/s: {statistics.median(ratios):.2f}x "
+                      f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); CPU time per frame with / without "
+                      f"{statistics.median(cpu):.2f}x; first pass (decode + track) "
+                      f"{statistics.median(tracking):.2f} s; frames each point was applied to: {applied}")
+                if photo:
+                    print(f"  with a photo's spread (grid 96, as before): {statistics.median(photo):.2f}x "
+                          f"(rounds {', '.join(f'{r:.2f}' for r in photo)})")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

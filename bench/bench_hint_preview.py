@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     colors = ["#b03a2e", "#3a6ea5", "#2e8b57", "#d4a017", "#6b3fa0"]
     with tempfile.TemporaryDirectory(prefix="hint-preview-") as tmp:
         photo = args.photo or make_photo(Path(tmp), 4000, 3000)
-        backend = open_backend(args.model, "cpu", threads=args.threads)
-        try:
+        with open_backend(args.model, "cpu", threads=args.threads) as backend:
             for side in (int(s) for s in args.sides.split(",")):
                 t = time.perf_counter()
                 preview = HintPreview.open(photo, backend, max_side=side)
@@ -79,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
                         seconds.append(time.perf_counter() - t)
                     print(f"  edit with {count:2d} hint{'s' if count != 1 else ' '}: median "
                           f"{statistics.median(seconds) * 1000:6.1f} ms, worst {max(seconds) * 1000:6.1f} ms")
-        finally:
-            backend.close()
     return 0
 
 

@@ -38,10 +38,10 @@ def main() -> None:
         settings = ImageSettings()
         rows = {}
         tasks, _ = plan([tmp / "in"], tmp / "local")
-        backend = open_backend(model, "cpu")
-        t = time.perf_counter()
-        BatchRunner(backend, settings).run(tasks)
-        rows[f"local BatchRunner ({backend.name})"] = time.perf_counter() - t
+        with open_backend(model, "cpu") as backend:
+            t = time.perf_counter()
+            BatchRunner(backend, settings).run(tasks)
+            rows[f"local BatchRunner ({backend.name})"] = time.perf_counter() - t
         tasks, _ = plan([tmp / "in"], tmp / "ray")
         t = time.perf_counter()
         results = run_on_ray(tasks, model, settings, RayOptions(backend="cpu"))

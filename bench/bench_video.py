@@ -209,27 +209,27 @@ def main() -> None:
     model = args.model or default_model_path()
     if not model.is_file():
         raise SystemExit(f"no model at {model}; pass --model PATH to an exported .onnx")
-    backend = open_backend(model, args.backend, cpu_int8=args.cpu_int8)
-    settings = VideoSettings(batch_size=args.batch_size, temporal_strength=args.temporal_strength, overwrite=True)
-    lab_settings = dataclasses.replace(settings, luma_passthrough=False)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    info = machine_info(backend.name)
-    rounds: list[dict[str, dict]] = [{} for _ in range(args.rounds)]
-    tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-video-"))
-    try:
-        for size in sizes:
-            width, height = SIZES[size]
-            clip = tmp / f"clip_{size}p{SOURCES[args.source][0]}"
-            make_clip(clip, width, height, args.frames, source=args.source)
-            no_inference = NoInference(backend.contract, "none")
-            for rows in rounds:  # every run once per round: a machine whose speed drifts drifts for all
-                rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
-                rows[f"{size}p model, Lab path"] = run(clip, tmp / f"lab_{size}p.mp4", backend, lab_settings)
-                rows[f"{size}p no inference"] = run(clip, tmp / f"ni_{size}p.mp4", no_inference, settings)
-                rows[f"{size}p I/O bound"] = io_bound(clip, tmp / f"io_{size}p.mp4")
-                rows[f"{size}p codec-only bound"] = codec_bound(clip, tmp / f"codec_{size}p.mp4")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open_backend(model, args.backend, cpu_int8=args.cpu_int8) as backend:
+        settings = VideoSettings(batch_size=args.batch_size, temporal_strength=args.temporal_strength, overwrite=True)
+        lab_settings = dataclasses.replace(settings, luma_passthrough=False)
+        sizes = [int(s) for s in args.sizes.split(",")]
+        info = machine_info(backend.name)
+        rounds: list[dict[str, dict]] = [{} for _ in range(args.rounds)]
+        tmp = Path(tempfile.mkdtemp(prefix="colorizer-bench-video-"))
+        try:
+            for size in sizes:
+                width, height = SIZES[size]
+                clip = tmp / f"clip_{size}p{SOURCES[args.source][0]}"
+                make_clip(clip, width, height, args.frames, source=args.source)
+                no_inference = NoInference(backend.contract, "none")
+                for rows in rounds:  # every run once per round: a machine whose speed drifts drifts for all
+                    rows[f"{size}p model ({backend.name})"] = run(clip, tmp / f"out_{size}p.mp4", backend, settings)
+                    rows[f"{size}p model, Lab path"] = run(clip, tmp / f"lab_{size}p.mp4", backend, lab_settings)
+                    rows[f"{size}p no inference"] = run(clip, tmp / f"ni_{size}p.mp4", no_inference, settings)
+                    rows[f"{size}p I/O bound"] = io_bound(clip, tmp / f"io_{size}p.mp4")
+                    rows[f"{size}p codec-only bound"] = codec_bound(clip, tmp / f"codec_{size}p.mp4")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     c = backend.contract
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"model: {model} ({c.model_name} {c.model_version}), render size {c.render_size}; "

@@ -13,6 +13,7 @@ with hint inputs without the spread after it (to measure what the touch-up adds)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -65,14 +66,15 @@ def main() -> None:
         predict, render_size, multiple = predictor(model, args.chroma_gain, args.render_size)
         if args.no_touch_up:
             state["hint_model"] = hint_contract(predict) is not None
-        for count in (int(c) for c in args.counts.split(",")):
-            r = evaluate_predictor(predict, files, render_size, multiple, progress=False, hints=count,
-                                   hints_seed=args.seed)
-            m, g = r["model"], r["gray"]
-            at = f"{r['hints']['hint_delta_e']:.2f}" if count else "-"
-            ratio = m["delta_e"] / g["delta_e"]
-            print(f"{model.name:<40} hints {count:>2}: dE {m['delta_e']:.2f} = {ratio:.3f}x gray, "
-                  f"colorfulness {m['colorfulness_ratio']:.3f}, dE at hints {at}", flush=True)
+        with predict if hasattr(predict, "__exit__") else contextlib.nullcontext():  # a backend closes at the end
+            for count in (int(c) for c in args.counts.split(",")):
+                r = evaluate_predictor(predict, files, render_size, multiple, progress=False, hints=count,
+                                       hints_seed=args.seed)
+                m, g = r["model"], r["gray"]
+                at = f"{r['hints']['hint_delta_e']:.2f}" if count else "-"
+                ratio = m["delta_e"] / g["delta_e"]
+                print(f"{model.name:<40} hints {count:>2}: dE {m['delta_e']:.2f} = {ratio:.3f}x gray, "
+                      f"colorfulness {m['colorfulness_ratio']:.3f}, dE at hints {at}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,36 +75,36 @@ def main() -> None:
     args = p.parse_args()
     from colorizer.desktop.backends import default_model_path, open_backend
 
-    backend = open_backend(default_model_path(), "cpu")
-    c = backend.contract
-    counts = [int(n) for n in args.counts.split(",")]
-    settings = {k: v for k, v in SETTINGS.items() if not args.only or k in args.only.split(",")}
-    for folder in args.photos:
-        cache = []
-        for path in spread(list_images([folder]), args.limit * 2):
-            rgb = read_rgb(path)
-            if rgb is None or colorfulness(rgb) < 5 or len(cache) >= args.limit:
-                continue  # gray photos have no color to hint
-            prepared = prepare(rgb, c.render_size, c.size_multiple)
-            ab = backend.predict(prepared.model_input[None])[0]
-            gray = delta_e2000(rgb, gray_baseline(rgb))
-            model = delta_e2000(rgb, merge_color(prepared, ab, dtype=np.uint8))
-            cache.append((rgb, prepared, ab, gray, model))
-        gray_sum = sum(x[3] for x in cache)
-        print(f"\n{folder}: {len(cache)} photos, model alone {sum(x[4] for x in cache) / gray_sum:.3f}x gray")
-        for name, params in settings.items():
-            line = f"  {name:<52}"
-            for n in counts:
-                total, at_hints = 0.0, []
-                for i, (rgb, prepared, ab, _, _) in enumerate(cache):
-                    hints = simulated_hints(rgb, n, np.random.default_rng([args.seed, i]))
-                    placed = replace(prepared, hints=place_hints(hints, rgb.shape[:2], prepared.render_hw, params))
-                    out = merge_color(placed, ab, dtype=np.uint8)
-                    total += delta_e2000(rgb, out)
-                    at_hints.append(delta_e2000(patch_pixels(rgb, hints), patch_pixels(out, hints)))
-                line += f"  {n:>2} hints {total / gray_sum:.3f}x (at hints {np.mean(at_hints):4.1f})"
-            print(line, flush=True)
-    print(f"\nshipped default: {DEFAULT_PARAMS}")
+    with open_backend(default_model_path(), "cpu") as backend:
+        c = backend.contract
+        counts = [int(n) for n in args.counts.split(",")]
+        settings = {k: v for k, v in SETTINGS.items() if not args.only or k in args.only.split(",")}
+        for folder in args.photos:
+            cache = []
+            for path in spread(list_images([folder]), args.limit * 2):
+                rgb = read_rgb(path)
+                if rgb is None or colorfulness(rgb) < 5 or len(cache) >= args.limit:
+                    continue  # gray photos have no color to hint
+                prepared = prepare(rgb, c.render_size, c.size_multiple)
+                ab = backend.predict(prepared.model_input[None])[0]
+                gray = delta_e2000(rgb, gray_baseline(rgb))
+                model = delta_e2000(rgb, merge_color(prepared, ab, dtype=np.uint8))
+                cache.append((rgb, prepared, ab, gray, model))
+            gray_sum = sum(x[3] for x in cache)
+            print(f"\n{folder}: {len(cache)} photos, model alone {sum(x[4] for x in cache) / gray_sum:.3f}x gray")
+            for name, params in settings.items():
+                line = f"  {name:<52}"
+                for n in counts:
+                    total, at_hints = 0.0, []
+                    for i, (rgb, prepared, ab, _, _) in enumerate(cache):
+                        hints = simulated_hints(rgb, n, np.random.default_rng([args.seed, i]))
+                        placed = replace(prepared, hints=place_hints(hints, rgb.shape[:2], prepared.render_hw, params))
+                        out = merge_color(placed, ab, dtype=np.uint8)
+                        total += delta_e2000(rgb, out)
+                        at_hints.append(delta_e2000(patch_pixels(rgb, hints), patch_pixels(out, hints)))
+                    line += f"  {n:>2} hints {total / gray_sum:.3f}x (at hints {np.mean(at_hints):4.1f})"
+                print(line, flush=True)
+        print(f"\nshipped default: {DEFAULT_PARAMS}")
 
 
 if __name__ == "__main__":

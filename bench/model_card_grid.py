@@ -13,6 +13,7 @@ faded contrast, then a sepia tone (the runtime reduces it to its luminance like 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -52,18 +53,19 @@ def main() -> None:
     p.add_argument("--saturation", type=float, nargs="*", default=[], help="per model (default: each model's own)")
     p.add_argument("--height", type=int, default=256, help="row height in pixels")
     args = p.parse_args()
-    backends = [open_backend(m, "cpu") for m in args.models]
     rows = []
-    for i, name in enumerate(PHOTOS):
-        truth = getattr(data, name)()
-        source = old_photo_input(truth, seed=i) if args.old_photo else gray_input(truth)
-        columns = [source, truth]
-        for j, backend in enumerate(backends):
-            settings = ImageSettings(saturation=args.saturation[j]) if j < len(args.saturation) else ImageSettings()
-            columns.append(to_uint8(colorize_array(source, backend, settings)))
-        scale = args.height / truth.shape[0]
-        size = (round(truth.shape[1] * scale), args.height)
-        rows.append(np.hstack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in columns]))
+    with contextlib.ExitStack() as opened:  # the backends close at the end
+        backends = [opened.enter_context(open_backend(m, "cpu")) for m in args.models]
+        for i, name in enumerate(PHOTOS):
+            truth = getattr(data, name)()
+            source = old_photo_input(truth, seed=i) if args.old_photo else gray_input(truth)
+            columns = [source, truth]
+            for j, backend in enumerate(backends):
+                settings = ImageSettings(saturation=args.saturation[j]) if j < len(args.saturation) else ImageSettings()
+                columns.append(to_uint8(colorize_array(source, backend, settings)))
+            scale = args.height / truth.shape[0]
+            size = (round(truth.shape[1] * scale), args.height)
+            rows.append(np.hstack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in columns]))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)

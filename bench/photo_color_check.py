@@ -43,31 +43,31 @@ def main() -> None:
     p.add_argument("--gray", choices=("luma", "lab"), default="luma", help="how the gray photos are made")
     p.add_argument("--model", type=Path, default=None)
     args = p.parse_args()
-    backend = open_backend(args.model or default_model_path(), "cpu")
-    tmp = Path(tempfile.mkdtemp(prefix="colorizer-photo-check-"))
-    try:
-        photos, tasks = [], {"luma route": [], "Lab route": []}
-        (tmp / "gray").mkdir()
-        for rgb in color_photos(args.photos):
-            if len(photos) >= args.limit:
-                break
-            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if args.gray == "luma" else lab_gray(rgb)
-            source = tmp / "gray" / f"{len(photos):04d}.jpg"
-            cv2.imwrite(str(source), gray, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
-            photos.append(rgb)
-            for name, outputs in tasks.items():
-                outputs.append(Task(source, tmp / name.split()[0] / source.name, TaskKind.IMAGE))
-        rows = {"gray JPEG": scores(photos, [cv2.cvtColor(cv2.imread(str(t.source)), cv2.COLOR_BGR2RGB)
-                                             for t in tasks["luma route"]])}
-        for name, luma in (("luma route", True), ("Lab route", False)):
-            settings = ImageSettings(quality=QUALITY, luma_passthrough=luma)
-            failed = [r for r in BatchRunner(backend, settings).run(tasks[name]) if r.status != "done"]
-            if failed:
-                raise SystemExit(f"{name}: {failed[0].reason}")
-            rows[name] = scores(photos, [cv2.cvtColor(cv2.imread(str(t.output)), cv2.COLOR_BGR2RGB)
-                                         for t in tasks[name]])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open_backend(args.model or default_model_path(), "cpu") as backend:
+        tmp = Path(tempfile.mkdtemp(prefix="colorizer-photo-check-"))
+        try:
+            photos, tasks = [], {"luma route": [], "Lab route": []}
+            (tmp / "gray").mkdir()
+            for rgb in color_photos(args.photos):
+                if len(photos) >= args.limit:
+                    break
+                gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if args.gray == "luma" else lab_gray(rgb)
+                source = tmp / "gray" / f"{len(photos):04d}.jpg"
+                cv2.imwrite(str(source), gray, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+                photos.append(rgb)
+                for name, outputs in tasks.items():
+                    outputs.append(Task(source, tmp / name.split()[0] / source.name, TaskKind.IMAGE))
+            rows = {"gray JPEG": scores(photos, [cv2.cvtColor(cv2.imread(str(t.source)), cv2.COLOR_BGR2RGB)
+                                                 for t in tasks["luma route"]])}
+            for name, luma in (("luma route", True), ("Lab route", False)):
+                settings = ImageSettings(quality=QUALITY, luma_passthrough=luma)
+                failed = [r for r in BatchRunner(backend, settings).run(tasks[name]) if r.status != "done"]
+                if failed:
+                    raise SystemExit(f"{name}: {failed[0].reason}")
+                rows[name] = scores(photos, [cv2.cvtColor(cv2.imread(str(t.output)), cv2.COLOR_BGR2RGB)
+                                             for t in tasks[name]])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     print_scores(f"{len(photos)} photos from {args.photos}, gray made from {args.gray}, model "
                  f"{backend.contract.model_name} {backend.contract.model_version}, JPEG quality {QUALITY} in and out",
                  rows)

@@ -106,15 +106,15 @@ def main() -> None:
         photos = sorted(list_images(args.photos))
     keep_freed_memory()  # the allocator settings colorize-batch runs with, for every measurement here
     cv2.setNumThreads(1)
-    backend = open_backend(default_model_path(), "cpu", threads=1)
-    print(f"machine: {machine()}; one thread; model {backend.contract.model_name} {backend.contract.model_version} "
-          f"({backend.name}); median of {args.repeat}")
-    with tempfile.TemporaryDirectory(prefix="colorizer-stages-") as tmp:
-        for spec in args.sets:
-            kind, mp = spec.split(":")
-            print(f"\n{kind} {mp} MP{'':<30}ms")
-            for name, ms in profile(kind, int(mp), args.repeat, backend, Path(tmp), photos):
-                print(f"  {name:<40}{ms:8.1f}")
+    with open_backend(default_model_path(), "cpu", threads=1) as backend:
+        print(f"machine: {machine()}; one thread; model {backend.contract.model_name} {backend.contract.model_version} "
+              f"({backend.name}); median of {args.repeat}")
+        with tempfile.TemporaryDirectory(prefix="colorizer-stages-") as tmp:
+            for spec in args.sets:
+                kind, mp = spec.split(":")
+                print(f"\n{kind} {mp} MP{'':<30}ms")
+                for name, ms in profile(kind, int(mp), args.repeat, backend, Path(tmp), photos):
+                    print(f"  {name:<40}{ms:8.1f}")
 
 
 if __name__ == "__main__":

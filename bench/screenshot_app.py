@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from _common import write_clip  # bench/ is on sys.path when run as a script
 
+from colorizer.desktop.backends import ClosesOnExit
+
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ("photos", "film", "cancel", "backends", "hints", "film-hints")
 
@@ -73,7 +75,7 @@ def make_film(path: Path, photos: list[Path], frames_per_shot: int = 36, size=(4
     return write_clip(path, frames())
 
 
-class SlowBackend:
+class SlowBackend(ClosesOnExit):
     """Opens the real backend and sleeps before each call, so a run can be caught part way."""
 
     def __init__(self, backend, seconds: float) -> None:

@@ -123,24 +123,24 @@ def main() -> None:
         crop = center_crop(rgb, width, height)
         if crop is not None:
             photos.append(crop)
-    backend = open_backend(args.model or default_model_path(), "cpu")
-    base = VideoSettings(temporal_strength=0.0, crf=12, overwrite=True)
-    tmp = Path(tempfile.mkdtemp(prefix="colorizer-video-check-"))
-    try:
-        clip = tmp / "gray.mp4"
-        make_clip(photos, clip, args.gray)
-        rows = {"gray clip": scores(photos, decoded_rgb(clip))}
-        for name, settings in (("luma pass-through", base),
-                               ("Lab path", dataclasses.replace(base, luma_passthrough=False))):
-            out = tmp / f"{name.split()[0]}.mp4"
-            result = colorize_video(clip, out, backend, settings)
-            if result.status != "done":
-                raise SystemExit(f"{name}: {result.reason}")
-            rows[name] = scores(photos, decoded_rgb(out))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print_scores(f"{len(photos)} photos from {args.photos}, {width}x{height}, gray made from {args.gray}, model "
-                 f"{backend.contract.model_name} {backend.contract.model_version}, H.264 CRF 12 in and out", rows)
+    with open_backend(args.model or default_model_path(), "cpu") as backend:
+        base = VideoSettings(temporal_strength=0.0, crf=12, overwrite=True)
+        tmp = Path(tempfile.mkdtemp(prefix="colorizer-video-check-"))
+        try:
+            clip = tmp / "gray.mp4"
+            make_clip(photos, clip, args.gray)
+            rows = {"gray clip": scores(photos, decoded_rgb(clip))}
+            for name, settings in (("luma pass-through", base),
+                                   ("Lab path", dataclasses.replace(base, luma_passthrough=False))):
+                out = tmp / f"{name.split()[0]}.mp4"
+                result = colorize_video(clip, out, backend, settings)
+                if result.status != "done":
+                    raise SystemExit(f"{name}: {result.reason}")
+                rows[name] = scores(photos, decoded_rgb(out))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print_scores(f"{len(photos)} photos from {args.photos}, {width}x{height}, gray made from {args.gray}, model "
+                     f"{backend.contract.model_name} {backend.contract.model_version}, H.264 CRF 12 in and out", rows)
 
 
 if __name__ == "__main__":

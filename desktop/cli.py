@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 from colorizer import __version__
@@ -165,7 +166,8 @@ def _dry_run(tasks, rejected, overwrite: bool) -> int:
 
 
 def _open_backend(args: argparse.Namespace, tasks):
-    """The local backend (None when --ray runs everything), the model's contract and what does the work."""
+    """The local backend (None when --ray runs everything; the caller closes it: ``with backend:``), the
+    model's contract and what does the work."""
     from colorizer.desktop.backends import open_backend
     from colorizer.desktop.pipeline.ray_runner import model_contract
 
@@ -409,25 +411,26 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         backend, contract, doer = _open_backend(args, tasks)
     except (BackendError, ContractError) as exc:
         return _error(str(exc))
-    ray_started, problem = _start_ray(args) if args.ray else (False, None)
-    if problem:
-        return _error(problem)
-    if not args.quiet:
-        print(f"model {contract.model_name} {contract.model_version} on {doer}; {_kinds(tasks)} -> {args.output}",
-              file=sys.stderr)
-    for r in rejected:  # one line each, as for the files that fail during the run
-        print(failure_line(r), file=sys.stderr)
-    if not args.quiet and (note := _hints_note(tasks)):
-        print(note, file=sys.stderr)
-    bars = _ProgressBars(len(tasks), args.quiet)
-    run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
-    signals.run, signals.bars = run, bars
-    try:
-        outcome = _run_in_thread(run)
-    except OutputFolderBusy as exc:  # another run took the folder since the check above: nothing was done
-        _finish(backend, ray_started, bars)
-        return _error(str(exc))
-    _finish(backend, ray_started, bars)
+    with backend if backend is not None else nullcontext():  # closed however the run ends
+        ray_started, problem = _start_ray(args) if args.ray else (False, None)
+        if problem:
+            return _error(problem)
+        if not args.quiet:
+            print(f"model {contract.model_name} {contract.model_version} on {doer}; {_kinds(tasks)} -> {args.output}",
+                  file=sys.stderr)
+        for r in rejected:  # one line each, as for the files that fail during the run
+            print(failure_line(r), file=sys.stderr)
+        if not args.quiet and (note := _hints_note(tasks)):
+            print(note, file=sys.stderr)
+        bars = _ProgressBars(len(tasks), args.quiet)
+        run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)
+        signals.run, signals.bars = run, bars
+        try:
+            outcome = _run_in_thread(run)
+        except OutputFolderBusy as exc:  # another run took the folder since the check above: nothing was done
+            _stop_ray_and_bars(ray_started, bars)
+            return _error(str(exc))
+        _stop_ray_and_bars(ray_started, bars)
     _print_summary(outcome, args.quiet)
     if outcome.report is None:
         return EXIT_SETUP
@@ -436,9 +439,7 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     return EXIT_SOME_FAILED if any(r.status == Status.FAILED for r in outcome.results) else EXIT_OK
 
 
-def _finish(backend, ray_started: bool, bars: _ProgressBars) -> None:
-    if backend is not None:
-        backend.close()
+def _stop_ray_and_bars(ray_started: bool, bars: _ProgressBars) -> None:
     if ray_started:
         import ray
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--hints must be >= 0, got {args.hints}")
         predict, render_size, multiple, label = load_predictor(args.model, args.device, args.cpu_int8)
         render_size = args.render_size or render_size
-        with contextlib.closing(predict) if hasattr(predict, "close") else contextlib.nullcontext():
+        with predict if hasattr(predict, "__exit__") else contextlib.nullcontext():  # a backend closes at the end
             result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
                                         args.saturation, hints=args.hints, hints_seed=args.hints_seed)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

@@ -20,7 +20,7 @@ from synthetic import synthetic_photo
 from synthetic_media import write_clip
 
 from colorizer.desktop.app.window import MainWindow
-from colorizer.desktop.backends import open_backend
+from colorizer.desktop.backends import ClosesOnExit, open_backend
 from colorizer.desktop.backends.detect import detect_backends
 from colorizer.gpu import GpuInfo
 
@@ -38,7 +38,7 @@ def two_gpus():
     return detect_backends(**TWO_GPUS)
 
 
-class SlowBackend:
+class SlowBackend(ClosesOnExit):
     """The real CPU backend, slowed down so a run lasts long enough to pause or cancel it."""
 
     def __init__(self, backend, seconds: float) -> None:

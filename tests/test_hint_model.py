@@ -24,6 +24,7 @@ from colorizer.contract import (
     HintInputs,
     ModelContract,
 )
+from colorizer.desktop.backends import ClosesOnExit
 from colorizer.hint_guidance import guidance_map
 from colorizer.hint_spread import place_hints
 from colorizer.hints import HintPoint, PhotoHints, simulated_hints
@@ -211,7 +212,7 @@ def test_contract_refuses_unknown_hint_guidance():
         ModelContract.from_metadata(missing)
 
 
-class Spy:
+class Spy(ClosesOnExit):
     """A backend that records what the runtime gives it."""
 
     def __init__(self, backend) -> None:

@@ -81,7 +81,7 @@ class RunControl:
         self._running.wait()
 
 
-class PausableBackend:
+class PausableBackend(backends.ClosesOnExit):
     """A backend whose ``predict`` waits at the pause gate first (see the module notes)."""
 
     def __init__(self, backend: backends.Backend, control: RunControl) -> None:
@@ -152,17 +152,17 @@ class RunWorker(QObject):
             self.finished.emit(WorkerOutcome((), None, False, None, error))
             return
         self.backend_ready.emit(backend.name)
-        try:
-            outcome = run_and_report([q.task for q in self.queued], PausableBackend(backend, self.control),
-                                     self.settings.run_settings(), model=self.settings.model or None,
-                                     report_path=report_path(self.settings.output_folder), progress=self._on_result,
-                                     frame_progress=self._on_frames, cancel=self.control.token)
-        except OutputFolderBusy as exc:  # a colorize-batch (or another window) is writing there: nothing done
-            log.error("%s", exc)
-            self.finished.emit(WorkerOutcome((), backend.name, False, None, str(exc)))
-            return
-        finally:
-            backend.close()
+        with backend:
+            try:
+                outcome = run_and_report([q.task for q in self.queued], PausableBackend(backend, self.control),
+                                         self.settings.run_settings(), model=self.settings.model or None,
+                                         report_path=report_path(self.settings.output_folder),
+                                         progress=self._on_result, frame_progress=self._on_frames,
+                                         cancel=self.control.token)
+            except OutputFolderBusy as exc:  # a colorize-batch (or another window) is writing there: nothing done
+                log.error("%s", exc)
+                self.finished.emit(WorkerOutcome((), backend.name, False, None, str(exc)))
+                return
         counts = summarize(outcome.results)
         log.info("%d colorized, %d skipped, %d failed, %d cancelled; report: %s", counts["done"],
                  counts["skipped"], counts["failed"], counts["cancelled"], outcome.report)

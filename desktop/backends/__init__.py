@@ -8,6 +8,7 @@ imports a GPU library at module import time.
 from colorizer.desktop.backends.base import (
     Backend,
     BackendError,
+    ClosesOnExit,
     ModelFiles,
     OpenOptions,
     default_model_path,
@@ -16,5 +17,5 @@ from colorizer.desktop.backends.base import (
 from colorizer.desktop.backends.onnxruntime import OnnxRuntimeBackend
 from colorizer.desktop.backends.registry import AUTO, BACKEND_CHOICES, BACKEND_LABELS, REGISTRY, open_backend
 
-__all__ = ["AUTO", "BACKEND_CHOICES", "BACKEND_LABELS", "REGISTRY", "Backend", "BackendError", "ModelFiles",
-           "OnnxRuntimeBackend", "OpenOptions", "default_model_path", "open_backend", "read_contract"]
+__all__ = ["AUTO", "BACKEND_CHOICES", "BACKEND_LABELS", "REGISTRY", "Backend", "BackendError", "ClosesOnExit",
+           "ModelFiles", "OnnxRuntimeBackend", "OpenOptions", "default_model_path", "open_backend", "read_contract"]

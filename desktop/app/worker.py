@@ -90,9 +90,10 @@ class PausableBackend(backends.ClosesOnExit):
         self.name = backend.name
         self.contract = backend.contract
 
-    def predict(self, l_norm):
+    def predict(self, l_norm, hints=None):
+        """The backend's prediction, after the pause gate; ``hints``: a hint model's guidance, passed on."""
         self._control.wait_while_paused()
-        return self._backend.predict(l_norm)
+        return self._backend.predict(l_norm) if hints is None else self._backend.predict(l_norm, hints)
 
     def close(self) -> None:
         self._backend.close()

@@ -12,7 +12,9 @@ uses, and only the last step, merging the color with L, works on L reduced to sc
 ``colorize-batch``) writes from the same sidecar is this preview at full resolution.
 
 The cost of an edit does not depend on the photo's size: the spread is at render size and the
-merge at screen size (``bench/bench_hint_preview.py`` measures it).
+merge at screen size (``bench/bench_hint_preview.py`` measures it). A model with hint inputs is
+predicted again at each edit with the hints' guidance (:func:`colorizer.colorize.predict_prepared`,
+as a run gives it), so its preview costs a model call more per edit.
 
 A film's frame (issue #22) the same way: :meth:`HintPreview.open_frame` decodes frame ``index`` of a
 video or frame folder as the colorizing pass does (the same frame format: a planar video's luma, or
@@ -32,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer.colorize import Prepared, merge_color
+from colorizer.colorize import Prepared, hint_contract, merge_color, predict_prepared
 from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline import stages
@@ -63,6 +65,7 @@ class HintPreview:
     frame: int | None = None  # a film's frame (None: a photo)
     spread: FilmSpread | None = None  # a film frame's spread (None: a photo's)
     contract: object = None  # the backend's contract (a film's tracking needs its render size and multiple)
+    predictor: object = None  # a model with hint inputs: predicts again with each edit's guidance (None: spread)
 
     @classmethod
     def open(cls, source: Path | str, backend, settings: ImageSettings | None = None,
@@ -112,11 +115,11 @@ class HintPreview:
             l_merge = cv2.resize(l_merge, (sw, sh), interpolation=cv2.INTER_AREA)
         prepared = replace(prepared, l_merge=np.ascontiguousarray(l_merge, np.float32))
         t2 = time.perf_counter()
-        ab = np.asarray(backend.predict(prepared.model_input[None])[0], np.float32)
+        ab = np.asarray(predict_prepared(backend, [prepared])[0], np.float32)
         t3 = time.perf_counter()
         return cls(source, full_hw, prepared, ab, settings.saturation, settings.upsampling,
                    {"decode_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2}, contract=backend.contract,
-                   **film)
+                   predictor=backend if hint_contract(backend) is not None else None, **film)
 
     @property
     def screen_hw(self) -> tuple[int, int]:
@@ -129,7 +132,10 @@ class HintPreview:
             prepared = self.spread.prepare(self.prepared, hints, self.full_hw)
         else:
             prepared = self.prepared.with_hints(hints, self.full_hw)
-        return merge_color(prepared, self.ab, self.saturation, self.upsampling, np.uint8)
+        ab = self.ab
+        if self.predictor is not None and prepared.hints is not None:  # as a run gives a hint model its hints
+            ab = np.asarray(predict_prepared(self.predictor, [prepared])[0], np.float32)
+        return merge_color(prepared, ab, self.saturation, self.upsampling, np.uint8)
 
     def to_screen(self, x: float, y: float) -> tuple[float, float]:
         """Photo pixel (x, y) -> the preview's pixel."""

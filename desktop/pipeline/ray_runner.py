@@ -106,8 +106,9 @@ class _Predictor:
         errors = [str(e) for e in batch["error"]]
         extras = [pickle.loads(e) if e else None for e in batch["extra"]]
         inputs = [None if errors[i] else np.asarray(batch["model_input"][i]) for i in range(n)]
+        prepared = [None if x is None else _row_prepared(batch, i, extras[i]) for i, x in enumerate(inputs)]
         ab: list[np.ndarray] = [_EMPTY_3D] * n
-        for chunk in stages.predict_chunks(self.backend, inputs, self.batch_size):
+        for chunk in stages.predict_chunks(self.backend, inputs, self.batch_size, prepared=prepared):
             for j, i in enumerate(chunk.indices):
                 if chunk.error:
                     errors[i] = chunk.error
@@ -121,6 +122,12 @@ class _Predictor:
             "model_input": _column([_EMPTY_3D if x is None else x for x in inputs]), "ab": _column(ab),
             "extra": np.array([pickle.dumps(e) if e else b"" for e in extras], dtype=object),
         }
+
+
+def _row_prepared(batch: dict[str, np.ndarray], i: int, extra: dict) -> Prepared:
+    """Row ``i`` of a batch as the Prepared it was made from (a model with hint inputs needs its hints)."""
+    return Prepared(l_merge=np.asarray(batch["l_merge"][i]), model_input=np.asarray(batch["model_input"][i]),
+                    padding=extra["padding"], l_small=np.asarray(batch["l_small"][i]), hints=extra["hints"])
 
 
 def _write_row(row: dict, settings: ImageSettings) -> dict:

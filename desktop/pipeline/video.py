@@ -61,7 +61,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from colorizer.colorize import Prepared
+from colorizer.colorize import Prepared, predict_prepared
 from colorizer.contract import denormalize_ab, denormalize_l
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, TaskKind
@@ -231,7 +231,7 @@ class _FrameColorizer(Generic[P]):
 
     def infer(self, items: list[_Pending[P]]) -> Iterator[tuple[P, np.ndarray]]:
         t = time.perf_counter()
-        predicted = self.backend.predict(np.stack([p.prepared.model_input for p in items]))
+        predicted = predict_prepared(self.backend, [p.prepared for p in items])  # a hint model: guidance too
         self.stats.inference_s += time.perf_counter() - t
         done = []
         for pending, ab in zip(items, predicted, strict=True):

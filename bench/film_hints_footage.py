@@ -89,7 +89,11 @@ def main() -> None:
     p.add_argument("--keep", type=Path, default=None, help="keep the gray film, its sidecar and the tracked output")
     args = p.parse_args()
     truth, fps = read_clip(args.clip, args.frames)
-    backend = open_backend(args.model or default_model_path(), "cpu")
+    with open_backend(args.model or default_model_path(), "cpu") as backend:
+        measure(args, truth, fps, backend)
+
+
+def measure(args: argparse.Namespace, truth: list[np.ndarray], fps: int, backend) -> None:
     settings = VideoSettings(crf=0, overwrite=True)  # CRF 0 on yuv420p: lossless; luma route; smoothing on
     shots = shots_of(truth, settings.render_size or backend.contract.render_size, backend.contract.size_multiple,
                      settings.scene_cut_threshold)
@@ -116,11 +120,12 @@ def main() -> None:
               f"true patches); model {backend.contract.model_name} {backend.contract.model_version} on {backend.name}")
         report = runs["tracked"][1]
         for key in report.get("key_frames", []):
+            applied = [pt["applied_frames"] for pt in key["points"]]
+            lost = "".join(f"; point {i} lost going {d} at {pt[f'lost_{d}_at']}"
+                           for i, pt in enumerate(key["points"]) for d in ("forward", "backward")
+                           if f"lost_{d}_at" in pt)
             print(f"  key frame {key['frame']} (shot {key['shot']}): points tracked over "
-                  f"{[pt['tracked'] for pt in key['points']]}, applied to {[pt['applied_frames'] for pt in key['points']]} "
-                  "frames" + "".join(f"; point {i} lost going {d} at {pt[f'lost_{d}_at']}"
-                                     for i, pt in enumerate(key["points"]) for d in ("forward", "backward")
-                                     if f"lost_{d}_at" in pt))
+                  f"{[pt['tracked'] for pt in key['points']]}, applied to {applied} frames{lost}")
         print("mean dE2000 of the hinted shots' frames (lower is better), by distance from their key frame:")
         print(f"{'distance':>12}{'frames':>8}" + "".join(f"{name:>10}" for name in runs))
 
@@ -149,7 +154,6 @@ def main() -> None:
             print(f"kept in {args.keep}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        backend.close()
 
 
 if __name__ == "__main__":

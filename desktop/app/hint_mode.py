@@ -508,8 +508,11 @@ class HintEditor(QObject):
     # ------------------------------------------------------------------ widgets
     def _build_bar(self) -> QWidget:
         bar = QWidget()
-        layout = QHBoxLayout(bar)
-        layout.setContentsMargins(0, 2, 0, 2)
+        rows = QVBoxLayout(bar)  # the tools, then the state on a line of its own (shortened, never widening)
+        rows.setContentsMargins(0, 2, 0, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()
+        rows.addLayout(layout)
         layout.addWidget(QLabel("Hint color:"))
         self.color_button = QToolButton(toolTip="Choose the hint color (for the selected point and the next ones)")
         self.color_button.clicked.connect(lambda: self.choose_color_for(self.selected))
@@ -535,7 +538,8 @@ class HintEditor(QObject):
         self.state_label = ElidedLabel()  # a long state never widens the window (the full text: tooltip)
         for w in (self.reference_button, self.clear_button, self.undo_button, self.redo_button, self.save_button):
             layout.addWidget(w)
-        layout.addWidget(self.state_label, 1)
+        layout.addStretch(1)
+        rows.addWidget(self.state_label)
         self._show_color()
         return bar
 

@@ -3,13 +3,14 @@
 One pass over the source (video2x's encoder is the model): the video packets are decoded
 (:class:`~colorizer.desktop.media.video_source.VideoSource`) and colorized; every other stream's
 packets (audio, subtitles, extra video angles) are muxed into the output unchanged
-(:class:`~colorizer.desktop.media.video_writer.VideoWriter`). Decoding and preparing frames run on
-a thread; inference, smoothing, merging and encoding on the caller's thread; queues are bounded,
-so memory stays at a few dozen frames whatever the length of the film.
+(:class:`~colorizer.desktop.media.video_writer.VideoWriter`). Three threads: decoding and
+preparing frames on the ``video-decode`` thread; inference, smoothing and merging on the
+``video-color`` thread; encoding and muxing on the caller's thread (:func:`colorize_frames`); queues
+are bounded, so memory stays at a few dozen frames whatever the length of the film.
 
 Frames are colorized like photos (``colorizer.colorize``: L at render size -> batched
-``backend.predict`` -> guided upsampling and merge with L), plus temporal smoothing of the
-predicted ab at render size, reset at scene cuts (:mod:`.temporal`).
+:func:`~colorizer.colorize.predict_prepared` -> guided upsampling and merge with L), plus temporal
+smoothing of the predicted ab at render size, reset at scene cuts (:mod:`.temporal`).
 
 Choices (documented for users):
 

@@ -245,3 +245,49 @@ def test_changed_film_hints_make_the_output_stale(model, tmp_path):
     assert status() == "done"  # edited
     assert status("--no-hints") == "done"  # made without them now
     assert status("--no-hints") == "skipped"
+
+
+def _frames_in_order(path: Path, luma: bool) -> list[np.ndarray]:
+    from colorizer.desktop.media.video_source import VideoSource
+
+    with VideoSource(path) as film:
+        return [p.y.copy() if luma else p for _, p in film.frames(lambda packet: None, luma)]
+
+
+def test_a_film_frame_found_by_a_seek_is_the_frame_decoded_in_order(tmp_path):
+    """The hint preview seeks to a frame deep in a film (VideoSource.picture_at) instead of decoding
+    every frame before it: on a clip with B-frames and short GOPs, every frame it finds is the one
+    the colorizing pass decodes at that index, for RGB and luma routes; a frame past the end is None."""
+    from colorizer.desktop.media.video_source import VideoSource
+
+    rng = np.random.default_rng(5)
+    frames = [(rng.random((48, 64)) * 200 + 20).astype(np.uint8) for _ in range(40)]
+    clip = write_clip(tmp_path / "gop.mp4", frames, options={"crf": "12", "x264-params": "keyint=7:bframes=3"})
+    for luma in (False, True):
+        ordered = _frames_in_order(clip, luma)
+        assert len(ordered) == 40
+        for index in (1, 6, 7, 8, 13, 20, 33, 39):
+            with VideoSource(clip) as film:
+                picture = film.picture_at(index, luma)
+            assert picture is not None, index
+            np.testing.assert_array_equal(picture.y if luma else picture, ordered[index], err_msg=str(index))
+    with VideoSource(clip) as film:
+        assert film.picture_at(40) is None
+
+
+def test_the_preview_of_a_deep_frame_is_the_run_s_frame(tmp_path, monkeypatch):
+    from colorizer.desktop.core import TaskKind
+    from colorizer.desktop.media.video_source import VideoSource
+    from colorizer.desktop.pipeline.hint_preview import _film_picture
+
+    rng = np.random.default_rng(6)
+    frames = [(rng.random((48, 64)) * 200 + 20).astype(np.uint8) for _ in range(30)]
+    clip = write_clip(tmp_path / "reel.mp4", frames, options={"crf": "12", "x264-params": "keyint=5:bframes=2"})
+    ordered = _frames_in_order(clip, True)
+
+    def in_order(*args, **kwargs):
+        raise AssertionError("decoded from the start")
+
+    monkeypatch.setattr(VideoSource, "frames", in_order)
+    picture, _ = _film_picture(clip, TaskKind.VIDEO, 23, VideoSettings())
+    np.testing.assert_array_equal(picture.y, ordered[23])

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -256,6 +257,42 @@ def copyable_streams(container, main) -> list:
 
 
 # --------------------------------------------------------------------------- decoding
+_FRAME_TIMES: OrderedDict[tuple[str, int, int], tuple[int, ...] | None] = OrderedDict()
+_FRAME_TIMES_KEPT = 8
+
+
+def frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
+    """The presentation times (in ``stream``'s time base) of its frames in the order they are shown,
+    from its packets (demuxed, not decoded; remembered for the last few files by path, size and
+    modification time); None when a packet has no time or two share one. Leaves ``container`` at its end."""
+    try:
+        st = os.stat(path)
+        key = (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _FRAME_TIMES:
+        _FRAME_TIMES.move_to_end(key)
+        return _FRAME_TIMES[key]
+    times: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                times = []
+                break
+            times.append(int(packet.pts))
+    except av.FFmpegError:
+        times = []
+    ordered = tuple(sorted(times))
+    result = ordered if ordered and len(set(ordered)) == len(ordered) else None
+    if key is not None:
+        _FRAME_TIMES[key] = result
+        while len(_FRAME_TIMES) > _FRAME_TIMES_KEPT:
+            _FRAME_TIMES.popitem(last=False)
+    return result
+
+
 class VideoSource:
     """Demuxes a file: decodes its main video stream to upright RGB frames, hands other packets on."""
 
@@ -335,6 +372,29 @@ class VideoSource:
         except av.FFmpegError as exc:
             raise VideoReadError(self.path, f"reading stopped after {self.decoded} frames ({exc})") from exc
         self._check_complete()
+
+    def picture_at(self, index: int, luma: bool = False) -> np.ndarray | LumaPicture | None:
+        """Frame ``index`` (from 0, in the order :meth:`frames` gives them) converted as :meth:`frames`
+        converts it, found without decoding the film up to it: a seek to the key frame before its
+        presentation time (the video packets' times, read once per file: :func:`frame_times`), then
+        decoding to it. None where the times cannot say which frame it is (a packet without a time,
+        two frames at one time, a frame that is not where its time says): read :meth:`frames` then,
+        from a fresh source (this one has moved)."""
+        times = frame_times(self.path, self.container, self.stream)
+        if times is None or not 0 <= index < len(times):
+            return None
+        target = times[index]
+        self.container.seek(target, stream=self.stream, backward=True)
+        try:
+            for packet in self.container.demux(self.stream):
+                for frame in packet.decode():
+                    if frame.pts is None or frame.pts > target:
+                        return None
+                    if frame.pts == target:
+                        return self._convert(frame, luma)[1]
+        except av.FFmpegError:
+            return None
+        return None
 
     def _convert(self, frame, luma: bool = False) -> tuple[FrameMeta, np.ndarray | LumaPicture]:
         colorspace = effective_colorspace(frame.colorspace, frame.width, frame.height)

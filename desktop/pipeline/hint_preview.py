@@ -155,6 +155,12 @@ def _film_picture(source: Path, kind: TaskKind, index: int, settings: VideoSetti
     from colorizer.desktop.media.video_source import VideoSource
     from colorizer.desktop.pipeline import video
 
+    if index > 0:  # deep in a long film: a seek, not decoding every frame before it
+        with VideoSource(source) as film:
+            luma = video._luma_route(film, settings)
+            picture = film.picture_at(index, luma)
+            if picture is not None:
+                return picture, (LumaFrames(None) if luma else RgbFrames())
     with VideoSource(source) as film:
         luma = video._luma_route(film, settings)
         frames = film.frames(lambda packet: None, luma)

@@ -276,3 +276,27 @@ def _hints_tree(tmp_path: Path, photo: Path, hints: PhotoHints) -> Path:
     tree = tmp_path / "hints"
     write_hints(sidecar_path(photo, tree), hints)
     return tree
+
+
+def test_in_hint_mode_a_click_on_the_split_line_puts_a_point_and_its_knob_still_moves_it(
+        qtbot, store, model, tmp_path, stop_runs):
+    """The split line crosses the photo: in hint mode a click on it (away from its knob) is a click on
+    the photo, a point; the knob still drags the line."""
+    window, view, _ = hint_window(qtbot, store, model, tmp_path)
+    stop_runs(window)
+    editor = window.hints
+    view.set_split(0.5)
+    split = view.split_x()
+    on_line = view.photo_to_view(40, 10)
+    on_line.setX(split)  # on the line, near the top of the photo: far from the knob
+    photo_at = view.view_to_photo(on_line)
+    assert photo_at is not None and abs(on_line.y() - view.height() / 2) > 40
+    with qtbot.waitSignal(editor.preview_ready, timeout=10_000):
+        click(view, on_line)
+    assert len(editor.points) == 1 and view.split_x() == split
+    knob = view.rect().center().toPointF()
+    knob.setX(split)
+    mouse(view, QEvent.Type.MouseButtonPress, knob)
+    mouse(view, QEvent.Type.MouseMove, knob + QPointF(-100, 0))
+    mouse(view, QEvent.Type.MouseButtonRelease, knob + QPointF(-100, 0))
+    assert abs(view.split_x() - (split - 100)) <= 2 and len(editor.points) == 1

@@ -9,6 +9,7 @@ frame scrubber for videos and frame folders, hidden until it is given a :class:`
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 SPLIT_GRAB_PX = 8
+SPLIT_KNOB_PX = 13  # radius of the split line's knob (◀▶)
 HINT = "Drag the line to compare · wheel: zoom · drag: pan · double-click or 0: fit · 1: 1:1"
 EMPTY = f"Select a photo or a film in the queue to compare the original with the result.\n\n{HINT}"
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
@@ -285,7 +287,7 @@ class CompareView(QWidget):
         c = QPointF(x, self.height() / 2)
         p.setBrush(QColor(255, 255, 255, 235))
         p.setPen(QPen(QColor(0, 0, 0, 120), 1))
-        p.drawEllipse(c, 13, 13)
+        p.drawEllipse(c, SPLIT_KNOB_PX, SPLIT_KNOB_PX)
         arrows = QPainterPath()
         for d in (-1, 1):  # two small triangles: ◀ ▶
             arrows.moveTo(c + QPointF(d * 3, -5))
@@ -312,6 +314,11 @@ class CompareView(QWidget):
         super().resizeEvent(event)
 
     def _near_split(self, pos: QPointF) -> bool:
+        """Whether a press at ``pos`` takes the split line: anywhere along it, or in hint mode (where a
+        click on the photo puts a point) its knob only."""
+        if self._hint_mode:
+            knob = QPointF(self.split_x(), self.height() / 2)
+            return math.hypot(pos.x() - knob.x(), pos.y() - knob.y()) <= SPLIT_KNOB_PX + 3
         return abs(pos.x() - self.split_x()) <= SPLIT_GRAB_PX
 
     def mousePressEvent(self, event) -> None:

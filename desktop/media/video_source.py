@@ -276,7 +276,7 @@ def frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
     times: list[int] = []
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or packet.is_discard:  # (an edit list's cut: the decoder drops its frame)
                 continue
             if packet.pts is None:
                 times = []

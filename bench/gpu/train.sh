@@ -3,6 +3,10 @@
 # continuing from the shipped generator, on the photos packed by bench/gpu/pack.py.
 # Run on the GPU machine from the repository root, with runs/gpu carried:
 #     bash bench/gpu/train.sh [SECONDS] [STEPS]        (defaults: 510 s, 6000 steps)
+#     HINTS=1 bash bench/gpu/train.sh                  the hint-conditioned generator (issue #21), from the
+#                                                      candidate in assets/models (docs/model-card.md, "v4");
+#     pack its photos without the choice's held-out ones: python bench/gpu/pack.py --sources \
+#         runs/splits/imagenette_train_v4.txt ../shared/data/bsds500/train runs/splits/utkface_train.txt
 # The generator (float16 safetensors, ready for --init-from and colorizer-export) is written to
 # $OUT/generator.safetensors, with the run's train.log and metrics.jsonl beside it.
 # Written for the GPU machine described in ../shared/docs/DESIGN.md; not yet run on one.
@@ -14,6 +18,12 @@ out=${OUT:-$kit/out}
 device=${DEVICE:-cuda}      # DEVICE=cpu BATCH=4 for a dry run of the mechanics on a CPU machine
 batch=${BATCH:-64}
 workers=${WORKERS:-12}
+if [[ "${HINTS:-0}" == 1 ]]; then   # decoder + guidance weights, encoder frozen; simulated hints
+    model_args=(--init-from assets/models/wip-hint-generator.safetensors --hint-inputs --hint-p-none 0.15
+                --encoder-lr-scale 0 --pixel-loss huber --chroma-weight 0.5 --lr 3e-4)
+else
+    model_args=(--init-from assets/models/generator.safetensors --encoder-lr-scale 0.2 --lr 2e-4)
+fi
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -27,8 +37,8 @@ export PYTHONPATH="$tmp/pkg:$tmp/site"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # SIGTERM at the budget: the trainer saves a checkpoint and stops (exit 130), then the generator is written.
 timeout -s TERM "$budget" python3 -m colorizer.trainer.cli "$kit/data" -o "$out/run" --generator effunet \
-    --init-from assets/models/generator.safetensors --val-fraction 0 --device "$device" --batch-size "$batch" \
-    --workers "$workers" --pretrain-steps "$steps" --gan-steps 0 --lr 2e-4 --beta1 0.9 --encoder-lr-scale 0.2 \
+    "${model_args[@]}" --val-fraction 0 --device "$device" --batch-size "$batch" \
+    --workers "$workers" --pretrain-steps "$steps" --gan-steps 0 --beta1 0.9 \
     --lr-schedule cosine --lr-final-scale 0.05 --ema-decay 0.999 --checkpoint-every 500 --log-every 100 \
     --old-photo sepia grain blur faded jpeg --old-photo-p 0.15 --quiet || echo "trainer exit $? (budget reached?)"
 python3 - "$out" <<'PY'

@@ -389,7 +389,7 @@ def onnx_file(tmp_path: Path) -> Path:
 def build(onnx_path: Path, cache: Path, **kwargs: Any) -> Path:
     kwargs.setdefault("precision", "fp32")
     kwargs.setdefault("profile", PROFILE)
-    return te.build_engine(onnx_path, cache_dir=cache, **kwargs)
+    return te.ensure_engine(onnx_path, cache_dir=cache, **kwargs)
 
 
 # --------------------------------------------------------------------------- module selection
@@ -664,8 +664,8 @@ def test_ensure_engine_reuses_a_matching_engine(install, gpu, onnx_file: Path, t
     first = te.ensure_engine(onnx_file, precision="fp16", profile=PROFILE, cache_dir=cache)
     again = te.ensure_engine(onnx_file, precision="fp16", profile=PROFILE, cache_dir=cache)
     assert again == first and fake.record.builds == 1
-    assert te.cached_engine(onnx_file, precision="fp16", profile=PROFILE, cache_dir=cache) == first
-    assert te.cached_engine(onnx_file, precision="fp32", profile=PROFILE, cache_dir=cache) is None
+    other = te.ensure_engine(onnx_file, precision="fp32", profile=PROFILE, cache_dir=cache)
+    assert other != first and fake.record.builds == 2  # another precision: another engine
 
 
 @pytest.mark.parametrize("stale", ["sidecar_field", "sidecar_missing", "sidecar_garbage", "engine_truncated"])
@@ -737,7 +737,7 @@ def test_env_var_moves_the_cache(install, gpu, onnx_file: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     install("tensorrt", "10.9.0.34")
     monkeypatch.setenv("COLORIZER_CACHE_DIR", str(tmp_path / "root"))
-    path = te.build_engine(onnx_file, precision="fp32", profile=PROFILE)
+    path = te.ensure_engine(onnx_file, precision="fp32", profile=PROFILE)
     assert path.parent == tmp_path / "root" / "tensorrt"
 
 
@@ -748,9 +748,6 @@ def test_profile_validation_and_helpers() -> None:
         EngineProfile(1, 1, 1, (64, 128), (64, 64), (64, 256))
     profile = EngineProfile.for_render_size(500, 64, max_batch=8, opt_batch=4)
     assert profile.input_shapes() == ((1, 1, 64, 64), (4, 1, 512, 512), (8, 1, 512, 512))
-    profile.check_size_multiple(64)
-    with pytest.raises(ValueError, match="multiples"):
-        PROFILE.check_size_multiple(128)
     assert PROFILE.accepts((4, 1, 256, 64)) and not PROFILE.accepts((5, 1, 64, 64))
 
 

@@ -98,14 +98,6 @@ class EngineProfile:
             (self.max_batch, channels, *self.max_size),
         )
 
-    def check_size_multiple(self, size_multiple: int) -> None:
-        """Raise ValueError unless every profile H and W is a multiple of the model's size multiple."""
-        sizes = (self.min_size, self.opt_size, self.max_size)
-        bad = [s for s in sizes if s[0] % size_multiple or s[1] % size_multiple]
-        if bad:
-            raise ValueError(f"profile sizes {bad} are not multiples of the model's size multiple "
-                             f"{size_multiple}; the runtime pads images to multiples, so use padded sizes")
-
     def accepts(self, shape: tuple[int, ...]) -> bool:
         """Whether an (N, C, H, W) input shape lies inside this profile."""
         if len(shape) != 4:

@@ -7,7 +7,7 @@ precision and profile (:mod:`.engine_info`). The TensorRT backend builds one on 
 (:mod:`.tensorrt`), ``colorizer-export --engine`` ahead of time; running an engine is
 :mod:`.tensorrt_runner`'s job.
 
-Which ONNX to give :func:`build_engine` for a precision: :func:`choose_onnx`. A mismatch (an FP32
+Which ONNX to give :func:`ensure_engine` for a precision: :func:`choose_onnx`. A mismatch (an FP32
 ONNX for an FP16 strongly typed build, or an FP16 ONNX for an FP32 build) is refused with a
 message, since the engine would not have the precision its sidecar claims.
 """
@@ -337,22 +337,6 @@ def _plan(onnx_path: Path | str, precision: str, profile: EngineProfile, cache_d
     return path, trt, spec, engine_cache_dir(cache_dir)
 
 
-def build_engine(onnx_path: Path | str, *, precision: str = "fp16", profile: EngineProfile,
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, cache_dir: Path | str | None = None,
-                 progress: BuildProgress | None = None, cancel: CancelCallback | None = None,
-                 trt_module: str | ModuleType | TensorRT | None = None, device: int = 0) -> Path:
-    """Build an engine for ``onnx_path`` on CUDA device ``device`` into the engine cache; return its path.
-
-    Writes ``<name>-<precision>-<key>.engine`` atomically, then its sidecar ``.engine.json``
-    (:class:`EngineInfo`). ``progress(phase, step, total)`` hears TensorRT's build phases;
-    ``cancel()`` returning True stops the build with :class:`BuildCancelled` and writes nothing.
-    Raises :class:`TensorRTUnavailable`, :class:`EngineBuildError` or FileNotFoundError with a
-    message saying what to do.
-    """
-    path, trt, spec, cache = _plan(onnx_path, precision, profile, cache_dir, trt_module, device)
-    return _build_into_cache(trt, path, spec, cache, workspace_bytes, progress, cancel, device)
-
-
 def _build_into_cache(trt: TensorRT, onnx_path: Path, spec: EngineSpec, cache: Path, workspace_bytes: int,
                       progress: BuildProgress | None, cancel: CancelCallback | None, device: int) -> Path:
     if cancel is not None and cancel():
@@ -384,14 +368,6 @@ def _build_into_cache(trt: TensorRT, onnx_path: Path, spec: EngineSpec, cache: P
     log.info("built %s in %.1f s (%s, %.1f MB)", engine_path, build_seconds, spec.describe(),
              info.engine_size / 1e6)
     return engine_path
-
-
-def cached_engine(onnx_path: Path | str, *, precision: str = "fp16", profile: EngineProfile,
-                  cache_dir: Path | str | None = None, trt_module: str | ModuleType | TensorRT | None = None,
-                  device: int = 0) -> Path | None:
-    """The cached engine for ``onnx_path`` if one exists and its sidecar matches device ``device``, else None."""
-    path, _, spec, cache = _plan(onnx_path, precision, profile, cache_dir, trt_module, device)
-    return _find_cached(engine_path_for(cache, path, spec), spec)
 
 
 def _find_cached(engine_path: Path, spec: EngineSpec) -> Path | None:

@@ -23,8 +23,6 @@ from colorizer.contract import AB_SCALE
 from colorizer.hint_spread import DEFAULT_PARAMS, RenderHints, SpreadParams, hint_weights
 
 GUIDANCE_CHANNELS = 3
-GUIDANCE_NORMALIZATION = "ab/110 spread by the runtime's hint weights, confidence 1-exp(-sum w)"
-GUIDANCE_VERSION = 1
 
 
 def guidance_map(lum: np.ndarray, hints: RenderHints | None, params: SpreadParams | None = None,

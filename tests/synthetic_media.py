@@ -2,18 +2,23 @@
 
 :func:`write_clip` is the one "encode these frames" loop; :func:`make_clip` builds the rich test film
 (two shots, audio, subtitles, rotation, variable frame rate) on the same pieces.
+:func:`iter_lab_frames` and :func:`measure_flicker` read a film back to check what a run wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
-from colorizer.contract import ModelContract
+from colorizer.contract import ModelContract, rgb_to_lab
+from colorizer.desktop.media.video_source import VideoSource
+from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray | av.VideoFrame], *, fps: int = 24, codec: str = "libx264",
@@ -146,3 +151,30 @@ def make_clip(path: Path, w: int = 66, h: int = 50, n: int = 36, fps: int = 24, 
             out.mux(packet)
     out.close()
     return path
+
+
+def iter_lab_frames(path: os.PathLike | str, max_frames: int | None = None,
+                    size: int | None = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode a video to ``(L (H, W), ab (H, W, 2))`` float32 Lab frames, upright, downscaled to a
+    long side of ``size`` (None: full size)."""
+    with VideoSource(Path(path)) as source:
+        for meta, rgb in source.frames(lambda packet: None):
+            if max_frames is not None and meta.index >= max_frames:
+                break
+            h, w = rgb.shape[:2]
+            if size and max(h, w) > size:
+                scale = size / max(h, w)
+                rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                 interpolation=cv2.INTER_AREA)
+            lab = rgb_to_lab(rgb)
+            yield lab[..., 0], lab[..., 1:]
+
+
+def measure_flicker(path: os.PathLike | str, static_threshold: float = 1.0, max_frames: int | None = None,
+                    size: int | None = 256, scene_cut_threshold: float = 10.0) -> float | None:
+    """The flicker metric (``temporal.FlickerMeter``) of a video file, scene cuts left out."""
+    meter = FlickerMeter(static_threshold)
+    detector = SceneCutDetector(scene_cut_threshold)
+    for l_plane, ab in iter_lab_frames(path, max_frames, size):
+        meter.update(l_plane, ab, detector.update(l_plane))
+    return meter.value

@@ -18,7 +18,6 @@ from colorizer.desktop.media.formats import (
     detect_format,
     format_for_suffix,
     parse_format_option,
-    resolve_output_format,
     suffix_for_format,
 )
 from colorizer.desktop.media.image_metadata import ImageMetadata
@@ -111,8 +110,6 @@ def test_format_options_and_suffixes() -> None:
     assert parse_format_option("Same") is None
     with pytest.raises(ValueError, match="jpeg"):
         parse_format_option("gif")
-    assert resolve_output_format(None, "TIFF") == "TIFF"
-    assert resolve_output_format("PNG", "TIFF") == "PNG"
     assert suffix_for_format("JPEG") == ".jpg"
     assert suffix_for_format("tiff") == ".tif"
     assert suffix_for_format("JPEG", source="scan.JPEG") == ".JPEG"

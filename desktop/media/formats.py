@@ -100,11 +100,6 @@ def parse_format_option(value: str) -> str | None:
         ) from None
 
 
-def resolve_output_format(option: str | None, input_format: str) -> str:
-    """The format to write: the parsed ``--format`` value, or the input's format for ``same``."""
-    return input_format if option is None else canonical_format(option)
-
-
 def format_for_suffix(path_or_suffix: PathLike) -> str | None:
     """The format a file suffix usually stands for (``"photo.JPG"`` or ``".jpg"`` -> "JPEG")."""
     text = os.fspath(path_or_suffix)

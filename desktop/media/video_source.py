@@ -22,10 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from colorizer.contract import rgb_to_lab
 from colorizer.desktop.lazy import LazyModule
 from colorizer.desktop.media.errors import VideoReadError
 from colorizer.desktop.media.formats import detect_format
@@ -497,19 +495,3 @@ def sws_colorspace(av_colorspace: int):
 
     return Colorspace(_SWS_COLORSPACE.get(int(av_colorspace), 5))
 
-
-def iter_lab_frames(path: os.PathLike | str, max_frames: int | None = None,
-                    size: int | None = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Decode a video to ``(L (H, W), ab (H, W, 2))`` float32 Lab frames, upright, downscaled to a
-    long side of ``size`` (None: full size). For measuring (flicker) and tests."""
-    with VideoSource(Path(path)) as source:
-        for meta, rgb in source.frames(lambda packet: None):
-            if max_frames is not None and meta.index >= max_frames:
-                break
-            h, w = rgb.shape[:2]
-            if size and max(h, w) > size:
-                scale = size / max(h, w)
-                rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                 interpolation=cv2.INTER_AREA)
-            lab = rgb_to_lab(rgb)
-            yield lab[..., 0], lab[..., 1:]

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
 REPORT_NAME = "colorize-report.json"
-STATUSES = tuple(Status)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ before upsampling) and need no PyAV:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -59,7 +58,6 @@ class SceneCutDetector:
         self.ratio = ratio
         self._recent: deque[float] = deque(maxlen=history)
         self._previous: np.ndarray | None = None
-        self.last_score: float = 0.0
 
     def update(self, l_plane: np.ndarray) -> bool:
         thumb = luminance_thumbnail(l_plane)
@@ -68,22 +66,14 @@ class SceneCutDetector:
             return False
         if previous.shape != thumb.shape:
             self._recent.clear()
-            self.last_score = float("inf")
             return True
         score = float(np.mean(np.abs(thumb - previous)))
-        self.last_score = score
         typical = (sum(self._recent) / len(self._recent)) if self._recent else 0.0
         if score >= self.threshold and score >= self.ratio * typical:
             self._recent.clear()
             return True
         self._recent.append(score)
         return False
-
-
-def detect_scene_cuts(l_planes: Iterable[np.ndarray], threshold: float = 10.0, ratio: float = 2.0) -> list[int]:
-    """Indices of the frames that start a new shot (0 is never listed)."""
-    detector = SceneCutDetector(threshold, ratio)
-    return [i for i, plane in enumerate(l_planes) if detector.update(plane)]
 
 
 @dataclass

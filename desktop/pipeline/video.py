@@ -67,7 +67,7 @@ from colorizer.contract import denormalize_ab, denormalize_l
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.errors import VideoReadError, VideoWriteError
-from colorizer.desktop.media.video_source import VideoSource, iter_lab_frames, verify_video
+from colorizer.desktop.media.video_source import VideoSource, verify_video
 from colorizer.desktop.media.video_writer import VideoWriter, geometry_of, muxer_for
 from colorizer.desktop.pipeline.frame_formats import FrameFormat, LumaFrames, RgbFrames, picture_hw, picture_l
 from colorizer.desktop.pipeline.hint_tracking import FilmSpread, HintPlan, plan_film_hints, read_film_hints
@@ -444,12 +444,3 @@ def _transcode(source: VideoSource, writer: VideoWriter, backend: Backend, setti
         with contextlib.suppress(Exception):  # already failing: the temporary file goes anyway
             writer.close()
 
-
-def measure_flicker(path: os.PathLike | str, static_threshold: float = 1.0, max_frames: int | None = None,
-                    size: int | None = 256, scene_cut_threshold: float = 10.0) -> float | None:
-    """The flicker metric (``temporal.FlickerMeter``) of a video file, scene cuts left out."""
-    meter = FlickerMeter(static_threshold)
-    detector = SceneCutDetector(scene_cut_threshold)
-    for l_plane, ab in iter_lab_frames(path, max_frames, size):
-        meter.update(l_plane, ab, detector.update(l_plane))
-    return meter.value

@@ -281,11 +281,6 @@ class HintTracker(QObject):
         self._pool.start(lambda: self._track(generation, cancel, key, Path(source), kind, hints, contract,
                                              video_settings))
 
-    def cached(self, source: Path) -> int:
-        """How many plans of ``source`` are cached (tests)."""
-        with self._lock:
-            return sum(1 for k in self._cache if k[0] == str(source))
-
     def forget(self) -> None:
         self._generation += 1
         self._cancel.cancel()

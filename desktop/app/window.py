@@ -102,7 +102,6 @@ class MainWindow(QMainWindow):
         self.store = store
         self._engine_dialog: EngineBuildDialog | None = None
         self.last_refused: list[tuple[Path, str]] = []
-        self.last_outcome: WorkerOutcome | None = None
         self.open_url = QDesktopServices.openUrl  # tests replace it
 
         self.setWindowTitle("Colorizer")
@@ -514,7 +513,6 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, outcome: WorkerOutcome) -> None:
         self._close_engine_dialog()
-        self.last_outcome = outcome
         queued = self.runs.queued
         if outcome.error:
             for q in queued:

@@ -94,7 +94,6 @@ class OnnxRuntimeBackend(ClosesOnExit):
         self.name = PROVIDER_NAMES.get(used[0], used[0])
         if self.contract_precision == "int8":
             self.name += "-int8"
-        self.providers_used = used
 
     def predict(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         feeds = {INPUT_NAME: np.ascontiguousarray(l_norm, dtype=np.float32)}

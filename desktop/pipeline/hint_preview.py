@@ -137,11 +137,6 @@ class HintPreview:
             ab = np.asarray(predict_prepared(self.predictor, [prepared])[0], np.float32)
         return merge_color(prepared, ab, self.saturation, self.upsampling, np.uint8)
 
-    def to_screen(self, x: float, y: float) -> tuple[float, float]:
-        """Photo pixel (x, y) -> the preview's pixel."""
-        (h, w), (sh, sw) = self.full_hw, self.screen_hw
-        return x * sw / w, y * sh / h
-
 
 def _film_picture(source: Path, kind: TaskKind, index: int, settings: VideoSettings):
     """Frame ``index`` of a film as its colorizing pass decodes it, and that pass's frame format."""

@@ -60,7 +60,7 @@ def keep_freed_memory() -> bool:
     return done
 
 
-def release_freed_memory() -> bool:
+def _release_freed_memory() -> bool:
     """Give the pages of memory freed so far back to the system, in every heap (glibc's
     ``malloc_trim(0)``: a few milliseconds); False where there is no such call."""
     trim = _glibc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
@@ -71,7 +71,7 @@ def release_freed_memory() -> bool:
 
 
 class FreedMemoryReleaser:
-    """Calls :func:`release_freed_memory` each time ``every_pixels`` more photo pixels have been
+    """Calls :func:`_release_freed_memory` each time ``every_pixels`` more photo pixels have been
     finished (:meth:`finished`, from any thread). Between two calls the kept memory serves the next
     photos as :func:`keep_freed_memory` intends; over a long run it cannot pile up."""
 
@@ -87,5 +87,5 @@ class FreedMemoryReleaser:
             if due:
                 self._since = 0.0
         if due:  # outside the lock: the other writers go on meanwhile
-            release_freed_memory()
+            _release_freed_memory()
 

@@ -132,7 +132,7 @@ def prepare(pixels: np.ndarray, render_size: int, size_multiple: int, pad_mode: 
     return prepare_l(pixels_to_l(pixels), render_size, size_multiple, pad_mode)
 
 
-def guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def _guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """He et al.'s guided filter as a local linear model: src ~= a * guide + b in each window."""
     ksize = (2 * radius + 1, 2 * radius + 1)
 
@@ -180,7 +180,7 @@ def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.
         planes = [ab[0] * sat, ab[1] * sat]
     else:
         guide_small = l_small * np.float32(1 / 100)
-        coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[c]), GUIDED_RADIUS, GUIDED_EPS)
+        coeffs = [_guided_coefficients(guide_small, np.ascontiguousarray(ab[c]), GUIDED_RADIUS, GUIDED_EPS)
                   for c in range(2)]
         planes = [coeffs[0][0] * (sat / 100), coeffs[1][0] * (sat / 100), coeffs[0][1] * sat, coeffs[1][1] * sat]
     stacked = cv2.resize(np.dstack(planes), (small_w, height), interpolation=cv2.INTER_LINEAR)  # down the height

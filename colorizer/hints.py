@@ -183,7 +183,7 @@ def _parse_points(items: object, where: str) -> tuple[HintPoint, ...]:
     return tuple(points)
 
 
-def parse_hints(data: object, source: str = "hints") -> Hints:
+def _parse_hints(data: object, source: str = "hints") -> Hints:
     """Hints from a decoded sidecar (a dict), JSON text or bytes; ``source`` names it in messages."""
     if isinstance(data, (bytes, bytearray, str)):
         try:
@@ -228,7 +228,7 @@ def read_hints(path: Path | str) -> Hints:
         data = path.read_bytes()
     except OSError as exc:
         raise HintsError(f"{path}: cannot read the hints file ({exc.strerror or exc})") from None
-    return parse_hints(data, str(path))
+    return _parse_hints(data, str(path))
 
 
 def read_photo_hints(path: Path | str) -> PhotoHints:
@@ -273,7 +273,7 @@ def hints_digest(path: Path | str | None) -> str | None:
     except OSError:
         return "unreadable"
     try:
-        hints = parse_hints(data, str(path))
+        hints = _parse_hints(data, str(path))
         return hints.digest() if len(hints) else None  # no points: as if there were no sidecar
     except HintsError:
         return "invalid-" + hashlib.sha256(data).hexdigest()[:16]

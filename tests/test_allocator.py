@@ -21,7 +21,7 @@ def test_freed_memory_is_given_back_every_so_many_pixels_from_any_thread(monkeyp
     from colorizer import allocator
 
     calls = []
-    monkeypatch.setattr(allocator, "release_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(allocator, "_release_freed_memory", lambda: calls.append(1) or True)
     releaser = allocator.FreedMemoryReleaser(every_pixels=10e6)
     threads = [threading.Thread(target=lambda: [releaser.finished(1e6) for _ in range(25)]) for _ in range(4)]
     for t in threads:
@@ -41,7 +41,7 @@ def test_release_freed_memory_returns_pages_to_the_system():
 
     child = textwrap.dedent("""
         import numpy as np
-        from colorizer.allocator import keep_freed_memory, release_freed_memory
+        from colorizer.allocator import keep_freed_memory, _release_freed_memory
 
         def rss_mb():
             return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) // 1024
@@ -50,7 +50,7 @@ def test_release_freed_memory_returns_pages_to_the_system():
         arrays = [np.ones(1_000_000 + 4096 * i, np.uint8) for i in range(240)]  # heap chunks, pages touched
         del arrays[::2]  # 120 MB freed between live arrays
         before = rss_mb()
-        assert release_freed_memory()
+        assert _release_freed_memory()
         print(before, rss_mb())
     """)
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from colorizer import colorize
-from colorizer.colorize import GUIDED_EPS, GUIDED_RADIUS, guided_coefficients, merge_color, prepare
+from colorizer.colorize import GUIDED_EPS, GUIDED_RADIUS, _guided_coefficients, merge_color, prepare
 from colorizer.contract import denormalize_ab, gray_plane, gray_to_l, merge_l_ab, rgb_to_l, rgb_to_lab
 from colorizer.fileio import to_bit_depth
 
@@ -29,7 +29,7 @@ def reference_upsample(ab: np.ndarray, l_full: np.ndarray, mode: str) -> np.ndar
     small_h, small_w = ab.shape[:2]
     guide_full = l_full * np.float32(1 / 100)
     guide_small = cv2.resize(guide_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    coeffs = [guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), GUIDED_RADIUS, GUIDED_EPS)
+    coeffs = [_guided_coefficients(guide_small, np.ascontiguousarray(ab[..., c]), GUIDED_RADIUS, GUIDED_EPS)
               for c in range(2)]
     a_full = cv2.resize(np.dstack([coeffs[0][0], coeffs[1][0]]), (w, h), interpolation=cv2.INTER_LINEAR)
     b_full = cv2.resize(np.dstack([coeffs[0][1], coeffs[1][1]]), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -22,8 +22,8 @@ from colorizer.hints import (
     HintPoint,
     HintsError,
     PhotoHints,
+    _parse_hints,
     hints_digest,
-    parse_hints,
     read_hints,
     read_photo_hints,
     sidecar_path,
@@ -50,7 +50,7 @@ def test_a_sidecar_round_trips_and_names_its_place(tmp_path):
     again = read_hints(path)
     assert again.points == hints.points and again.source == str(path)
     assert hints_digest(path) == hints.digest()
-    assert parse_hints(json.dumps(doc(points=[{"x": 1, "y": 2, "color": "#ABC"}]))).points[0].color == "#aabbcc"
+    assert _parse_hints(json.dumps(doc(points=[{"x": 1, "y": 2, "color": "#ABC"}]))).points[0].color == "#aabbcc"
     # a mirrored tree elsewhere
     assert sidecar_path(tmp_path / "in" / "a" / "b.png", tmp_path / "h", tmp_path / "in") == \
         tmp_path / "h" / "a" / "b.png.hints.json"

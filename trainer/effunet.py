@@ -90,13 +90,13 @@ class EffUNetGenerator(nn.Module):
         self.up1 = UpBlock(widths[1], 1, widths[0], convs=1, guide_channels=g)  # full resolution: sees L again
         self.head = nn.Sequential(nn.Conv2d(widths[0], 2, 3, padding=1), nn.Tanh())
 
-    def up_blocks(self) -> list[UpBlock]:
+    def _up_blocks(self) -> list[UpBlock]:
         return [self.up16, self.up8, self.up4, self.up2, self.up1]
 
     def zero_guidance_weights(self) -> None:
         """The first convolution's weights on the guidance channels (the last ones of its input) := 0."""
         with torch.no_grad():
-            for block in self.up_blocks():
+            for block in self._up_blocks():
                 if block.guide_channels:
                     block.conv[0].weight[:, -block.guide_channels :].zero_()
 

@@ -76,7 +76,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G = define_generator(cfg.generator, pretrained=not cfg.init_from)
         if cfg.init_from:
-            self.G.load_state_dict(warm_start_state(Path(cfg.init_from), cfg.generator))
+            self.G.load_state_dict(_warm_start_state(Path(cfg.init_from), cfg.generator))
             log.info("generator warm-started from %s", cfg.init_from)
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
@@ -84,7 +84,7 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(_generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
         lr_d = cfg.lr_d or cfg.lr
         self.opt_d = torch.optim.Adam([{"params": self.D.parameters(), "base_lr": lr_d}], lr=lr_d, betas=betas)
         self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
@@ -126,7 +126,7 @@ class Trainer:
     def set_learning_rate(self) -> None:
         """Each group's rate at this step: its base rate times the schedule's factor (a pure function of
         the step, so a resumed run continues the same curve)."""
-        factor = lr_factor(self.cfg, self.step)
+        factor = _lr_factor(self.cfg, self.step)
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = group.get("base_lr", self.cfg.lr) * factor
@@ -250,7 +250,7 @@ class Trainer:
                 loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
                                     num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
                                     generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                                    worker_init_fn=ignore_stop_signals)
+                                    worker_init_fn=_ignore_stop_signals)
                 with stop_signals_held():  # a worker forked before it ignores them would die of a stop
                     batches = iter(loader)
                 for l_norm, ab, *guidance in batches:
@@ -280,7 +280,7 @@ class Trainer:
             self.save()
             raise
         finally:
-            stop_workers(batches)
+            _stop_workers(batches)
             bar.close()
             metrics.close()
         self.save()
@@ -314,7 +314,7 @@ def pixel_loss(fake: torch.Tensor, ab: torch.Tensor, cfg: TrainConfig) -> torch.
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def ignore_stop_signals(worker_id: int) -> None:
+def _ignore_stop_signals(worker_id: int) -> None:
     """In a data-loading process: SIGINT and SIGTERM are for the training process alone. A stop sent
     to the whole process group (Ctrl-C in a terminal, ``pkill -f colorizer-train``, a scheduler)
     would otherwise kill the workers first, and the training process would die of their death
@@ -328,7 +328,7 @@ def ignore_stop_signals(worker_id: int) -> None:
 @contextlib.contextmanager
 def stop_signals_held():
     """SIGINT and SIGTERM held, not lost, while data-loading workers are started: a worker forked in
-    that window inherits the hold until :func:`ignore_stop_signals` ignores them, instead of dying of a
+    that window inherits the hold until :func:`_ignore_stop_signals` ignores them, instead of dying of a
     stop meant for the run (the run then died of its worker's death, or waited at exit for workers it
     never got to know); the run receives a held stop as soon as its workers exist."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks (and no fork)
@@ -341,9 +341,9 @@ def stop_signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def stop_workers(batches) -> None:
+def _stop_workers(batches) -> None:
     """Stop a DataLoader iterator's worker processes now, however its loop ended. They ignore stop
-    signals (:func:`ignore_stop_signals`), so an iterator left to the garbage collector could outlive
+    signals (:func:`_ignore_stop_signals`), so an iterator left to the garbage collector could outlive
     the run: at exit, multiprocessing would SIGTERM them and wait for them forever."""
     shutdown = getattr(batches, "_shutdown_workers", None)  # torch's multi-process iterator; no-op otherwise
     if shutdown is not None:
@@ -356,7 +356,7 @@ def stop_workers(batches) -> None:
             worker.join()
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
+def _lr_factor(cfg: TrainConfig, step: int) -> float:
     """Learning-rate multiplier at ``step``: 1, or a cosine from 1 to ``lr_final_scale`` at ``total_steps``."""
     if cfg.lr_schedule == "constant":
         return 1.0
@@ -366,7 +366,7 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return cfg.lr_final_scale + (1 - cfg.lr_final_scale) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+def _generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """One group for a pretrained encoder (``lr * encoder_lr_scale``; frozen at 0) and one for the rest."""
     encoder = getattr(net, "encoder", None)
     if encoder is None:
@@ -386,7 +386,7 @@ def generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]
             {"params": rest, "base_lr": cfg.lr}]
 
 
-def warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch.Tensor]:
+def _warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch.Tensor]:
     """Generator weights to start a new run from (a shipped generator or a checkpoint, EMA preferred),
     refused with a clear message when the architecture differs."""
     loaded = ckpt.load_generator(path)

@@ -8,7 +8,7 @@ EfficientNet-Lite was made for integer inference (ReLU6, no squeeze-excitation),
 the convolutions in 8 bits take about half the time (ONNX Runtime's MLAS u8s8 kernels). The
 quantization is ONNX Runtime's own (``quantize_static``, QDQ, weights per channel in int8,
 activations in uint8), calibrated on the L of real photos at the model's render size: what the
-runtime feeds it. Two ends stay in float (:func:`float_nodes`). The input layer: the input
+runtime feeds it. Two ends stay in float (:func:`_float_nodes`). The input layer: the input
 conversion (L -> linear light -> sRGB gamma -> ImageNet normalization in ``effunet``) and the first
 convolution. In 8 bits, linear light has almost no codes for the shadows, which flipped dark skies
 (the launch pad: half its night sky orange), and a quantized first convolution browned a lawn
@@ -41,7 +41,7 @@ from colorizer.trainer.data import list_images, read_rgb, spread
 
 log = logging.getLogger(__name__)
 
-INT8_MEAN_TOLERANCE = 0.01
+_INT8_MEAN_TOLERANCE = 0.01
 """Largest mean |ab difference| (normalized) of the INT8 model from the FP32 one on real photos."""
 
 
@@ -120,13 +120,13 @@ def input_skip_nodes(model) -> list[str]:
     return [nodes[k].name for k in sorted(chosen)]
 
 
-def float_nodes(model) -> list[str]:
+def _float_nodes(model) -> list[str]:
     """The nodes the INT8 twin keeps in float: the input layer, the skips of the input, the output layer."""
     names = input_layer_nodes(model) + input_skip_nodes(model)
-    return names + [n for n in output_layer_nodes(model) if n not in names]
+    return names + [n for n in _output_layer_nodes(model) if n not in names]
 
 
-def output_layer_nodes(model) -> list[str]:
+def _output_layer_nodes(model) -> list[str]:
     """Names of the last convolution of ``model``'s graph and of every node after it (kept in float)."""
     nodes = list(model.graph.node)
     last = max((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")), default=len(nodes))
@@ -154,7 +154,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
                   count: int = 64) -> ParityReport:
     """Write the INT8 twin of ``onnx_path`` to ``out_path`` (metadata kept) and return its parity
     against the FP32 model on the held-out half of the photos; raises ParityError beyond
-    :data:`INT8_MEAN_TOLERANCE` (leaving the file for inspection)."""
+    :data:`_INT8_MEAN_TOLERANCE` (leaving the file for inspection)."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -170,7 +170,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(quantized), _reader(calibrate), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=float_nodes(onnx.load(str(onnx_path))))
+                        nodes_to_exclude=_float_nodes(onnx.load(str(onnx_path))))
         fp32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         correction = _mean_abs(fp32, calibrate) / max(
             1e-12, _mean_abs(ort.InferenceSession(str(quantized), providers=["CPUExecutionProvider"]), calibrate))
@@ -190,7 +190,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
         (want,) = fp32.run(None, {INPUT_NAME: batch})
         (got,) = int8.run(None, {INPUT_NAME: batch})
         results.append(ShapeResult.of(batch, got, want))
-    report = judge(str(out_path), "int8", INT8_MEAN_TOLERANCE, results, f"the FP32 model on {len(check)} photos",
+    report = judge(str(out_path), "int8", _INT8_MEAN_TOLERANCE, results, f"the FP32 model on {len(check)} photos",
                    criterion="mean")
     log.info("INT8 parity on %d photos: mean |diff| %.2e, max %.2e", len(check), report.mean_abs, report.max_abs)
     return report

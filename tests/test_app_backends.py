@@ -24,7 +24,7 @@ from app_helpers import (  # noqa: E402
     two_gpus,
 )
 
-from colorizer.desktop.backends.detect import detect_backends, list_gpus, resolve_choice  # noqa: E402
+from colorizer.desktop.backends.detect import _list_gpus, detect_backends, resolve_choice  # noqa: E402
 from colorizer.gpu import GpuInfo  # noqa: E402
 
 
@@ -46,8 +46,8 @@ def test_detection_with_gpus():
     cpu_ort = detect_backends(providers=["CPUExecutionProvider"], gpus=TWO_GPUS["gpus"], trt_modules=[])
     assert "onnxruntime-gpu" in cpu_ort.status("cuda").reason  # advice only where there is a GPU to use it
     gpus = [GpuInfo("A", "8.6"), GpuInfo("B", "8.9")]
-    assert list_gpus(lambda i: gpus[i] if i < len(gpus) else None) == tuple(gpus)
-    assert list_gpus(lambda i: 1 / 0) == ()  # a broken driver is no GPU, not a crash
+    assert _list_gpus(lambda i: gpus[i] if i < len(gpus) else None) == tuple(gpus)
+    assert _list_gpus(lambda i: 1 / 0) == ()  # a broken driver is no GPU, not a crash
 
 
 def test_a_cpu_only_machine_is_offered_the_cpu_and_told_why_not_the_gpu(qtbot, store, tmp_path, model, stop_runs):

@@ -217,7 +217,7 @@ def test_dry_run_changes_nothing(model, tmp_path, capsys):
 
 
 def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):
-    monkeypatch.setattr(onnxruntime, "available_providers",
+    monkeypatch.setattr(onnxruntime, "_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
     b = open_backend(model, "auto")
     assert b.name == "onnxruntime-cpu"  # read back from the session, not assumed

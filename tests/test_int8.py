@@ -15,7 +15,7 @@ from colorizer.desktop.backends import open_backend
 from colorizer.desktop.backends.base import ModelFiles
 from colorizer.exporter.cli import main as export_main
 from colorizer.exporter.export import export_model
-from colorizer.exporter.int8 import float_nodes, output_layer_nodes, quantize_int8
+from colorizer.exporter.int8 import _float_nodes, _output_layer_nodes, quantize_int8
 from colorizer.exporter.parity import ParityError
 
 pytest.importorskip("onnxruntime.quantization", reason="ONNX Runtime's quantization tools are not installed")
@@ -54,7 +54,7 @@ def test_int8_model_is_quantized_except_its_output_layer(exported):
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") > 5 and "DequantizeLinear" in ops
     assert ops[-1] == "Mul"  # the chroma correction, in float
-    fp32_tail = output_layer_nodes(onnx.load(str(exported.onnx)))
+    fp32_tail = _output_layer_nodes(onnx.load(str(exported.onnx)))
     assert fp32_tail and all(name in {n.name for n in model.graph.node} for name in fp32_tail)
 
 
@@ -72,7 +72,7 @@ def test_cpu_backend_runs_the_int8_twin_only_when_asked(exported):
 
 
 def test_a_failing_int8_parity_is_an_error(exported, photos, monkeypatch, tmp_path):
-    monkeypatch.setattr("colorizer.exporter.int8.INT8_MEAN_TOLERANCE", 0.0)
+    monkeypatch.setattr("colorizer.exporter.int8._INT8_MEAN_TOLERANCE", 0.0)
     from colorizer.desktop.backends import read_contract
 
     with pytest.raises(ParityError, match="int8"):
@@ -110,7 +110,7 @@ def test_the_input_layer_its_skips_and_the_output_layer_stay_in_float():
     light loses the shadows; then the first convolution), a block that reads L again (up to its
     convolution's activation), and from the last convolution on."""
     model = _graph_reading_l_again([("Concat", ["r2", "l"], "cat", "skip"), ("Conv", ["cat", "w3"], "c3", "full")])
-    assert float_nodes(model) == ["to_linear", "gamma", "stem", "act", "skip", "full", "act3", "head", "tanh"]
+    assert _float_nodes(model) == ["to_linear", "gamma", "stem", "act", "skip", "full", "act3", "head", "tanh"]
 
 
 def test_a_split_convolution_that_reads_l_again_stays_in_float_whole():
@@ -119,7 +119,7 @@ def test_a_split_convolution_that_reads_l_again_stays_in_float_whole():
     model = _graph_reading_l_again([("Conv", ["r2", "w3a"], "c3a", "full_part0"),
                                     ("Conv", ["l", "w3b"], "c3b", "full_part1"),
                                     ("Add", ["c3a", "c3b"], "c3", "full_sum1")])
-    assert float_nodes(model) == ["to_linear", "gamma", "stem", "act", "full_part0", "full_part1", "full_sum1",
+    assert _float_nodes(model) == ["to_linear", "gamma", "stem", "act", "full_part0", "full_part1", "full_sum1",
                                   "act3", "head", "tanh"]
 
 
@@ -130,9 +130,9 @@ def test_the_cpu_backend_warns_of_int8_on_an_x86_cpu_without_vnni(exported, monk
     without, with_vnni = tmp_path / "plain", tmp_path / "vnni"
     without.write_text("processor : 0\nflags : fpu sse2 avx2 fma\n")
     with_vnni.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_vnni\n")
-    assert ort_backend.x86_without_vnni(without) and not ort_backend.x86_without_vnni(with_vnni)
-    assert not ort_backend.x86_without_vnni(tmp_path / "missing")
-    monkeypatch.setattr(ort_backend, "x86_without_vnni", lambda: True)
+    assert ort_backend._x86_without_vnni(without) and not ort_backend._x86_without_vnni(with_vnni)
+    assert not ort_backend._x86_without_vnni(tmp_path / "missing")
+    monkeypatch.setattr(ort_backend, "_x86_without_vnni", lambda: True)
     with caplog.at_level("WARNING"):
         open_backend(exported.onnx, "cpu").close()
         assert "VNNI" not in caplog.text  # FP32: nothing to say

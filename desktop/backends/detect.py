@@ -52,7 +52,7 @@ class Detection:
         return next(iter(self.usable()), "cpu")
 
 
-def list_gpus(query: Callable[[int], GpuInfo | None] = query_gpu) -> tuple[GpuInfo, ...]:
+def _list_gpus(query: Callable[[int], GpuInfo | None] = query_gpu) -> tuple[GpuInfo, ...]:
     """The CUDA GPUs of this machine, device 0 first (empty without cuda-python or torch with CUDA)."""
     gpus: list[GpuInfo] = []
     for device in range(MAX_GPUS):
@@ -84,7 +84,7 @@ def detect_backends(providers: Sequence[str] | None = None, gpus: Sequence[GpuIn
                     trt_modules: Sequence[str] | None = None) -> Detection:
     """Which backend choices can run here (arguments: what to assume instead of looking, for tests)."""
     providers = onnxruntime_providers() if providers is None else list(providers)
-    gpus = list_gpus() if gpus is None else tuple(gpus)
+    gpus = _list_gpus() if gpus is None else tuple(gpus)
     trt_modules = tensorrt_modules() if trt_modules is None else list(trt_modules)
     reasons = {
         "tensorrt": _tensorrt_reason(gpus, providers, trt_modules),

@@ -37,7 +37,7 @@ CPU = "CPUExecutionProvider"
 log = logging.getLogger(__name__)
 
 
-def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+def _x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True on an x86 CPU whose flags (Linux) show no VNNI: there ONNX Runtime's u8s8 kernels can
     saturate and an INT8 model's colors may suffer (the INT8 twin was checked on a VNNI CPU only).
     False elsewhere, or when it cannot tell."""
@@ -51,7 +51,7 @@ def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
-def available_providers() -> list[str]:
+def _available_providers() -> list[str]:
     import onnxruntime as ort
 
     return ort.get_available_providers()
@@ -126,14 +126,14 @@ class OnnxRuntimeBackend(ClosesOnExit):
         if onnx != files.onnx and read_contract(files.onnx).takes_hints and not read_contract(onnx).takes_hints:
             log.warning("the INT8 twin of this model has no hint inputs: color hints are spread over its colors "
                         "(the training-free route); without --cpu-int8 the model itself follows them")
-        if onnx != files.onnx and x86_without_vnni():
+        if onnx != files.onnx and _x86_without_vnni():
             log.warning("this CPU has no VNNI instructions: the INT8 model may lose color here (it was "
                         "checked on a CPU with VNNI); without --cpu-int8 the FP32 model runs")
         return cls(onnx, [CPU], options.threads or default_cpu_threads())
 
     @classmethod
     def _open_expecting(cls, provider: str, onnx: Path, providers: list, threads: int) -> OnnxRuntimeBackend:
-        if provider not in available_providers():
+        if provider not in _available_providers():
             gpu_build = "" if provider == CPU else "; install the GPU build with `pip uninstall onnxruntime && " \
                                                    "pip install onnxruntime-gpu`"
             raise BackendError(f"this ONNX Runtime has no {provider}{gpu_build}")

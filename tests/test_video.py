@@ -24,7 +24,7 @@ from colorizer.contract import rgb_to_l
 from colorizer.desktop.core import CancelToken
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.video_source import is_video, probe_video
-from colorizer.desktop.pipeline.frames import colorize_frame_folder, find_frame_sequences, frame_rate_fraction
+from colorizer.desktop.pipeline.frames import _frame_rate_fraction, colorize_frame_folder, find_frame_sequences
 from colorizer.desktop.pipeline.settings import VideoSettings
 from colorizer.desktop.pipeline.temporal import FlickerMeter, SceneCutDetector, TemporalSmoother
 from colorizer.desktop.pipeline.video import colorize_video, output_suffix
@@ -271,7 +271,7 @@ def test_frame_folder_round_trip(tmp_path):
         assert np.abs(rgb_to_l(after.rgb) - rgb_to_l(before.rgb)).mean() < 1.0
         assert after.metadata.text_value("Title") == f"reel 3, frame {i}"
     info = probe_video(video)
-    assert info.frames == 24 and info.frame_rate == frame_rate_fraction(29.97) == Fraction(30000, 1001)
+    assert info.frames == 24 and info.frame_rate == _frame_rate_fraction(29.97) == Fraction(30000, 1001)
     # a second run skips; a folder with no sequence is reported
     assert colorize_frame_folder(src, out, FakeBackend(), to_video=video).status == "skipped"
     empty = tmp_path / "empty"

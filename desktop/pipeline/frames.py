@@ -104,7 +104,7 @@ def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list
     return sequences
 
 
-def frame_rate_fraction(rate: float) -> Fraction:
+def _frame_rate_fraction(rate: float) -> Fraction:
     """24 -> 24/1, 29.97 -> 30000/1001, 23.976 -> 24000/1001, 12.5 -> 25/2."""
     for nominal in _NTSC_RATES:
         if abs(rate - nominal * 1000 / 1001) < 0.005:
@@ -232,7 +232,7 @@ def _colorize(sequence: FrameSequence, dst_dir: Path, writer: VideoWriter | None
             written.append(out.output)
             if writer is not None:
                 if writer.stream is None:  # the first frame gives the video its size
-                    rate = frame_rate_fraction(settings.frame_rate)
+                    rate = _frame_rate_fraction(settings.frame_rate)
                     writer.open(OutputGeometry(rgb.shape[1], rgb.shape[0], rate, 1 / rate, **_SRGB_TAGS))
                 writer.write(rgb, out.index, 1)
             tracker.frame_written()

@@ -43,7 +43,7 @@ from colorizer.fileio import atomic_write, is_partial_file, remove_quietly, writ
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".colorize-journal.jsonl"
-LOCK_NAME = ".colorize-run.lock"
+_LOCK_NAME = ".colorize-run.lock"
 JOURNAL_VERSION = 1
 
 Validator = Callable[[Path], bool]
@@ -95,7 +95,7 @@ def other_run(folder: Path) -> str | None:
     """The run writing to ``folder`` now, in words (None: none), without taking the folder: for a
     message before a run loads its model (:meth:`RunJournal.open` is the check that counts)."""
     try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(folder) / _LOCK_NAME, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -155,7 +155,7 @@ class RunJournal:
         the journal."""
         journal = cls(root)
         root.mkdir(parents=True, exist_ok=True)
-        journal._marker = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        journal._marker = os.open(root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             previous = _claim(journal._marker, root)
         except BaseException:

@@ -118,14 +118,14 @@ def test_the_close_question_changes_when_the_run_ends_while_it_is_open(qtbot, st
 
     QTimer.singleShot(50, answer)
     assert dialogs.confirm_stop(window, window.run_finished) is True
-    assert texts == [dialogs.RUN_IN_PROGRESS, dialogs.RUN_ENDED]
+    assert texts == [dialogs._RUN_IN_PROGRESS, dialogs._RUN_ENDED]
 
 
 def test_the_add_files_filter_names_every_suffix_the_runtime_reads():
-    from colorizer.desktop.app.window import FILE_FILTER
+    from colorizer.desktop.app.window import _FILE_FILTER
     from colorizer.fileio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    first = FILE_FILTER.split(";;")[0]
+    first = _FILE_FILTER.split(";;")[0]
     for suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
         assert f"*{suffix} " in first + " " or f"*{suffix})" in first, suffix
     assert {".jfif", ".jpe", ".dib", ".mxf", ".vob"} <= {s for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES}

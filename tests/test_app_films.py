@@ -39,7 +39,7 @@ def test_a_dropped_folder_of_frames_asks_film_or_photos(qtbot, store, tmp_path):
     assert drop(window, [reel])  # a real drag and drop of the folder onto the window
     assert asked == [(reel, "frame_####.png", 10)]
     assert [(i.source.name, i.kind) for i in window.queue.items()] == [("reel", "frames")]
-    assert window.queue.items()[0].result_text() == "→ reel.mp4"  # the film's output is named in its row
+    assert window.queue.items()[0]._result_text() == "→ reel.mp4"  # the film's output is named in its row
     window.clear_queue()
     assert drop(window.drop_zone, [reel]) and window.queue.rowCount() == 10  # "Separate photos"
     window.clear_queue()
@@ -58,7 +58,7 @@ def test_a_video_shows_frame_progress_and_eta_then_before_after_by_frame(qtbot, 
     clip = small_clip(tmp_path / "in" / "film.mp4", n=16)
     window.add_paths([clip])
     item = window.queue.items()[0]
-    assert item.kind == "video" and item.output == out / "film.mp4" and item.result_text() == "→ film.mp4"
+    assert item.kind == "video" and item.output == out / "film.mp4" and item._result_text() == "→ film.mp4"
     seen = []
 
     def progress(item_id, p):
@@ -89,7 +89,7 @@ def test_a_frame_folder_can_become_frames_only(qtbot, store, tmp_path, model, st
     stop_runs(window)
     reel = photos(tmp_path / "reel", 4, size=(24, 32), name="frame_{:04d}.png")[0].parent
     window.add_paths([reel], as_frames=True)
-    assert window.queue.items()[0].result_text() == "→ reel/ (frames)"
+    assert window.queue.items()[0]._result_text() == "→ reel/ (frames)"
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
         window.start()
     assert sorted(p.name for p in (out / "reel").iterdir()) == [f"frame_{i:04d}.png" for i in range(4)]

@@ -155,7 +155,7 @@ def test_colors_double_click_swatches_and_the_reference_eyedropper(qtbot, store,
     editor.stack.undo()
     assert [p.color for p in editor.points] == ["#c8281e"]
     # the recent colors are remembered
-    assert str(store.value(hint_mode.RECENT_KEY)).startswith("#2e8b57,#c8281e")
+    assert str(store.value(hint_mode._RECENT_KEY)).startswith("#2e8b57,#c8281e")
 
 
 def test_hints_reload_when_the_row_is_selected_again_and_rows_show_sidecars(qtbot, store, model, tmp_path, stop_runs):
@@ -286,17 +286,17 @@ def test_in_hint_mode_a_click_on_the_split_line_puts_a_point_and_its_knob_still_
     stop_runs(window)
     editor = window.hints
     view.set_split(0.5)
-    split = view.split_x()
+    split = view._split_x()
     on_line = view.photo_to_view(40, 10)
     on_line.setX(split)  # on the line, near the top of the photo: far from the knob
-    photo_at = view.view_to_photo(on_line)
+    photo_at = view._view_to_photo(on_line)
     assert photo_at is not None and abs(on_line.y() - view.height() / 2) > 40
     with qtbot.waitSignal(editor.preview_ready, timeout=10_000):
         click(view, on_line)
-    assert len(editor.points) == 1 and view.split_x() == split
+    assert len(editor.points) == 1 and view._split_x() == split
     knob = view.rect().center().toPointF()
     knob.setX(split)
     mouse(view, QEvent.Type.MouseButtonPress, knob)
     mouse(view, QEvent.Type.MouseMove, knob + QPointF(-100, 0))
     mouse(view, QEvent.Type.MouseButtonRelease, knob + QPointF(-100, 0))
-    assert abs(view.split_x() - (split - 100)) <= 2 and len(editor.points) == 1
+    assert abs(view._split_x() - (split - 100)) <= 2 and len(editor.points) == 1

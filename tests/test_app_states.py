@@ -16,13 +16,13 @@ import time  # noqa: E402
 from app_helpers import RUN_TIMEOUT_MS, files_in, slow_window_with_photos  # noqa: E402
 
 from colorizer.desktop.app.run_state import (  # noqa: E402
+    _TRANSITIONS,
     CANCELLING,
     CLOSING,
     IDLE,
     PAUSED,
     PAUSING,
     RUNNING,
-    TRANSITIONS,
     RunState,
     RunStateMachine,
 )
@@ -35,14 +35,14 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(qtbot):
             machine._state = start
             seen = []
             machine.changed.connect(lambda old, new, seen=seen: seen.append((old, new)))
-            allowed = target in TRANSITIONS[start]
+            allowed = target in _TRANSITIONS[start]
             assert machine.go(target) is allowed
             assert machine.state == (target if allowed else start)
             assert seen == ([(start, target)] if allowed else [])
     for state in RunState:  # every state can get back to idle, so nothing can stay stuck
         path, machine_state = [state], state
         while machine_state != IDLE:
-            machine_state = IDLE if IDLE in TRANSITIONS[machine_state] else CLOSING
+            machine_state = IDLE if IDLE in _TRANSITIONS[machine_state] else CLOSING
             path.append(machine_state)
             assert len(path) < 4, path
 

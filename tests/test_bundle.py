@@ -35,8 +35,8 @@ def test_version_everywhere_is_the_projects(capsys):
 
 
 def problem(env, missing=(), opens=True, wayland_plugin=True):
-    return app_main.startup_problem(env, loadable=lambda soname: soname not in missing,
-                                    display_opens=lambda display: opens, wayland_plugin=lambda: wayland_plugin)
+    return app_main._startup_problem(env, loadable=lambda soname: soname not in missing,
+                                     display_opens=lambda display: opens, wayland_plugin=lambda: wayland_plugin)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the check is for Linux's X11")
@@ -77,7 +77,7 @@ def test_startup_problem_checks_the_real_libraries_of_this_machine():
             pytest.skip(f"no {lib.name} in this PySide6")
         out = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True, check=False).stdout
         needed |= {line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line}
-    named = {soname for soname, _ in app_main.SYSTEM_LIBRARIES}
+    named = {soname for soname, _ in app_main._SYSTEM_LIBRARIES}
     assert named <= needed, named - needed
 
 

@@ -63,6 +63,6 @@ def test_the_app_probe_accepts_the_installed_pyside():
 def test_the_app_refuses_a_binding_that_loses_references(monkeypatch):
     from colorizer.desktop.app import qt_check
 
-    monkeypatch.setattr(qt_check, "none_references_lost", lambda calls: calls)
+    monkeypatch.setattr(qt_check, "_none_references_lost", lambda calls: calls)
     problem = qt_check.pyside_refcount_problem()
     assert problem is not None and "cannot start" in problem and "!=6.12.0" in problem

@@ -145,7 +145,7 @@ class CompareView(QWidget):
         r = self.image_rect()
         return QPointF(r.x() + (x + 0.5) * r.width() / w, r.y() + (y + 0.5) * r.height() / h)
 
-    def view_to_photo(self, pos: QPointF) -> tuple[float, float] | None:
+    def _view_to_photo(self, pos: QPointF) -> tuple[float, float] | None:
         """The photo pixel under ``pos`` (None: off the photo, or its size unknown)."""
         if self._photo_size is None or self._before is None:
             return None
@@ -178,7 +178,7 @@ class CompareView(QWidget):
             self.split_changed.emit(fraction)
             self.update()
 
-    def split_x(self) -> float:
+    def _split_x(self) -> float:
         return self._split * self.width()
 
     def scale(self) -> float:
@@ -231,7 +231,7 @@ class CompareView(QWidget):
             return
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2)
         target = self.image_rect()
-        sx = self.split_x()
+        sx = self._split_x()
         p.save()
         p.setClipRect(QRectF(0, 0, sx, self.height()))
         p.drawImage(target, self._before)
@@ -317,9 +317,9 @@ class CompareView(QWidget):
         """Whether a press at ``pos`` takes the split line: anywhere along it, or in hint mode (where a
         click on the photo puts a point) its knob only."""
         if self._hint_mode:
-            knob = QPointF(self.split_x(), self.height() / 2)
+            knob = QPointF(self._split_x(), self.height() / 2)
             return math.hypot(pos.x() - knob.x(), pos.y() - knob.y()) <= SPLIT_KNOB_PX + 3
-        return abs(pos.x() - self.split_x()) <= SPLIT_GRAB_PX
+        return abs(pos.x() - self._split_x()) <= SPLIT_GRAB_PX
 
     def mousePressEvent(self, event) -> None:
         if self._hint_mode and self._before is not None and event.button() in (
@@ -342,7 +342,7 @@ class CompareView(QWidget):
                 self.update()
                 event.accept()
                 return
-            at = self.view_to_photo(pos)
+            at = self._view_to_photo(pos)
             if at is not None:
                 self._drag = None
                 self.hint_added.emit(*at)
@@ -355,7 +355,7 @@ class CompareView(QWidget):
     def mouseMoveEvent(self, event) -> None:
         pos = event.position()
         if self._drag == "hint" and 0 <= self._selected < len(self._hints):
-            at = self.view_to_photo(pos)
+            at = self._view_to_photo(pos)
             if at is not None and at != self._hints[self._selected][:2]:
                 self._moved = True
                 self._hints[self._selected] = (*at, self._hints[self._selected][2])

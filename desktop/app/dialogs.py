@@ -23,21 +23,21 @@ def ask_film_or_photos(parent: QWidget, folder: Path, sequence: FrameSequence) -
     return {film: "film", photos: "photos"}.get(box.clickedButton())
 
 
-RUN_IN_PROGRESS = ("A run is in progress. Stop it and quit?\n\nFiles being written are finished first; "
-                   "the rest are colorized the next time you start.")
-RUN_ENDED = "The run has ended: nothing is left to stop. Quit?"
+_RUN_IN_PROGRESS = ("A run is in progress. Stop it and quit?\n\nFiles being written are finished first; "
+                    "the rest are colorized the next time you start.")
+_RUN_ENDED = "The run has ended: nothing is left to stop. Quit?"
 
 
 def confirm_stop(parent: QWidget, run_ended=None) -> bool:
     """Stop the run in progress and quit? ``run_ended``: a signal of the run's end, which changes the
     question while it is open (the run may end while the user reads it)."""
     buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-    box = QMessageBox(QMessageBox.Icon.Question, "Stop colorizing?", RUN_IN_PROGRESS, buttons, parent)
+    box = QMessageBox(QMessageBox.Icon.Question, "Stop colorizing?", _RUN_IN_PROGRESS, buttons, parent)
     box.setDefaultButton(QMessageBox.StandardButton.No)
 
     def ended(*_) -> None:
         box.setWindowTitle("Quit Colorizer?")
-        box.setText(RUN_ENDED)
+        box.setText(_RUN_ENDED)
 
     if run_ended is not None:
         run_ended.connect(ended)

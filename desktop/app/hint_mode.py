@@ -74,7 +74,7 @@ from colorizer.hints import (
 log = logging.getLogger(__name__)
 
 DEFAULT_COLOR = "#b03a2e"
-RECENT_KEY = "hints/recent_colors"
+_RECENT_KEY = "hints/recent_colors"
 MAX_RECENT = 8
 FILM_KINDS = (TaskKind.VIDEO, TaskKind.FRAMES)
 PHOTO_TIP = "Hint mode: put color hints on the photo (H)"
@@ -478,7 +478,7 @@ class HintEditor(QObject):
         compare.frame_changed.connect(self._frame_changed)
         self.reference: ReferenceDialog | None = None
         self.ask_color: Callable[[QColor], QColor | None] = self._ask_color  # tests replace it
-        recent = store.value(RECENT_KEY, "")
+        recent = store.value(_RECENT_KEY, "")
         self.recent = [c for c in str(recent or "").split(",") if c.startswith("#")][:MAX_RECENT]
         self.color = self.recent[0] if self.recent else DEFAULT_COLOR
 
@@ -851,7 +851,7 @@ class HintEditor(QObject):
         color = QColor(color).name()
         self.color = color
         self.recent = [color] + [c for c in self.recent if c != color][: MAX_RECENT - 1]
-        self.store.setValue(RECENT_KEY, ",".join(self.recent))
+        self.store.setValue(_RECENT_KEY, ",".join(self.recent))
         self._show_color()
         i = self.selected
         if 0 <= i < len(self.points) and self.points[i].color != color:

@@ -28,7 +28,7 @@ Opens the Colorizer window with the given photos, videos and folders queued.
 
 # The system libraries Qt's X11 platform (libqxcb, libQt6XcbQpa) and QtGui load, with the Debian /
 # Ubuntu package of each. Qt >= 6.5 needs libxcb-cursor0, which desktops often lack.
-SYSTEM_LIBRARIES = (
+_SYSTEM_LIBRARIES = (
     ("libxcb-cursor.so.0", "libxcb-cursor0"), ("libxcb-icccm.so.4", "libxcb-icccm4"),
     ("libxcb-keysyms.so.1", "libxcb-keysyms1"), ("libxcb-image.so.0", "libxcb-image0"),
     ("libxcb-render-util.so.0", "libxcb-render-util0"), ("libxcb-util.so.1", "libxcb-util1"),
@@ -81,8 +81,8 @@ def _has_wayland_plugin() -> bool:
     return any((root / "Qt" / "plugins" / "platforms").glob("libqwayland*.so"))
 
 
-def startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_opens,
-                    wayland_plugin=_has_wayland_plugin) -> str | None:
+def _startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_opens,
+                     wayland_plugin=_has_wayland_plugin) -> str | None:
     """Why the window cannot open here, with what to do about it; None when it can (or Qt will tell).
 
     Linux only, and only for Qt's X11 platform (the one Qt takes with a DISPLAY, or when
@@ -101,7 +101,7 @@ def startup_problem(environ=None, loadable=_loadable, display_opens=_x_display_o
         return ("Colorizer's window cannot start: there is no display (DISPLAY is not set).\n"
                 "Start it from a desktop session; on a server, colorize with colorize-batch, or run the window "
                 "in a virtual display: xvfb-run -a colorizer (sudo apt install xvfb).")
-    missing = [package for soname, package in SYSTEM_LIBRARIES if not loadable(soname)]
+    missing = [package for soname, package in _SYSTEM_LIBRARIES if not loadable(soname)]
     if missing:
         return ("Colorizer's window cannot start: system libraries that Qt needs are missing: "
                 f"{', '.join(missing)}.\nInstall them (Debian, Ubuntu) with:\n  sudo apt install {' '.join(missing)}\n"
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in argv[1:] or "--help" in argv[1:]:
         print(USAGE, end="")
         return 0
-    problem = startup_problem()
+    problem = _startup_problem()
     if problem is None:
         from colorizer.desktop.app.qt_check import pyside_refcount_problem
 

@@ -19,7 +19,7 @@ PROBE_CALLS = 256
 """Void calls measured: 1 ms; a broken binding loses one reference per call, a sound one none."""
 
 
-def none_references_lost(calls: int = PROBE_CALLS) -> int:
+def _none_references_lost(calls: int = PROBE_CALLS) -> int:
     """References to ``None`` lost over ``calls`` void Qt calls (0 for a sound PySide6)."""
     from PySide6.QtGui import QColor
 
@@ -34,7 +34,7 @@ def pyside_refcount_problem(calls: int = PROBE_CALLS) -> str | None:
     """Why this PySide6 would crash the app, with the fix; None when it keeps the counts."""
     if sys.version_info >= (3, 12):  # None and True are immortal: a lost reference cannot crash
         return None
-    lost = none_references_lost(calls)
+    lost = _none_references_lost(calls)
     if lost < calls // 2:  # a sound binding: 0 (other code may move the count by a few)
         return None
     from PySide6 import __version__ as pyside_version

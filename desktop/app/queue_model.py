@@ -56,7 +56,7 @@ class QueueItem:
     def key(self) -> Path:
         return self.source.resolve()
 
-    def result_text(self) -> str:
+    def _result_text(self) -> str:
         """The Result column: a failure's reason, else where the output goes ('→ film.mp4', '→ reel/ (frames)')."""
         if self.status in (Status.FAILED, Status.CANCELLED) or (self.message and self.output is None):
             return self.message.splitlines()[0] if self.message else ""
@@ -110,7 +110,7 @@ class QueueModel(QAbstractTableModel):
         item, col = self._items[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return (item.source.name, item.kind, item.hints_text(), item.status, f"{round(item.progress * 100)}%",
-                    item.result_text())[col]
+                    item._result_text())[col]
         if role == PROGRESS_ROLE:
             return item.progress
         if role == Qt.ItemDataRole.ToolTipRole:

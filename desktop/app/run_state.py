@@ -35,7 +35,7 @@ class RunState(TextEnum):
 IDLE, RUNNING, PAUSING, PAUSED, CANCELLING, CLOSING = RunState
 ACTIVE = frozenset({RUNNING, PAUSING, PAUSED})  # a run that may still be paused, resumed or cancelled
 
-TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     IDLE: frozenset({RUNNING}),
     RUNNING: frozenset({PAUSING, CANCELLING, CLOSING, IDLE}),
     PAUSING: frozenset({PAUSED, RUNNING, CANCELLING, CLOSING, IDLE}),
@@ -63,7 +63,7 @@ class RunStateMachine(QObject):
         return self._state != IDLE
 
     def can(self, new: RunState) -> bool:
-        return new in TRANSITIONS[self._state]
+        return new in _TRANSITIONS[self._state]
 
     def go(self, new: RunState) -> bool:
         """Move to ``new`` if the transition exists; False (and nothing changes) otherwise."""

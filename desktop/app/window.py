@@ -81,7 +81,7 @@ def file_filter() -> str:
             "All files (*)")
 
 
-FILE_FILTER = file_filter()
+_FILE_FILTER = file_filter()
 
 STATE_MESSAGES = {
     PAUSING: "Pausing: the batch in progress is finishing…",
@@ -352,7 +352,7 @@ class MainWindow(QMainWindow):
         self._update_overall()
 
     def choose_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add photos or videos", self._last_dir(), FILE_FILTER)
+        files, _ = QFileDialog.getOpenFileNames(self, "Add photos or videos", self._last_dir(), _FILE_FILTER)
         if files:
             self._remember_dir(Path(files[0]).parent)
             self.add_paths([Path(f) for f in files])

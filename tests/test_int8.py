@@ -120,7 +120,7 @@ def test_a_split_convolution_that_reads_l_again_stays_in_float_whole():
                                     ("Conv", ["l", "w3b"], "c3b", "full_part1"),
                                     ("Add", ["c3a", "c3b"], "c3", "full_sum1")])
     assert _float_nodes(model) == ["to_linear", "gamma", "stem", "act", "full_part0", "full_part1", "full_sum1",
-                                  "act3", "head", "tanh"]
+                                   "act3", "head", "tanh"]
 
 
 def test_the_cpu_backend_warns_of_int8_on_an_x86_cpu_without_vnni(exported, monkeypatch, caplog, tmp_path):

@@ -21,7 +21,7 @@ Everything is vectorized numpy/OpenCV at render size: its cost does not depend o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -69,11 +69,6 @@ class RenderHints:
 
     def __len__(self) -> int:
         return len(self.ab)
-
-    def with_weights(self, lum: np.ndarray) -> RenderHints:
-        """These hints with their weights over the render-size L ``lum`` computed now (they depend on L
-        and the places only, not on the prediction): :func:`spread_hints` then only applies them."""
-        return replace(self, weights=hint_weights(np.asarray(lum, np.float32), self, self.params))
 
 
 def place_hints(hints: PhotoHints, full_hw: tuple[int, int], render_hw: tuple[int, int],

@@ -259,7 +259,7 @@ _FRAME_TIMES: OrderedDict[tuple[str, int, int], tuple[int, ...] | None] = Ordere
 _FRAME_TIMES_KEPT = 8
 
 
-def frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
+def _frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
     """The presentation times (in ``stream``'s time base) of its frames in the order they are shown,
     from its packets (demuxed, not decoded; remembered for the last few files by path, size and
     modification time); None when a packet has no time or two share one. Leaves ``container`` at its end."""
@@ -374,11 +374,11 @@ class VideoSource:
     def picture_at(self, index: int, luma: bool = False) -> np.ndarray | LumaPicture | None:
         """Frame ``index`` (from 0, in the order :meth:`frames` gives them) converted as :meth:`frames`
         converts it, found without decoding the film up to it: a seek to the key frame before its
-        presentation time (the video packets' times, read once per file: :func:`frame_times`), then
+        presentation time (the video packets' times, read once per file: :func:`_frame_times`), then
         decoding to it. None where the times cannot say which frame it is (a packet without a time,
         two frames at one time, a frame that is not where its time says): read :meth:`frames` then,
         from a fresh source (this one has moved)."""
-        times = frame_times(self.path, self.container, self.stream)
+        times = _frame_times(self.path, self.container, self.stream)
         if times is None or not 0 <= index < len(times):
             return None
         target = times[index]

@@ -90,8 +90,6 @@ class FilmSpread:
     def __init__(self, params: SpreadParams = FILM_SPREAD) -> None:
         self.params = params
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # grid L, ys, xs, distances
-        self.reused = 0
-        self.computed = 0
 
     def prepare(self, prepared: Prepared, hints: PhotoHints | None, full_hw: tuple[int, int]) -> Prepared:
         """``prepared`` (a frame of ``full_hw``, upright) with ``hints`` placed on its render grid with
@@ -112,11 +110,9 @@ class FilmSpread:
                 and np.array_equal(last[2], grid[2])
                 and float(np.mean(np.abs(last[0] - grid[0]))) <= REUSE_L_CHANGE):
             distances = last[3]
-            self.reused += 1
         else:
             distances = hint_distances(lum, hints, self.params, grid)
             self._last = (*grid, distances)
-            self.computed += 1
         return hint_weights(lum, hints, self.params, distances=distances)
 
 

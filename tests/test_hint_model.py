@@ -136,6 +136,42 @@ def test_a_training_step_with_hints(tmp_path, photos):
     assert weights.abs().sum() > 0  # the guidance weights learn (from zero)
 
 
+def test_hint_weights_only_leaves_the_model_without_hints_exactly_as_it_started(tmp_path, photos):
+    """--hint-weights-only: only the guidance channels of each decoder stage's first convolution learn;
+    every other weight and every BatchNorm statistic stays, so with zero guidance the trained model
+    computes what the generator it started from did (to the bit), and with hints it does not."""
+    from colorizer.trainer.checkpoint import load_generator
+    from colorizer.trainer.config import TrainConfig
+    from colorizer.trainer.train import Trainer
+
+    start = tmp_path / "start.safetensors"
+    save_generator(start, define_generator(PLAIN).state_dict(), generator_config=PLAIN.to_dict(), render_size=64,
+                   step=0, training_data="synthetic")
+    cfg = TrainConfig(data=(str(photos),), out=str(tmp_path / "run"), size=64, batch_size=2, pretrain_steps=3,
+                      gan_steps=0, generator=HINTED, init_from=str(start), hint_weights_only=True, workers=0,
+                      val_images=1, samples=1, val_every=3, checkpoint_every=3, log_every=1, hint_p_none=0.0,
+                      pixel_loss="huber", ema_decay=0.9)
+    trainer = Trainer(cfg, progress=False)
+    generator = trainer.fit()
+    before, after = define_generator(PLAIN), define_generator(HINTED)
+    before.load_state_dict(load_generator(start).state)
+    after.load_state_dict(load_generator(generator).state)
+    before.eval(), after.eval()
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    guidance = torch.zeros(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(after(x, guidance), before(x))
+        guidance[:, 0], guidance[:, 2] = 0.5, 1.0
+        assert not torch.allclose(after(x, guidance), before(x))
+    state = load_generator(generator).state
+    start_state = load_generator(start).state
+    grown = [k for k in start_state if state[k].shape != start_state[k].shape]  # the stages' first convolutions
+    assert len(grown) == 5 and all(torch.equal(state[k][:, :-3], start_state[k]) for k in grown)
+    assert all(state[k][:, -3:].abs().sum() > 0 for k in grown)  # the guidance weights learned (from zero)
+    changed = [k for k in start_state if k not in grown and not torch.equal(state[k], start_state[k])]
+    assert changed == [], changed  # every other weight and statistic the start had is unchanged
+
+
 def test_export_writes_the_hint_input_and_its_contract(exported):
     model = onnx.load(str(exported.onnx))
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}

@@ -100,12 +100,28 @@ class EffUNetGenerator(nn.Module):
                 if block.guide_channels:
                     block.conv[0].weight[:, -block.guide_channels :].zero_()
 
+    def train_guidance_only(self) -> None:
+        """Freeze everything but the guidance weights (the guidance channels of each decoder stage's
+        first convolution) and keep every BatchNorm's statistics: with no hint (zero guidance) the
+        network then computes exactly what it did before training, whatever training does."""
+        self.requires_grad_(False)
+        self._guidance_only = True
+        for block in self._up_blocks():
+            if not block.guide_channels:
+                continue
+            weight = block.conv[0].weight
+            weight.requires_grad_(True)
+            mask = torch.zeros_like(weight)
+            mask[:, -block.guide_channels :] = 1.0
+            weight.register_hook(lambda grad, mask=mask: grad * mask)
+
     def load_pretrained_encoder(self) -> None:
         load_imagenet_weights(self.encoder)
 
     def train(self, mode: bool = True) -> EffUNetGenerator:
         super().train(mode)
-        for m in self.encoder.modules():  # ImageNet BatchNorm statistics are kept, not re-estimated
+        kept = self if getattr(self, "_guidance_only", False) else self.encoder
+        for m in kept.modules():  # ImageNet BatchNorm statistics are kept, not re-estimated
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
         return self

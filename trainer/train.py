@@ -78,6 +78,10 @@ class Trainer:
         if cfg.init_from:
             self.G.load_state_dict(_warm_start_state(Path(cfg.init_from), cfg.generator))
             log.info("generator warm-started from %s", cfg.init_from)
+        if cfg.hint_weights_only:
+            if not (cfg.generator.hint_channels and cfg.init_from and hasattr(self.G, "train_guidance_only")):
+                raise ValueError("--hint-weights-only needs --hint-inputs, --init-from and the effunet generator")
+            self.G.train_guidance_only()
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
         if self.device.type == "cuda" or cfg.generator.name == "effunet":  # depthwise convs: faster on CPU too
@@ -369,6 +373,8 @@ def _lr_factor(cfg: TrainConfig, step: int) -> float:
 def _generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """One group for a pretrained encoder (``lr * encoder_lr_scale``; frozen at 0) and one for the rest."""
     encoder = getattr(net, "encoder", None)
+    if cfg.hint_weights_only:  # only what train_guidance_only left trainable
+        return [{"params": [p for p in net.parameters() if p.requires_grad], "base_lr": cfg.lr}]
     if encoder is None:
         return [{"params": list(net.parameters()), "base_lr": cfg.lr}]
     encoder_ids = {id(p) for p in encoder.parameters()}

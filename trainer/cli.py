@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "generator without them, the new weights start at zero (step 0 computes what it did)")
     p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
                    help="with --hint-inputs: share of training samples given no hint at all")
+    p.add_argument("--hint-count-p", type=float, default=d.hint_count_p,
+                   help="with --hint-inputs: the number of hints of a sample is geometric with this p (mean 1/p; "
+                   "Zhang et al.'s 1/8 by default; larger: more samples with one or two hints)")
     p.add_argument("--hint-weights-only", action="store_true",
                    help="with --hint-inputs and --init-from: train only the new guidance weights (every other "
                    "weight and BatchNorm statistic kept), so that without hints the model computes exactly what "
@@ -142,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         discriminator=DiscriminatorConfig(name=args.discriminator, width=args.discriminator_width,
                                           n_layers=args.discriminator_layers, norm=args.norm),
         old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,
-        hint_p_none=args.hint_p_none, hint_weights_only=args.hint_weights_only,
+        hint_p_none=args.hint_p_none, hint_count_p=args.hint_count_p, hint_weights_only=args.hint_weights_only,
         seed=args.seed, limit=args.limit, val_images=args.val_images, samples=args.samples, val_every=args.val_every,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, log_every=args.log_every,
         workers=args.workers, device=args.device, threads=args.threads,

@@ -225,7 +225,7 @@ class Trainer:
                              f"({cfg.batch_size})")
         self.summary = data_summary(cfg, scan, len(train_files))
         old_photo = OldPhotoFilter(cfg.old_photo_filters, cfg.old_photo_p) if cfg.old_photo_filters else None
-        hints = HintSampling(p_none=cfg.hint_p_none) if cfg.generator.hint_channels else None
+        hints = HintSampling(p_none=cfg.hint_p_none, p=cfg.hint_count_p) if cfg.generator.hint_channels else None
         return ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo,
                                  hints=hints), val_files
 

@@ -128,12 +128,17 @@ def _reserve_partial(path: Path, track: bool = True) -> Path:
     raise FileExistsError(f"could not create a temporary file next to {path}")
 
 
-def _commit(partial: Path, path: Path, expected_size: int | None, gated: bool = True) -> None:
+def _commit(partial: Path, path: Path, expected_size: int | None, gated: bool = True, mode: int | None = None
+            ) -> None:
     """fsync ``partial``, check its size, rename it to ``path``; ``gated``: through the gate, so never
-    after :func:`abandon_writes`."""
+    after :func:`abandon_writes`; ``mode``: the permissions it was created with, given back when the
+    writer replaced the file by one of its own (safetensors writes 0600)."""
     with open(partial, "rb+") as fh:
         os.fsync(fh.fileno())
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        size = st.st_size
+        if mode is not None and st.st_mode & 0o777 != mode:
+            os.fchmod(fh.fileno(), mode)
     if expected_size is not None and size != expected_size:
         raise OSError(errno.EIO, f"incomplete write: {size} of {expected_size} bytes reached the disk")
     with _LIVE.lock:
@@ -155,9 +160,10 @@ def atomic_path(path: PathLike, *, expected_size: Callable[[], int | None] | Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _reserve_partial(path)
+    mode = os.stat(partial).st_mode & 0o777  # 0666 less the umask
     try:
         yield partial
-        _commit(partial, path, expected_size() if expected_size is not None else None)
+        _commit(partial, path, expected_size() if expected_size is not None else None, mode=mode)
     except BaseException:
         remove_quietly(partial)
         _LIVE.discard(partial)

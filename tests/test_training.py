@@ -230,3 +230,29 @@ def test_the_chroma_hinge_penalizes_a_grayer_color_only():
     assert pixel_loss(grayer, truth, plain).item() == pytest.approx(pixel_loss(stronger, truth, plain).item())
     assert pixel_loss(stronger, truth, hinged).item() == pytest.approx(pixel_loss(stronger, truth, plain).item())
     assert pixel_loss(grayer, truth, hinged).item() == pytest.approx(pixel_loss(grayer, truth, plain).item() + 2 * 0.2)
+
+
+def test_saved_generators_and_atomic_files_get_the_users_permissions(tmp_path):
+    """safetensors writes its file 0600; atomic_path gives the file back the mode it created it with
+    (0666 less the umask), so a generator the trainer saves is readable as any file the user writes."""
+    import os
+    import stat
+
+    from colorizer.fileio import atomic_path
+    from colorizer.trainer.checkpoint import save_generator
+    from colorizer.trainer.networks import GeneratorConfig, define_generator
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    config = GeneratorConfig(name="effunet", width=4, depth=5)
+    path = tmp_path / "g.safetensors"
+    save_generator(path, define_generator(config).state_dict(), generator_config=config.to_dict(), render_size=64,
+                   step=1, training_data="synthetic")
+    assert stat.S_IMODE(os.stat(path).st_mode) == expected
+    with atomic_path(tmp_path / "replaced.bin") as partial:  # a writer that replaces the file with its own
+        os.unlink(partial)
+        fd = os.open(partial, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(fd, b"x")
+        os.close(fd)
+    assert stat.S_IMODE(os.stat(tmp_path / "replaced.bin").st_mode) == expected

@@ -42,9 +42,11 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QDialog,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -506,8 +508,16 @@ class HintEditor(QObject):
         rows = QVBoxLayout(bar)  # the tools, then the state on a line of its own (shortened, never widening)
         rows.setContentsMargins(0, 2, 0, 2)
         rows.setSpacing(2)
-        layout = QHBoxLayout()
-        rows.addLayout(layout)
+        tools = QWidget()
+        layout = QHBoxLayout(tools)
+        layout.setContentsMargins(0, 0, 0, 0)
+        # in a narrow window the tools scroll sideways; they never widen the window (nor does a new swatch)
+        scroller = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroller.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        scroller.setWidget(tools)
+        rows.addWidget(scroller)
         layout.addWidget(QLabel("Hint color:"))
         self.color_button = QToolButton(toolTip="Choose the hint color (for the selected point and the next ones)")
         self.color_button.clicked.connect(lambda: self.choose_color_for(self.selected))
@@ -523,10 +533,17 @@ class HintEditor(QObject):
         self.reference_button.clicked.connect(self.show_reference)
         self.clear_button = QToolButton(text="Remove all", toolTip="Remove every hint of this photo")
         self.clear_button.clicked.connect(self.remove_all)
-        self.undo_button = QToolButton(toolTip="Undo (Ctrl+Z)")
-        self.undo_button.setDefaultAction(self.stack.createUndoAction(self, "Undo"))
-        self.redo_button = QToolButton(toolTip="Redo (Ctrl+Shift+Z)")
-        self.redo_button.setDefaultAction(self.stack.createRedoAction(self, "Redo"))
+        # fixed labels (what would be undone in the tooltip): a label growing with the command's name
+        # would move everything beside it
+        self.undo_button = QToolButton(text="Undo", enabled=False)
+        self.undo_button.clicked.connect(self.stack.undo)
+        self.stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.stack.undoTextChanged.connect(lambda t: self.undo_button.setToolTip(" ".join(["Undo", t, "(Ctrl+Z)"])))
+        self.redo_button = QToolButton(text="Redo", enabled=False)
+        self.redo_button.clicked.connect(self.stack.redo)
+        self.stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        self.stack.redoTextChanged.connect(
+            lambda t: self.redo_button.setToolTip(" ".join(["Redo", t, "(Ctrl+Shift+Z)"])))
         self.save_button = QToolButton(text="Save hints", toolTip="Try again to save the hints beside the photo")
         self.save_button.clicked.connect(self.save)
         self.save_button.setVisible(False)
@@ -534,6 +551,7 @@ class HintEditor(QObject):
         for w in (self.reference_button, self.clear_button, self.undo_button, self.redo_button, self.save_button):
             layout.addWidget(w)
         layout.addStretch(1)
+        scroller.setFixedHeight(tools.sizeHint().height() + scroller.horizontalScrollBar().sizeHint().height())
         rows.addWidget(self.state_label)
         self._show_color()
         return bar

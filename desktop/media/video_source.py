@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -257,6 +258,7 @@ def copyable_streams(container, main) -> list:
 # --------------------------------------------------------------------------- decoding
 _FRAME_TIMES: OrderedDict[tuple[str, int, int], tuple[int, ...] | None] = OrderedDict()
 _FRAME_TIMES_KEPT = 8
+_FRAME_TIMES_LOCK = threading.Lock()  # the app's previews run on pool threads
 
 
 def _frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
@@ -268,9 +270,10 @@ def _frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
         key = (str(path), st.st_size, st.st_mtime_ns)
     except OSError:
         key = None
-    if key is not None and key in _FRAME_TIMES:
-        _FRAME_TIMES.move_to_end(key)
-        return _FRAME_TIMES[key]
+    with _FRAME_TIMES_LOCK:
+        if key is not None and key in _FRAME_TIMES:
+            _FRAME_TIMES.move_to_end(key)
+            return _FRAME_TIMES[key]
     times: list[int] = []
     try:
         for packet in container.demux(stream):
@@ -285,9 +288,10 @@ def _frame_times(path: Path, container, stream) -> tuple[int, ...] | None:
     ordered = tuple(sorted(times))
     result = ordered if ordered and len(set(ordered)) == len(ordered) else None
     if key is not None:
-        _FRAME_TIMES[key] = result
-        while len(_FRAME_TIMES) > _FRAME_TIMES_KEPT:
-            _FRAME_TIMES.popitem(last=False)
+        with _FRAME_TIMES_LOCK:
+            _FRAME_TIMES[key] = result
+            while len(_FRAME_TIMES) > _FRAME_TIMES_KEPT:
+                _FRAME_TIMES.popitem(last=False)
     return result
 
 

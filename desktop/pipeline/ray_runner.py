@@ -106,7 +106,8 @@ class _Predictor:
         errors = [str(e) for e in batch["error"]]
         extras = [pickle.loads(e) if e else None for e in batch["extra"]]
         inputs = [None if errors[i] else np.asarray(batch["model_input"][i]) for i in range(n)]
-        prepared = [None if x is None else _row_prepared(batch, i, extras[i]) for i, x in enumerate(inputs)]
+        prepared = [None if x is None else _row_prepared({k: batch[k][i] for k in batch}, extras[i])
+                    for i, x in enumerate(inputs)]  # a model with hint inputs needs each row's hints
         ab: list[np.ndarray] = [_EMPTY_3D] * n
         for chunk in stages.predict_chunks(self.backend, inputs, self.batch_size, prepared=prepared):
             for j, i in enumerate(chunk.indices):
@@ -124,10 +125,10 @@ class _Predictor:
         }
 
 
-def _row_prepared(batch: dict[str, np.ndarray], i: int, extra: dict) -> Prepared:
-    """Row ``i`` of a batch as the Prepared it was made from (a model with hint inputs needs its hints)."""
-    return Prepared(l_merge=np.asarray(batch["l_merge"][i]), model_input=np.asarray(batch["model_input"][i]),
-                    padding=extra["padding"], l_small=np.asarray(batch["l_small"][i]), hints=extra["hints"])
+def _row_prepared(row, extra: dict) -> Prepared:
+    """A row (or a batch's row: anything indexed by column name) as the Prepared it was made from."""
+    return Prepared(l_merge=np.asarray(row["l_merge"]), model_input=np.asarray(row["model_input"]),
+                    padding=extra["padding"], l_small=np.asarray(row["l_small"]), hints=extra["hints"])
 
 
 def _write_row(row: dict, settings: ImageSettings) -> dict:
@@ -138,8 +139,7 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
     if row["error"]:
         return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
     extra = pickle.loads(row["extra"])
-    prepared = Prepared(l_merge=np.asarray(row["l_merge"]), model_input=np.asarray(row["model_input"]),
-                        padding=extra["padding"], l_small=np.asarray(row["l_small"]), hints=extra["hints"])
+    prepared = _row_prepared(row, extra)
     luma = LumaPicture.jfif(np.ascontiguousarray(row["luma"])) if extra["luma"] else None
     item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),
                            extra["timings"], luma)

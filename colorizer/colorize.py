@@ -77,6 +77,12 @@ class Prepared:
             return self
         return replace(self, hints=place_hints(hints, full_hw, self.render_hw))
 
+    def l_render(self, hw: tuple[int, int]) -> np.ndarray:
+        """L at the render size ``hw`` (h, w): ``l_small`` when it is that size, else ``l_merge`` area-averaged."""
+        if self.l_small is not None and self.l_small.shape == hw:
+            return self.l_small
+        return cv2.resize(self.l_merge, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+
     @property
     def render_hw(self) -> tuple[int, int]:
         """The unpadded render size (h, w)."""
@@ -168,15 +174,13 @@ def color_planes(prepared: Prepared, ab_norm: np.ndarray, saturation: float = 1.
     ab = denormalize_ab(prepared.padding.crop(ab_norm))  # (2, h, w)
     small_h, small_w = ab.shape[-2:]
     sat = np.float32(saturation)
-    l_small = prepared.l_small
-    if (l_small is None or l_small.shape != (small_h, small_w)) and (
-            prepared.hints is not None or (upsampling != "bilinear" and (small_h, small_w) != (height, width))):
-        l_small = cv2.resize(l_merge, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    guided = upsampling != "bilinear" and (small_h, small_w) != (height, width)
+    l_small = prepared.l_render((small_h, small_w)) if prepared.hints is not None or guided else None
     if prepared.hints is not None:  # at render size, before the merge (hinted colors come out as given)
         # any model: what is left of each hint's residual spreads (the whole residual for a model without
         # hint inputs; a touch-up for one that was given the hints: predict_prepared)
         ab = spread_hints(ab, l_small, prepared.hints, scale=saturation)
-    if upsampling == "bilinear" or (small_h, small_w) == (height, width):
+    if not guided:
         planes = [ab[0] * sat, ab[1] * sat]
     else:
         guide_small = l_small * np.float32(1 / 100)
@@ -297,10 +301,7 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
     else:
         recorded = dict(contract.hint_inputs.spread) if contract.hint_inputs else {}
         params = SpreadParams(**recorded) if recorded else hints.params
-        l_small = prepared.l_small
-        if l_small is None or l_small.shape != (h, w):
-            l_small = cv2.resize(prepared.l_merge, (w, h), interpolation=cv2.INTER_AREA)
-        planes = guidance_map(np.asarray(l_small, np.float32), hints, params)
+        planes = guidance_map(np.asarray(prepared.l_render((h, w)), np.float32), hints, params)
     pad = prepared.padding
     if pad.top or pad.bottom or pad.left or pad.right:
         planes = np.pad(planes, ((0, 0), (pad.top, pad.bottom), (pad.left, pad.right)), mode="edge")

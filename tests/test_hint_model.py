@@ -172,6 +172,52 @@ def test_hint_weights_only_leaves_the_model_without_hints_exactly_as_it_started(
     assert changed == [], changed  # every other weight and statistic the start had is unchanged
 
 
+def test_no_hint_teacher_gives_samples_without_hints_the_start_s_colors(tmp_path, photos):
+    """--no-hint-teacher: a sample given no hint learns what the generator it started from predicts
+    (a frozen copy), a hinted one the truth; the whole decoder trains (not only the guidance weights)."""
+    from colorizer.trainer.checkpoint import load_generator
+    from colorizer.trainer.config import TrainConfig
+    from colorizer.trainer.train import Trainer
+
+    start = tmp_path / "start.safetensors"
+    save_generator(start, define_generator(PLAIN).state_dict(), generator_config=PLAIN.to_dict(), render_size=64,
+                   step=0, training_data="synthetic")
+    cfg = TrainConfig(data=(str(photos),), out=str(tmp_path / "run"), size=64, batch_size=2, pretrain_steps=2,
+                      gan_steps=0, generator=HINTED, init_from=str(start), no_hint_teacher=True, workers=0,
+                      val_images=1, samples=1, val_every=2, checkpoint_every=2, log_every=1, hint_p_none=0.5,
+                      pixel_loss="huber", ema_decay=0)
+    trainer = Trainer(cfg, progress=False)
+    plain = define_generator(PLAIN)
+    plain.load_state_dict(load_generator(start).state)
+    plain.eval()
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    truth = torch.rand(3, 2, 64, 64) * 2 - 1
+    guidance = torch.zeros(3, 3, 64, 64)
+    guidance[1, 0], guidance[1, 2] = 0.3, 1.0  # only the middle sample has a hint
+    taught = trainer.taught_targets(x, truth, guidance)
+    with torch.no_grad():
+        expected = plain(x)
+    assert torch.allclose(taught[[0, 2]], expected[[0, 2]], atol=1e-5)
+    assert torch.equal(taught[1], truth[1])
+    assert torch.equal(trainer.taught_targets(x[1:2], truth[1:2], guidance[1:2]), truth[1:2])
+    first = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.fit()
+    learned = [k for k, v in trainer.G.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, first[k])]
+    assert any("up" in k and "conv" in k and not k.endswith("running_mean") for k in learned)
+    with torch.no_grad():  # the teacher stays what the start was
+        assert torch.allclose(trainer.teacher(x, torch.zeros(3, 3, 64, 64)), expected, atol=1e-5)
+    assert all(torch.equal(v, first[k]) for k, v in trainer.teacher.state_dict().items())
+
+
+def test_no_hint_teacher_needs_hint_inputs_and_a_start(tmp_path, photos):
+    from colorizer.trainer.config import TrainConfig
+    from colorizer.trainer.train import Trainer
+
+    cfg = TrainConfig(data=(str(photos),), out=str(tmp_path / "run"), size=64, generator=HINTED, no_hint_teacher=True)
+    with pytest.raises(ValueError, match="--no-hint-teacher needs"):
+        Trainer(cfg, progress=False)
+
+
 def test_export_writes_the_hint_input_and_its_contract(exported):
     model = onnx.load(str(exported.onnx))
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}

@@ -46,6 +46,7 @@ class TrainConfig:
     hint_p_none: float = 0.1  # generator with hint inputs: share of training samples without any hint
     hint_count_p: float = 1 / 8  # hint inputs: the hint count is geometric with this p (mean 1/p)
     hint_weights_only: bool = False  # hint inputs: train the guidance weights only (no hint: the start's output)
+    no_hint_teacher: bool = False  # hint inputs: samples without hints learn the start's colors, not the truth
     seed: int = 0
     limit: int = 0  # use at most this many training images (0: all)
     val_images: int = 200

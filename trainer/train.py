@@ -78,14 +78,23 @@ class Trainer:
         if cfg.init_from:
             self.G.load_state_dict(_warm_start_state(Path(cfg.init_from), cfg.generator))
             log.info("generator warm-started from %s", cfg.init_from)
+        self.teacher = None  # the start's frozen copy: what samples without hints learn (--no-hint-teacher)
+        if cfg.no_hint_teacher:
+            if not (cfg.generator.hint_channels and cfg.init_from):
+                raise ValueError("--no-hint-teacher needs --hint-inputs and --init-from")
+            self.teacher = copy.deepcopy(self.G).eval().requires_grad_(False)
         if cfg.hint_weights_only:
             if not (cfg.generator.hint_channels and cfg.init_from and hasattr(self.G, "train_guidance_only")):
                 raise ValueError("--hint-weights-only needs --hint-inputs, --init-from and the effunet generator")
             self.G.train_guidance_only()
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
         if self.device.type == "cuda" or cfg.generator.name == "effunet":  # depthwise convs: faster on CPU too
             self.G.to(memory_format=torch.channels_last)
+            if self.teacher is not None:
+                self.teacher.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(_generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
@@ -138,10 +147,24 @@ class Trainer:
     def pixel_loss(self, fake: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return pixel_loss(fake, ab, self.cfg)
 
+    def taught_targets(self, l_norm: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
+        """``ab`` with each sample that was given no hint (zero confidence plane) replaced by the
+        teacher's colors for it (--no-hint-teacher); ``ab`` itself when every sample has hints."""
+        none = hints[:, 2].flatten(1).amax(1) <= 0
+        if not bool(none.any()):
+            return ab
+        with torch.no_grad(), self.autocast():
+            taught = self.teacher(l_norm[none], hints[none]).float()
+        ab = ab.clone()
+        ab[none] = taught.to(ab.dtype)
+        return ab
+
     def train_step(self, l_norm: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor | None = None
                    ) -> dict[str, float]:
         """One step; ``hints``: the guidance planes of a generator with hint inputs (None: none)."""
         cfg = self.cfg
+        if self.teacher is not None and hints is not None:
+            ab = self.taught_targets(l_norm, ab, hints)
         gan_phase = self.step >= cfg.pretrain_steps
         self.set_learning_rate()
         self.G.train()

@@ -28,8 +28,13 @@ from colorizer.trainer.evaluate import gray_baseline  # noqa: E402
 from colorizer.trainer.metrics import colorfulness, delta_e2000  # noqa: E402
 
 BASELINE = SpreadParams(method="gaussian", sigma_distance=0.15, sigma_lightness=8.0, floor=1.0, edge_cost=0.01,
-                        grid=96)
+                        grid=96, sigma_chroma=0.0)
 """The issue's baseline; every setting below changes it explicitly (the shipped defaults are another matter)."""
+
+
+SESSION7 = SpreadParams(method="geodesic", sigma_distance=0.35, sigma_lightness=8.0, floor=0.3, edge_cost=0.002,
+                        grid=96, sigma_chroma=0.0)
+"""What shipped from session 3 to 7 (the third round's base)."""
 
 
 def _with(**changes) -> SpreadParams:
@@ -70,11 +75,23 @@ SETTINGS = {
     # at every count (BSDS500 val 3 hints 0.736x against 0.673x, 10 hints 0.594x against 0.532x);
     # 0.005 and sigma_d 0.5 sit between; on the animation frame 44 of bigbuckbunny.mp4, 0.01: ΔE 13.69
     # against 14.32 (the sky no longer green, less purple in the grass). The shipped setting stays.
-    "shipped (geodesic edge 0.002 sigma_d 0.35 floor 0.3)": DEFAULT_PARAMS,
-    "geodesic edge 0.005 sigma_d 0.35 floor 0.3": replace(DEFAULT_PARAMS, edge_cost=0.005),
-    "geodesic edge 0.01 sigma_d 0.35 floor 0.3": replace(DEFAULT_PARAMS, edge_cost=0.01),
-    "geodesic edge 0.01 sigma_d 0.5 floor 0.3": replace(DEFAULT_PARAMS, edge_cost=0.01, sigma_distance=0.5),
-    "geodesic edge 0.01 sigma_d 0.35 floor 0.1": replace(DEFAULT_PARAMS, edge_cost=0.01, floor=0.1),
+    "session 7 (geodesic edge 0.002 sigma_d 0.35 floor 0.3)": SESSION7,
+    "geodesic edge 0.005 sigma_d 0.35 floor 0.3": replace(SESSION7, edge_cost=0.005),
+    "geodesic edge 0.01 sigma_d 0.35 floor 0.3": replace(SESSION7, edge_cost=0.01),
+    "geodesic edge 0.01 sigma_d 0.5 floor 0.3": replace(SESSION7, edge_cost=0.01, sigma_distance=0.5),
+    "geodesic edge 0.01 sigma_d 0.35 floor 0.1": replace(SESSION7, edge_cost=0.01, floor=0.1),
+    # fourth round (session 8), validation only (Imagenette's held-out train photos, BSDS500 val, UTKFace
+    # val): the model's own colors gate the spread (sigma_chroma: a pixel predicted in another color
+    # than the hint's place weighs less) — the model knows grass from sky where lightness does not.
+    # Result (seed 1, 100 photos a set; 1 / 3 / 10 hints): gate 10 with floor 0.1 at or below session 7
+    # at every count on every set (BSDS500 val 0.773x / 0.650x / 0.499x against 0.787x / 0.670x /
+    # 0.538x; Imagenette 0.777x / 0.725x / 0.640x against 0.778x / 0.727x / 0.652x; faces 0.386x /
+    # 0.337x / 0.271x against 0.398x / 0.348x / 0.284x), colorfulness within 0.03; it ships.
+    "gate 10 (floor 0.3)": replace(SESSION7, sigma_chroma=10.0),
+    "gate 20 (floor 0.3)": replace(SESSION7, sigma_chroma=20.0),
+    "floor 0.1 (no gate)": replace(SESSION7, floor=0.1),
+    "gate 15 floor 0.1": replace(SESSION7, sigma_chroma=15.0, floor=0.1),
+    "shipped (gate 10 floor 0.1)": DEFAULT_PARAMS,
 }
 
 

@@ -11,6 +11,10 @@ moves the prediction toward the hints:
   with ``method="geodesic"`` the distance is geodesic: it grows by ``edge_cost`` of the long side
   per L unit crossed, so color does not leak over strong edges into regions it cannot reach
   without crossing one (computed on a coarse grid by raster sweeps, then resized);
+* the model's own colors gate it (``sigma_chroma``): a pixel whose *predicted* ab differs from the
+  prediction at the hint weighs ``exp(-d^2 / (2 sigma_chroma^2))`` less, so a hint stays on what the
+  model took for the same thing (the sky's hint off grass it predicted green, at the same lightness);
+  a model that predicted gray everywhere leaves the gate open (1);
 * ``ab + sum_i w_i r_i / max(sum_i w_i, floor)``: near a hint its residual applies in full, where
   several overlap they are averaged, and far from every hint (sum of weights << floor) the
   prediction stays;
@@ -38,7 +42,8 @@ class SpreadParams:
     method: str = "geodesic"
     sigma_distance: float = 0.35  # of the long side
     sigma_lightness: float = 8.0  # L units
-    floor: float = 0.3  # the sum of weights below which the residual fades (far from every hint)
+    floor: float = 0.1  # the sum of weights below which the residual fades (far from every hint)
+    sigma_chroma: float = 10.0  # ab units: the gate by the model's predicted colors (0: off; the spread only)
     edge_cost: float = 0.002  # geodesic: distance (of the long side) added per L unit crossed
     grid: int = 96  # geodesic: long side of the grid the distances are computed on
 
@@ -210,6 +215,19 @@ def patch_means(planes: np.ndarray, hints: RenderHints) -> np.ndarray:
                     np.float32).reshape(len(hints), planes.shape[0])
 
 
+def chroma_gate(ab: np.ndarray, predicted: np.ndarray, sigma: float) -> np.ndarray:
+    """(n, h, w) float32 ``exp(-|ab - predicted_i|^2 / (2 sigma^2))``: how alike the predicted color
+    ``ab`` (2, h, w) at each pixel is to the prediction at each hint (``predicted`` (n, 2))."""
+    n = len(predicted)
+    gate = np.empty((n, *ab.shape[-2:]), np.float32)
+    scale = np.float32(-1.0 / (2 * sigma * sigma))
+    for i in range(n):  # one hint at a time: no (n, 2, h, w) temporary
+        np.square(ab[0] - predicted[i, 0], out=gate[i])
+        gate[i] += np.square(ab[1] - predicted[i, 1])
+        gate[i] *= scale
+    return np.exp(gate, out=gate)
+
+
 def spread_hints(ab: np.ndarray, lum: np.ndarray, hints: RenderHints, params: SpreadParams | None = None,
                  scale: float = 1.0) -> np.ndarray:
     """The predicted ``ab`` (2, h, w) in Lab units, moved toward ``hints`` (placed on this grid);
@@ -224,9 +242,12 @@ def spread_hints(ab: np.ndarray, lum: np.ndarray, hints: RenderHints, params: Sp
     lum = np.asarray(lum, np.float32)
     params = params or hints.params
     target = hints.ab / np.float32(scale)
-    residual = target - patch_means(out, hints)  # (n, 2)
+    predicted = patch_means(out, hints)  # (n, 2)
+    residual = target - predicted
     ahead = hints.weights is not None and params == hints.params  # computed with the same L and parameters
     weights = hints.weights if ahead else hint_weights(lum, hints, params)
+    if params.sigma_chroma > 0:
+        weights = chroma_gate(out, predicted, params.sigma_chroma) * weights  # a new array (``ahead`` is reused)
     total = weights.sum(axis=0)
     np.maximum(total, np.float32(params.floor), out=total)
     for c in range(2):

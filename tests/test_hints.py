@@ -166,6 +166,38 @@ def test_the_residual_fades_with_distance(method):
     assert change[-1] < 0.2 * change[5]  # a long side away: little is left
 
 
+def test_the_spread_stays_on_what_the_model_took_for_the_same_thing():
+    """Two regions of the same lightness the model colored differently (grass green, sky blue): a
+    hint on one moves it and leaves the other as predicted (the gate by the model's colors); with
+    the gate off the hint reaches both. A model that predicted gray everywhere leaves the gate open."""
+    lum = np.full((60, 80), 70.0, np.float32)
+    ab = np.zeros((2, 60, 80), np.float32)
+    ab[:, :, :40] = np.array([-30.0, 30.0], np.float32)[:, None, None]  # green on the left
+    ab[:, :, 40:] = np.array([0.0, -30.0], np.float32)[:, None, None]  # blue on the right
+    hints = place_hints(PhotoHints((HintPoint(40, 60, RED),)), (120, 160), (60, 80))
+    gated = spread_hints(ab, lum, hints)
+    assert np.abs(gated[:, 30, 25] - RED_AB).max() < 3  # the hinted region takes the hint
+    assert np.abs(gated[:, :, 45:] - ab[:, :, 45:]).max() < 0.5  # the other keeps the model's color
+    open_gate = spread_hints(ab, lum, hints, SpreadParams(sigma_chroma=0))
+    assert np.abs(open_gate[:, 30, 60] - ab[:, 30, 60]).max() > 10  # without the gate it leaks over
+    gray = np.zeros_like(ab)
+    assert np.allclose(spread_hints(gray, lum, hints), spread_hints(gray, lum, hints, SpreadParams(sigma_chroma=0)))
+
+
+def test_weights_computed_ahead_are_not_changed_by_the_gate():
+    from dataclasses import replace
+
+    from colorizer.hint_spread import hint_weights
+
+    lum = np.full((30, 40), 60.0, np.float32)
+    ab = np.random.default_rng(0).normal(0, 20, (2, 30, 40)).astype(np.float32)
+    hints = place_hints(PhotoHints((HintPoint(10, 10, RED), HintPoint(60, 40, RED))), (60, 80), (30, 40))
+    weights = hint_weights(lum, hints)
+    ahead = replace(hints, weights=weights.copy())
+    assert np.array_equal(spread_hints(ab, lum, ahead), spread_hints(ab, lum, hints))
+    assert np.array_equal(ahead.weights, weights)  # a film reuses them for the next frame
+
+
 # ---------------------------------------------------------------------------- through colorize-batch
 def gray_scene(h: int = 96, w: int = 128) -> np.ndarray:
     """A gray photo: L 50 on the left, L 90 on the right (a strong edge at w / 2)."""

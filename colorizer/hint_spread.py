@@ -42,7 +42,7 @@ class SpreadParams:
     method: str = "geodesic"
     sigma_distance: float = 0.35  # of the long side
     sigma_lightness: float = 8.0  # L units
-    floor: float = 0.1  # the sum of weights below which the residual fades (far from every hint)
+    floor: float = 0.3  # the sum of weights below which the residual fades (far from every hint)
     sigma_chroma: float = 10.0  # ab units: the gate by the model's predicted colors (0: off; the spread only)
     edge_cost: float = 0.002  # geodesic: distance (of the long side) added per L unit crossed
     grid: int = 96  # geodesic: long side of the grid the distances are computed on

@@ -55,8 +55,9 @@ def color_photos(folder: Path, limit: int) -> list[tuple[Path, np.ndarray]]:
 
 
 def measure(folder: Path, args, tmp: Path) -> list[dict]:
+    """Measure one set in its own folder ``tmp`` (sets may share a name: imagenette-224/val, bsds500/val)."""
     photos = color_photos(folder, args.limit)
-    gray_dir = tmp / folder.name / "gray"
+    gray_dir = tmp / "gray"
     gray_dir.mkdir(parents=True)
     sources = []
     for i, (_, rgb) in enumerate(photos):
@@ -71,13 +72,13 @@ def measure(folder: Path, args, tmp: Path) -> list[dict]:
     gray_de = [delta_e2000(t, read_image(s).rgb) for t, s in zip(truth, sources, strict=True)]
     rows = []
     for count in args.counts:
-        hints_dir = tmp / folder.name / f"hints-{count}"
+        hints_dir = tmp / f"hints-{count}"
         hints = [simulated_hints(t, count, np.random.default_rng([args.seed, i]), args.size)
                  for i, t in enumerate(truth)]
         for source, h in zip(sources, hints, strict=True):
             if count:
                 write_hints(sidecar_path(source, hints_dir, gray_dir), h)
-        out = tmp / folder.name / f"out-{count}"
+        out = tmp / f"out-{count}"
         flags = ["--hints-dir", str(hints_dir)] if count else ["--no-hints"]
         started = time.perf_counter()
         code = colorize_batch([str(gray_dir), "-o", str(out), "--backend", "cpu", "-q", "--quality", str(QUALITY),
@@ -121,8 +122,8 @@ def main() -> None:
     print(f"machine: {machine()}\nspread: {DEFAULT_PARAMS}")
     tmp = Path(tempfile.mkdtemp(prefix="colorizer-hints-check-"))
     try:
-        for folder in args.photos:
-            measure(folder, args, tmp)
+        for index, folder in enumerate(args.photos):
+            measure(folder, args, tmp / str(index))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -30,6 +30,8 @@ def main() -> int:
     p.add_argument("--version", default="1")
     p.add_argument("--int8-calibration", type=Path, nargs="+", default=(), metavar="PHOTOS",
                    help="training photos to calibrate the INT8 twin on (none: no INT8 twin)")
+    p.add_argument("--hint-guided-share", type=float, default=1.0,
+                   help="a model with hint inputs: the share of its guided prediction (colorizer-export)")
     p.add_argument("--out", type=Path, default=MODELS)
     args = p.parse_args()
     gen = load_generator(args.checkpoint)
@@ -39,6 +41,7 @@ def main() -> int:
                    step=gen.step, training_data=gen.training_data, half=True)
     return export_main([str(shipped), "-o", str(args.out), "--name", "colorizer", "--version", args.version,
                         "--render-size", str(args.render_size), "--chroma-gain", str(args.chroma_gain),
+                        "--hint-guided-share", str(args.hint_guided_share),
                         *(["--int8-calibration", *map(str, args.int8_calibration)] if args.int8_calibration else [])])
 
 

@@ -311,8 +311,9 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
 def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     """The model's ab (N, 2, h, w) for photos of one render shape: THE place where hints meet the model.
     A model with hint inputs (its contract says so) gets each photo's guidance (zeros for a photo
-    without hints) — its prediction then follows the hints, and the merge's spread
-    (:func:`color_planes`) only touches up what is left at the hint points; any other model gets L
+    without hints) — its prediction then follows the hints (mixed with its prediction without them
+    when the contract's ``guided_share`` is below 1: a second call), and the merge's spread
+    (:func:`color_planes`) touches up what is left at the hint points; any other model gets L
     alone and the merge spreads the hints over its colors (the training-free route). ``predictor``:
     a backend (``.predict``) or a function of L."""
     x = np.stack([p.model_input for p in prepared])
@@ -320,7 +321,15 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     contract = hint_contract(predictor)
     if contract is None:
         return predict(x)
-    return predict(x, hints=np.stack([model_guidance(p, contract) for p in prepared]))
+    guidance = np.stack([model_guidance(p, contract) for p in prepared])
+    guided = predict(x, hints=guidance)
+    share = contract.hint_inputs.guided_share
+    if share >= 1.0 or not guidance.any():
+        return guided
+    # the contract's share of the guided prediction, the rest the model's own without hints (a photo
+    # without hints has zero guidance: both are the same prediction)
+    unguided = predict(x, hints=np.zeros_like(guidance))
+    return unguided + np.float32(share) * (guided - unguided)
 
 
 def colorize(

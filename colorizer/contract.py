@@ -194,18 +194,28 @@ class HintInputs:
     guidance: str = HINT_GUIDANCE
     guidance_version: int = HINT_GUIDANCE_VERSION
     spread: Mapping[str, object] = field(default_factory=dict)  # colorizer.hint_spread.SpreadParams fields
+    guided_share: float = 1.0
+    """With hints, the runtime takes ``guided_share`` x the model's prediction with the guidance +
+    (1 - guided_share) x its prediction without (zero guidance), chosen on validation; 1: the guided
+    one alone. The merge's spread then moves that toward the hints."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.guided_share <= 1.0:
+            raise ContractError(f"hint inputs: guided_share must be in (0, 1], got {self.guided_share}")
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "shape": ["batch", len(self.channels), "height", "width"],
                            "channels": list(self.channels), "guidance": self.guidance,
-                           "guidance_version": self.guidance_version, "spread": dict(self.spread)})
+                           "guidance_version": self.guidance_version, "spread": dict(self.spread),
+                           "guided_share": self.guided_share})
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> HintInputs:
         try:
             raw = json.loads(text)
             hints = cls(name=str(raw["name"]), channels=tuple(raw["channels"]), guidance=str(raw["guidance"]),
-                        guidance_version=int(raw["guidance_version"]), spread=dict(raw.get("spread", {})))
+                        guidance_version=int(raw["guidance_version"]), spread=dict(raw.get("spread", {})),
+                        guided_share=float(raw.get("guided_share", 1.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ContractError(f"{source}: its hint inputs' metadata is malformed ({exc})") from exc
         if (hints.guidance, hints.guidance_version, hints.channels) != (HINT_GUIDANCE, HINT_GUIDANCE_VERSION,

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-calibration", type=Path, nargs="+", default=(), metavar="PHOTOS",
                    help="also write NAME.int8.onnx, the INT8 twin CPUs run (about twice as fast), calibrated "
                    "on these color photos (folders or .txt lists; training photos, never evaluation ones)")
+    p.add_argument("--hint-guided-share", type=float, default=1.0, metavar="SHARE",
+                   help="a model with hint inputs: with hints, the runtime takes SHARE of its prediction with "
+                   "the hints and the rest of its prediction without them, before the spread (recorded in the "
+                   "metadata; chosen on validation data; default 1: the prediction with the hints alone)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     e = p.add_argument_group("TensorRT")
     e.add_argument("--engine", action="store_true", help="also build a TensorRT engine for this GPU")
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = export_model(args.checkpoint, args.out, name=args.name, version=args.version,
                               fp16=not args.no_fp16, render_size=args.render_size, opset=args.opset,
-                              chroma_gain=args.chroma_gain, int8_photos=args.int8_calibration)
+                              chroma_gain=args.chroma_gain, int8_photos=args.int8_calibration,
+                              guided_share=args.hint_guided_share)
     except ParityError as exc:
         print(f"colorizer-export: parity check failed: {exc}", file=sys.stderr)
         return 1

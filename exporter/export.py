@@ -31,16 +31,18 @@ class ExportResult:
 
 def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", version: str = "1",
                  fp16: bool = True, render_size: int | None = None, opset: int | None = None,
-                 chroma_gain: float = 1.0, int8_photos: Sequence[Path] = ()) -> ExportResult:
+                 chroma_gain: float = 1.0, int8_photos: Sequence[Path] = (), guided_share: float = 1.0
+                 ) -> ExportResult:
     """Export ``checkpoint`` into ``out_dir`` as NAME.onnx (and NAME.fp16.onnx; NAME.int8.onnx
-    calibrated on ``int8_photos`` when given, for CPUs), parity-checked.
+    calibrated on ``int8_photos`` when given, for CPUs), parity-checked. A model with hint inputs
+    records ``guided_share`` (:class:`colorizer.contract.HintInputs`).
 
     Raises ParityError (and leaves the failing model in place for inspection, with no report) when
     an exported model does not match PyTorch.
     """
     out_dir = Path(out_dir)
     loaded = load_eval_generator(Path(checkpoint), chroma_gain)
-    contract = build_contract(loaded, name, version, render_size)
+    contract = build_contract(loaded, name, version, render_size, guided_share)
     kwargs = {"opset": opset} if opset else {}
     onnx_path = export_onnx(loaded, contract, out_dir / f"{name}.onnx", **kwargs)
     parity = check_parity(loaded.net, str(onnx_path), contract.size_multiple, "fp32")

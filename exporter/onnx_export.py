@@ -115,12 +115,12 @@ def load_eval_generator(checkpoint: Path, chroma_gain: float = 1.0) -> LoadedGen
 
 
 def build_contract(loaded: LoadedGenerator, model_name: str, model_version: str,
-                   render_size: int | None = None) -> ModelContract:
+                   render_size: int | None = None, guided_share: float = 1.0) -> ModelContract:
     hint_inputs = None
     if hint_channels_of(loaded.net):
         from colorizer.hint_spread import DEFAULT_PARAMS
 
-        hint_inputs = HintInputs(spread=dataclasses.asdict(DEFAULT_PARAMS))
+        hint_inputs = HintInputs(spread=dataclasses.asdict(DEFAULT_PARAMS), guided_share=guided_share)
     return ModelContract(
         size_multiple=loaded.config.size_multiple,
         render_size=render_size or loaded.file.render_size,

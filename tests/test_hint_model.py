@@ -96,6 +96,24 @@ def test_warm_start_adds_zero_guidance_weights_so_step_0_is_the_old_model(tmp_pa
         define_generator(GeneratorConfig(hint_channels=3))
 
 
+def test_warm_start_drops_the_guidance_weights_of_a_hint_model_for_a_plain_run(tmp_path):
+    """--init-from a generator with hint inputs (the shipped one) into a run without: the plain
+    generator computes what the hint model does without hints."""
+    from colorizer.trainer.checkpoint import load_generator
+    from colorizer.trainer.train import _warm_start_state
+
+    path = hint_generator_file(tmp_path / "hinted.safetensors")  # guidance weights not zero
+    hinted = define_generator(HINTED)
+    hinted.load_state_dict(load_generator(path).state)
+    plain = define_generator(PLAIN)
+    plain.load_state_dict(_warm_start_state(path, PLAIN))
+    hinted.eval(), plain.eval()
+    x = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), hinted(x, torch.zeros(2, 3, 64, 96)))
+        assert not torch.allclose(plain(x), hinted(x, torch.full((2, 3, 64, 96), 0.5)))
+
+
 def test_guidance_is_zero_without_hints_and_the_hint_color_at_a_hint():
     lum = np.tile(np.linspace(20, 80, 64, dtype=np.float32), (48, 1))
     assert not guidance_map(lum, None).any()
@@ -367,6 +385,41 @@ def test_predict_prepared_gives_zero_guidance_without_hints(exported):
     ab = predict_prepared(spy, [prepared, prepared])
     assert ab.shape == (2, 2, 64, 64)
     assert spy.calls[0].shape == (2, 3, 64, 64) and not spy.calls[0].any()
+
+
+def test_a_guided_share_mixes_the_predictions_with_and_without_the_hints(exported):
+    """A contract's guided_share below 1: a photo with hints gets share x the guided prediction + the
+    rest of the prediction without hints (a second call, zero guidance); a batch without any hint
+    is predicted once; the share survives the metadata and an old contract without it means 1."""
+    from dataclasses import replace
+
+    from colorizer.desktop.backends import open_backend
+
+    backend = open_backend(exported.onnx, "cpu")
+    contract = backend.contract
+    mixed = Spy(backend)
+    mixed.contract = replace(contract, hint_inputs=replace(contract.hint_inputs, guided_share=0.25))
+    rgb = np.random.default_rng(1).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    plain = prepare(rgb, 64, 32)
+    hinted = plain.with_hints(PhotoHints((HintPoint(10, 10, "#c02020"), HintPoint(30, 25, "#2040c0"))), (40, 50))
+    ab = predict_prepared(mixed, [hinted, plain])
+    guided, unguided = mixed.calls
+    assert guided.any() and not unguided.any()  # the second call: zero guidance
+    x = np.stack([hinted.model_input, plain.model_input])
+    with_hints, without = backend.predict(x, hints=guided), backend.predict(x, hints=unguided)
+    assert np.allclose(ab, without + 0.25 * (with_hints - without), atol=1e-6)
+    assert not np.allclose(ab[0], with_hints[0], atol=1e-4)  # the guided prediction alone would differ
+    assert np.allclose(ab[1], without[1], atol=1e-6)  # no hints: the model's own colors
+    mixed.calls.clear()
+    predict_prepared(mixed, [plain])
+    assert len(mixed.calls) == 1  # nothing to mix
+    meta = mixed.contract.to_metadata()
+    assert ModelContract.from_metadata(meta).hint_inputs.guided_share == 0.25
+    old = dict(meta, **{"colorizer.hint_inputs": meta["colorizer.hint_inputs"].replace(', "guided_share": 0.25', "")})
+    assert "guided_share" not in old["colorizer.hint_inputs"]
+    assert ModelContract.from_metadata(old).hint_inputs.guided_share == 1.0
+    with pytest.raises(ContractError, match="guided_share"):
+        HintInputs(guided_share=0.0)
 
 
 def test_the_int8_twin_of_a_hint_model_takes_l_only_and_the_runtime_says_so(exported, caplog):

@@ -417,16 +417,32 @@ def _generator_param_groups(net: torch.nn.Module, cfg: TrainConfig) -> list[dict
 
 def _warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch.Tensor]:
     """Generator weights to start a new run from (a shipped generator or a checkpoint, EMA preferred),
-    refused with a clear message when the architecture differs."""
+    refused with a clear message when the architecture differs. Hint inputs may be added (zero weights)
+    or dropped (a generator without them computes what one with them does without hints)."""
     loaded = ckpt.load_generator(path)
     source = GeneratorConfig(**loaded.generator_config)
     if dataclasses.replace(source, hint_channels=generator.hint_channels) != generator or \
-            source.hint_channels not in (0, generator.hint_channels):
+            0 not in (source.hint_channels, generator.hint_channels):
         raise ValueError(f"--init-from {path}: that generator was built as {loaded.generator_config}, "
                          f"this run asks for {generator.to_dict()}; use the same generator settings")
     if source.hint_channels == generator.hint_channels:
         return loaded.state
+    if generator.hint_channels == 0:
+        return without_guidance_inputs(loaded.state, source)
     return with_guidance_inputs(loaded.state, generator)
+
+
+def without_guidance_inputs(state: dict[str, torch.Tensor], source: GeneratorConfig) -> dict[str, torch.Tensor]:
+    """The weights of a generator with hint inputs, for the same generator without them: each decoder
+    stage's first convolution loses its guidance channels (the last of its input), which is what zero
+    guidance (no hint) multiplies by nothing."""
+    target = define_generator(dataclasses.replace(source, hint_channels=0)).state_dict()
+    out = dict(state)
+    for key, want in target.items():
+        have = state.get(key)
+        if have is not None and have.shape != want.shape:
+            out[key] = have[:, : want.shape[1]].contiguous()
+    return out
 
 
 def with_guidance_inputs(state: dict[str, torch.Tensor], generator: GeneratorConfig) -> dict[str, torch.Tensor]:

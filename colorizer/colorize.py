@@ -312,7 +312,8 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     """The model's ab (N, 2, h, w) for photos of one render shape: THE place where hints meet the model.
     A model with hint inputs (its contract says so) gets each photo's guidance (zeros for a photo
     without hints) — its prediction then follows the hints (mixed with its prediction without them
-    when the contract's ``guided_share`` is below 1: a second call), and the merge's spread
+    when the contract's ``guided_share`` is below 1, and only where the hints reach: a second call),
+    and the merge's spread
     (:func:`color_planes`) touches up what is left at the hint points; any other model gets L
     alone and the merge spreads the hints over its colors (the training-free route). ``predictor``:
     a backend (``.predict``) or a function of L."""
@@ -326,10 +327,18 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     share = contract.hint_inputs.guided_share
     if share >= 1.0 or not guidance.any():
         return guided
-    # the contract's share of the guided prediction, the rest the model's own without hints (a photo
-    # without hints has zero guidance: both are the same prediction)
+    # the contract's share of the guided prediction where the hints reach, the model's own colors
+    # without hints elsewhere (a photo without hints has zero guidance: both are the same prediction)
     unguided = predict(x, hints=np.zeros_like(guidance))
-    return unguided + np.float32(share) * (guided - unguided)
+    return unguided + _hint_reach(guidance, contract)[:, None] * np.float32(share) * (guided - unguided)
+
+
+def _hint_reach(guidance: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """(N, H, W) in [0, 1]: how far the hints reach at each pixel, as the spread fades its residual —
+    the summed spread weights (from the guidance's confidence, 1 - exp(-sum)) against its floor."""
+    floor = float(dict(contract.hint_inputs.spread).get("floor", SpreadParams().floor))
+    confidence = np.clip(guidance[:, 2], 0.0, np.float32(1 - 1e-7))
+    return np.minimum(np.float32(1.0), -np.log1p(-confidence) / np.float32(floor))
 
 
 def colorize(

@@ -196,8 +196,9 @@ class HintInputs:
     spread: Mapping[str, object] = field(default_factory=dict)  # colorizer.hint_spread.SpreadParams fields
     guided_share: float = 1.0
     """With hints, the runtime takes ``guided_share`` x the model's prediction with the guidance +
-    (1 - guided_share) x its prediction without (zero guidance), chosen on validation; 1: the guided
-    one alone. The merge's spread then moves that toward the hints."""
+    (1 - guided_share) x its prediction without (zero guidance) where the hints reach, fading to the
+    prediction without them where the spread's weights fade (chosen on validation); 1: the guided
+    prediction alone, everywhere. The merge's spread then moves that toward the hints."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.guided_share <= 1.0:

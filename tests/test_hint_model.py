@@ -388,9 +388,11 @@ def test_predict_prepared_gives_zero_guidance_without_hints(exported):
 
 
 def test_a_guided_share_mixes_the_predictions_with_and_without_the_hints(exported):
-    """A contract's guided_share below 1: a photo with hints gets share x the guided prediction + the
-    rest of the prediction without hints (a second call, zero guidance); a batch without any hint
-    is predicted once; the share survives the metadata and an old contract without it means 1."""
+    """A contract's guided_share below 1: where the hints reach, a photo with hints gets share x the
+    guided prediction + the rest of the prediction without hints (a second call, zero guidance),
+    fading to the latter as the spread's weights fade (their sum against the spread's floor); a batch
+    without any hint is predicted once; the share survives the metadata and an old contract without
+    it means 1."""
     from dataclasses import replace
 
     from colorizer.desktop.backends import open_backend
@@ -407,7 +409,11 @@ def test_a_guided_share_mixes_the_predictions_with_and_without_the_hints(exporte
     assert guided.any() and not unguided.any()  # the second call: zero guidance
     x = np.stack([hinted.model_input, plain.model_input])
     with_hints, without = backend.predict(x, hints=guided), backend.predict(x, hints=unguided)
-    assert np.allclose(ab, without + 0.25 * (with_hints - without), atol=1e-6)
+    floor = contract.hint_inputs.spread["floor"]
+    summed = -np.log1p(-np.clip(guided[:, 2], 0, 1 - 1e-7))  # the spread weights' sum: 1 - exp(-sum)
+    reach = np.minimum(1.0, summed / floor)[:, None]
+    assert reach[0].max() == 1.0 and reach[0].min() < 0.5  # full at the hints, fading away from them
+    assert np.allclose(ab, without + reach * 0.25 * (with_hints - without), atol=1e-5)
     assert not np.allclose(ab[0], with_hints[0], atol=1e-4)  # the guided prediction alone would differ
     assert np.allclose(ab[1], without[1], atol=1e-6)  # no hints: the model's own colors
     mixed.calls.clear()

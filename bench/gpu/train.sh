@@ -19,7 +19,7 @@ device=${DEVICE:-cuda}      # DEVICE=cpu BATCH=4 for a dry run of the mechanics 
 batch=${BATCH:-64}
 workers=${WORKERS:-12}
 if [[ "${HINTS:-0}" == 1 ]]; then   # the guidance weights only (v3 unchanged without hints); simulated hints
-    model_args=(--init-from assets/models/wip-hint-generator.safetensors --hint-inputs --hint-weights-only
+    model_args=(--init-from assets/models/generator.safetensors --hint-inputs --hint-weights-only
                 --hint-count-p 0.25 --hint-p-none 0.05 --pixel-loss huber --lr 5e-4)
 else
     model_args=(--init-from assets/models/generator.safetensors --encoder-lr-scale 0.2 --lr 2e-4)

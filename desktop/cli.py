@@ -352,6 +352,16 @@ def _hints_note(tasks) -> str:
     return f"{', '.join(parts)} with color hints" if parts else ""
 
 
+def _model_takes_hints(model: Path | None) -> bool:
+    """Whether the model file (the shipped one when None) has hint inputs."""
+    from colorizer.desktop.pipeline.ray_runner import model_contract
+
+    try:
+        return model_contract(model).takes_hints
+    except (OSError, ValueError):
+        return False
+
+
 def _kinds(tasks) -> str:
     counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
     return ", ".join(f"{n} {KIND_NAMES[k][n != 1]}" for k, n in counts.items() if n)
@@ -421,6 +431,9 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         for r in rejected:  # one line each, as for the files that fail during the run
             print(failure_line(r), file=sys.stderr)
         if not args.quiet and (note := _hints_note(tasks)):
+            if backend is not None and not contract.takes_hints and _model_takes_hints(args.model):
+                note += (" (the INT8 twin has no hint inputs: they are spread over its colors; without "
+                         "--cpu-int8 the model itself follows them)")
             print(note, file=sys.stderr)
         bars = _ProgressBars(len(tasks), args.quiet)
         run = reported_run(backend, progress=bars.file_done, frame_progress=bars.frame_done)

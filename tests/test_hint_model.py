@@ -436,7 +436,7 @@ def test_the_int8_twin_of_a_hint_model_takes_l_only_and_the_runtime_says_so(expo
     meta = {p.key: p.value for p in int8.metadata_props}
     assert meta["colorizer.precision"] == "int8" and "colorizer.hint_inputs" not in meta
     assert exported.int8_parity.passed
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         backend = open_backend(exported.onnx, "cpu", cpu_int8=True)
     assert backend.name.endswith("-int8") and not backend.contract.takes_hints
     assert "INT8 twin of this model has no hint inputs" in caplog.text
@@ -444,6 +444,21 @@ def test_the_int8_twin_of_a_hint_model_takes_l_only_and_the_runtime_says_so(expo
     spy = Spy(backend)
     predict_prepared(spy, [prepare(np.full((40, 50, 3), 120, np.uint8), 64, 32)])
     assert spy.calls == [None]
+
+
+def test_colorize_batch_says_where_the_int8_twin_spreads_hints_and_only_then(exported, tmp_path, capsys):
+    """With --cpu-int8 a hint model runs as its L-only twin: colorize-batch says so on its line about
+    hints, and says nothing (no warning) in a run without hints, the usual run of the shipped model."""
+    from colorizer.desktop.cli import main as batch_main
+
+    source, _ = gray_photo_with_hints(tmp_path / "in")
+    args = ["--model", str(exported.onnx), "--backend", "cpu", "--cpu-int8"]
+    assert batch_main([str(source.parent), "-o", str(tmp_path / "out"), *args]) == 0
+    err = capsys.readouterr().err
+    assert "1 photo with color hints (the INT8 twin has no hint inputs" in err
+    assert batch_main([str(source.parent), "-o", str(tmp_path / "plain"), "--no-hints", *args]) == 0
+    err = capsys.readouterr().err
+    assert "hint inputs" not in err and "color hints" not in err, err
 
 
 def test_colorizer_eval_with_hints_on_a_hint_model(exported, photos, capsys):

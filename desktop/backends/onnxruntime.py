@@ -124,8 +124,9 @@ class OnnxRuntimeBackend(ClosesOnExit):
     def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
         onnx = files.cpu_onnx(options.cpu_int8)
         if onnx != files.onnx and read_contract(files.onnx).takes_hints and not read_contract(onnx).takes_hints:
-            log.warning("the INT8 twin of this model has no hint inputs: color hints are spread over its colors "
-                        "(the training-free route); without --cpu-int8 the model itself follows them")
+            # said where hints are used (colorize-batch's hints line): the shipped model has hint inputs
+            log.info("the INT8 twin of this model has no hint inputs: color hints are spread over its colors "
+                     "(the training-free route); without --cpu-int8 the model itself follows them")
         if onnx != files.onnx and _x86_without_vnni():
             log.warning("this CPU has no VNNI instructions: the INT8 model may lose color here (it was "
                         "checked on a CPU with VNNI); without --cpu-int8 the FP32 model runs")

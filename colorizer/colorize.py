@@ -336,7 +336,7 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
 def _hint_reach(guidance: np.ndarray, contract: ModelContract) -> np.ndarray:
     """(N, H, W) in [0, 1]: how far the hints reach at each pixel, as the spread fades its residual —
     the summed spread weights (from the guidance's confidence, 1 - exp(-sum)) against its floor."""
-    floor = float(dict(contract.hint_inputs.spread).get("floor", SpreadParams().floor))
+    floor = max(1e-6, float(dict(contract.hint_inputs.spread).get("floor", SpreadParams().floor)))
     confidence = np.clip(guidance[:, 2], 0.0, np.float32(1 - 1e-7))
     return np.minimum(np.float32(1.0), -np.log1p(-confidence) / np.float32(floor))
 

@@ -458,7 +458,8 @@ def test_colorize_batch_says_where_the_int8_twin_spreads_hints_and_only_then(exp
     assert "1 photo with color hints (the INT8 twin has no hint inputs" in err
     assert batch_main([str(source.parent), "-o", str(tmp_path / "plain"), "--no-hints", *args]) == 0
     err = capsys.readouterr().err
-    assert "hint inputs" not in err and "color hints" not in err, err
+    said = [line for line in err.splitlines() if "hint inputs" in line or "color hints" in line]
+    assert not [line for line in said if not line.startswith("INFO")], err  # at most the backend's info
 
 
 def test_colorizer_eval_with_hints_on_a_hint_model(exported, photos, capsys):

@@ -325,12 +325,17 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     guidance = np.stack([model_guidance(p, contract) for p in prepared])
     guided = predict(x, hints=guidance)
     share = contract.hint_inputs.guided_share
-    if share >= 1.0 or not guidance.any():
+    hinted = guidance.reshape(len(guidance), -1).any(axis=1)
+    if share >= 1.0 or not hinted.any():
         return guided
     # the contract's share of the guided prediction where the hints reach, the model's own colors
-    # without hints elsewhere (a photo without hints has zero guidance: both are the same prediction)
-    unguided = predict(x, hints=np.zeros_like(guidance))
-    return unguided + _hint_reach(guidance, contract)[:, None] * np.float32(share) * (guided - unguided)
+    # without hints elsewhere; predicted again only for the photos with hints (for the others, zero
+    # guidance, both are the same prediction)
+    unguided = predict(x[hinted], hints=np.zeros_like(guidance[hinted]))
+    reach = _hint_reach(guidance[hinted], contract)[:, None]
+    out = np.array(guided, np.float32, copy=True)  # a backend may hand out its own buffer
+    out[hinted] = unguided + reach * np.float32(share) * (out[hinted] - unguided)
+    return out
 
 
 def _hint_reach(guidance: np.ndarray, contract: ModelContract) -> np.ndarray:

@@ -406,9 +406,10 @@ def test_a_guided_share_mixes_the_predictions_with_and_without_the_hints(exporte
     hinted = plain.with_hints(PhotoHints((HintPoint(10, 10, "#c02020"), HintPoint(30, 25, "#2040c0"))), (40, 50))
     ab = predict_prepared(mixed, [hinted, plain])
     guided, unguided = mixed.calls
-    assert guided.any() and not unguided.any()  # the second call: zero guidance
+    assert guided.any() and not unguided.any()  # the second call: zero guidance,
+    assert len(guided) == 2 and len(unguided) == 1  # for the photo with hints only
     x = np.stack([hinted.model_input, plain.model_input])
-    with_hints, without = backend.predict(x, hints=guided), backend.predict(x, hints=unguided)
+    with_hints, without = backend.predict(x, hints=guided), backend.predict(x, hints=np.zeros_like(guided))
     floor = contract.hint_inputs.spread["floor"]
     summed = -np.log1p(-np.clip(guided[:, 2], 0, 1 - 1e-7))  # the spread weights' sum: 1 - exp(-sum)
     reach = np.minimum(1.0, summed / floor)[:, None]

@@ -112,6 +112,8 @@ def test_warm_start_drops_the_guidance_weights_of_a_hint_model_for_a_plain_run(t
     with torch.no_grad():
         torch.testing.assert_close(plain(x), hinted(x, torch.zeros(2, 3, 64, 96)))
         assert not torch.allclose(plain(x), hinted(x, torch.full((2, 3, 64, 96), 0.5)))
+    again = _warm_start_state(path, HINTED)  # a hint run from a hint generator: its weights as they are
+    assert all(torch.equal(again[k], v) for k, v in load_generator(path).state.items())
 
 
 def test_guidance_is_zero_without_hints_and_the_hint_color_at_a_hint():

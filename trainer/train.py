@@ -421,8 +421,9 @@ def _warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch
     or dropped (a generator without them computes what one with them does without hints)."""
     loaded = ckpt.load_generator(path)
     source = GeneratorConfig(**loaded.generator_config)
-    if dataclasses.replace(source, hint_channels=generator.hint_channels) != generator or \
-            0 not in (source.hint_channels, generator.hint_channels):
+    other_hints = source.hint_channels != generator.hint_channels and 0 not in (source.hint_channels,
+                                                                                 generator.hint_channels)
+    if dataclasses.replace(source, hint_channels=generator.hint_channels) != generator or other_hints:
         raise ValueError(f"--init-from {path}: that generator was built as {loaded.generator_config}, "
                          f"this run asks for {generator.to_dict()}; use the same generator settings")
     if source.hint_channels == generator.hint_channels:

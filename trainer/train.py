@@ -78,24 +78,19 @@ class Trainer:
         if cfg.init_from:
             self.G.load_state_dict(_warm_start_state(Path(cfg.init_from), cfg.generator))
             log.info("generator warm-started from %s", cfg.init_from)
-        self.teacher = None  # the start's frozen copy: what samples without hints learn (--no-hint-teacher)
-        if cfg.no_hint_teacher:
-            if not (cfg.generator.hint_channels and cfg.init_from):
-                raise ValueError("--no-hint-teacher needs --hint-inputs and --init-from")
-            self.teacher = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if cfg.no_hint_teacher and not (cfg.generator.hint_channels and cfg.init_from):
+            raise ValueError("--no-hint-teacher needs --hint-inputs and --init-from")
         if cfg.hint_weights_only:
             if not (cfg.generator.hint_channels and cfg.init_from and hasattr(self.G, "train_guidance_only")):
                 raise ValueError("--hint-weights-only needs --hint-inputs, --init-from and the effunet generator")
             self.G.train_guidance_only()
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
-        if self.teacher is not None:
-            self.teacher.to(self.device)
         if self.device.type == "cuda" or cfg.generator.name == "effunet":  # depthwise convs: faster on CPU too
             self.G.to(memory_format=torch.channels_last)
-            if self.teacher is not None:
-                self.teacher.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
+        # the start's frozen copy: what samples without hints learn (--no-hint-teacher)
+        self.teacher = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.no_hint_teacher else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(_generator_param_groups(self.G, cfg), lr=cfg.lr, betas=betas)
         lr_d = cfg.lr_d or cfg.lr

@@ -228,6 +228,25 @@ def test_no_hint_teacher_gives_samples_without_hints_the_start_s_colors(tmp_path
     assert all(torch.equal(v, first[k]) for k, v in trainer.teacher.state_dict().items())
 
 
+def test_keep_batchnorm_keeps_every_statistic_while_the_decoder_learns(tmp_path, photos):
+    """--keep-batchnorm: the decoder's weights learn, but no BatchNorm statistic moves (by default
+    only the encoder's are kept)."""
+    from colorizer.trainer.checkpoint import load_generator
+
+    start, trainer = warm_started_trainer(tmp_path, photos, steps=2, keep_batchnorm=True, hint_p_none=0.0,
+                                          ema_decay=0)
+    generator = trainer.fit()
+    state, start_state = load_generator(generator).state, load_generator(start).state
+    statistics = [k for k in start_state if k.endswith(("running_mean", "running_var"))]
+    assert any(k.startswith("up") for k in statistics)
+    assert all(torch.equal(state[k], start_state[k]) for k in statistics)
+    assert not torch.equal(state["head.0.weight"], start_state["head.0.weight"])  # the decoder learned
+
+    _, plain_run = warm_started_trainer(tmp_path / "b", photos, steps=2, hint_p_none=0.0, ema_decay=0)
+    state = load_generator(plain_run.fit()).state  # without it the decoder's statistics follow the batches
+    assert not all(torch.equal(state[k], start_state[k]) for k in statistics if k.startswith("up"))
+
+
 def test_no_hint_teacher_needs_hint_inputs_and_a_start(tmp_path, photos):
     from colorizer.trainer.config import TrainConfig
     from colorizer.trainer.train import Trainer

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --hint-inputs and --init-from: the samples given no hint learn the colors the "
                    "--init-from generator predicts (a frozen copy), not the true ones, so that without hints the "
                    "model keeps the automatic colors it started from while the whole decoder learns the hints")
+    p.add_argument("--keep-batchnorm", action="store_true",
+                   help="effunet with --init-from: every BatchNorm layer keeps the statistics of the generator it "
+                   "started from (by default only the encoder's are kept): batches with hints do not move the "
+                   "decoder's statistics away from the colors it makes without them")
     p.add_argument("--encoder-lr-scale", type=float, default=d.encoder_lr_scale,
                    help="learning rate of a pretrained encoder relative to --lr (0 freezes it)")
     p.add_argument("--encoder-frozen-blocks", type=int, default=d.encoder_frozen_blocks,
@@ -150,7 +154,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                           n_layers=args.discriminator_layers, norm=args.norm),
         old_photo_filters=tuple(args.old_photo), old_photo_p=args.old_photo_p, ema_decay=args.ema_decay,
         hint_p_none=args.hint_p_none, hint_count_p=args.hint_count_p, hint_weights_only=args.hint_weights_only,
-        no_hint_teacher=args.no_hint_teacher,
+        no_hint_teacher=args.no_hint_teacher, keep_batchnorm=args.keep_batchnorm,
         seed=args.seed, limit=args.limit, val_images=args.val_images, samples=args.samples, val_every=args.val_every,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, log_every=args.log_every,
         workers=args.workers, device=args.device, threads=args.threads,

@@ -105,7 +105,7 @@ class EffUNetGenerator(nn.Module):
         first convolution) and keep every BatchNorm's statistics: with no hint (zero guidance) the
         network then computes exactly what it did before training, whatever training does."""
         self.requires_grad_(False)
-        self._guidance_only = True
+        self.keep_batchnorm_statistics()
         for block in self._up_blocks():
             if not block.guide_channels:
                 continue
@@ -115,12 +115,17 @@ class EffUNetGenerator(nn.Module):
             mask[:, -block.guide_channels :] = 1.0
             weight.register_hook(lambda grad, mask=mask: grad * mask)
 
+    def keep_batchnorm_statistics(self) -> None:
+        """Every BatchNorm layer keeps its statistics in training (not only the encoder's): the decoder's
+        stay those of the generator it started from, whatever batches with hints it sees."""
+        self._keep_batchnorm = True
+
     def load_pretrained_encoder(self) -> None:
         load_imagenet_weights(self.encoder)
 
     def train(self, mode: bool = True) -> EffUNetGenerator:
         super().train(mode)
-        kept = self if getattr(self, "_guidance_only", False) else self.encoder
+        kept = self if getattr(self, "_keep_batchnorm", False) else self.encoder
         for m in kept.modules():  # ImageNet BatchNorm statistics are kept, not re-estimated
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()

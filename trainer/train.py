@@ -84,6 +84,10 @@ class Trainer:
             if not (cfg.generator.hint_channels and cfg.init_from and hasattr(self.G, "train_guidance_only")):
                 raise ValueError("--hint-weights-only needs --hint-inputs, --init-from and the effunet generator")
             self.G.train_guidance_only()
+        if cfg.keep_batchnorm:
+            if not (cfg.init_from and hasattr(self.G, "keep_batchnorm_statistics")):
+                raise ValueError("--keep-batchnorm needs --init-from and the effunet generator")
+            self.G.keep_batchnorm_statistics()
         self.G.to(self.device)
         self.D = define_discriminator(cfg.discriminator).to(self.device)
         if self.device.type == "cuda" or cfg.generator.name == "effunet":  # depthwise convs: faster on CPU too

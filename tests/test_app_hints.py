@@ -181,6 +181,21 @@ def test_hints_reload_when_the_row_is_selected_again_and_rows_show_sidecars(qtbo
     assert editor.stack.count() == 0
 
 
+def test_a_photo_holds_at_most_max_points_and_the_refusal_is_said(qtbot, store, model, tmp_path, stop_runs,
+                                                                  monkeypatch):
+    monkeypatch.setattr(hint_mode, "MAX_POINTS", 2)
+    window, view, paths = hint_window(qtbot, store, model, tmp_path, n=1)
+    stop_runs(window)
+    editor = window.hints
+    said = []
+    editor.message.connect(lambda text, ms: said.append(text))
+    for x in (10, 20, 30):
+        editor.add_point(x, 10)
+    assert [p.x for p in editor.points] == [10, 20] and editor.stack.count() == 2
+    assert len(read_photo_hints(sidecar_path(paths[0])).points) == 2
+    assert any("at most 2 hints" in text for text in said)
+
+
 def test_a_folder_that_cannot_be_written_is_said_and_nothing_is_lost(qtbot, store, model, tmp_path, stop_runs,
                                                                      monkeypatch):
     window, view, paths = hint_window(qtbot, store, model, tmp_path)

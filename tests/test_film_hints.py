@@ -134,6 +134,24 @@ def test_several_key_frames_the_nearest_wins():
     assert "#00ff00" in {pt.color for pt in p.hints_at(10).points}  # elsewhere in the frame: both apply
 
 
+def test_a_frame_holds_at_most_max_points_the_nearer_key_frames_first(monkeypatch):
+    """Many key frames in one shot: a frame gets at most MAX_POINTS points (the spread's memory grows
+    with them), those of the nearer key frames."""
+    from colorizer.desktop.pipeline import hint_tracking
+    from colorizer.desktop.pipeline.hint_tracking import HintPlan, KeyFrame, TrackedPoint
+
+    monkeypatch.setattr(hint_tracking, "MAX_POINTS", 3)
+    keys = [KeyFrame(k, 0, 20, [TrackedPoint(k, i, HintPoint(10 + 30 * i, 10 + k, RED),
+                                             {f: (10.0 + 30 * i, 10.0 + k) for f in range(21)}) for i in range(3)])
+            for k in (0, 10)]
+    p = HintPlan(FilmHints(tuple(FrameHints(k.frame, tuple(t.point for t in k.points)) for k in keys), "test"),
+                 keys, 21, (H, W))
+    assert [(t.key, t.index) for t in p.tracked_at(8)] == [(10, 0), (10, 1), (10, 2)]
+    assert [(t.key, t.index) for t in p.tracked_at(2)] == [(0, 0), (0, 1), (0, 2)]
+    monkeypatch.setattr(hint_tracking, "MAX_POINTS", 500)
+    assert len(p.tracked_at(8)) == 6  # both key frames' points, where nothing caps them
+
+
 # ---------------------------------------------------------------------------- through the pipeline
 def cut_film(path: Path) -> Path:
     a, b = texture(7), texture(8, 10, 120)

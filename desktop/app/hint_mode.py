@@ -63,6 +63,7 @@ from colorizer.desktop.pipeline.hint_preview import HintPreview, film_hint_plan
 from colorizer.desktop.pipeline.hint_tracking import HintPlan, read_film_hints
 from colorizer.fileio import to_uint8
 from colorizer.hints import (
+    MAX_POINTS,
     FilmHints,
     FrameHints,
     HintPoint,
@@ -833,6 +834,10 @@ class HintEditor(QObject):
         self.changed.emit()
 
     def add_point(self, x: float, y: float) -> None:
+        if len(self.points) >= MAX_POINTS:
+            where = "frame" if self.is_film() else "photo"
+            self.message.emit(f"A {where} holds at most {MAX_POINTS} hints: move or recolor one instead.", 8000)
+            return
         self._push(self.points + (HintPoint(float(x), float(y), self.color),), "Add a hint", len(self.points))
 
     def move_point(self, index: int, x: float, y: float) -> None:

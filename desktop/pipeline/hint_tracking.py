@@ -48,7 +48,7 @@ from colorizer.colorize import Prepared, prepare_l
 from colorizer.contract import denormalize_l
 from colorizer.desktop.pipeline.temporal import SceneCutDetector
 from colorizer.hint_spread import DEFAULT_PARAMS, RenderHints, SpreadParams, geodesic_grid, hint_distances, hint_weights
-from colorizer.hints import FilmHints, HintPoint, HintsError, PhotoHints, read_hints
+from colorizer.hints import MAX_POINTS, FilmHints, HintPoint, HintsError, PhotoHints, read_hints
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ class HintPlan:
 
     def tracked_at(self, frame: int) -> list[TrackedPoint]:
         """The points that apply on ``frame`` (where points of two key frames meet, the nearer key
-        frame's), in the order :meth:`hints_at` gives them; nothing is counted."""
+        frame's; at most :data:`~colorizer.hints.MAX_POINTS`, the nearer key frames' first), in the
+        order :meth:`hints_at` gives them; nothing is counted."""
         candidates = self._by_frame.get(frame)
         if not candidates:
             return []
@@ -178,6 +179,8 @@ class HintPlan:
                    + (y - other.positions[frame][1]) ** 2 < radius2 for other in chosen):
                 continue  # a nearer key frame says otherwise here
             chosen.append(tracked)
+            if len(chosen) == MAX_POINTS:  # many key frames in one shot: the farther ones' points wait
+                break
         return chosen
 
     def point_at(self, tracked: TrackedPoint, frame: int) -> HintPoint:

@@ -293,7 +293,10 @@ def hint_contract(predictor: object) -> ModelContract | None:
 def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
     """(3, H, W) float32 hint guidance (:func:`colorizer.hint_guidance.guidance_map`) of ``prepared``'s
     hints for a model with hint inputs, padded like its model input (zeros: no hint), computed with
-    the spread settings the model was trained with (recorded in its contract)."""
+    the spread settings the model was trained with (recorded in its contract); a film frame's hints
+    come with their weights computed on the decode thread on a coarser distance grid
+    (:class:`colorizer.desktop.pipeline.hint_tracking.FilmSpread`), and those are used when the grid
+    is all that differs."""
     h, w = prepared.render_hw
     hints = prepared.hints
     if hints is None or len(hints) == 0:
@@ -301,6 +304,8 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
     else:
         recorded = dict(contract.hint_inputs.spread) if contract.hint_inputs else {}
         params = SpreadParams(**recorded) if recorded else hints.params
+        if hints.weights is not None and replace(params, grid=hints.params.grid) == hints.params:
+            params = hints.params  # a film frame's weights, computed ahead on its coarser distance grid: reused
         planes = guidance_map(np.asarray(prepared.l_render((h, w)), np.float32), hints, params)
     pad = prepared.padding
     if pad.top or pad.bottom or pad.left or pad.right:

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="auto tries TensorRT, then CUDA, then the CPU, and prints the one in use")
     g.add_argument("--device", type=int, default=0, help="GPU index")
-    g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1)")
+    g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1, all cores on 2 or fewer)")
     g.add_argument("--cpu-int8", action="store_true",
                    help="on the CPU, run the model's INT8 twin (NAME.int8.onnx, from colorizer-export "
                    "--int8-calibration) where there is one: inference about 1.6x faster, colors within about "
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference actors with --ray (default: one per GPU of the cluster, else 1)")
     q = p.add_argument_group("color")
     q.add_argument("--render-size", type=int, help="long side (pixels) the model sees; color is upsampled "
-                   "to full resolution (default: the model's training size)")
+                   "to full resolution (default: the render size recorded in the model)")
     q.add_argument("--saturation", type=float, default=1.0,
                    help="scale the added color (1 = the model's own default colorfulness; 0 = gray)")
     q.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the training size)")
     p.add_argument("--no-fp16", action="store_true", help="skip the FP16 ONNX")
     p.add_argument("--int8-calibration", type=Path, nargs="+", default=(), metavar="PHOTOS",
-                   help="also write NAME.int8.onnx, the INT8 twin CPUs run (about twice as fast), calibrated "
+                   help="also write NAME.int8.onnx, the INT8 twin CPUs run (about 1.6x as fast), calibrated "
                    "on these color photos (folders or .txt lists; training photos, never evaluation ones)")
     p.add_argument("--hint-guided-share", type=float, default=1.0, metavar="SHARE",
                    help="a model with hint inputs: with hints, the runtime takes SHARE of its prediction with "

@@ -40,13 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="generator checkpoint (.safetensors) or exported model (.onnx)")
     p.add_argument("photos", nargs="+", type=Path, help="folders or files of color photos (ground truth)")
     p.add_argument("--render-size", type=int, default=None, help="long side the model runs at "
-                   "(default: the model's training size)")
+                   "(default: the render size recorded in the model)")
     p.add_argument("--upsampling", choices=("guided", "bilinear"), default="guided",
                    help="how predicted color is brought to full resolution")
     p.add_argument("--saturation", type=float, default=1.0, help="scale the predicted chroma, as colorize-batch does")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
     p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
-    p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda)")
+    p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda); for an .onnx model: cpu = the CPU backend, else auto")
     p.add_argument("--cpu-int8", action="store_true",
                    help="run an ONNX model's INT8 twin on the CPU where it has one (as colorize-batch --cpu-int8)")
     p.add_argument("--hints", type=int, default=0, metavar="N",

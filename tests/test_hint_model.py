@@ -558,3 +558,33 @@ def test_ray_s_inference_actor_gives_a_hint_model_its_guidance(exported, tmp_pat
         actor(batch)
     assert len(spy.calls) == 1 and spy.calls[0].shape[:2] == (2, 3)
     assert spy.calls[0][0, 2].max() == 1.0 and not spy.calls[0][1].any()  # hints on the first row only
+
+
+def test_a_film_frame_s_guidance_reuses_the_weights_computed_on_the_decode_thread(monkeypatch):
+    """A film frame's hints come with their spread weights (FilmSpread, a coarser distance grid than the
+    model's recorded spread): the guidance uses them instead of computing the distances again on the
+    color thread; any other difference in the settings, or a photo's hints (no weights), computes them."""
+    import dataclasses
+
+    import colorizer.hint_guidance as guidance_module
+    from colorizer.desktop.pipeline.hint_tracking import FILM_SPREAD, FilmSpread
+    from colorizer.hint_spread import DEFAULT_PARAMS
+
+    lum = np.tile(np.linspace(10, 90, 96, dtype=np.float32), (64, 1))
+    prepared = prepare(np.repeat((lum[..., None] * 2.55).astype(np.uint8), 3, -1), 96, 32)
+    hints = PhotoHints((HintPoint(10, 20, "#b03a2e"), HintPoint(70, 40, "#3a6ea5")))
+    frame = FilmSpread().prepare(prepared, hints, (64, 96))
+    assert frame.hints.weights is not None and frame.hints.params == FILM_SPREAD != DEFAULT_PARAMS
+    contract = ModelContract(32, 96, hint_inputs=HintInputs(spread=dataclasses.asdict(DEFAULT_PARAMS)))
+    expected = guidance_map(frame.l_render(frame.render_hw), frame.hints, FILM_SPREAD)
+
+    computed = []
+    real = guidance_module.hint_weights
+    monkeypatch.setattr(guidance_module, "hint_weights", lambda *a, **k: computed.append(1) or real(*a, **k))
+    np.testing.assert_array_equal(model_guidance(frame, contract), expected)
+    assert computed == []  # the decode thread's weights were used
+    other = ModelContract(32, 96, hint_inputs=HintInputs(spread=dataclasses.asdict(
+        dataclasses.replace(DEFAULT_PARAMS, sigma_lightness=12.0))))
+    model_guidance(frame, other)  # the model was trained with another spread: its own weights
+    model_guidance(prepared.with_hints(hints, (64, 96)), contract)  # a photo: computed here
+    assert len(computed) == 2

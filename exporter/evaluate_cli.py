@@ -23,8 +23,8 @@ read: PSNR/SSIM (higher is better), CIEDE2000 dE (lower is better), colorfulness
 the ground truth's is shown too) and |d colorfulness| against the ground truth (lower is better).
 
 With --hints N, each photo gets N simulated color hints (3x3 px ground-truth patches at random
-positions seeded by --hints-seed, colored with the patch's mean), spread over the prediction exactly
-as colorize-batch spreads a photo's hints sidecar; the same seed gives the same points (and the
+positions seeded by --hints-seed, colored with the patch's mean), given to a hint model and spread
+over the prediction exactly as colorize-batch does with a photo's hints sidecar; the same seed gives the same points (and the
 first 3 of 10 are the 3 of --hints 3). The dE at the hint pixels is printed too.
 
 examples:

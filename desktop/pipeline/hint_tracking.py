@@ -29,8 +29,9 @@ for it; it stops after the last hinted shot). Memory is bounded: forward trackin
 backward tracking keeps the small frames since the last cut only while a key frame lies ahead, at
 most :attr:`TrackParams.buffer_bytes` of them (a longer run back is cut short there; the report
 says how far each point was applied). The result, a :class:`HintPlan`, gives the colorizing pass
-each frame's hints (:meth:`HintPlan.hints_at`) as a photo's, spread the same way after the temporal
-smoothing, and the report's entry (:meth:`HintPlan.report`).
+each frame's hints (:meth:`HintPlan.hints_at`) as a photo's (a hint model gets them as guidance,
+:func:`colorizer.colorize.predict_prepared`), spread the same way after the temporal smoothing, and
+the report's entry (:meth:`HintPlan.report`).
 """
 
 from __future__ import annotations

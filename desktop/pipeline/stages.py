@@ -12,8 +12,9 @@ Two routes from the decoded pixels to the file (:func:`prepare_photo` picks one)
   strip of rows at a time (:func:`colorizer.colorize.merge_color`), then encoded.
 
 A photo's color hints (its sidecar, :mod:`colorizer.hints`; the path is the task's) are read with
-it and placed on its render grid (:func:`prepare_photo`); the merge spreads them over the predicted
-color before it is upsampled, so both routes take them. An output made with other hints than the
+it and placed on its render grid (:func:`prepare_photo`); a hint model gets them as guidance
+(:func:`colorizer.colorize.predict_prepared`), and the merge spreads them over the predicted color
+before it is upsampled, so both routes take them. An output made with other hints than the
 sidecar's now (or without) is not skipped.
 
 Each stage turns a failure into the file's own result (one broken file never stops the others):

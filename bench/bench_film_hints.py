@@ -10,7 +10,10 @@ With hints the film is decoded twice (the first pass tracks the points on L at 3
 hinted frame's ab is moved toward its hints at render size. Each round also runs the film with
 hints spread as a photo's are (geodesic distances on a 96-pixel grid, ``--photo-spread``: what films
 used before the film spread, ``hint_tracking.FILM_SPREAD``, 64 pixels, with still frames reusing
-the previous distances). Nothing is written into the project.
+the previous distances; opt-in). For a model with hint inputs each round also runs the film with
+the guidance's spread weights computed again on the color thread (``recomputed``: what films did
+before session 9, when the guidance did not take the weights the decode thread had computed).
+Nothing is written into the project.
 
     python bench/bench_film_hints.py                       # shipped model, 96 frames of 480p
     python bench/bench_film_hints.py --frames 48 --sizes 480 720 --rounds 3
@@ -24,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 from bench_video import SIZES, make_clip  # noqa: E402
 
+import colorizer.colorize as colorize_module  # noqa: E402
 from colorizer.allocator import keep_freed_memory  # noqa: E402
 from colorizer.desktop.backends import default_model_path, open_backend  # noqa: E402
 from colorizer.desktop.pipeline import video  # noqa: E402
@@ -49,16 +54,29 @@ def key_frame(frame: int, width: int, height: int, count: int) -> FrameHints:
                                    for i, (fx, fy) in enumerate(spots)))
 
 
-def run(src: Path, dst: Path, backend, settings: VideoSettings, sidecar: Path | None, photo_spread: bool = False
-        ) -> tuple[float, float, dict]:
+MODEL_GUIDANCE = colorize_module.model_guidance
+
+
+def recomputed_guidance(prepared, contract):
+    """model_guidance as before session 9: the weights computed ahead are not used."""
+    if prepared.hints is not None:
+        prepared = replace(prepared, hints=replace(prepared.hints, weights=None))
+    return MODEL_GUIDANCE(prepared, contract)
+
+
+def run(src: Path, dst: Path, backend, settings: VideoSettings, sidecar: Path | None, photo_spread: bool = False,
+        recomputed: bool = False) -> tuple[float, float, dict]:
     """frames/s, CPU ms per frame (all threads) and the report's hints of one run (``photo_spread``:
-    the hints spread with a photo's parameters, as films were before FILM_SPREAD)."""
+    the hints spread with a photo's parameters, as films were before FILM_SPREAD; ``recomputed``: a
+    hint model's guidance weights computed again on the color thread)."""
     video.FilmSpread = (lambda: FilmSpread(DEFAULT_PARAMS)) if photo_spread else FilmSpread
+    colorize_module.model_guidance = recomputed_guidance if recomputed else MODEL_GUIDANCE
     started, cpu = time.perf_counter(), time.process_time()
     try:
         result = colorize_video(src, dst, backend, settings, hints=sidecar)
     finally:
         video.FilmSpread = FilmSpread
+        colorize_module.model_guidance = MODEL_GUIDANCE
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.status != "done":
         raise SystemExit(f"benchmark run failed: {result.reason}")
@@ -74,8 +92,10 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[480], choices=sorted(SIZES))
     p.add_argument("--points", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--no-photo-spread", dest="photo_spread", action="store_false",
-                   help="leave out the runs with a photo's spread (the film spread's baseline)")
+    p.add_argument("--photo-spread", action="store_true",
+                   help="also run with a photo's spread (the film spread's baseline)")
+    p.add_argument("--no-recomputed", dest="recomputed", action="store_false",
+                   help="leave out the runs whose guidance weights are computed again (a hint model's baseline)")
     args = p.parse_args()
     keep_freed_memory()
     with open_backend(args.model or default_model_path(), args.backend) as backend:
@@ -93,11 +113,15 @@ def main() -> None:
                 sidecar = write_hints(sidecar_path(src), FilmHints((
                     key_frame(args.frames // 6, width, height, args.points),
                     key_frame(args.frames // 2 + args.frames // 6, width, height, args.points))))
-                plain, hinted, ratios, tracking, cpu, photo = [], [], [], [], [], []
+                plain, hinted, ratios, tracking, cpu, photo, again = [], [], [], [], [], [], []
+                recompute = args.recomputed and backend.contract.takes_hints
                 for _ in range(args.rounds):
                     fps_plain, cpu_plain, _ = run(src, tmp / "plain.mp4", backend, settings, None)
                     if args.photo_spread:
                         photo.append(run(src, tmp / "photo.mp4", backend, settings, sidecar, True)[0] / fps_plain)
+                    if recompute:
+                        again.append(run(src, tmp / "again.mp4", backend, settings, sidecar, recomputed=True)[0]
+                                     / fps_plain)
                     fps_hints, cpu_hints, report = run(src, tmp / "hints.mp4", backend, settings, sidecar)
                     cpu.append(cpu_hints / cpu_plain)
                     plain.append(fps_plain)
@@ -113,6 +137,9 @@ def main() -> None:
                 if photo:
                     print(f"  with a photo's spread (grid 96, as before): {statistics.median(photo):.2f}x "
                           f"(rounds {', '.join(f'{r:.2f}' for r in photo)})")
+                if again:
+                    print(f"  with the guidance's weights computed again on the color thread (before session 9): "
+                          f"{statistics.median(again):.2f}x (rounds {', '.join(f'{r:.2f}' for r in again)})")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -3,8 +3,8 @@
 # continuing from the shipped generator, on the photos packed by bench/gpu/pack.py.
 # Run on the GPU machine from the repository root, with runs/gpu carried:
 #     bash bench/gpu/train.sh [SECONDS] [STEPS]        (defaults: 510 s, 6000 steps)
-#     HINTS=1 bash bench/gpu/train.sh                  the hint-conditioned generator (issue #21): its guidance
-#                                                      weights, from the candidate in assets/models (model card, "v4");
+#     HINTS=1 bash bench/gpu/train.sh                  the hint-conditioned generator (issue #21): its whole decoder,
+#                                                      from the shipped v5, as v5 was trained (model card, "v5");
 #     pack its photos without the choice's held-out ones: python bench/gpu/pack.py --sources \
 #         runs/splits/imagenette_train_v4.txt ../shared/data/bsds500/train runs/splits/utkface_train.txt
 # The generator (float16 safetensors, ready for --init-from and colorizer-export) is written to
@@ -18,9 +18,9 @@ out=${OUT:-$kit/out}
 device=${DEVICE:-cuda}      # DEVICE=cpu BATCH=4 for a dry run of the mechanics on a CPU machine
 batch=${BATCH:-64}
 workers=${WORKERS:-12}
-if [[ "${HINTS:-0}" == 1 ]]; then   # the guidance weights only (v3 unchanged without hints); simulated hints
-    model_args=(--init-from assets/models/generator.safetensors --hint-inputs --hint-weights-only
-                --hint-count-p 0.25 --hint-p-none 0.05 --pixel-loss huber --lr 5e-4)
+if [[ "${HINTS:-0}" == 1 ]]; then   # the decoder on simulated hints; BatchNorm statistics kept, no hint: the start's colors
+    model_args=(--init-from assets/models/generator.safetensors --hint-inputs --keep-batchnorm --no-hint-teacher
+                --encoder-lr-scale 0 --hint-count-p 0.2 --hint-p-none 0.25 --pixel-loss huber --lr 2e-4)
 else
     model_args=(--init-from assets/models/generator.safetensors --encoder-lr-scale 0.2 --lr 2e-4)
 fi

@@ -50,6 +50,10 @@ MAX_POINTS = 500
 """The most points a photo or a film's key frame may hold (and a frame of a film, its key frames'
 points together): the spread's memory and time grow with the number of points (at 5,000 points one
 photo took 3 GB and 27 s), and a user clicks tens."""
+MAX_FILM_POINTS = 20_000
+"""The most points a film's key frames may hold together: each is tracked through its shot (15,000
+points on a 300-frame shot took 85 s and 0.7 GB); a key frame's points carry through its shot, so a
+film needs hints on a few frames, not on every one."""
 
 _HEX = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
@@ -222,6 +226,10 @@ def _parse_hints(data: object, source: str = "hints") -> Hints:
             raise HintsError(f"{source}: frame {number} is listed twice")
         seen.add(number)
         parsed.append(FrameHints(number, _parse_points(item.get("points", []), f"{source}: frame {number}")))
+    total = sum(len(f.points) for f in parsed)
+    if total > MAX_FILM_POINTS:
+        raise HintsError(f"{source}: {total} points on {len(parsed)} key frames; at most {MAX_FILM_POINTS} in all "
+                         f"(a key frame's points carry through its shot: hint a few frames of each shot)")
     return FilmHints(tuple(sorted(parsed, key=lambda f: f.frame)), source)
 
 

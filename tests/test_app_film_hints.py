@@ -199,6 +199,31 @@ def test_undo_redo_delete_and_move_on_a_film(qtbot, store, model, tmp_path, stop
     assert sorted(editor.film) == [3] and read_hints(sidecar_path(clip)).frames[0].frame == 3
 
 
+def test_a_film_holds_at_most_max_film_points_over_its_key_frames(qtbot, store, model, tmp_path, stop_runs,
+                                                                  monkeypatch):
+    """The app refuses a point that would make the film's sidecar one colorize-batch refuses."""
+    from colorizer.desktop.app import hint_mode
+
+    monkeypatch.setattr(hint_mode, "MAX_FILM_POINTS", 2)
+    clip = pan_clip(tmp_path / "pan.mp4")
+    window, view = film_window(qtbot, store, model, tmp_path, clip)
+    stop_runs(window)
+    editor = window.hints
+    said = []
+    editor.message.connect(lambda text, ms: said.append(text))
+    enter_hint_mode(qtbot, window)
+    go_to(qtbot, window, 3)
+    editor.add_point(20, 20)
+    go_to(qtbot, window, 15)
+    editor.add_point(50, 40)
+    editor.add_point(60, 40)  # a third point, on either key frame: refused
+    go_to(qtbot, window, 3)
+    editor.add_point(30, 30)
+    assert {f: len(p) for f, p in editor.film.items()} == {3: 1, 15: 1}
+    assert sum(len(f.points) for f in read_hints(sidecar_path(clip)).frames) == 2
+    assert sum("at most 2 hints on all its key frames" in text for text in said) == 2
+
+
 def test_frame_folder_sidecar_beside_the_folder_and_start_applies_the_hints(qtbot, store, model, tmp_path,
                                                                             stop_runs):
     folder = pan_folder(tmp_path / "reel")

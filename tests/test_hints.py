@@ -90,6 +90,8 @@ def test_film_hints_parse_and_are_refused_for_a_photo(tmp_path):
     (json.dumps(doc(points=[{"x": 1, "y": 1, "color": RED}] * 501)), "501 points; at most 500"),
     (json.dumps(doc(frames=[{"frame": 3, "points": [{"x": 1, "y": 1, "color": RED}] * 501}])),
      "frame 3: 501 points; at most 500"),
+    (json.dumps(doc(frames=[{"frame": k, "points": [{"x": 1, "y": 1, "color": RED}] * 500} for k in range(41)])),
+     "20500 points on 41 key frames; at most 20000 in all"),
     (json.dumps(doc(frames={"frame": 1})), "\"frames\" must be a list"),
     (json.dumps(doc(frames=[{"points": []}])), "has no \"frame\""),
     (json.dumps(doc(frames=[{"frame": -1}])), "whole number"),

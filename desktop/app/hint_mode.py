@@ -63,6 +63,7 @@ from colorizer.desktop.pipeline.hint_preview import HintPreview, film_hint_plan
 from colorizer.desktop.pipeline.hint_tracking import HintPlan, read_film_hints
 from colorizer.fileio import to_uint8
 from colorizer.hints import (
+    MAX_FILM_POINTS,
     MAX_POINTS,
     FilmHints,
     FrameHints,
@@ -837,6 +838,11 @@ class HintEditor(QObject):
         if len(self.points) >= MAX_POINTS:
             where = "frame" if self.is_film() else "photo"
             self.message.emit(f"A {where} holds at most {MAX_POINTS} hints: move or recolor one instead.", 8000)
+            return
+        if self.is_film() and sum(len(p) for f, p in self.film.items() if f != self.frame) + len(self.points) \
+                >= MAX_FILM_POINTS:
+            self.message.emit(f"A film holds at most {MAX_FILM_POINTS} hints on all its key frames: a key frame's "
+                              "hints carry through its shot.", 8000)
             return
         self._push(self.points + (HintPoint(float(x), float(y), self.color),), "Add a hint", len(self.points))
 

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="auto tries TensorRT, then CUDA, then the CPU, and prints the one in use")
     g.add_argument("--device", type=int, default=0, help="GPU index")
-    g.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: cores - 1, all cores on 2 or fewer)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU inference threads (0: cores - 1, all cores on 2 or fewer)")
     g.add_argument("--cpu-int8", action="store_true",
                    help="on the CPU, run the model's INT8 twin (NAME.int8.onnx, from colorizer-export "
                    "--int8-calibration) where there is one: inference about 1.6x faster, colors within about "

@@ -24,8 +24,8 @@ the ground truth's is shown too) and |d colorfulness| against the ground truth (
 
 With --hints N, each photo gets N simulated color hints (3x3 px ground-truth patches at random
 positions seeded by --hints-seed, colored with the patch's mean), given to a hint model and spread
-over the prediction exactly as colorize-batch does with a photo's hints sidecar; the same seed gives the same points (and the
-first 3 of 10 are the 3 of --hints 3). The dE at the hint pixels is printed too.
+over the prediction exactly as colorize-batch does with a photo's hints sidecar; the same seed
+gives the same points (and the first 3 of 10 are the 3 of --hints 3). The dE at the hint pixels is printed too.
 
 examples:
   colorizer-eval runs/first/generator.safetensors ~/held_out_photos
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saturation", type=float, default=1.0, help="scale the predicted chroma, as colorize-batch does")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N photos, evenly spread (0: all)")
     p.add_argument("--json", type=Path, help="also write the figures (and per-image rows) to this file")
-    p.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda); for an .onnx model: cpu = the CPU backend, else auto")
+    p.add_argument("--device", default="cpu",
+                   help="torch device for checkpoints (cpu, cuda); an .onnx model: cpu = the CPU backend, else auto")
     p.add_argument("--cpu-int8", action="store_true",
                    help="run an ONNX model's INT8 twin on the CPU where it has one (as colorize-batch --cpu-int8)")
     p.add_argument("--hints", type=int, default=0, metavar="N",

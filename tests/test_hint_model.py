@@ -116,6 +116,41 @@ def test_warm_start_drops_the_guidance_weights_of_a_hint_model_for_a_plain_run(t
     assert all(torch.equal(again[k], v) for k, v in load_generator(path).state.items())
 
 
+def test_hint_encoder_starts_as_the_hint_model_without_it_and_exports_with_parity(tmp_path):
+    """--hint-encoder: the guidance also enters the encoder through new weights, zero when warm-started
+    from a hint generator without them (step 0 computes what that one did); once they are not zero the
+    guidance changes the encoder's features, a photo without hints is unchanged, and the ONNX export
+    (and the INT8 twin's L-only weights) carry them."""
+    from colorizer.exporter.export import export_model
+    from colorizer.trainer.checkpoint import load_generator
+    from colorizer.trainer.train import _warm_start_state, without_guidance_inputs
+
+    enc = GeneratorConfig(name="effunet", width=4, depth=5, hint_channels=3, hint_encoder=True)
+    path = hint_generator_file(tmp_path / "hinted.safetensors")
+    base = define_generator(HINTED)
+    base.load_state_dict(load_generator(path).state)
+    net = define_generator(enc)
+    net.load_state_dict(_warm_start_state(path, enc))
+    base.eval(), net.eval()
+    x, guide = torch.rand(2, 1, 64, 96) * 2 - 1, torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, guide), base(x, guide))
+        for conv in net.encoder_guides:
+            conv.weight.normal_(0, 0.5)
+        assert not torch.allclose(net(x, guide), base(x, guide), atol=1e-4)
+        torch.testing.assert_close(net(x), base(x))  # no hint: zero guidance adds nothing
+        plain = define_generator(PLAIN).eval()
+        plain.load_state_dict(without_guidance_inputs(net.state_dict(), enc))
+        torch.testing.assert_close(plain(x), net(x))
+    trained = tmp_path / "enc.safetensors"
+    save_generator(trained, net.state_dict(), generator_config=enc.to_dict(), render_size=64, step=5,
+                   training_data="synthetic")
+    result = export_model(trained, tmp_path / "model", name="enc", version="t", fp16=False)
+    assert result.parity.passed
+    with pytest.raises(ValueError, match="generator settings"):  # dropping the encoder's hint weights
+        _warm_start_state(trained, HINTED)
+
+
 def test_guidance_is_zero_without_hints_and_the_hint_color_at_a_hint():
     lum = np.tile(np.linspace(20, 80, 64, dtype=np.float32), (48, 1))
     assert not guidance_map(lum, None).any()

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effunet: a hint-conditioned generator that also takes the dense guidance of color hints "
                    "(colorizer.hint_guidance), trained on hints simulated from the true colors; with --init-from a "
                    "generator without them, the new weights start at zero (step 0 computes what it did)")
+    p.add_argument("--hint-encoder", action="store_true",
+                   help="with --hint-inputs (effunet): the guidance also enters the encoder, added after its "
+                        "stride-2, 4, 8 and 16 stages (new weights, zero at first; train the encoder with "
+                        "--encoder-lr-scale above 0 for it to learn them)")
     p.add_argument("--hint-p-none", type=float, default=d.hint_p_none,
                    help="with --hint-inputs: share of training samples given no hint at all")
     p.add_argument("--hint-count-p", type=float, default=d.hint_count_p,
@@ -144,7 +148,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_steps=args.pretrain_steps, gan_steps=args.gan_steps, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1,
         beta2=args.beta2, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
         generator=GeneratorConfig(name=args.generator, width=width, depth=depth, norm=args.norm,
-                                  dropout=args.dropout, hint_channels=3 if args.hint_inputs else 0),
+                                  dropout=args.dropout, hint_channels=3 if args.hint_inputs else 0,
+                                  hint_encoder=bool(args.hint_encoder and args.hint_inputs)),
         pixel_loss=args.pixel_loss, huber_delta=args.huber_delta,
         chroma_weight=args.chroma_weight, lr_schedule=args.lr_schedule,
         lr_final_scale=args.lr_final_scale, encoder_lr_scale=args.encoder_lr_scale,

@@ -79,12 +79,17 @@ class EfficientNetLite0(nn.Module):
             self._fc = nn.Linear(HEAD_CHANNELS, 1000)
         self.act = nn.ReLU6(inplace=True)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps at strides 2, 4, 8, 16 and 32 (channels :data:`FEATURE_CHANNELS`)."""
+    def features(self, x: torch.Tensor, added: dict | None = None) -> list[torch.Tensor]:
+        """Feature maps at strides 2, 4, 8, 16 and 32 (channels :data:`FEATURE_CHANNELS`); ``added``:
+        block index (-1: the stem) -> a function of that output whose result is added to it."""
         x = self.act(self._bn0(self._conv_stem(x)))
+        if added and -1 in added:
+            x = x + added[-1](x)
         taps = []
         for i, block in enumerate(self._blocks):
             x = block(x)
+            if added and i in added:
+                x = x + added[i](x)
             if i in FEATURE_BLOCKS:
                 taps.append(x)
         return taps

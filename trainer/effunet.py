@@ -21,6 +21,7 @@ from colorizer.trainer.efficientnet_lite import (
     FEATURE_CHANNELS,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    STEM_CHANNELS,
     EfficientNetLite0,
     load_imagenet_weights,
 )
@@ -89,6 +90,12 @@ class EffUNetGenerator(nn.Module):
         self.up2 = UpBlock(widths[2], c2, widths[1], convs=1, guide_channels=g)
         self.up1 = UpBlock(widths[1], 1, widths[0], convs=1, guide_channels=g)  # full resolution: sees L again
         self.head = nn.Sequential(nn.Conv2d(widths[0], 2, 3, padding=1), nn.Tanh())
+        # cfg.hint_encoder: the guidance, area-averaged, also added into the encoder after the stem and
+        # the stride-2/4/8/16 stages (a 1x1 convolution each, zero at first): its deeper blocks then see hints
+        self.hint_encoder = bool(g and getattr(cfg, "hint_encoder", False))
+        if self.hint_encoder:
+            self.encoder_guides = nn.ModuleList(nn.Conv2d(g, c, 1, bias=False)
+                                                for c in (STEM_CHANNELS, c2, c4, c8, c16))
 
     def _up_blocks(self) -> list[UpBlock]:
         return [self.up16, self.up8, self.up4, self.up2, self.up1]
@@ -99,6 +106,8 @@ class EffUNetGenerator(nn.Module):
             for block in self._up_blocks():
                 if block.guide_channels:
                     block.conv[0].weight[:, -block.guide_channels :].zero_()
+            for conv in getattr(self, "encoder_guides", ()):
+                conv.weight.zero_()
 
     def train_guidance_only(self) -> None:
         """Freeze everything but the guidance weights (the guidance channels of each decoder stage's
@@ -133,13 +142,18 @@ class EffUNetGenerator(nn.Module):
 
     def forward(self, l_norm: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         gray = l_norm_to_gray_srgb(l_norm)
-        f2, f4, f8, f16, f32 = self.encoder.features((gray.expand(-1, 3, -1, -1) - self.mean) / self.std)
         if self.hint_channels:
             if hints is None:  # no hints: zero guidance (the model colors on its own)
                 hints = l_norm.new_zeros(l_norm.shape[0], self.hint_channels, *l_norm.shape[-2:])
             g = [nn.functional.avg_pool2d(hints, k) for k in (16, 8, 4, 2)] + [hints]
         else:
             g = [None] * 5
+        added = None
+        if self.hint_encoder:  # after the stem (stride 2), blocks 0 (2), 2 (4), 4 (8) and 10 (16)
+            guides = [g[3], g[3], g[2], g[1], g[0]]
+            added = {k: (lambda x, conv=conv, guide=guide: conv(guide))
+                     for k, conv, guide in zip((-1, 0, 2, 4, 10), self.encoder_guides, guides, strict=True)}
+        f2, f4, f8, f16, f32 = self.encoder.features((gray.expand(-1, 3, -1, -1) - self.mean) / self.std, added)
         x = self.up16(f32, f16, g[0])
         x = self.up8(x, f8, g[1])
         x = self.up4(x, f4, g[2])

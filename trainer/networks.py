@@ -32,6 +32,7 @@ class GeneratorConfig:
     norm: str = "batch"  # batch | instance
     dropout: float = 0.5  # in the innermost three decoder stages; 0 disables
     hint_channels: int = 0  # effunet: channels of the hint guidance input (0: none; 3: colorizer.hint_guidance)
+    hint_encoder: bool = False  # effunet with hint inputs: the guidance also enters the encoder (strides 2 to 16)
 
     @property
     def size_multiple(self) -> int:

@@ -422,10 +422,16 @@ def _warm_start_state(path: Path, generator: GeneratorConfig) -> dict[str, torch
     source = GeneratorConfig(**loaded.generator_config)
     other_hints = source.hint_channels != generator.hint_channels and 0 not in (source.hint_channels,
                                                                                  generator.hint_channels)
-    if dataclasses.replace(source, hint_channels=generator.hint_channels) != generator or other_hints:
+    same = dataclasses.replace(source, hint_channels=generator.hint_channels, hint_encoder=generator.hint_encoder)
+    if same != generator or other_hints or (source.hint_encoder and not generator.hint_encoder
+                                            and generator.hint_channels):
         raise ValueError(f"--init-from {path}: that generator was built as {loaded.generator_config}, "
                          f"this run asks for {generator.to_dict()}; use the same generator settings")
     if source.hint_channels == generator.hint_channels:
+        if generator.hint_encoder and not source.hint_encoder:  # the encoder's guidance weights added, zero
+            fresh = define_generator(generator).state_dict()
+            added = {k: torch.zeros_like(v) for k, v in fresh.items() if k.startswith("encoder_guides.")}
+            return dict(loaded.state) | added
         return loaded.state
     if generator.hint_channels == 0:
         return without_guidance_inputs(loaded.state, source)
@@ -437,7 +443,7 @@ def without_guidance_inputs(state: dict[str, torch.Tensor], source: GeneratorCon
     stage's first convolution loses its guidance channels (the last of its input), which is what zero
     guidance (no hint) multiplies by nothing."""
     target = define_generator(dataclasses.replace(source, hint_channels=0)).state_dict()
-    out = dict(state)
+    out = {k: v for k, v in state.items() if not k.startswith("encoder_guides.")}  # zero guidance adds nothing
     for key, want in target.items():
         have = state.get(key)
         if have is not None and have.shape != want.shape:

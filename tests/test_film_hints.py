@@ -60,6 +60,32 @@ def test_a_point_follows_a_known_translation_both_ways():
     assert len(hints.points) == 1 and abs(hints.points[0].x - 30) < 0.3 and hints.points[0].color == RED
 
 
+def test_a_point_on_a_flat_region_of_a_still_shot_holds_through_it():
+    """Lucas-Kanade cannot track a point without texture (a wall, the sky, a plain dress): it stays
+    where it was while what is under it does not change (it was lost at the next frame before)."""
+    frame = texture(4)[:H, :W].copy()
+    frame[20:80, 30:100] = 140  # a plain area, 60 x 70 px
+    frames = [frame.copy() for _ in range(20)]
+    p = plan(frames, key(5, (64, 50)))
+    tracked = p.keys[0].points[0]
+    assert sorted(tracked.positions) == list(range(20)) and tracked.lost_forward is None
+    assert all(abs(x - 64) < 0.5 and abs(y - 50) < 0.5 for x, y in tracked.positions.values())
+
+
+def test_a_point_on_a_plain_object_follows_it_by_its_edges():
+    big = texture(5)
+    frames = []
+    for i in range(24):  # a plain 36 x 36 square moving right 1 px a frame over a still texture
+        f = panned(big, 0).copy()
+        f[30:66, 20 + i : 56 + i] = 60
+        frames.append(f)
+    p = plan(frames, key(4, (38, 48)))
+    tracked = p.keys[0].points[0]
+    assert sorted(tracked.positions) == list(range(24))
+    for f, (x, y) in tracked.positions.items():  # on the square (18 px from the center to its edges)
+        assert abs(x - (38 + f - 4)) < 3 and abs(y - 48) < 3, (f, x, y)
+
+
 def test_a_point_that_leaves_the_frame_stops():
     big = texture(2)
     frames = [panned(big, i, dx=3, dy=0) for i in range(40)]  # content moves left 3 px a frame

@@ -11,10 +11,13 @@ on:
   frame to the shot's end and backward to its start. Each step first tries a small window without
   a pyramid (:attr:`TrackParams.local_window`: slow motion, and something moving close by -- a leg
   passing behind a post -- does not pull the point away), then, for the points that failed, the
-  pyramid (fast motion).
-* **Lost points stop**: a step is accepted only when LK converged (its own minimum-eigenvalue test
-  refuses low texture), the point tracked back lands within :attr:`TrackParams.fb_error` pixels of
-  where it started (forward-backward check), the point stays inside the frame (with a margin), and
+  pyramid (fast motion), then, for a point on too little texture to track (a wall, the sky, a plain
+  dress), a wide window with the pyramid (:attr:`TrackParams.wide_window`: it moves with the area's
+  edges); a point whose motion none of them could measure stays where it was
+  (:attr:`TrackParams.hold_still`) -- the tests below then decide whether it is still on its thing.
+* **Lost points stop**: a step is accepted only when LK converged with one of the windows and the
+  point tracked back lands within :attr:`TrackParams.fb_error` pixels of where it started
+  (forward-backward check) -- or the point is held still --, the point stays inside the frame (with a margin), and
   what is under it still looks like it: the patch around it changed little since the previous frame
   (:attr:`TrackParams.patch_change`) and its lightness little since the key frame
   (:attr:`TrackParams.lightness_change`) -- an occluder passing over it fails these. From the first
@@ -62,6 +65,9 @@ class TrackParams:
     window: int = 21  # LK window (pixels of the tracking image)
     levels: int = 3  # LK pyramid levels above the image
     local_window: int = 15  # first try: this window without a pyramid (0: go straight to the pyramid)
+    wide_window: int = 61  # last try, for points on too little texture (a wall, the sky): the motion of this
+    # wider window, with the pyramid (0: none)
+    hold_still: bool = True  # a point no window could track stays where it was if what is under it did not change
     min_eigen: float = 1e-4  # LK's minimum eigenvalue test (OpenCV's default): below it, too little texture
     fb_error: float = 0.7  # forward-backward check: pixels of the tracking image
     margin: float = 2.0  # a point closer than this to the border has left the frame
@@ -371,6 +377,13 @@ class _Tracker:
                 moved[retry], ok[retry] = moved_far, ok_far
         else:
             moved, ok = self._lucas_kanade(src, dst, pts, p.window, p.levels)
+        retry = np.flatnonzero(~ok)
+        if p.wide_window > 0 and len(retry):  # too little texture under them: the motion of a wider area
+            moved_wide, ok_wide = self._lucas_kanade(src, dst, pts[retry], p.wide_window, p.levels)
+            moved[retry], ok[retry] = moved_wide, ok_wide
+        if p.hold_still:  # no motion could be measured: where it was (the patch tests below decide)
+            moved[~ok] = pts[~ok]
+            ok[:] = True
         h, w = dst.shape
         kept = []
         for i, (tracked, _, patch) in enumerate(items):

@@ -217,7 +217,7 @@ class HintInputs:
             hints = cls(name=str(raw["name"]), channels=tuple(raw["channels"]), guidance=str(raw["guidance"]),
                         guidance_version=int(raw["guidance_version"]), spread=dict(raw.get("spread", {})),
                         guided_share=float(raw.get("guided_share", 1.0)))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise ContractError(f"{source}: its hint inputs' metadata is malformed ({exc})") from exc
         if (hints.guidance, hints.guidance_version, hints.channels) != (HINT_GUIDANCE, HINT_GUIDANCE_VERSION,
                                                                         HINT_CHANNELS):

@@ -200,6 +200,8 @@ def _parse_hints(data: object, source: str = "hints") -> Hints:
             data = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HintsError(f"{source}: not valid JSON ({exc})") from None
+        except RecursionError:  # arrays or objects nested thousands deep: no hints file looks like that
+            raise HintsError(f"{source}: not a hints file (JSON nested too deep)") from None
     if not isinstance(data, Mapping):
         raise HintsError(f"{source}: not a hints file (a JSON object with \"format\": \"{FORMAT}\" expected)")
     if data.get("format") != FORMAT:

@@ -129,6 +129,20 @@ def test_an_output_truncated_under_its_final_name_is_redone(model, photos, tmp_p
     assert status["p03.jpg"] == "done" and list(status.values()).count("skipped") == 23
 
 
+def test_a_garbled_journal_and_lock_file_do_not_stop_the_next_run(model, photos, tmp_path):
+    """Lines the next run cannot use (cut short, or JSON nested too deep for Python's parser) are
+    skipped: those outputs are checked again, and the rest are skipped as done."""
+    out = tmp_path / "out"
+    args = [str(photos), "-o", str(out), "--model", str(model), "-q"]
+    assert batch_main(args) == EXIT_OK
+    with open(out / ".colorize-journal.jsonl", "ab") as f:
+        f.write(b"[" * 100_000 + b"\n" + b'{"output": "p0')
+    (out / _LOCK_NAME).write_bytes(b"{" * 100_000)
+    assert batch_main(args) == EXIT_OK
+    report = check_outputs(out, out / "colorize-report.json")
+    assert report["summary"]["skipped"] == 24 and report["summary"]["failed"] == 0
+
+
 # --------------------------------------------------------------------------- signals
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_finishes_the_files_in_flight_and_writes_a_true_report(model, photos, tmp_path, signum):

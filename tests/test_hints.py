@@ -72,6 +72,7 @@ def test_film_hints_parse_and_are_refused_for_a_photo(tmp_path):
 
 @pytest.mark.parametrize(("content", "cause"), [
     (b"{not json", "not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),  # Python's JSON parser recurses
     (b"[1, 2]", "not a hints file"),
     (json.dumps({"format": "other", "version": 1, "points": []}), "format is 'other'"),
     (json.dumps({"format": "colorizer-hints", "version": 2, "points": []}), "version 2"),

@@ -190,7 +190,7 @@ class EngineInfo:
     def from_json(cls, text: str, source: str = "engine sidecar") -> EngineInfo:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested thousands deep
             raise EngineInfoError(f"{source} is not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise EngineInfoError(f"{source} does not hold a JSON object")

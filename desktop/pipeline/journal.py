@@ -64,7 +64,7 @@ def _holder_info(fd: int) -> dict:
         size = os.fstat(fd).st_size
         info = json.loads(os.pread(fd, size, 0).decode("utf-8", errors="replace") or "{}") if size else {}
         return info if isinstance(info, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return {}
 
 
@@ -194,8 +194,8 @@ class RunJournal:
                 entry = json.loads(line)
                 self._entries[entry["output"]] = (int(entry["size"]), int(entry["mtime_ns"]))
                 self._set_hints(entry["output"], entry.get("hints"))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill: that output is checked again
+            except (ValueError, KeyError, TypeError, RecursionError):
+                continue  # a line cut short by a kill (or garbled): that output is checked again
 
     def _compact(self) -> None:
         """Rewrite the journal with the entries that still match the disk (the run holds the folder)."""

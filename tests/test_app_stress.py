@@ -2,8 +2,9 @@
 
 With PySide6 6.12.0 on Python 3.11 the window aborted (``none_dealloc``) after about 480 drags of
 the before/after line and in the middle of film runs. ``test_qt_refcount.py`` measures the cause;
-these run what the user did: thousands of drags, wheel turns and repaints of the compare view, and
-a whole film run through the real ``colorizer`` command, each in a child process.
+these run what the user did: thousands of drags, wheel turns and repaints of the compare view, a
+thousand edits in hint mode while its preview recomputes, and a whole film run through the real
+``colorizer`` command, each in a child process.
 """
 
 from __future__ import annotations
@@ -58,6 +59,76 @@ _DRAG_CHILD = textwrap.dedent(f"""
     view.close()
     print("ok", round(view.split(), 3), flush=True)
 """)
+
+
+_HINTS_CHILD = textwrap.dedent("""
+    import random, sys, time
+    from pathlib import Path
+    from dataclasses import replace
+    from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+    from app_helpers import cpu_only, mouse, photos
+    from colorizer.desktop.app.window import MainWindow
+    from colorizer.hints import read_photo_hints, sidecar_path
+
+    model, tmp, edits = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    app = QApplication([])
+    window = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), detect=cpu_only)
+    window.confirm_stop = lambda: True
+    window.backends.wait()
+    def until(test, seconds=20):
+        end = time.monotonic() + seconds
+        while not test():
+            if time.monotonic() > end:
+                raise SystemExit("timed out")
+            app.processEvents(); time.sleep(0.005)
+    until(lambda: window.settings_panel.detection is not None)
+    window.settings_panel.set_settings(replace(window.app_settings, model=str(model), output_dir=str(tmp / "out"),
+                                               backend="cpu", render_size=32))
+    window.resize(1000, 700); window.show()
+    paths = photos(tmp / "in", 2, size=(60, 80))
+    window.add_paths(paths)
+    view, editor = window.compare.view, window.hints
+    until(view.has_image)
+    editor.action.trigger()
+    until(lambda: view.hint_preview() is not None)
+    rng = random.Random(0)
+    for i in range(edits):
+        x, y = rng.uniform(-5, 85), rng.uniform(-5, 65)  # a few outside the photo
+        kind = rng.random()
+        if kind < 0.4 or not editor.points:
+            pos = view.photo_to_view(x, y)
+            mouse(view, QEvent.Type.MouseButtonPress, pos); mouse(view, QEvent.Type.MouseButtonRelease, pos)
+        elif kind < 0.7:
+            p = rng.choice(editor.points)
+            mouse(view, QEvent.Type.MouseButtonPress, view.photo_to_view(p.x, p.y))
+            for _ in range(rng.randint(1, 5)):
+                mouse(view, QEvent.Type.MouseMove, view.photo_to_view(rng.uniform(0, 79), rng.uniform(0, 59)))
+            mouse(view, QEvent.Type.MouseButtonRelease, view.photo_to_view(rng.uniform(0, 79), rng.uniform(0, 59)))
+        elif kind < 0.8:
+            view.setFocus(); QTest.keyClick(view, Qt.Key.Key_Delete)
+        elif kind < 0.9:
+            QTest.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        else:
+            QTest.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        if i % 7 == 0:
+            app.processEvents()
+    until(lambda: view.hint_preview() is not None)
+    side = sidecar_path(paths[0])
+    saved = [(q.x, q.y) for q in read_photo_hints(side).points] if side.exists() else []
+    assert saved == [(q.x, q.y) for q in editor.points], (saved, editor.points)
+    window.hints.action.trigger()
+    window.close(); app.processEvents()
+    print("ok", len(editor.points), editor.stack.count(), flush=True)
+""")
+
+
+def test_a_thousand_edits_in_hint_mode_while_the_preview_recomputes(model, tmp_path):
+    result = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _HINTS_CHILD, str(model), str(tmp_path),
+                             "1000"], capture_output=True, text=True, timeout=600, env=_child_env(tmp_path / "home"))
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stdout[-1000:]}\n{result.stderr[-3000:]}"
+    assert result.stdout.startswith("ok")
 
 
 def _child_env(home: Path | None = None) -> dict[str, str]:

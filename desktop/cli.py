@@ -390,7 +390,7 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     from colorizer.desktop.pipeline.ray_runner import RayOptions
     from colorizer.desktop.pipeline.report import REPORT_NAME
     from colorizer.desktop.pipeline.run import ReportedRun
-    from colorizer.desktop.pipeline.tasks import plan
+    from colorizer.desktop.pipeline.tasks import plan, unsearched_subfolders
 
     try:
         settings = _settings(args)
@@ -403,6 +403,11 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     if not tasks and not rejected:
         return _error("no photos or videos found in " + ", ".join(map(str, args.inputs)) +
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
+    if not args.recursive and not args.frames and (unsearched := unsearched_subfolders(
+            [p for p in args.inputs if p.is_dir()], args.output.resolve())):
+        names = ", ".join(p.name for p in unsearched[:3]) + (", …" if len(unsearched) > 3 else "")
+        print(f"{len(unsearched)} subfolder{'s' * (len(unsearched) > 1)} with photos or videos not searched "
+              f"({names}): add --recursive to colorize them too", file=sys.stderr)
     if args.dry_run:
         return _dry_run(tasks, rejected, args.overwrite)
     report_path = args.report or args.output / REPORT_NAME

@@ -209,6 +209,17 @@ def test_cli_exit_codes_and_report(model, tmp_path, capsys):
     assert "model file not found" in capsys.readouterr().err
 
 
+def test_subfolders_left_out_without_recursive_are_said(model, tmp_path, capsys):
+    make_inputs(tmp_path / "in")  # a photo in in/sub/
+    (tmp_path / "in" / "notes").mkdir()
+    (tmp_path / "in" / "notes" / "readme.txt").write_text("no photos here")
+    args = [str(tmp_path / "in"), "-o", str(tmp_path / "in" / "out"), "--model", str(model), "-q", "--dry-run"]
+    assert batch_main(args) == EXIT_OK
+    assert "1 subfolder with photos or videos not searched (sub): add --recursive" in capsys.readouterr().err
+    assert batch_main(args + ["--recursive"]) == EXIT_OK
+    assert "not searched" not in capsys.readouterr().err
+
+
 def test_dry_run_changes_nothing(model, tmp_path, capsys):
     make_inputs(tmp_path / "in")
     assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--dry-run", "--model", str(model)]) == 0

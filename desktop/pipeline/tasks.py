@@ -56,20 +56,20 @@ def _walk(folder: Path, recursive: bool, exclude: Path | None = None) -> Iterabl
     return sorted(p for p in found if p.is_file() and not p.name.startswith(".") and not is_partial_file(p))
 
 
-def unsearched_subfolders(inputs: Sequence[Path], exclude: Path | None = None, limit: int = 10_000) -> list[Path]:
+def unsearched_subfolders(inputs: Sequence[Path], exclude: Path | None = None, limit: int = 20_000) -> list[Path]:
     """The subfolders of the input folders that a run without --recursive does not look in, and that
-    hold a photo or video by its name (any depth; at most ``limit`` entries are looked at for each)."""
+    hold a photo or video by its name (any depth; at most ``limit`` entries are looked at in all, so
+    a home folder given by mistake costs a moment, not minutes)."""
     media = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    found = []
+    found, seen = [], 0
     for folder in (Path(p) for p in inputs):
         try:
             subfolders = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
         except OSError:
             continue
         for sub in subfolders:
-            if _same(sub, exclude):
+            if _same(sub, exclude) or seen > limit:
                 continue
-            seen = 0
             for _top, dirs, files in os.walk(sub):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 seen += len(files) + len(dirs)

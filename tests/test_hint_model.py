@@ -263,6 +263,33 @@ def test_no_hint_teacher_gives_samples_without_hints_the_start_s_colors(tmp_path
     assert all(torch.equal(v, first[k]) for k, v in trainer.teacher.state_dict().items())
 
 
+def test_no_hint_copies_train_each_hinted_sample_also_without_its_hints_on_the_teacher(tmp_path, photos,
+                                                                                       monkeypatch):
+    """--no-hint-copies: a step's batch gets, for each sample with hints, the same L with zero guidance,
+    whose target is the teacher's colors; samples without hints are not copied."""
+    _, trainer = warm_started_trainer(tmp_path, photos, steps=1, no_hint_teacher=True, no_hint_copies=True,
+                                      ema_decay=0)
+    seen = {}
+
+    def spy(fake, ab):
+        seen["fake"], seen["ab"] = fake.detach(), ab.detach()
+        return torch.nn.functional.l1_loss(fake, ab)
+
+    monkeypatch.setattr(trainer, "pixel_loss", spy)
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    truth = torch.rand(3, 2, 64, 64) * 2 - 1
+    guidance = torch.zeros(3, 3, 64, 64)
+    guidance[[0, 2], 0], guidance[[0, 2], 2] = 0.3, 1.0  # samples 0 and 2 have hints, 1 has none
+    with torch.no_grad():
+        taught = trainer.teacher(x, torch.zeros_like(guidance))
+    trainer.train_step(x, truth, guidance)
+    assert seen["ab"].shape[0] == 5  # 3 samples + copies of the 2 hinted ones
+    assert torch.equal(seen["ab"][[0, 2]], truth[[0, 2]])
+    assert torch.allclose(seen["ab"][[1, 3, 4]], taught[[1, 0, 2]], atol=1e-5)
+    with pytest.raises(ValueError, match="no-hint-copies needs"):
+        warm_started_trainer(tmp_path / "b", photos, steps=1, no_hint_copies=True)
+
+
 def test_keep_batchnorm_keeps_every_statistic_while_the_decoder_learns(tmp_path, photos):
     """--keep-batchnorm: the decoder's weights learn, but no BatchNorm statistic moves (by default
     only the encoder's are kept)."""

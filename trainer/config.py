@@ -47,6 +47,7 @@ class TrainConfig:
     hint_count_p: float = 1 / 8  # hint inputs: the hint count is geometric with this p (mean 1/p)
     hint_weights_only: bool = False  # hint inputs: train the guidance weights only (no hint: the start's output)
     no_hint_teacher: bool = False  # hint inputs: samples without hints learn the start's colors, not the truth
+    no_hint_copies: bool = False  # with the teacher: each hinted sample also comes without its hints (teacher's colors)
     keep_batchnorm: bool = False  # effunet: every BatchNorm keeps the start's statistics (not only the encoder's)
     seed: int = 0
     limit: int = 0  # use at most this many training images (0: all)

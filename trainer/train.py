@@ -80,6 +80,8 @@ class Trainer:
             log.info("generator warm-started from %s", cfg.init_from)
         if cfg.no_hint_teacher and not (cfg.generator.hint_channels and cfg.init_from):
             raise ValueError("--no-hint-teacher needs --hint-inputs and --init-from")
+        if cfg.no_hint_copies and not cfg.no_hint_teacher:
+            raise ValueError("--no-hint-copies needs --no-hint-teacher")
         if cfg.hint_weights_only:
             if not (cfg.generator.hint_channels and cfg.init_from and hasattr(self.G, "train_guidance_only")):
                 raise ValueError("--hint-weights-only needs --hint-inputs, --init-from and the effunet generator")
@@ -162,6 +164,10 @@ class Trainer:
                    ) -> dict[str, float]:
         """One step; ``hints``: the guidance planes of a generator with hint inputs (None: none)."""
         cfg = self.cfg
+        if self.teacher is not None and hints is not None and cfg.no_hint_copies:
+            hinted = hints[:, 2].flatten(1).amax(1) > 0  # their copies without hints: the teacher's colors
+            l_norm, ab = torch.cat([l_norm, l_norm[hinted]]), torch.cat([ab, ab[hinted]])
+            hints = torch.cat([hints, torch.zeros_like(hints[hinted])])
         if self.teacher is not None and hints is not None:
             ab = self.taught_targets(l_norm, ab, hints)
         gan_phase = self.step >= cfg.pretrain_steps

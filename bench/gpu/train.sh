@@ -3,6 +3,9 @@
 # continuing from the shipped generator, on the photos packed by bench/gpu/pack.py.
 # Run on the GPU machine from the repository root, with runs/gpu carried:
 #     bash bench/gpu/train.sh [SECONDS] [STEPS]        (defaults: 510 s, 6000 steps)
+#     HINTS=2 bash bench/gpu/train.sh                  the same with the hints fed to the encoder too, which trains
+#                                                      (--hint-encoder --no-hint-copies: session 10's best hinted
+#                                                      figures, but its automatic colors moved on scenes: check them)
 #     HINTS=1 bash bench/gpu/train.sh                  the hint-conditioned generator (issue #21): its whole decoder,
 #                                                      from the shipped v5, as v5 was trained (model card, "v5");
 #     pack its photos without the choice's held-out ones: python bench/gpu/pack.py --sources \
@@ -21,6 +24,10 @@ workers=${WORKERS:-12}
 if [[ "${HINTS:-0}" == 1 ]]; then   # the decoder on simulated hints; BatchNorm statistics kept, no hint: the start's colors
     model_args=(--init-from assets/models/generator.safetensors --hint-inputs --keep-batchnorm --no-hint-teacher
                 --encoder-lr-scale 0 --hint-count-p 0.2 --hint-p-none 0.25 --pixel-loss huber --lr 2e-4)
+elif [[ "${HINTS:-0}" == 2 ]]; then  # also the encoder, fed the hints (model card, "Session 10": runs/v6h, far longer)
+    model_args=(--init-from assets/models/generator.safetensors --hint-inputs --hint-encoder --keep-batchnorm
+                --no-hint-teacher --no-hint-copies --encoder-lr-scale 0.5 --hint-count-p 0.2 --hint-p-none 0.25
+                --pixel-loss huber --lr 2e-4)
 else
     model_args=(--init-from assets/models/generator.safetensors --encoder-lr-scale 0.2 --lr 2e-4)
 fi

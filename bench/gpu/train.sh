@@ -3,13 +3,13 @@
 # continuing from the shipped generator, on the photos packed by bench/gpu/pack.py.
 # Run on the GPU machine from the repository root, with runs/gpu carried:
 #     bash bench/gpu/train.sh [SECONDS] [STEPS]        (defaults: 510 s, 6000 steps)
-#     HINTS=2 bash bench/gpu/train.sh                  the same with the hints fed to the encoder too, which trains
-#                                                      (--hint-encoder --no-hint-copies: session 10's best hinted
-#                                                      figures, but its automatic colors moved on scenes: check them)
 #     HINTS=1 bash bench/gpu/train.sh                  the hint-conditioned generator (issue #21): its whole decoder,
 #                                                      from the shipped v5, as v5 was trained (model card, "v5");
 #     pack its photos without the choice's held-out ones: python bench/gpu/pack.py --sources \
 #         runs/splits/imagenette_train_v4.txt ../shared/data/bsds500/train runs/splits/utkface_train.txt
+#     HINTS=2 bash bench/gpu/train.sh                  HINTS=1's recipe with the hints fed to the encoder too, which trains
+#                                                      (--hint-encoder --no-hint-copies: session 10's best hinted
+#                                                      figures, but its automatic colors moved on scenes: check them)
 # The generator (float16 safetensors, ready for --init-from and colorizer-export) is written to
 # $OUT/generator.safetensors, with the run's train.log and metrics.jsonl beside it.
 # Written for the GPU machine described in ../shared/docs/DESIGN.md; not yet run on one.

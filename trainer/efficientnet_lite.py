@@ -79,17 +79,18 @@ class EfficientNetLite0(nn.Module):
             self._fc = nn.Linear(HEAD_CHANNELS, 1000)
         self.act = nn.ReLU6(inplace=True)
 
-    def features(self, x: torch.Tensor, added: dict | None = None) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, added: dict[int, torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Feature maps at strides 2, 4, 8, 16 and 32 (channels :data:`FEATURE_CHANNELS`); ``added``:
-        block index (-1: the stem) -> a function of that output whose result is added to it."""
+        block index (-1: the stem) -> a tensor added to that block's output."""
+        added = added or {}
         x = self.act(self._bn0(self._conv_stem(x)))
-        if added and -1 in added:
-            x = x + added[-1](x)
+        if -1 in added:
+            x = x + added[-1]
         taps = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if added and i in added:
-                x = x + added[i](x)
+            if i in added:
+                x = x + added[i]
             if i in FEATURE_BLOCKS:
                 taps.append(x)
         return taps

@@ -151,8 +151,8 @@ class EffUNetGenerator(nn.Module):
         added = None
         if self.hint_encoder:  # after the stem (stride 2), blocks 0 (2), 2 (4), 4 (8) and 10 (16)
             guides = [g[3], g[3], g[2], g[1], g[0]]
-            added = {k: (lambda x, conv=conv, guide=guide: conv(guide))
-                     for k, conv, guide in zip((-1, 0, 2, 4, 10), self.encoder_guides, guides, strict=True)}
+            added = {k: conv(guide) for k, conv, guide in zip((-1, 0, 2, 4, 10), self.encoder_guides, guides,
+                                                              strict=True)}
         f2, f4, f8, f16, f32 = self.encoder.features((gray.expand(-1, 3, -1, -1) - self.mean) / self.std, added)
         x = self.up16(f32, f16, g[0])
         x = self.up8(x, f8, g[1])

@@ -8,8 +8,9 @@
 #     pack its photos without the choice's held-out ones: python bench/gpu/pack.py --sources \
 #         runs/splits/imagenette_train_v4.txt ../shared/data/bsds500/train runs/splits/utkface_train.txt
 #     HINTS=2 bash bench/gpu/train.sh                  HINTS=1's recipe with the hints fed to the encoder too, which trains
-#                                                      (--hint-encoder --no-hint-copies: session 10's best hinted
-#                                                      figures, but its automatic colors moved on scenes: check them)
+#                                                      (--hint-encoder --no-hint-copies: session 10's best point beat
+#                                                      v5 with hints but did not hold, and its automatic colors moved
+#                                                      on scenes: check both, on more photos)
 # The generator (float16 safetensors, ready for --init-from and colorizer-export) is written to
 # $OUT/generator.safetensors, with the run's train.log and metrics.jsonl beside it.
 # Written for the GPU machine described in ../shared/docs/DESIGN.md; not yet run on one.

@@ -101,12 +101,13 @@ class PhotoHints:
     def __len__(self) -> int:
         return len(self.points)
 
-    def check_inside(self, width: int, height: int) -> PhotoHints:
-        """Raise :class:`HintsError` if a point lies outside a ``width`` x ``height`` photo; returns self."""
+    def check_inside(self, width: int, height: int, what: str = "photo") -> PhotoHints:
+        """Raise :class:`HintsError` if a point lies outside a ``width`` x ``height`` photo (or ``what``:
+        a film's "frame"); returns self."""
         for i, p in enumerate(self.points):
             if not (0 <= p.x < width and 0 <= p.y < height):
                 raise HintsError(f"{self.source or 'hints'}: point {i + 1} ({_number(p.x)}, {_number(p.y)}) lies "
-                                 f"outside the {width}x{height} photo (x must be in 0..{width - 1}, "
+                                 f"outside the {width}x{height} {what} (x must be in 0..{width - 1}, "
                                  f"y in 0..{height - 1}, upright)")
         return self
 
@@ -187,7 +188,7 @@ def _parse_points(items: object, where: str) -> tuple[HintPoint, ...]:
         if not _is_number(x) or not _is_number(y):
             raise HintsError(f"{at}: x and y must be numbers (pixels), got {x!r}, {y!r}")
         if size is not None and (not _is_number(size) or size <= 0 or size > 1e6):
-            raise HintsError(f"{at}: size must be a positive number of pixels, got {size!r}")
+            raise HintsError(f"{at}: size must be a number of pixels above 0 and at most 1,000,000, got {size!r}")
         points.append(HintPoint(float(x), float(y), parse_color(item["color"], at), None if size is None
                                 else float(size)))
     return tuple(points)

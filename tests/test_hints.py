@@ -87,7 +87,7 @@ def test_film_hints_parse_and_are_refused_for_a_photo(tmp_path):
     (json.dumps(doc(points=[{"x": 1, "y": 1, "color": "red"}])), "not an sRGB hex color"),
     (json.dumps(doc(points=[{"x": 1, "y": 1, "color": "#12345"}])), "not an sRGB hex color"),
     (json.dumps(doc(points=[{"x": 1, "y": 1, "color": 0xB03A2E}])), "not an sRGB hex color"),
-    (json.dumps(doc(points=[{"x": 1, "y": 1, "color": RED, "size": 0}])), "size must be a positive"),
+    (json.dumps(doc(points=[{"x": 1, "y": 1, "color": RED, "size": 0}])), "size must be a number of pixels above 0"),
     (json.dumps(doc(points=[{"x": 1, "y": 1, "color": RED}] * 501)), "501 points; at most 500"),
     (json.dumps(doc(frames=[{"frame": 3, "points": [{"x": 1, "y": 1, "color": RED}] * 501}])),
      "frame 3: 501 points; at most 500"),

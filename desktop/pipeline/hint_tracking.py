@@ -320,7 +320,7 @@ class _Tracker:
     def _start_key(self, index: int, small: np.ndarray) -> None:
         frame_hints = self.key_hints[index]
         height, width = self.frame_hw
-        PhotoHints(frame_hints.points, f"{self.hints.source}: frame {index}").check_inside(width, height)
+        PhotoHints(frame_hints.points, f"{self.hints.source}: frame {index}").check_inside(width, height, "frame")
         key = KeyFrame(index, self.shot_start)
         self.keys.append(key)
         started = []

@@ -157,12 +157,19 @@ def _settings(args: argparse.Namespace):
     return RunSettings(images, video, args.frames_to_video)
 
 
-def _dry_run(tasks, rejected, overwrite: bool) -> int:
-    for t in tasks:
-        state = "exists, skip" if t.output.exists() and not overwrite else "colorize"
-        print(f"{t.source} -> {t.output} ({t.kind}, {state})")
-    for r in rejected:
-        print(f"{r.source}: cannot be colorized: {r.reason}")
+def _dry_run(tasks, rejected, settings, output_dir: Path) -> int:
+    """Print what a run would do with each input, as it would decide it; nothing is written."""
+    from colorizer.desktop.pipeline.journal import RunJournal
+    from colorizer.desktop.pipeline.run import planned_action
+
+    journal = RunJournal.read_only(output_dir)
+    try:
+        for t in tasks:
+            print(f"{t.source} -> {t.output} ({t.kind}, {planned_action(t, settings, journal)})", flush=True)
+        for r in rejected:
+            print(f"{r.source}: cannot be colorized: {r.reason}", flush=True)
+    except BrokenPipeError:  # read by `head` or the like, which has seen enough: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
     return EXIT_OK
 
 
@@ -409,7 +416,7 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         print(f"{len(unsearched)} subfolder{'s' * (len(unsearched) > 1)} with photos or videos not searched "
               f"({names}): add --recursive to colorize them too", file=sys.stderr)
     if args.dry_run:
-        return _dry_run(tasks, rejected, args.overwrite)
+        return _dry_run(tasks, rejected, settings, args.output)
     report_path = args.report or args.output / REPORT_NAME
     for folder in dict.fromkeys([args.output, report_path.parent]):  # once, before anything is decoded
         if problem := check_writable(folder):

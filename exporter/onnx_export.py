@@ -120,7 +120,10 @@ def build_contract(loaded: LoadedGenerator, model_name: str, model_version: str,
     if hint_channels_of(loaded.net):
         from colorizer.hint_spread import DEFAULT_PARAMS
 
-        hint_inputs = HintInputs(spread=dataclasses.asdict(DEFAULT_PARAMS), guided_share=guided_share)
+        # the settings it was trained with (recorded since session 11; earlier files: the defaults, which
+        # every hint model so far was trained with)
+        spread = loaded.file.hint_spread or dataclasses.asdict(DEFAULT_PARAMS)
+        hint_inputs = HintInputs(spread=dict(spread), guided_share=guided_share)
     return ModelContract(
         size_multiple=loaded.config.size_multiple,
         render_size=render_size or loaded.file.render_size,

@@ -227,6 +227,44 @@ def test_dry_run_changes_nothing(model, tmp_path, capsys):
     assert "gray.jpg" in capsys.readouterr().out
 
 
+def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
+    """--dry-run decides as the run does: finished outputs are skipped, a changed sidecar or an
+    output cut short is redone, --overwrite redoes."""
+    files = make_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    base = [str(tmp_path / "in"), "-o", str(out), "--model", str(model), "-q"]
+
+    def planned() -> dict[str, str]:
+        assert batch_main(base + ["--dry-run"]) == EXIT_OK
+        lines = capsys.readouterr().out.splitlines()
+        return {Path(line.split(" -> ")[0]).name: line.rsplit(", ", 1)[1].rstrip(")") for line in lines}
+
+    assert set(planned().values()) == {"colorize"}
+    assert batch_main(base) == EXIT_OK
+    capsys.readouterr()
+    assert set(planned().values()) == {"skip: finished"}
+    sidecar = Path(str(files["gray"]) + ".hints.json")
+    sidecar.write_text(json.dumps({"format": "colorizer-hints", "version": 1,
+                                   "points": [{"x": 3, "y": 4, "color": "#b03a2e"}]}))
+    cut = out / "color.png"
+    cut.write_bytes(cut.read_bytes()[:200])
+    plan_now = planned()
+    assert plan_now["gray.jpg"] == "redo: its hints changed since it was made"  # made without hints
+    assert plan_now["color.png"] == "redo: not a finished output"
+    assert plan_now["scan16.tif"] == "skip: finished"
+    assert batch_main(base) == EXIT_OK  # the run does what the dry run said
+    capsys.readouterr()
+    assert set(planned().values()) == {"skip: finished"}
+    sidecar.write_text(json.dumps({"format": "colorizer-hints", "version": 1,
+                                   "points": [{"x": 5, "y": 4, "color": "#2f5d8a"}]}))
+    assert planned()["gray.jpg"] == "redo: its hints changed since it was made"
+    (out / ".colorize-journal.jsonl").unlink()  # an output no journal lists: its hints cannot be known
+    assert planned()["gray.jpg"] == "redo: not known to be made with these hints"
+    assert batch_main(base + ["--dry-run", "--overwrite"]) == EXIT_OK
+    assert all(line.endswith("redo: --overwrite)") for line in capsys.readouterr().out.splitlines())
+    assert not list(out.glob(".*.tmp*"))
+
+
 def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):
     monkeypatch.setattr(onnxruntime, "_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])

@@ -336,6 +336,34 @@ def test_export_writes_the_hint_input_and_its_contract(exported):
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in fp16.graph.input)
 
 
+def test_the_contract_records_the_spread_the_model_was_trained_with(tmp_path, photos):
+    """The trainer records the spread settings its guidance was made with beside the weights (final
+    generator and training checkpoint); the exporter copies them into the contract, so the runtime
+    makes the same guidance even if the defaults change later. Files from before: the defaults."""
+    import dataclasses
+
+    from colorizer.exporter.onnx_export import build_contract, load_eval_generator
+    from colorizer.hint_spread import DEFAULT_PARAMS
+    from colorizer.trainer.checkpoint import load_generator
+
+    _, trainer = warm_started_trainer(tmp_path, photos, steps=1, ema_decay=0)
+    generator = trainer.fit()
+    defaults = dataclasses.asdict(DEFAULT_PARAMS)
+    assert load_generator(generator).hint_spread == defaults
+    assert load_generator(trainer.checkpoint_path).hint_spread == defaults
+
+    other = {**defaults, "sigma_distance": 0.5, "grid": 64}
+    path = tmp_path / "other.safetensors"
+    state = load_generator(generator).state
+    save_generator(path, state, generator_config=HINTED.to_dict(), render_size=64, step=1, training_data="x",
+                   hint_spread=other)
+    assert build_contract(load_eval_generator(path), "m", "1").hint_inputs.spread == other
+    old = tmp_path / "old.safetensors"  # written before the spread was recorded
+    save_generator(old, state, generator_config=HINTED.to_dict(), render_size=64, step=1, training_data="x")
+    assert load_generator(old).hint_spread is None
+    assert build_contract(load_eval_generator(old), "m", "1").hint_inputs.spread == defaults
+
+
 def test_onnx_matches_pytorch_with_guidance(exported, tmp_path):
     import onnxruntime as ort
 

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     last = max(gens, key=lambda g: g.step)
     steps = ", ".join(str(g.step) for g in gens)
     save_generator(args.out, state, generator_config=last.generator_config, render_size=last.render_size,
-                   step=last.step, training_data=f"{last.training_data}; generator averaged over steps {steps}")
+                   step=last.step, training_data=f"{last.training_data}; generator averaged over steps {steps}",
+                   hint_spread=last.hint_spread)
     print(f"averaged {len(gens)} generators (steps {steps}) into {args.out}")
     return 0
 

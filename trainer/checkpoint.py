@@ -73,9 +73,16 @@ class TrainingState:
     ema: dict[str, torch.Tensor] | None = None
 
 
+def _hint_spread_meta(hint_spread: Mapping[str, object] | None) -> dict[str, str]:
+    """The metadata entry of the spread settings a generator with hint inputs was trained with (the
+    exporter records them in the model's contract, and the runtime makes the guidance with them)."""
+    return {} if hint_spread is None else {"hint_spread": json.dumps(dict(hint_spread), sort_keys=True)}
+
+
 def save_training(path: Path, *, step: int, config: dict, generator: torch.nn.Module,
                   discriminator: torch.nn.Module, optimizer_g: torch.optim.Optimizer,
-                  optimizer_d: torch.optim.Optimizer, ema: torch.nn.Module | None = None) -> None:
+                  optimizer_d: torch.optim.Optimizer, ema: torch.nn.Module | None = None,
+                  hint_spread: Mapping[str, object] | None = None) -> None:
     tensors = _prefixed("G", generator.state_dict()) | _prefixed("D", discriminator.state_dict())
     if ema is not None:
         tensors |= _prefixed("EMA", ema.state_dict())
@@ -90,6 +97,7 @@ def save_training(path: Path, *, step: int, config: dict, generator: torch.nn.Mo
         "config": json.dumps(config),
         "optimizer_g": json.dumps(meta_g),
         "optimizer_d": json.dumps(meta_d),
+        **_hint_spread_meta(hint_spread),
     }
     _atomic_save(tensors, metadata, path)
 
@@ -118,7 +126,8 @@ def load_training(path: Path) -> TrainingState:
 
 
 def save_generator(path: Path, generator_state: Mapping[str, torch.Tensor], *, generator_config: dict,
-                   render_size: int, step: int, training_data: str, half: bool = False) -> None:
+                   render_size: int, step: int, training_data: str, half: bool = False,
+                   hint_spread: Mapping[str, object] | None = None) -> None:
     """The shippable generator: weights (optionally float16) + what the exporter needs to rebuild it."""
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in generator_state.items()}
     metadata = {
@@ -128,6 +137,7 @@ def save_generator(path: Path, generator_state: Mapping[str, torch.Tensor], *, g
         "render_size": str(render_size),
         "step": str(step),
         "training_data": training_data,
+        **_hint_spread_meta(hint_spread),
     }
     _atomic_save({k: v.detach().cpu().contiguous() for k, v in state.items()}, metadata, path)
 
@@ -140,6 +150,7 @@ class GeneratorFile:
     step: int
     training_data: str
     sha256: str
+    hint_spread: dict | None = None  # the spread settings its hint guidance was trained with (None: not recorded)
 
 
 def sha256_of(path: Path) -> str:
@@ -169,4 +180,5 @@ def load_generator(path: Path, use_ema: bool = True) -> GeneratorFile:
     else:
         raise ValueError(f"{path} is not a Colorizer checkpoint (metadata kind={kind!r})")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return GeneratorFile(state, gen_cfg, render_size, step, data, sha256_of(path))
+    spread = json.loads(meta["hint_spread"]) if "hint_spread" in meta else None
+    return GeneratorFile(state, gen_cfg, render_size, step, data, sha256_of(path), spread)

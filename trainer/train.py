@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from colorizer.colorize import colorize
+from colorizer.hint_spread import DEFAULT_PARAMS
 from colorizer.trainer import checkpoint as ckpt
 from colorizer.trainer.config import TrainConfig
 from colorizer.trainer.data import ColorPhotoDataset, HintSampling, ScanResult, read_rgb, scan_images, spread
@@ -112,7 +113,8 @@ class Trainer:
 
     def save(self) -> None:
         ckpt.save_training(self.checkpoint_path, step=self.step, config=self.cfg_dict(), generator=self.G,
-                           discriminator=self.D, optimizer_g=self.opt_g, optimizer_d=self.opt_d, ema=self.ema)
+                           discriminator=self.D, optimizer_g=self.opt_g, optimizer_d=self.opt_d, ema=self.ema,
+                           hint_spread=self.hint_spread())
         if self.cfg.keep_checkpoints:
             shutil.copyfile(self.checkpoint_path, self.checkpoint_path.with_name(f"step_{self.step:07d}.safetensors"))
 
@@ -319,11 +321,17 @@ class Trainer:
         log.info("reached step %d in %.1f min", self.step, (time.time() - started) / 60)
         return self.export_generator()
 
+    def hint_spread(self) -> dict | None:
+        """The spread settings the hint guidance is made with in training (:func:`.data.guidance_for`:
+        the runtime's defaults), recorded with the weights; None without hint inputs."""
+        return dataclasses.asdict(DEFAULT_PARAMS) if self.cfg.generator.hint_channels else None
+
     def export_generator(self) -> Path:
         path = self.run_dir / "generator.safetensors"
         ckpt.save_generator(path, self.inference_generator().state_dict(),
                             generator_config=self.cfg.generator.to_dict(), render_size=self.cfg.size,
-                            step=self.step, training_data=getattr(self, "summary", ""))
+                            step=self.step, training_data=getattr(self, "summary", ""),
+                            hint_spread=self.hint_spread())
         return path
 
 

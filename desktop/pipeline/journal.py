@@ -175,6 +175,20 @@ class RunJournal:
         journal._journal = os.open(root / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         return journal
 
+    @classmethod
+    def read_only(cls, root: Path) -> RunJournal:
+        """The journal of ``root`` as it is, without taking the folder or writing anything (what a run
+        would find there: ``--dry-run``); outputs it finds finished are remembered, not listed."""
+        journal = cls(root)
+        journal._load()
+        return journal
+
+    def lists(self, output: Path) -> bool:
+        """Whether ``output`` is listed as finished, as it is now on disk (made with whichever hints)."""
+        stat = _stat_of(output)
+        with self._lock:
+            return stat is not None and self._entries.get(self._key(output)) == stat
+
     def _key(self, path: Path) -> str:
         path = Path(os.path.abspath(path))
         try:

@@ -17,14 +17,15 @@ from pathlib import Path
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
-from colorizer.desktop.pipeline.frames import colorize_frame_folder
-from colorizer.desktop.pipeline.journal import RunJournal
+from colorizer.desktop.pipeline.frames import colorize_frame_folder, find_frame_sequences
+from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
 from colorizer.desktop.pipeline.report import FileResult, report_bytes
 from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
 from colorizer.desktop.pipeline.tasks import Rejected, Task
 from colorizer.desktop.pipeline.video import FrameProgressCallback, colorize_video, output_suffix
 from colorizer.fileio import ReservedFile, abandon_writes, os_error_reason
+from colorizer.hints import hints_digest
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,34 @@ def frames_video_path(task: Task, settings: VideoSettings) -> Path:
     """Where a colorized frame folder's video goes: inside the output folder, named after the input."""
     name = task.source.resolve().name
     return task.output / (name + output_suffix(task.source / f"{name}.mp4", settings))
+
+
+def planned_action(task: Task, settings: RunSettings, journal: RunJournal) -> str:
+    """What a run would do with ``task`` (``--dry-run``), decided as the run decides it with the output
+    folder's ``journal`` (:meth:`RunJournal.read_only`): "colorize", "skip: finished" or "redo: <why>"."""
+    overwrite = settings.images.overwrite if task.kind == TaskKind.IMAGE else settings.video.overwrite
+    digest = hints_digest(task.hints)
+    if task.kind == TaskKind.FRAMES:
+        sequences = find_frame_sequences(task.source) if task.source.is_dir() else []
+        if len(sequences) != 1:
+            return "fails: " + ("no numbered frames" if not sequences else "several frame sequences")
+        finished = [(task.output / p.name, TaskKind.IMAGE) for p in sequences[0].frames]
+        if settings.frames_to_video:
+            finished.append((frames_video_path(task, settings.video), TaskKind.VIDEO))
+    else:
+        finished = [(task.output, task.kind)]
+    there = [path for path, _ in finished if path.exists()]
+    if not there:
+        return "colorize"
+    if overwrite:
+        return "redo: --overwrite"
+    if all(output_done(path, kind, journal, digest) for path, kind in finished):
+        return "skip: finished"
+    if task.kind == TaskKind.FRAMES:
+        return f"redo: {len(there)} of {len(finished)} outputs there, not all finished"
+    if journal.lists(task.output):
+        return "redo: its hints changed since it was made"
+    return "redo: not a finished output" if digest is None else "redo: not known to be made with these hints"
 
 
 def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSettings | None = None, *,

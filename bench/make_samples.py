@@ -1,8 +1,10 @@
-"""Make assets/samples/*.jpg from scikit-image's bundled public-domain/CC0 photos (see LICENSES.md).
+"""Make assets/samples/*.jpg and the short gray film assets/samples/film.mp4 from scikit-image's
+bundled public-domain/CC0 photos (see LICENSES.md).
 
 Run once by the maintainers; needs scikit-image and piexif (`pip install scikit-image piexif`).
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,30 @@ def main() -> None:
             "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1950:06:01 12:00:00"},
         })
         image.save(OUT / f"{name}.jpg", quality=92, exif=exif, dpi=(300, 300))
+    film(OUT / "film.mp4", [data.coffee(), data.camera()])
+
+
+def film(path: Path, photos: list[np.ndarray], frames_per_shot: int = 36, size: tuple[int, int] = (480, 320)) -> None:
+    """A 3-second gray film (24 fps, H.264): a slow pan and zoom over each photo, one shot each, so a
+    run shows the temporal smoothing and a scene cut."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import write_clip
+
+    w, h = size
+
+    def frames():
+        for rgb in photos:
+            gray = Image.fromarray(rgb).convert("L")
+            for i in range(frames_per_shot):
+                t = i / (frames_per_shot - 1)
+                zoom = 1.0 + 0.15 * t  # the crop shrinks: a slow push in
+                scale = max(w * 1.2 * zoom / gray.width, h * zoom / gray.height)
+                big = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.LANCZOS)
+                x = round((big.width - w) * (0.2 + 0.6 * t))
+                y = round((big.height - h) / 2)
+                yield np.asarray(big.crop((x, y, x + w, y + h)))
+
+    write_clip(path, frames(), fps=24, options={"crf": "20", "preset": "slow"})
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ One implementation, numpy/OpenCV only (no torch), so every part computes colors 
 * Color space: CIE Lab from float32 RGB in [0, 1], as OpenCV's float conversion computes it
   (sRGB gamma, D65 white; L in [0, 100], a and b in about [-128, 127]).
 * Model input ``L``: float32 (N, 1, H, W), ``L / 50 - 1``.
-* Model output ``ab``: float32 (N, 2, H, W), ``ab / 110``, in [-1, 1].
+* Model output ``ab``: float32 (N, 2, H, W), ``ab / 110``: the generator's tanh (in [-1, 1]) times the
+  model's chroma gain (``colorizer.chroma_gain``, e.g. 1.35), so up to +-gain; not clipped.
 * H and W are multiples of ``size_multiple`` (2 ** U-Net depth); callers pad (reflect or edge),
   never stretch, and crop the padding off the output.
 * A model with hint inputs (format version 2, :class:`HintInputs`) also takes ``hints``: float32
   (N, 3, H, W), the dense guidance of the user's color hints the runtime computes
   (:func:`colorizer.hint_guidance.guidance_map`: hinted a/110, b/110 spread edge-aware over the photo,
-  and a confidence in [0, 1]), padded like L; zeros mean "no hint". Models without it (version 1:
+  and a confidence in [0, 1]), padded to L's padded shape by repeating its edge; zeros mean "no hint". Models without it (version 1:
   every model exported before, and users' own) keep working unchanged.
 
 :class:`ModelContract` is what the exporter writes into an ONNX model's ``metadata_props`` and
@@ -187,7 +188,8 @@ def pad_to_multiple(plane: np.ndarray, multiple: int, mode: str = "reflect") -> 
 @dataclass(frozen=True)
 class HintInputs:
     """A model's second input, the guidance of color hints: its name, planes, how they are made
-    (``guidance`` + ``guidance_version``, with the spread settings it was trained with) and padding."""
+    (``guidance`` + ``guidance_version``, with the spread settings it was trained with: recorded by the
+    trainer beside the weights, copied by the exporter) and the guided share."""
 
     name: str = HINT_INPUT_NAME
     channels: tuple[str, ...] = HINT_CHANNELS

@@ -11,7 +11,7 @@ beside L, three planes at render size computed from the hints placed on the rend
 * each hint's own patch holds its chroma and confidence 1.
 
 No hint at all gives three zero planes: the model then colors on its own. The trainer builds the
-same planes from simulated hints (:func:`colorizer.trainer.data`), so training and inference see the
+same planes from simulated hints (:func:`colorizer.trainer.data.guidance_for`), so training and inference see the
 same input.
 """
 

@@ -1,6 +1,7 @@
 """`colorize-batch`: colorize folders of black-and-white photos, videos and frame folders. Parses
 arguments and prints progress; the work is done by the runtime library
-(:func:`colorizer.desktop.pipeline.run.run_and_report`)."""
+(:class:`colorizer.desktop.pipeline.run.ReportedRun`, driven directly so that a second signal can
+abandon it)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ class FileResult:
     seconds: float | None = None
     reason: str | None = None
     timings: dict = field(default_factory=dict)
-    hints: dict | None = None  # the color hints used: {"sidecar", "count", "points"} (None: none)
+    hints: dict | None = None  # the color hints used: {"sidecar", "count", "digest", "points"}; a film's
+    # {"sidecar", "count", "digest", "tracking_s", "key_frames"} (None: none)
 
     @classmethod
     def ok(cls, task, backend: str, seconds: float, timings: dict | None = None, hints: dict | None = None

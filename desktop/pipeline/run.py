@@ -1,8 +1,9 @@
 """A whole run: photos through the batch pipeline (locally or on Ray), then videos and frame folders
 one by one, with one cancel token, one progress callback per finished input, and the JSON report.
 
-The CLI, the desktop app and the Ray path all go through :func:`run_and_report`; neither holds
-pipeline logic of its own.
+The CLI (:class:`ReportedRun` directly, so that its signal handler can :meth:`~ReportedRun.abandon`
+it), the desktop app (:func:`run_and_report`, which wraps it) and the Ray path all go through
+:class:`ReportedRun`; none holds pipeline logic of its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Video colorization: decode, colorize frame by frame with temporal smoothing, encode.
 
-One pass over the source (video2x's encoder is the model): the video packets are decoded
+One pass over the source (video2x's encoder is the model; a film with a hints sidecar is decoded
+once before it, to track its hints: :mod:`.hint_tracking`): the video packets are decoded
 (:class:`~colorizer.desktop.media.video_source.VideoSource`) and colorized; every other stream's
 packets (audio, subtitles, extra video angles) are muxed into the output unchanged
 (:class:`~colorizer.desktop.media.video_writer.VideoWriter`). Three threads: decoding and

@@ -163,6 +163,8 @@ def _dry_run(tasks, rejected, settings, output_dir: Path) -> int:
     from colorizer.desktop.pipeline.journal import RunJournal
     from colorizer.desktop.pipeline.run import planned_action
 
+    if output_dir.exists() and not output_dir.is_dir():
+        return _error(f"the output folder {output_dir} is a file")
     journal = RunJournal.read_only(output_dir)
     try:
         for t in tasks:

@@ -225,6 +225,10 @@ def test_dry_run_changes_nothing(model, tmp_path, capsys):
     assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--dry-run", "--model", str(model)]) == 0
     assert not (tmp_path / "out").exists()
     assert "gray.jpg" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("x")
+    assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "a_file"), "--dry-run", "--model", str(model)]) \
+        == EXIT_SETUP
+    assert "the output folder" in capsys.readouterr().err
 
 
 def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):

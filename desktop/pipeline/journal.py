@@ -201,6 +201,9 @@ class RunJournal:
             text = (self.root / JOURNAL_NAME).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return
+        except OSError as exc:  # unreadable: every output is checked again
+            log.warning("could not read the journal in %s: %s", self.root, exc)
+            return
         lines = text.splitlines()
         self._lines = len(lines)
         for line in lines:

@@ -87,6 +87,8 @@ def main() -> None:
     p.add_argument("--min-shot", type=int, default=40, help="shots at least this long get a key frame")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--keep", type=Path, default=None, help="keep the gray film, its sidecar and the tracked output")
+    p.add_argument("--per-point", action="store_true",
+                   help="also run each hint alone (fixed and tracked): which points make the difference")
     args = p.parse_args()
     truth, fps = read_clip(args.clip, args.frames)
     with open_backend(args.model or default_model_path(), "cpu") as backend:
@@ -146,6 +148,8 @@ def measure(args: argparse.Namespace, truth: list[np.ndarray], fps: int, backend
             same = sum(np.array_equal(runs[name][0][f], runs["none"][0][f]) for f in rest)
             print(f"shots without a key frame ({len(rest)} frames), {name} vs none: {same} identical")
         print("seconds per run: " + ", ".join(f"{n} {s:.1f}" for n, (_, _, s) in runs.items()))
+        if args.per_point:
+            per_point(clip, tmp, hints, hinted, truth, pairs, de["none"], backend, settings)
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in (clip, sidecar, tmp / "tracked.mp4"):
@@ -154,6 +158,29 @@ def measure(args: argparse.Namespace, truth: list[np.ndarray], fps: int, backend
             print(f"kept in {args.keep}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def per_point(clip: Path, tmp: Path, hints: FilmHints, hinted: list[range], truth: list[np.ndarray],
+              pairs: list[tuple[int, int]], none: list[float], backend, settings: VideoSettings) -> None:
+    """Each key frame's points one at a time, fixed and tracked: the change of the hinted shots' mean
+    ΔE2000 against no hints (negative: better)."""
+    frames = [f for f, _ in pairs]
+    base = float(np.mean([none[f] for f in frames]))
+    print("each hint alone: change of the hinted shots' mean dE2000 against no hints (fixed / tracked)")
+    for key, shot in zip(hints.frames, hinted, strict=True):
+        for i, point in enumerate(key.points):
+            alone = FilmHints(tuple(FrameHints(k.frame, (point,) if k is key else ()) for k in hints.frames), "truth")
+            single = tmp / f"point-{key.frame}-{i}.mp4"
+            shutil.copyfile(clip, single)
+            sidecar = write_hints(sidecar_path(single), alone)
+            ranges = [shot if k is key else range(0) for k in hints.frames]
+            change = []
+            for name, fixed in (("fixed", ranges), ("tracked", None)):
+                out, _, _ = colorize(single, tmp / f"{name}-{key.frame}-{i}.mp4", backend, settings, sidecar, fixed,
+                                     alone if fixed is not None else None)
+                change.append(float(np.mean([delta_e2000(truth[f], out[f]) for f in frames])) - base)
+            print(f"  key frame {key.frame}, point {i} ({point.x:g}, {point.y:g}) {point.color}: "
+                  f"{change[0]:+.2f} / {change[1]:+.2f}")
 
 
 if __name__ == "__main__":

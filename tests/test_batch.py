@@ -1,6 +1,7 @@
 """The photo pipeline end to end on synthetic files, through a tiny exported model on the CPU."""
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -241,7 +242,8 @@ def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
     def planned() -> dict[str, str]:
         assert batch_main(base + ["--dry-run"]) == EXIT_OK
         lines = capsys.readouterr().out.splitlines()
-        return {Path(line.split(" -> ")[0]).name: line.rsplit(", ", 1)[1].rstrip(")") for line in lines}
+        return {Path(line.split(" -> ")[0]).name: re.search(r" \((?:image|video|frames), (.*)\)$", line)[1]
+                for line in lines}
 
     assert set(planned().values()) == {"colorize"}
     assert batch_main(base) == EXIT_OK
@@ -266,6 +268,8 @@ def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
     assert planned()["gray.jpg"] == "redo: not known to be made with these hints"
     assert batch_main(base + ["--dry-run", "--overwrite"]) == EXIT_OK
     assert all(line.endswith("redo: --overwrite)") for line in capsys.readouterr().out.splitlines())
+    sidecar.write_text('{"format": "colorizer-hints", "version": 1, "frames": []}')  # a film's, beside a photo
+    assert planned()["gray.jpg"].startswith("fails: ") and "holds film hints" in planned()["gray.jpg"]
     assert not list(out.glob(".*.tmp*"))
 
 

@@ -9,6 +9,7 @@ it), the desktop app (:func:`run_and_report`, which wraps it) and the Ray path a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
 from colorizer.desktop.pipeline.frames import colorize_frame_folder, find_frame_sequences
+from colorizer.desktop.pipeline.hint_tracking import read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
 from colorizer.desktop.pipeline.report import FileResult, report_bytes
@@ -26,7 +28,7 @@ from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
 from colorizer.desktop.pipeline.tasks import Rejected, Task
 from colorizer.desktop.pipeline.video import FrameProgressCallback, colorize_video, output_suffix
 from colorizer.fileio import ReservedFile, abandon_writes, os_error_reason
-from colorizer.hints import hints_digest
+from colorizer.hints import HintsError, hints_digest, read_photo_hints
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,13 @@ def frames_video_path(task: Task, settings: VideoSettings) -> Path:
 
 def planned_action(task: Task, settings: RunSettings, journal: RunJournal) -> str:
     """What a run would do with ``task`` (``--dry-run``), decided as the run decides it with the output
-    folder's ``journal`` (:meth:`RunJournal.read_only`): "colorize", "skip: finished" or "redo: <why>"."""
+    folder's ``journal`` (:meth:`RunJournal.read_only`): "colorize", "skip: finished", "redo: <why>" or
+    "fails: <why>" (a hints sidecar it cannot use, a frame folder without one sequence)."""
+    if task.hints is not None and os.path.lexists(task.hints):
+        try:
+            read_photo_hints(task.hints) if task.kind == TaskKind.IMAGE else read_film_hints(task.hints)
+        except HintsError as exc:
+            return f"fails: {exc}"
     overwrite = settings.images.overwrite if task.kind == TaskKind.IMAGE else settings.video.overwrite
     digest = hints_digest(task.hints)
     if task.kind == TaskKind.FRAMES:

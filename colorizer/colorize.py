@@ -313,7 +313,7 @@ def model_guidance(prepared: Prepared, contract: ModelContract) -> np.ndarray:
     return planes
 
 
-def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
+def predict_prepared(predictor, prepared: Sequence[Prepared], unguided: np.ndarray | None = None) -> np.ndarray:
     """The model's ab (N, 2, h, w) for photos of one render shape: THE place where hints meet the model.
     A model with hint inputs (its contract says so) gets each photo's guidance (zeros for a photo
     without hints) — its prediction then follows the hints (mixed with its prediction without them
@@ -321,7 +321,9 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     and the merge's spread
     (:func:`color_planes`) touches up what is left at the hint points; any other model gets L
     alone and the merge spreads the hints over its colors (the training-free route). ``predictor``:
-    a backend (``.predict``) or a function of L."""
+    a backend (``.predict``) or a function of L; ``unguided``: the model's prediction of these photos
+    without hints (N, 2, h, w), when the caller has it already (the app's preview at each edit): the
+    second call is then not made."""
     x = np.stack([p.model_input for p in prepared])
     predict = getattr(predictor, "predict", predictor)
     contract = hint_contract(predictor)
@@ -336,7 +338,10 @@ def predict_prepared(predictor, prepared: Sequence[Prepared]) -> np.ndarray:
     # the contract's share of the guided prediction where the hints reach, the model's own colors
     # without hints elsewhere; predicted again only for the photos with hints (for the others, zero
     # guidance, both are the same prediction)
-    unguided = predict(x[hinted], hints=np.zeros_like(guidance[hinted]))
+    if unguided is None:
+        unguided = predict(x[hinted], hints=np.zeros_like(guidance[hinted]))
+    else:
+        unguided = np.asarray(unguided, np.float32)[hinted]
     reach = _hint_reach(guidance[hinted], contract)[:, None]
     out = np.array(guided, np.float32, copy=True)  # a backend may hand out its own buffer
     out[hinted] = unguided + reach * np.float32(share) * (out[hinted] - unguided)

@@ -12,8 +12,9 @@ One implementation, numpy/OpenCV only (no torch), so every part computes colors 
 * A model with hint inputs (format version 2, :class:`HintInputs`) also takes ``hints``: float32
   (N, 3, H, W), the dense guidance of the user's color hints the runtime computes
   (:func:`colorizer.hint_guidance.guidance_map`: hinted a/110, b/110 spread edge-aware over the photo,
-  and a confidence in [0, 1]), padded to L's padded shape by repeating its edge; zeros mean "no hint". Models without it (version 1:
-  every model exported before, and users' own) keep working unchanged.
+  and a confidence in [0, 1]), padded to L's padded shape by repeating its edge; zeros mean "no
+  hint". Models without it (version 1: every model exported before, and users' own) keep working
+  unchanged.
 
 :class:`ModelContract` is what the exporter writes into an ONNX model's ``metadata_props`` and
 what the runtime reads back; a model whose contract is missing or unknown is refused.

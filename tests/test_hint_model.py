@@ -531,6 +531,9 @@ def test_a_guided_share_mixes_the_predictions_with_and_without_the_hints(exporte
     mixed.calls.clear()
     predict_prepared(mixed, [plain])
     assert len(mixed.calls) == 1  # nothing to mix
+    mixed.calls.clear()  # the prediction without hints given (the app's preview has it): one call, same result
+    assert np.array_equal(predict_prepared(mixed, [hinted, plain], unguided=without), ab)
+    assert len(mixed.calls) == 1
     meta = mixed.contract.to_metadata()
     assert ModelContract.from_metadata(meta).hint_inputs.guided_share == 0.25
     old = dict(meta, **{"colorizer.hint_inputs": meta["colorizer.hint_inputs"].replace(', "guided_share": 0.25', "")})
@@ -606,6 +609,9 @@ def test_a_film_s_tracked_hints_reach_a_hint_model_as_guidance(exported, tmp_pat
 
 
 def test_the_app_s_pausable_backend_and_preview_give_a_hint_model_its_guidance(exported, tmp_path):
+    from dataclasses import replace
+
+    from colorizer.colorize import merge_color
     from colorizer.desktop.app.worker import PausableBackend, RunControl
     from colorizer.desktop.backends import open_backend
     from colorizer.desktop.pipeline.hint_preview import HintPreview
@@ -622,6 +628,17 @@ def test_the_app_s_pausable_backend_and_preview_give_a_hint_model_its_guidance(e
         with_hints, without = preview.render(hints), preview.render(None)
         assert len(spy.calls) == calls + 1 and spy.calls[-1][:, 2].max() == 1.0  # an edit: predicted again
         assert not np.array_equal(with_hints, without)
+        # a guided share below 1: the run mixes in the prediction without hints; the preview reuses the
+        # one it made at open (one call an edit) and shows the same colors as the run's two calls
+        spy.contract = replace(spy.contract, hint_inputs=replace(spy.contract.hint_inputs, guided_share=0.5))
+        preview = HintPreview.open(source, spy)
+        calls = len(spy.calls)
+        shown = preview.render(hints)
+        assert len(spy.calls) == calls + 1
+        prepared = preview.prepared.with_hints(hints, preview.full_hw)
+        run = merge_color(prepared, predict_prepared(spy, [prepared])[0], preview.saturation, preview.upsampling,
+                          np.uint8)
+        assert len(spy.calls) == calls + 3 and np.array_equal(shown, run)
     # a model without hint inputs is predicted once; each edit only spreads
     with Spy(open_backend(tiny_onnx(tmp_path / "plain"), "cpu")) as plain:
         preview = HintPreview.open(source, plain)

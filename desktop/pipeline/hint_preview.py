@@ -14,7 +14,8 @@ uses, and only the last step, merging the color with L, works on L reduced to sc
 The cost of an edit does not depend on the photo's size: the spread is at render size and the
 merge at screen size (``bench/bench_hint_preview.py`` measures it). A model with hint inputs is
 predicted again at each edit with the hints' guidance (:func:`colorizer.colorize.predict_prepared`,
-as a run gives it), so its preview costs a model call more per edit.
+as a run gives it; its prediction without hints, which the run mixes in, is the one made at open), so
+its preview costs one model call per edit.
 
 A film's frame (issue #22) the same way: :meth:`HintPreview.open_frame` decodes frame ``index`` of a
 video or frame folder as the colorizing pass does (the same frame format: a planar video's luma, or
@@ -134,7 +135,8 @@ class HintPreview:
             prepared = self.prepared.with_hints(hints, self.full_hw)
         ab = self.ab
         if self.predictor is not None and prepared.hints is not None:  # as a run gives a hint model its hints
-            ab = np.asarray(predict_prepared(self.predictor, [prepared])[0], np.float32)
+            # (its prediction without them is the one made at open: predicted once, not at each edit)
+            ab = np.asarray(predict_prepared(self.predictor, [prepared], unguided=self.ab[None])[0], np.float32)
         return merge_color(prepared, ab, self.saturation, self.upsampling, np.uint8)
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,13 +238,31 @@ def _parse_hints(data: object, source: str = "hints") -> Hints:
     return FilmHints(tuple(sorted(parsed, key=lambda f: f.frame)), source)
 
 
+def _sidecar_bytes(path: Path) -> bytes:
+    """The bytes of the sidecar at ``path``: OSError when it cannot be read; HintsError when it is not
+    a regular file (opened without blocking and checked before a byte is read: a named pipe or a
+    device would hang the run) or holds more than :data:`MAX_BYTES`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode) \
+                else "a device or socket"
+            raise HintsError(f"{path}: not a hints file ({kind}, not a regular file)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise HintsError(f"{path}: more than {MAX_BYTES} bytes is too large for a hints file")
+    return data
+
+
 def read_hints(path: Path | str) -> Hints:
     """Read and check a sidecar; HintsError (one line, naming the file) when it cannot be used."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise HintsError(f"{path}: {path.stat().st_size} bytes is too large for a hints file")
-        data = path.read_bytes()
+        data = _sidecar_bytes(path)
     except OSError as exc:
         raise HintsError(f"{path}: cannot read the hints file ({exc.strerror or exc})") from None
     return _parse_hints(data, str(path))
@@ -284,11 +304,13 @@ def hints_digest(path: Path | str | None) -> str | None:
     if path is None:
         return None
     try:
-        data = Path(path).read_bytes()
+        data = _sidecar_bytes(Path(path))
     except FileNotFoundError:
         return None
     except OSError:
         return "unreadable"
+    except HintsError as exc:  # not a regular file, too large
+        return "invalid-" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
     try:
         hints = _parse_hints(data, str(path))
         return hints.digest() if len(hints) else None  # no points: as if there were no sidecar

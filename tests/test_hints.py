@@ -2,6 +2,9 @@
 (both photo routes, EXIF rotation, resume, --no-hints, --hints-dir, the report, --ray)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -107,6 +110,28 @@ def test_every_malformed_sidecar_is_one_line_naming_the_file_and_the_cause(tmp_p
     message = str(info.value)
     assert message.startswith(str(path)) and cause in message and "\n" not in message
     assert hints_digest(path).startswith("invalid-")  # never matches a recorded digest
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_a_named_pipe_or_a_folder_where_the_sidecar_goes_is_an_error_not_a_hang(tmp_path):
+    """Reading a named pipe blocks until something writes to it: a run would hang there for good (and a
+    TERM could not stop it). The sidecar is opened without blocking and refused before a byte is read.
+    In a child process, so that a hang fails this test instead of stopping the suite."""
+    os.mkfifo(tmp_path / "scan.jpg.hints.json")
+    (tmp_path / "film.mp4.hints.json").mkdir()
+    code = ("import sys; from colorizer.hints import HintsError, hints_digest, read_hints\n"
+            "for name in ('scan.jpg.hints.json', 'film.mp4.hints.json'):\n"
+            "    path = sys.argv[1] + '/' + name\n"
+            "    assert hints_digest(path).startswith('invalid-')\n"
+            "    try:\n"
+            "        read_hints(path)\n"
+            "    except HintsError as exc:\n"
+            "        print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{tmp_path}/scan.jpg.hints.json: not a hints file (a named pipe, not a regular file)",
+        f"{tmp_path}/film.mp4.hints.json: not a hints file (a folder, not a regular file)"]
 
 
 def test_points_are_checked_against_the_upright_photo(tmp_path):

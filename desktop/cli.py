@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--frames-to-video", action="store_true", help="also encode colorized frames to a video")
     v.add_argument("--frame-rate", type=float, default=24.0, help="frame rate for --frames-to-video")
     o.add_argument("--report", type=Path, help="JSON report path (default: OUTPUT/colorize-report.json)")
-    o.add_argument("--dry-run", action="store_true", help="list what would be done, change nothing")
+    o.add_argument("--dry-run", action="store_true",
+                   help="list what a run would do with each input (colorize; skip: finished; redo or fails, "
+                   "and why), as the run would decide it; write nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
     return p

@@ -232,6 +232,12 @@ def test_dry_run_changes_nothing(model, tmp_path, capsys):
     assert "the output folder" in capsys.readouterr().err
 
 
+def dry_run_actions(printed: str) -> dict[str, str]:
+    """--dry-run's lines ("SOURCE -> OUTPUT (KIND, ACTION)") as {source name: action}."""
+    return {Path(line.split(" -> ")[0]).name: re.search(r" \((?:image|video|frames), (.*)\)$", line)[1]
+            for line in printed.splitlines()}
+
+
 def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
     """--dry-run decides as the run does: finished outputs are skipped, a changed sidecar or an
     output cut short is redone, --overwrite redoes."""
@@ -241,9 +247,7 @@ def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
 
     def planned() -> dict[str, str]:
         assert batch_main(base + ["--dry-run"]) == EXIT_OK
-        lines = capsys.readouterr().out.splitlines()
-        return {Path(line.split(" -> ")[0]).name: re.search(r" \((?:image|video|frames), (.*)\)$", line)[1]
-                for line in lines}
+        return dry_run_actions(capsys.readouterr().out)
 
     assert set(planned().values()) == {"colorize"}
     assert batch_main(base) == EXIT_OK
@@ -271,6 +275,27 @@ def test_dry_run_says_what_a_run_would_do(model, tmp_path, capsys):
     sidecar.write_text('{"format": "colorizer-hints", "version": 1, "frames": []}')  # a film's, beside a photo
     assert planned()["gray.jpg"].startswith("fails: ") and "holds film hints" in planned()["gray.jpg"]
     assert not list(out.glob(".*.tmp*"))
+
+
+def test_dry_run_of_a_frame_folder_checks_every_frame_s_output(model, tmp_path, capsys):
+    folder = tmp_path / "reel"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(gray(i, 24, 32)).save(folder / f"f_{i:04d}.png")
+    out = tmp_path / "out"
+    base = [str(folder), "-o", str(out), "--frames", "--model", str(model), "-q"]
+
+    def planned(*extra: str) -> str:
+        assert batch_main(base + ["--dry-run", *extra]) == EXIT_OK
+        return dry_run_actions(capsys.readouterr().out)["reel"]
+
+    assert planned() == "colorize"
+    assert batch_main(base) == EXIT_OK
+    capsys.readouterr()
+    assert planned() == "skip: finished"
+    assert planned("--frames-to-video") == "redo: 3 of 4 outputs there, not all finished"  # no video yet
+    (out / "f_0001.png").unlink()
+    assert planned() == "redo: 2 of 3 outputs there, not all finished"
 
 
 def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):

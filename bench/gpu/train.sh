@@ -56,7 +56,8 @@ from colorizer.trainer.checkpoint import load_generator, save_generator
 out = Path(sys.argv[1])
 g = load_generator(out / "run" / "checkpoints" / "last.safetensors")
 save_generator(out / "generator.safetensors", g.state, generator_config=g.generator_config,
-               render_size=g.render_size, step=g.step, training_data=g.training_data + " (GPU run)", half=True)
+               render_size=g.render_size, step=g.step, training_data=g.training_data + " (GPU run)", half=True,
+               hint_spread=g.hint_spread)
 print(f"generator of step {g.step} -> {out / 'generator.safetensors'}")
 PY
 cp "$out/run/train.log" "$out/run/metrics.jsonl" "$out/" 2>/dev/null || true

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from colorizer.exporter.cli import main as export_main
-from colorizer.trainer.checkpoint import load_generator, save_generator
+from colorizer.trainer.checkpoint import load_generator, save_generator_as
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 
@@ -37,8 +37,7 @@ def main() -> int:
     gen = load_generator(args.checkpoint)
     args.out.mkdir(parents=True, exist_ok=True)
     shipped = args.out / "generator.safetensors"
-    save_generator(shipped, gen.state, generator_config=gen.generator_config, render_size=gen.render_size,
-                   step=gen.step, training_data=gen.training_data, half=True)
+    save_generator_as(shipped, gen, half=True)
     return export_main([str(shipped), "-o", str(args.out), "--name", "colorizer", "--version", args.version,
                         "--render-size", str(args.render_size), "--chroma-gain", str(args.chroma_gain),
                         "--hint-guided-share", str(args.hint_guided_share),

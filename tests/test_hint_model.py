@@ -351,6 +351,11 @@ def test_the_contract_records_the_spread_the_model_was_trained_with(tmp_path, ph
     defaults = dataclasses.asdict(DEFAULT_PARAMS)
     assert load_generator(generator).hint_spread == defaults
     assert load_generator(trainer.checkpoint_path).hint_spread == defaults
+    from colorizer.trainer.average import main as average_main
+
+    averaged = tmp_path / "averaged.safetensors"
+    assert average_main([str(averaged), str(generator), str(trainer.checkpoint_path)]) == 0
+    assert load_generator(averaged).hint_spread == defaults  # kept by every file written from a loaded one
 
     other = {**defaults, "sigma_distance": 0.5, "grid": 64}
     path = tmp_path / "other.safetensors"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from colorizer.trainer.checkpoint import GeneratorFile, load_generator, save_generator
+from colorizer.trainer.checkpoint import GeneratorFile, load_generator, save_generator_as
 
 
 def average_generators(files: Sequence[Path]) -> tuple[dict[str, torch.Tensor], list[GeneratorFile]]:
@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     last = max(gens, key=lambda g: g.step)
     steps = ", ".join(str(g.step) for g in gens)
-    save_generator(args.out, state, generator_config=last.generator_config, render_size=last.render_size,
-                   step=last.step, training_data=f"{last.training_data}; generator averaged over steps {steps}",
-                   hint_spread=last.hint_spread)
+    save_generator_as(args.out, last, state=state,
+                      training_data=f"{last.training_data}; generator averaged over steps {steps}")
     print(f"averaged {len(gens)} generators (steps {steps}) into {args.out}")
     return 0
 

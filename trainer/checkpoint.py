@@ -153,6 +153,17 @@ class GeneratorFile:
     hint_spread: dict | None = None  # the spread settings its hint guidance was trained with (None: not recorded)
 
 
+def save_generator_as(path: Path, generator: GeneratorFile, *, state: Mapping[str, torch.Tensor] | None = None,
+                      training_data: str | None = None, half: bool = False) -> None:
+    """Write ``generator`` (as loaded: :func:`load_generator`) again as a generator file, with every
+    field it recorded (architecture, render size, step, training data, hint spread); ``state``: other
+    weights of the same architecture (an average), ``training_data``: a new account of them."""
+    save_generator(path, generator.state if state is None else state, generator_config=generator.generator_config,
+                   render_size=generator.render_size, step=generator.step,
+                   training_data=generator.training_data if training_data is None else training_data, half=half,
+                   hint_spread=generator.hint_spread)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -52,12 +52,10 @@ timeout -s TERM "$budget" python3 -m colorizer.trainer.cli "$kit/data" -o "$out/
 python3 - "$out" <<'PY'
 import sys
 from pathlib import Path
-from colorizer.trainer.checkpoint import load_generator, save_generator
+from colorizer.trainer.checkpoint import load_generator, save_generator_as
 out = Path(sys.argv[1])
 g = load_generator(out / "run" / "checkpoints" / "last.safetensors")
-save_generator(out / "generator.safetensors", g.state, generator_config=g.generator_config,
-               render_size=g.render_size, step=g.step, training_data=g.training_data + " (GPU run)", half=True,
-               hint_spread=g.hint_spread)
+save_generator_as(out / "generator.safetensors", g, training_data=g.training_data + " (GPU run)", half=True)
 print(f"generator of step {g.step} -> {out / 'generator.safetensors'}")
 PY
 cp "$out/run/train.log" "$out/run/metrics.jsonl" "$out/" 2>/dev/null || true

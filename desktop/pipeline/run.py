@@ -28,7 +28,7 @@ from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
 from colorizer.desktop.pipeline.tasks import Rejected, Task
 from colorizer.desktop.pipeline.video import FrameProgressCallback, colorize_video, output_suffix
 from colorizer.fileio import ReservedFile, abandon_writes, os_error_reason
-from colorizer.hints import HintsError, hints_digest, read_photo_hints
+from colorizer.hints import HintsError, read_photo_hints
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,14 @@ def planned_action(task: Task, settings: RunSettings, journal: RunJournal) -> st
     """What a run would do with ``task`` (``--dry-run``), decided as the run decides it with the output
     folder's ``journal`` (:meth:`RunJournal.read_only`): "colorize", "skip: finished", "redo: <why>" or
     "fails: <why>" (a hints sidecar it cannot use, a frame folder without one sequence)."""
+    digest = None  # of the hints the run would use (as hints_digest gives it), the sidecar read once
     if task.hints is not None and os.path.lexists(task.hints):
         try:
-            read_photo_hints(task.hints) if task.kind == TaskKind.IMAGE else read_film_hints(task.hints)
+            hints = read_photo_hints(task.hints) if task.kind == TaskKind.IMAGE else read_film_hints(task.hints)
         except HintsError as exc:
             return f"fails: {exc}"
+        digest = hints.digest() if hints is not None and len(hints) else None
     overwrite = settings.images.overwrite if task.kind == TaskKind.IMAGE else settings.video.overwrite
-    digest = hints_digest(task.hints)
     if task.kind == TaskKind.FRAMES:
         sequences = find_frame_sequences(task.source) if task.source.is_dir() else []
         if len(sequences) != 1:

@@ -200,7 +200,7 @@ def _start_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
     try:
         if not args.verbose:  # Ray Data's plans and notices would break the progress bar
             os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
-        return connect(args.ray), None
+        return connect(args.ray, quiet=not args.verbose), None
     except Exception as exc:  # Ray raises its own types (ConnectionError, RuntimeError...)
         return False, f"cannot start or join Ray at {args.ray}: {exc}"
 

@@ -123,3 +123,18 @@ def test_frame_folders_run_locally_beside_photos_on_ray(model, tmp_path):
     assert done == [(i, 4) for i in range(1, 5)]
     assert files(tmp_path / "ray") == files(tmp_path / "local")
     assert sorted(p.name for p in (tmp_path / "ray" / "reel").glob("*.png")) == [f"reel_{i:04d}.png" for i in range(3)]
+
+
+def test_cli_on_ray_shows_no_ray_notices(model, tmp_path):
+    """Ray's own notices ("Started a local Ray instance", ...) would break the progress bar: a child
+    process, since this module's Ray is already running."""
+    import subprocess
+    import sys
+
+    write_rgb(tmp_path / "in" / "a.png", synthetic_photo(1, 48, 64))
+    run = subprocess.run([sys.executable, "-m", "colorizer.desktop.cli", str(tmp_path / "in"), "-o",
+                          str(tmp_path / "out"), "--model", str(model), "--ray", "--render-size", "32"],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == EXIT_OK, run.stderr
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert "Started a local Ray instance" not in run.stderr and " INFO " not in run.stderr, run.stderr

@@ -147,8 +147,9 @@ def _write_row(row: dict, settings: ImageSettings) -> dict:
 
 
 # ---------------------------------------------------------------------------- driver
-def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> bool:
     """Start or join Ray unless it is running in this process; True if this call started it.
+    ``quiet``: Ray's own notices below errors (a local instance started, ...) are not shown.
 
     ``None``/``"local"``: a Ray on this machine (``num_cpus`` cores, default all); ``"auto"``: the
     cluster this machine belongs to; ``"ray://host:10001"``: a remote cluster through Ray Client."""
@@ -156,10 +157,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
+    level = logging.ERROR if quiet else logging.INFO
     if address in (None, LOCAL):
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 logging_level=level)
     else:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     return True
 
 

@@ -60,7 +60,7 @@ def read_metadata(im: ImageFile.ImageFile, data: bytes, fmt: str) -> tuple[Image
     metadata = ImageMetadata(
         exif=exif,
         icc_profile=_rgb_icc_profile(im.info.get("icc_profile")),
-        dpi=_clean_dpi(im.info.get("dpi")),
+        dpi=_clean_dpi(_declared_dpi(im, fmt)),
         xmp=_read_xmp(im, fmt),
         text=_read_text(im, fmt),
     )
@@ -103,6 +103,38 @@ def _rgb_icc_profile(icc: Any) -> bytes | None:
         return icc
     logger.debug("dropping an ICC profile of color space %r (not RGB)", icc[16:20])
     return None
+
+
+_TAG_X_RESOLUTION, _TAG_Y_RESOLUTION, _TAG_RESOLUTION_UNIT = 282, 283, 296
+_INCHES_PER_UNIT = {2: 1.0, 3: 2.54}  # ResolutionUnit: 1 = no absolute unit, 2 = inch (the default), 3 = cm
+
+
+def _declared_dpi(im: ImageFile.ImageFile, fmt: str) -> Any:
+    """The resolution the file declares, or None: not Pillow's stand-ins for a missing one.
+
+    Pillow reports 1 dpi for a TIFF without resolution tags and 72 dpi for a JPEG whose JFIF header
+    gives no unit when its EXIF names no resolution; both would go to the output as if declared.
+    """
+    if fmt == "TIFF":
+        return _tags_dpi(im.tag_v2)
+    if fmt == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
+        try:
+            return _tags_dpi(im.getexif())
+        except Exception:  # a damaged EXIF block declares nothing
+            return None
+    return im.info.get("dpi")
+
+
+def _tags_dpi(tags: Any) -> tuple[float, float] | None:
+    """DPI from TIFF/EXIF XResolution, YResolution and ResolutionUnit (None when not all declared)."""
+    scale = _INCHES_PER_UNIT.get(tags.get(_TAG_RESOLUTION_UNIT, 2))
+    x, y = tags.get(_TAG_X_RESOLUTION), tags.get(_TAG_Y_RESOLUTION)
+    if scale is None or x is None or y is None:
+        return None
+    try:
+        return float(x) * scale, float(y) * scale
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
 
 
 def _clean_dpi(dpi: Any) -> tuple[float, float] | None:

@@ -3,8 +3,9 @@
 Files are recognized by their content (:mod:`.formats`), never by their extension: JPEG, PNG,
 TIFF, WebP and BMP. :func:`read_image` returns a :class:`DecodedImage` with the EXIF orientation
 already applied. Pixels of 8-bit sources come from Pillow; 16-bit (and float) PNG and TIFF pixels
-come from OpenCV, because Pillow truncates 16-bit RGB to 8 bits. Metadata always comes from
-Pillow (:mod:`.image_metadata`). The input is only ever opened for reading, and a truncated or
+come from OpenCV, because Pillow truncates 16-bit RGB to 8 bits; TIFFs whose samples Pillow has no
+mode for (float RGB, 16- or 64-bit float, 16-bit gray + alpha) come from tifffile. Metadata always
+comes from Pillow's tag parsing (:mod:`.image_metadata`). The input is only ever opened for reading, and a truncated or
 corrupt file is an error, never a half-gray picture.
 
 What is read: pixels of any Pillow mode (palette, 1-bit, gray, gray+alpha, RGB, RGBA, CMYK...)
@@ -25,11 +26,12 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+import tifffile
 from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
 from colorizer.desktop.media.errors import ImageReadError
@@ -40,7 +42,7 @@ from colorizer.desktop.media.formats import (
     not_an_image_reason,
 )
 from colorizer.desktop.media.image_metadata import ImageMetadata, read_metadata
-from colorizer.desktop.media.tiff_tags import reset_orientation
+from colorizer.desktop.media.tiff_tags import load_ifd, reset_orientation
 from colorizer.fileio import PathLike, os_error_reason
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ DEFAULT_MAX_PIXELS = 300_000_000
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 _COLOR_CHROMA_THRESHOLD = 0.012  # mean (max - min) channel spread, fraction of full scale
 _CHROMA_SAMPLE_PIXELS = 1_000_000
+_TAG_ICC_PROFILE = 34675
+_TAG_PHOTOMETRIC, _MINISWHITE = 262, 0
+_TIFFFILE_PHOTOMETRICS = frozenset(
+    {tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE, tifffile.PHOTOMETRIC.RGB}
+)
 _ORIENTATION_TRANSFORMS: Mapping[int, Callable[[np.ndarray], np.ndarray]] = MappingProxyType(
     {
         2: lambda a: a[:, ::-1],
@@ -213,6 +220,30 @@ def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) 
         # Recent Pillow and OpenCV rotate TIFFs while decoding, older ones do not: neutralize the
         # tag in this in-memory copy so every decoder gives the pixels as stored, then rotate here.
         data, tiff_orientation = reset_orientation(data)
+    try:
+        pixels, metadata, orientation, mode = _decode_with_pillow(data, fmt, max_pixels, admit)
+    except SyntaxError as exc:  # Pillow knows no mode for these samples (float RGB, 16-bit gray + alpha...)
+        if fmt != "TIFF" or "unknown pixel mode" not in str(exc):
+            raise
+        pixels, metadata, orientation, mode = _decode_tiff_with_tifffile(data, max_pixels, admit)
+    orientation = tiff_orientation if fmt == "TIFF" else orientation
+    upright = _apply_orientation(pixels.pixels, orientation)
+    alpha = None if pixels.alpha is None else _apply_orientation(pixels.alpha, orientation)
+    return DecodedImage(
+        pixels=upright,
+        alpha=alpha,
+        format=fmt,
+        bit_depth=16 if upright.dtype == np.uint16 else 8,
+        is_color=upright.ndim == 3 and not pixels.gray_source and has_color(upright),
+        metadata=metadata,
+        mode=mode,
+    )
+
+
+def _decode_with_pillow(
+    data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None
+) -> tuple[_Pixels, ImageMetadata, int, str]:
+    """Pixels (as stored), metadata, EXIF orientation and Pillow's mode, Pillow reading the header."""
     # The plugin class is used directly (not Image.open) so that ``max_pixels`` is the limit,
     # not Pillow's process-wide MAX_IMAGE_PIXELS and its warnings.
     with _pillow_image_class(fmt)(io.BytesIO(data)) as im:
@@ -229,19 +260,43 @@ def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) 
             im.load()  # forces the full decode: truncated data raises here
             pixels = _pillow_pixels(im)
         metadata, orientation = read_metadata(im, data, fmt)
-        orientation = tiff_orientation if fmt == "TIFF" else orientation
-        mode = im.mode
-    upright = _apply_orientation(pixels.pixels, orientation)
-    alpha = None if pixels.alpha is None else _apply_orientation(pixels.alpha, orientation)
-    return DecodedImage(
-        pixels=upright,
-        alpha=alpha,
-        format=fmt,
-        bit_depth=16 if upright.dtype == np.uint16 else 8,
-        is_color=upright.ndim == 3 and not pixels.gray_source and has_color(upright),
-        metadata=metadata,
-        mode=mode,
-    )
+        return pixels, metadata, orientation, im.mode
+
+
+def _decode_tiff_with_tifffile(
+    data: bytes, max_pixels: int | None, admit: Admit | None
+) -> tuple[_Pixels, ImageMetadata, int, str]:
+    """A TIFF whose samples Pillow has no mode for (float RGB, 64- or 16-bit float, 16-bit gray with
+    alpha...), read by tifffile: its first page, as stored; metadata from its first IFD's tags."""
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first
+        photometric = tifffile.PHOTOMETRIC(page.photometric)
+        mode = f"{photometric.name} {page.samplesperpixel}x{page.dtype}"
+        _check_pixel_count((page.imagewidth, page.imagelength), max_pixels)
+        if admit is not None:
+            admit(ImageHeader("TIFF", page.imagewidth, page.imagelength, page.bitspersample, mode))
+        if photometric not in _TIFFFILE_PHOTOMETRICS or page.imagedepth > 1:
+            raise _DecodeError(f"unsupported TIFF samples: {mode} (photometric {photometric.name})")
+        array = page.asarray()  # truncated or corrupt data raises
+        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and page.samplesperpixel > 1:
+            array = np.moveaxis(array, 0, -1)
+        tags = load_ifd(data, page.offset)
+    array = _high_depth_samples(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if photometric == tifffile.PHOTOMETRIC.RGB:
+        rgb, extra = array[..., :3], array[..., 3:]
+        gray_source = False
+    else:
+        rgb, extra = array[..., 0], array[..., 1:]
+        if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+            rgb = np.iinfo(rgb.dtype).max - rgb
+        gray_source = True
+    alpha = np.ascontiguousarray(extra[..., 0]) if extra.shape[-1] else None
+    icc = tags.get(_TAG_ICC_PROFILE)
+    image = SimpleNamespace(tag_v2=tags, info={"icc_profile": bytes(icc) if icc else None})  # what it reads of a TIFF
+    metadata, orientation = read_metadata(image, data, "TIFF")  # type: ignore[arg-type]
+    return _Pixels(np.ascontiguousarray(rgb), alpha, gray_source), metadata, orientation, mode
 
 
 def _check_pixel_count(size: tuple[int, int], max_pixels: int | None) -> None:
@@ -322,6 +377,8 @@ def _decode_with_opencv(data: bytes, fmt: str, bits: int, im: ImageFile.ImageFil
     if array.shape[:2] != (im.height, im.width):
         raise _DecodeError(f"decoders disagree on the size ({array.shape[1]}x{array.shape[0]} vs {im.size})")
     array = _high_depth_samples(array)
+    if fmt == "TIFF" and im.tag_v2.get(_TAG_PHOTOMETRIC) == _MINISWHITE:  # OpenCV gives the stored values
+        array = _inverted_gray(array)
     if array.ndim == 2:
         return _Pixels(np.ascontiguousarray(array), None, gray_source=True)
     channels = array.shape[2]
@@ -334,6 +391,16 @@ def _decode_with_opencv(data: bytes, fmt: str, bits: int, im: ImageFile.ImageFil
     if channels == 4:
         return _Pixels(np.ascontiguousarray(array[..., 2::-1]), np.ascontiguousarray(array[..., 3]), False)
     raise _DecodeError(f"unsupported number of channels: {channels}")
+
+
+def _inverted_gray(array: np.ndarray) -> np.ndarray:
+    """A MinIsWhite TIFF's gray levels (0 = white) as MinIsBlack ones; alpha stays."""
+    top = np.iinfo(array.dtype).max
+    if array.ndim == 2:
+        return top - array
+    inverted = array.copy()
+    inverted[..., 0] = top - array[..., 0]
+    return inverted
 
 
 def _high_depth_samples(array: np.ndarray) -> np.ndarray:
@@ -368,6 +435,8 @@ def _pillow_pixels(im: Image.Image) -> _Pixels:
 def _to_basic_mode(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to one of L, LA, RGB, RGBA."""
     mode = im.mode
+    if mode in ("L", "RGB") and im.info.get("transparency") is not None:  # PNG tRNS: one color is transparent
+        return im.convert("LA" if mode == "L" else "RGBA")
     if mode in ("L", "LA", "RGB", "RGBA"):
         return im
     if mode == "CMYK":

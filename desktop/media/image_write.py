@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 _JPEG_MARKER_MAX = 65533
 _JPEG_XMP_MAX = _JPEG_MARKER_MAX - len(b"http://ns.adobe.com/xap/1.0/\x00")
 _PNG_COMPRESSION = 4
+_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383}
+"""The longest side each format's encoder takes (libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes)."""
 # Deflate level of TIFF outputs: lossless at any level. With imagecodecs (tifffile's codecs, a
 # dependency) level 1 writes a 2 MP 16-bit colorized photo in 103 ms against 177 at level 2 and
 # 350 with Python's zlib at either, the file within 1 % of level 2's size (zlib's default 6: about
@@ -114,10 +116,12 @@ def write_image(
     if isinstance(rgb, JpegPlanes):
         if fmt != "JPEG":
             raise ValueError(f"Y'CbCr 4:2:0 planes are written as JPEG only (asked: {fmt})")
+        _check_size(path, fmt, rgb.y.shape)
         pixels, depth = rgb, 8
         alpha_pixels = _prepare_alpha(alpha, rgb.y.shape, depth, fmt)  # JPEG: dropped
     else:
         pixels = _check_rgb(rgb)
+        _check_size(path, fmt, pixels.shape)
         depth = _output_bit_depth(fmt, pixels.dtype, bit_depth)
         pixels = to_bit_depth(pixels, depth)
         alpha_pixels = _prepare_alpha(alpha, pixels.shape[:2], depth, fmt)
@@ -148,6 +152,18 @@ def _refuse_source(path: Path, source: PathLike | None) -> None:
         same = path.resolve() == Path(source).resolve()
     if same:
         raise ImageWriteError(path, "refusing to overwrite the input file")
+
+
+def _check_size(path: Path, fmt: str, shape: tuple[int, ...]) -> None:
+    """Refuse a picture larger than the format can hold, before any encoder sees it."""
+    limit = _MAX_SIDE.get(fmt)
+    height, width = shape[:2]
+    if limit is not None and max(height, width) > limit:
+        raise ImageWriteError(
+            path,
+            f"{width}x{height} pixels do not fit in a {fmt} file (at most {limit} pixels a side); "
+            "write it as PNG or TIFF instead",
+        )
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:

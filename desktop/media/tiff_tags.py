@@ -59,15 +59,16 @@ def _ifd_entries(buf: bytes, endian: str, offset: int) -> list[tuple[int, int, i
     return entries
 
 
-def _find_orientation(tiff: bytes | memoryview) -> tuple[int, int, str] | None:
-    """(orientation, byte offset of its value, struct code) in IFD0 of a TIFF-structured buffer.
+def _find_orientations(tiff: bytes | memoryview) -> list[tuple[int, int, str]]:
+    """(orientation, byte offset of its value, struct code) of each Orientation entry in IFD0 of a
+    TIFF-structured buffer, in their order (a damaged file may hold several).
 
-    Works on TIFF files (classic and BigTIFF) and on EXIF blocks without their prefix; None when
+    Works on TIFF files (classic and BigTIFF) and on EXIF blocks without their prefix; empty when
     there is no Orientation tag or the structure is damaged.
     """
     endian = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
     if endian is None or len(tiff) < 16:
-        return None
+        return []
     (version,) = struct.unpack_from(endian + "H", tiff, 2)
     if version == 42:
         (ifd0,) = struct.unpack_from(endian + "I", tiff, 4)
@@ -76,36 +77,37 @@ def _find_orientation(tiff: bytes | memoryview) -> tuple[int, int, str] | None:
         (ifd0,) = struct.unpack_from(endian + "Q", tiff, 8)
         count_code, entry_code, entry_size, value_at = "Q", "HHQ", 20, 12
     else:
-        return None
+        return []
     count_size = struct.calcsize(endian + count_code)
     if ifd0 + count_size > len(tiff):
-        return None
+        return []
     (count,) = struct.unpack_from(endian + count_code, tiff, ifd0)
+    found = []
     for index in range(count):
         position = ifd0 + count_size + entry_size * index
         if position + entry_size > len(tiff):
-            return None
+            break
         tag, kind, n = struct.unpack_from(endian + entry_code, tiff, position)
-        if tag == TAG_ORIENTATION:
-            if n < 1 or kind not in (3, 4):
-                return None
+        if tag == TAG_ORIENTATION and n >= 1 and kind in (3, 4):
             code = endian + ("H" if kind == 3 else "I")
-            return struct.unpack_from(code, tiff, position + value_at)[0], position + value_at, code
-    return None
+            found.append((struct.unpack_from(code, tiff, position + value_at)[0], position + value_at, code))
+    return found
 
 
 def reset_orientation(buffer: bytes, offset: int = 0) -> tuple[bytes, int]:
     """Set the IFD0 Orientation of the TIFF structure at ``buffer[offset:]`` to 1 (in a copy).
 
-    Returns the new buffer and the orientation found (1 when there is none).
+    Returns the new buffer and the orientation found (1 when there is none). Of several Orientation
+    entries the first counts (as for libexif, libtiff and browsers), and every one is set to 1, so
+    no reader of the output finds another one to apply.
     """
-    found = _find_orientation(memoryview(buffer)[offset:])
-    if found is None or found[0] == 1:
+    found = _find_orientations(memoryview(buffer)[offset:])
+    if all(value == 1 for value, _, _ in found):
         return buffer, 1
-    value, position, code = found
     patched = bytearray(buffer)
-    struct.pack_into(code, patched, offset + position, 1)
-    return bytes(patched), value
+    for _, position, code in found:
+        struct.pack_into(code, patched, offset + position, 1)
+    return bytes(patched), found[0][0]
 
 
 def exif_from_tiff_tags(im: ImageFile.ImageFile, data: bytes) -> bytes | None:

@@ -98,6 +98,7 @@ def test_corrupt_inputs_are_reported_and_the_rest_finish(backend, tmp_path):
     failed |= {r.source.name: r.reason for r in rejected}
     assert set(failed) == {"empty.jpg", "truncated.jpg", "fake.png"}
     assert "truncated.jpg" in failed["truncated.jpg"]
+    assert failed["empty.jpg"].startswith("an empty file (0 bytes)")
     assert sum(r.status == "done" for r in results) == 4  # gray, color, scan16, rotated (alpha is in sub/)
     assert not (tmp_path / "out" / "truncated.jpg").exists()
 

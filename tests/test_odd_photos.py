@@ -269,3 +269,28 @@ def test_the_cli_colorizes_odd_archive_photos_and_fails_only_what_it_cannot_writ
     assert "Traceback" not in done.stderr and digests(src) == before
     assert not (out / "strip.jpg").exists()
     assert read_report(out / "colorize-report.json")["summary"]["failed"] == 1
+
+
+def test_several_pictures_in_one_file_are_refused_not_cut_to_the_first(tmp_path):
+    """A multi-page TIFF or an animated PNG would lose every picture after the first: a clear error
+    instead. A TIFF's thumbnail page (reduced resolution) is not a page of its own."""
+    from PIL import Image
+
+    from colorizer.desktop.media.errors import ImageReadError
+    from colorizer.desktop.media.image_read import read_image
+
+    page = np.random.default_rng(0).integers(0, 255, (24, 32), np.uint8)
+    tifffile.imwrite(tmp_path / "pages.tif", np.stack([page, page[::-1]]), photometric="minisblack")
+    with pytest.raises(ImageReadError, match=r"multi-page TIFF \(2 pages\)"):
+        read_image(tmp_path / "pages.tif")
+
+    with tifffile.TiffWriter(tmp_path / "thumb.tif") as tif:
+        tif.write(page, photometric="minisblack")
+        tif.write(page[::4, ::4], photometric="minisblack", subfiletype=1)  # a reduced-resolution copy
+    decoded = read_image(tmp_path / "thumb.tif")
+    assert np.array_equal(np.squeeze(decoded.pixels), page)
+
+    frames = [Image.fromarray(page), Image.fromarray(page[::-1])]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageReadError, match=r"animated PNG \(2 frames\)"):
+        read_image(tmp_path / "anim.png")

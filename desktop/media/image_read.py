@@ -254,6 +254,7 @@ def _decode_with_pillow(
         _check_declared_data(data, fmt, im.size, bits)
         if admit is not None:
             admit(ImageHeader(fmt, im.size[0], im.size[1], bits, im.mode))
+        _refuse_several_pictures(im, fmt)
         if bits > 8 or _large_plain_tiff(im, fmt):
             pixels = _decode_with_opencv(data, fmt, bits, im)
         else:
@@ -261,6 +262,31 @@ def _decode_with_pillow(
             pixels = _pillow_pixels(im)
         metadata, orientation = read_metadata(im, data, fmt)
         return pixels, metadata, orientation, im.mode
+
+
+_NEW_SUBFILE_TYPE, _REDUCED_RESOLUTION = 254, 1
+
+
+def _refuse_several_pictures(im: ImageFile.ImageFile, fmt: str) -> None:
+    """A multi-page TIFF or an animated PNG/WebP is refused: colorizing its first picture alone would
+    give an output that silently lacks the rest. A TIFF's reduced-resolution pages (thumbnails) do
+    not count. The image is left at its first picture."""
+    frames = getattr(im, "n_frames", 1)
+    if frames <= 1:
+        return
+    if fmt != "TIFF":
+        raise _DecodeError(f"an animated {fmt} ({frames} frames): only still pictures are colorized here; "
+                           "convert it to a video or a folder of frames first")
+    pages = 0
+    try:
+        for index in range(frames):
+            im.seek(index)
+            pages += not int(im.tag_v2.get(_NEW_SUBFILE_TYPE, 0)) & _REDUCED_RESOLUTION
+    finally:
+        im.seek(0)
+    if pages > 1:
+        raise _DecodeError(f"a multi-page TIFF ({pages} pages): each page needs its own output; "
+                           "split it into one file a page first (for example with tiffsplit)")
 
 
 def _decode_tiff_with_tifffile(

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -355,6 +356,9 @@ def _setup_logging(verbose: bool) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if verbose else _Formatter(fmt))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    if not verbose:  # Pillow's notices on a damaged EXIF or TIFF tag name no file, and the file reads (or fails
+        # with its reason in the report) either way: shown with -v only
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def _hints_note(tasks) -> str:

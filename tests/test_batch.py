@@ -297,6 +297,9 @@ def test_dry_run_of_a_frame_folder_checks_every_frame_s_output(model, tmp_path, 
     assert planned("--frames-to-video") == "redo: 3 of 4 outputs there, not all finished"  # no video yet
     (out / "f_0001.png").unlink()
     assert planned() == "redo: 2 of 3 outputs there, not all finished"
+    (folder / "f_0001.png").unlink()  # a hole: the dry run names the missing frame, as the run does
+    assert planned() == "fails: the numbered frames f_0000.png to f_0002.png are not an unbroken sequence: " \
+        "1 missing (f_0001.png)"
 
 
 def test_auto_backend_reports_cpu_when_gpu_providers_cannot_start(model, monkeypatch):

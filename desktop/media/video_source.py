@@ -204,7 +204,7 @@ def not_a_video_reason(path: os.PathLike | str) -> str:
     try:
         container = av.open(str(path), metadata_errors="replace")
     except Exception:
-        return "not an image or video this program can read (unknown or damaged file)"
+        return _unreadable_reason(Path(path))
     try:
         if main_video_stream(container) is None and container.streams.audio:
             return "an audio file: it has no video stream"
@@ -213,6 +213,50 @@ def not_a_video_reason(path: os.PathLike | str) -> str:
         return "a still image in a format this program does not read"
     finally:
         container.close()
+
+
+_CONTAINER_MAGIC = ((4, b"ftyp", "an MP4/MOV file"), (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
+                    (8, b"AVI ", "an AVI file"), (0, b"\x00\x00\x01\xba", "an MPEG program stream"))
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why a file FFmpeg cannot open is unreadable, by its first bytes: a video container's signature
+    means a damaged or truncated video (an MP4 whose recording never finished has no index)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "an empty file (0 bytes): nothing to colorize (an interrupted copy or download?)"
+    for offset, magic, what in _CONTAINER_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            index = " (it has no index, no moov box: cut short, or a recording that never finished)" \
+                if magic == b"ftyp" and not _has_top_level_box(path, b"moov") else ""
+            return f"{what} that cannot be read: truncated or damaged{index}"
+    return "not an image or video this program can read (unknown or damaged file)"
+
+
+def _has_top_level_box(path: Path, kind: bytes) -> bool:
+    """Whether the ISO media file ``path`` has a top-level box ``kind`` (box headers read, nothing else)."""
+    try:
+        with path.open("rb") as fh:
+            size_left = os.fstat(fh.fileno()).st_size
+            position = 0
+            while position + 8 <= size_left:
+                fh.seek(position)
+                header = fh.read(16)
+                size, box = int.from_bytes(header[:4], "big"), header[4:8]
+                if box == kind:
+                    return True
+                if size == 1 and len(header) == 16:
+                    size = int.from_bytes(header[8:16], "big")
+                if size < 8:  # 0: to the end of the file; smaller: damaged
+                    return False
+                position += size
+    except OSError:
+        return False
+    return False
 
 
 def verify_video(path: os.PathLike | str) -> str | None:
@@ -474,16 +518,27 @@ class VideoSource:
             if stream.type != "audio":  # subtitles are sparse: their end says nothing
                 continue
             got = self._copied_packets.get(stream.index, 0)
-            if stream.frames and got < stream.frames:
-                raise VideoReadError(self.path, f"truncated or damaged: only {got} of {stream.frames} packets of "
-                                     f"audio stream #{stream.index} could be read")
-            duration = stream_duration_s(stream)
+            duration = _audio_duration_s(stream)
             end = self._copied_end.get(stream.index)
-            if not stream.frames and duration and end is not None and stream.time_base:
-                end_s = float((end - (stream.start_time or 0)) * stream.time_base)
-                if end_s < duration - 0.25:
-                    raise VideoReadError(self.path, f"truncated or damaged: audio stream #{stream.index} stops at "
-                                         f"{end_s:.2f} s of {duration:.2f} s")
+            if duration is None:  # no length in time: the packets the header counts (not samples)
+                if stream.frames and got < stream.frames:
+                    raise VideoReadError(self.path, f"truncated or damaged: only {got} of {stream.frames} packets of "
+                                         f"audio stream #{stream.index} could be read")
+                continue
+            end_s = float((end - (stream.start_time or 0)) * stream.time_base) if end is not None else 0.0
+            if stream.time_base and end_s < duration - 0.25:
+                raise VideoReadError(self.path, f"truncated or damaged: audio stream #{stream.index} stops at "
+                                     f"{end_s:.2f} s of {duration:.2f} s")
+
+
+def _audio_duration_s(stream) -> float | None:
+    """An audio stream's declared length in seconds, or None. Its time is what says whether it is complete,
+    not its frame count: MOV and AVI count PCM audio in samples (one packet holds thousands), and AVI's
+    count of compressed audio frames need not be the packets it demuxes to (MP3)."""
+    duration = stream_duration_s(stream)
+    if duration is None and stream.frames and stream.sample_rate and codec_name(stream).startswith("pcm_"):
+        duration = stream.frames / stream.sample_rate
+    return duration
 
 
 def effective_colorspace(av_colorspace: int, width: int, height: int) -> int:

@@ -70,7 +70,8 @@ class VideoEncoding:
 
     def output_suffix(self, source: os.PathLike | str) -> str:
         """The output suffix for ``source``: the chosen container, or for ``auto`` .mp4 when every
-        stream to copy fits in MP4, else .mkv (e.g. SubRip/ASS subtitles, Matroska attachments).
+        stream to copy fits in MP4, else .mkv (e.g. SubRip/ASS subtitles, Matroska attachments), else
+        .mov when only QuickTime holds them (old QuickTime audio: u-law, A-law, IMA ADPCM).
         Lossless output is always .mkv."""
         if self.lossless:
             return ".mkv"
@@ -81,11 +82,13 @@ class VideoEncoding:
         except Exception:
             return ".mp4"  # unreadable: the run reports it
         try:
-            mp4_codecs = muxer_codecs("mp4")
-            main = main_video_stream(container)
-            fits = all(codec_name(s) in mp4_codecs for s in copyable_streams(container, main))
-            has_attachments = any(s.type == "attachment" for s in container.streams)
-            return ".mp4" if fits and not has_attachments else ".mkv"
+            names = {codec_name(s) for s in copyable_streams(container, main_video_stream(container))}
+            if any(s.type == "attachment" for s in container.streams):
+                return ".mkv"
+            for suffix in (".mp4", ".mkv", ".mov"):
+                if names <= muxer_codecs(MUXERS[suffix]):
+                    return suffix
+            return ".mkv"  # no container holds them all: the writer says which stream and why
         finally:
             container.close()
 
@@ -176,7 +179,8 @@ class VideoWriter:
                                   f"{codec.upper()}; write .mkv")
         width, height = geometry.width, geometry.height
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
-            even = (lambda n: n + n % 2) if s.odd_size == "pad" else (lambda n: n - n % 2)
+            # crop drops the odd last row or column; a side of one pixel has none to spare: padded
+            even = (lambda n: n + n % 2) if s.odd_size == "pad" else (lambda n: n - n % 2 if n > 1 else 2)
             width, height = even(width), even(height)
         self.encoded_size = (height, width)
         stream = self.container.add_stream(codec, rate=geometry.rate)
@@ -220,7 +224,7 @@ class VideoWriter:
             name = codec_name(stream)
             if name not in supported:
                 raise VideoWriteError(self.name, f"the {out.format.name} container cannot hold {stream.type} stream "
-                                      f"#{stream.index} ({name}) of the source; write .mkv to keep every stream")
+                                      f"#{stream.index} ({name}) of the source; {self._holding(name)}")
             copy = out.add_stream_from_template(stream)
             _copy_stream_tags(stream, copy)
             self._map[stream.index] = copy
@@ -234,6 +238,14 @@ class VideoWriter:
         chapters = src.chapters()
         if chapters:
             out.set_chapters(chapters)
+
+    def _holding(self, codec: str) -> str:
+        """Advice for a stream of ``codec`` this container cannot hold: the outputs that can."""
+        if self.encoding.lossless:  # lossless output is Matroska, always
+            return "lossless output (Matroska) cannot keep it: colorize without --lossless to keep every stream"
+        suffixes = [f for f, m in MUXERS.items() if m != self.container.format.name and f != ".m4v"
+                    and {codec, "libx264"} <= muxer_codecs(m)]
+        return f"write {' or '.join(suffixes)} to keep every stream" if suffixes else "no output container can hold it"
 
     def copy_packet(self, packet) -> None:
         with self._lock:
@@ -262,6 +274,9 @@ class VideoWriter:
         """A colorized frame (float RGB in [0, 1], or uint8) as the encoder's picture (yuv420p or bgr0),
         without a timestamp; any thread may call this once :meth:`open` has run."""
         pixels = to_uint8(rgb)
+        height, width = self.geometry.height, self.geometry.width
+        if pixels.shape[:2] != (height, width):  # only an odd size is made even here, never another size
+            raise ValueError(f"a frame of {pixels.shape[1]}x{pixels.shape[0]} in a video of {width}x{height}")
         pixels = _even_size(pixels, self.encoded_size, self.encoding.odd_size)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
         if self.encoding.lossless:

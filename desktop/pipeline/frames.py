@@ -32,7 +32,7 @@ import numpy as np
 
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, TaskKind
-from colorizer.desktop.media.errors import MediaFileError
+from colorizer.desktop.media.errors import ImageReadError, MediaFileError
 from colorizer.desktop.media.image_metadata import ImageMetadata
 from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.image_write import write_image
@@ -104,6 +104,44 @@ def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list
     return sequences
 
 
+def no_sequence_reason(folder: Path) -> str:
+    """Why ``folder`` holds no frame sequence: no numbered frames, or numbered frames whose run is broken
+    (a frame missing, or saved in another format)."""
+    groups: dict[tuple[str, str], dict[int, Path]] = {}
+    for path in folder.iterdir():
+        match = _NUMBERED.match(path.name)
+        if path.is_file() and not path.name.startswith(".") and not is_partial_file(path) and match is not None \
+                and match["suffix"].lower() in IMAGE_SUFFIXES:
+            groups.setdefault((match["prefix"], match["suffix"].lower()), {})[int(match["number"])] = path
+    broken = [(key, members) for key, members in groups.items() if len(members) >= 2]
+    if not broken:
+        return "no numbered frames (name_0001.png, name_0002.png, ...)"
+    (prefix, suffix), members = max(broken, key=lambda item: len(item[1]))
+    first, last = members[min(members)], members[max(members)]
+    digits = len(_NUMBERED.match(first.name)["number"])
+    missing = sorted(set(range(min(members), max(members) + 1)) - set(members))
+    elsewhere = {n: p.name for (pre, suf), group in groups.items() if pre == prefix and suf != suffix
+                 for n, p in group.items() if n in missing}
+    names = [f"{elsewhere[n]} is in another format" if n in elsewhere else f"{prefix}{n:0{digits}d}{first.suffix}"
+             for n in missing[:5]]
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (f"the numbered frames {first.name} to {last.name} are not an unbroken sequence: {len(missing)} "
+            f"missing ({', '.join(names)}{more})")
+
+
+def the_sequence(folder: Path) -> tuple[FrameSequence | None, str]:
+    """A frame folder's one frame sequence, or None and why it has not exactly one (for messages)."""
+    if not folder.is_dir():
+        return None, "not a folder"
+    sequences = find_frame_sequences(folder)
+    if len(sequences) == 1:
+        return sequences[0], ""
+    if not sequences:
+        return None, no_sequence_reason(folder)
+    names = ", ".join(f"{s.pattern} ({len(s)} frames)" for s in sequences)
+    return None, f"holds several frame sequences ({names}); colorize them one at a time"
+
+
 def _frame_rate_fraction(rate: float) -> Fraction:
     """24 -> 24/1, 29.97 -> 30000/1001, 23.976 -> 24000/1001, 12.5 -> 25/2."""
     for nominal in _NTSC_RATES:
@@ -141,18 +179,10 @@ def colorize_frame_folder(src_dir: os.PathLike | str, dst_dir: os.PathLike | str
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     task = Task(src_dir, dst_dir, TaskKind.FRAMES)
     settings = settings or VideoSettings()
-    if not src_dir.is_dir():
-        return FileResult.failed(task, f"{src_dir}: not a folder", backend.name)
-    sequences = find_frame_sequences(src_dir)
-    if not sequences:
-        return FileResult.failed(task, f"{src_dir}: no numbered frames (name_0001.png, name_0002.png, ...)",
-                                 backend.name)
-    if len(sequences) > 1:
-        names = ", ".join(f"{s.pattern} ({len(s)} frames)" for s in sequences)
-        return FileResult.failed(task, f"{src_dir}: holds several frame sequences ({names}); colorize them one "
-                                 "at a time", backend.name)
-    return colorize_frame_sequence(sequences[0], dst_dir, backend, settings, progress, cancel, to_video, journal,
-                                   hints)
+    sequence, why_not = the_sequence(src_dir)
+    if sequence is None:
+        return FileResult.failed(task, f"{src_dir}: {why_not}", backend.name)
+    return colorize_frame_sequence(sequence, dst_dir, backend, settings, progress, cancel, to_video, journal, hints)
 
 
 def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str, backend: Backend,
@@ -234,6 +264,10 @@ def _colorize(sequence: FrameSequence, dst_dir: Path, writer: VideoWriter | None
                 if writer.stream is None:  # the first frame gives the video its size
                     rate = _frame_rate_fraction(settings.frame_rate)
                     writer.open(OutputGeometry(rgb.shape[1], rgb.shape[0], rate, 1 / rate, **_SRGB_TAGS))
+                elif rgb.shape[:2] != (writer.geometry.height, writer.geometry.width):
+                    raise ImageReadError(out.source, f"is {rgb.shape[1]}x{rgb.shape[0]}, the first frame "
+                                         f"{writer.geometry.width}x{writer.geometry.height}: the frames of one video "
+                                         "must have one size (without --frames-to-video each keeps its own)")
                 writer.write(rgb, out.index, 1)
             tracker.frame_written()
         cancel.raise_if_cancelled()

@@ -19,7 +19,7 @@ from pathlib import Path
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
-from colorizer.desktop.pipeline.frames import colorize_frame_folder, find_frame_sequences
+from colorizer.desktop.pipeline.frames import colorize_frame_folder, the_sequence
 from colorizer.desktop.pipeline.hint_tracking import read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
@@ -77,10 +77,10 @@ def planned_action(task: Task, settings: RunSettings, journal: RunJournal) -> st
         digest = hints.digest() if hints is not None and len(hints) else None
     overwrite = settings.images.overwrite if task.kind == TaskKind.IMAGE else settings.video.overwrite
     if task.kind == TaskKind.FRAMES:
-        sequences = find_frame_sequences(task.source) if task.source.is_dir() else []
-        if len(sequences) != 1:
-            return "fails: " + ("no numbered frames" if not sequences else "several frame sequences")
-        finished = [(task.output / p.name, TaskKind.IMAGE) for p in sequences[0].frames]
+        sequence, why_not = the_sequence(task.source)
+        if sequence is None:
+            return f"fails: {why_not}"
+        finished = [(task.output / p.name, TaskKind.IMAGE) for p in sequence.frames]
         if settings.frames_to_video:
             finished.append((frames_video_path(task, settings.video), TaskKind.VIDEO))
     else:

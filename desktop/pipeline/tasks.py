@@ -81,16 +81,6 @@ def unsearched_subfolders(inputs: Sequence[Path], exclude: Path | None = None, l
     return found
 
 
-def _unreadable_reason(source: Path) -> str:
-    """Why a file named as an input, or with a photo's or video's suffix, is not one."""
-    try:
-        if source.stat().st_size == 0:
-            return "an empty file (0 bytes): nothing to colorize (an interrupted copy or download?)"
-    except OSError:
-        pass
-    return not_a_video_reason(source)
-
-
 def _same(path: Path, other: Path | None) -> bool:
     try:
         return other is not None and path.resolve() == other
@@ -131,7 +121,7 @@ class _Planner:
                           TaskKind.VIDEO, hints))
         elif named or source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             # other files found in folders are not ours: ignored
-            self.rejected.append(Rejected(source, _unreadable_reason(source)))
+            self.rejected.append(Rejected(source, not_a_video_reason(source)))
 
     def add(self, task: Task) -> None:
         out, source = task.output.resolve(), task.source

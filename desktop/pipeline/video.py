@@ -41,7 +41,8 @@ Choices (documented for users):
   luma route its 4:2:0 chroma is sampled within each field (``LumaPicture.interlaced``). Frames are
   colorized whole (both fields together), as the model sees a progressive picture.
 * **Output**: H.264 (libx264, CRF) in MP4/MOV/MKV chosen by the output suffix; ``lossless``:
-  FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold.
+  FFV1 in Matroska. ``output_suffix`` picks MKV when the source has streams MP4 cannot hold, MOV when only
+  QuickTime holds them (u-law, A-law, IMA ADPCM audio).
 * **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed
   when complete (``colorizer.fileio.atomic_path``); on error or cancel it is removed. A truncated
   or damaged source is an error naming the file and the cause, never a short video.

@@ -71,6 +71,7 @@ class CompareView(QWidget):
         self._hint_after: QImage | None = None  # the live preview shown right of the split in hint mode
         self._hint_label = "Colorized with hints (preview)"
         self._moved = False
+        self._drag_index, self._drag_origin = -1, None  # the point a drag began on, as it was then
         self.setMouseTracking(True)
         self.setMinimumSize(240, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -112,8 +113,19 @@ class CompareView(QWidget):
         self.update()
 
     def set_hints(self, points: list[tuple[float, float, QColor]], selected: int = -1) -> None:
-        """The points to draw, in photo pixels, and the selected one (-1: none)."""
-        self._hints = list(points)
+        """The points to draw, in photo pixels, and the selected one (-1: none).
+
+        A point being dragged stays in the drag (where the pointer has taken it) while it is still
+        the point the drag began on; when it is not (an undo, a Delete or another photo while the
+        button is held) the drag ends: its release must not move another point."""
+        points = list(points)
+        if self._drag == "hint":
+            i = self._drag_index
+            if selected == i and 0 <= i < len(points) and points[i] == self._drag_origin:
+                points[i] = self._hints[i] if i < len(self._hints) else points[i]
+            else:
+                self._drag = None
+        self._hints = points
         self._selected = selected if 0 <= selected < len(points) else -1
         self.update()
 
@@ -337,6 +349,7 @@ class CompareView(QWidget):
             index = self.hint_at(pos)
             if index >= 0:
                 self._drag, self._moved = "hint", False
+                self._drag_index, self._drag_origin = index, self._hints[index]
                 self._selected = index
                 self.hint_selected.emit(index)
                 self.update()

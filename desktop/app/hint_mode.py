@@ -6,7 +6,8 @@
   (:func:`colorizer.hints.write_hints` to :func:`colorizer.hints.sidecar_path`, beside the photo),
   where Start and ``colorize-batch`` read it. When it cannot be written (a read-only folder) the
   status bar says so, the row says "not saved" and the points stay in the window (Save hints
-  tries again); nothing is dropped silently.
+  tries again); nothing is dropped silently. A sidecar changed by another program while it is shown
+  is never overwritten: the next edit (or undo) reads it again instead, and says so.
 * :class:`HintPreviewer`: the live preview off the GUI thread, through the Qt-free
   :class:`~colorizer.desktop.pipeline.hint_preview.HintPreview` (the photo's prediction at render
   size with the run's backend and settings, made once; each edit: the spread and a screen-size
@@ -85,6 +86,16 @@ PHOTO_TIP = "Hint mode: put color hints on the photo (H)"
 FILM_TIP = ("Hint mode: put color hints on the slider's frame (H); it becomes a key frame and its points are "
             "tracked through the shot")
 PICK_RADIUS = 2  # the eyedropper averages (2 r + 1)^2 pixels of the reference photo
+
+
+def file_signature(path: Path) -> tuple | None:
+    """What tells one version of a file from another (sidecars are replaced atomically: a new inode
+    each time); None: no file there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def swatch(color: str, size: int = 18) -> QIcon:
@@ -473,6 +484,7 @@ class HintEditor(QObject):
         self.tracking_error = ""
         self.last_latency: float | None = None
         self._preview_key = None
+        self._on_disk: tuple | None = None  # file_signature of the sidecar as this editor read or wrote it last
         self.stack = QUndoStack(self)
         self.previewer = HintPreviewer(open_backend, choose_backend, self)
         self.previewer.opened.connect(self._opened)
@@ -482,8 +494,10 @@ class HintEditor(QObject):
         compare.frame_changed.connect(self._frame_changed)
         self.reference: ReferenceDialog | None = None
         self.ask_color: Callable[[QColor], QColor | None] = self._ask_color  # tests replace it
-        recent = store.value(_RECENT_KEY, "")
-        self.recent = [c for c in str(recent or "").split(",") if c.startswith("#")][:MAX_RECENT]
+        recent = store.value(_RECENT_KEY, "")  # a list where an ini edited by hand has "#ff0000, #00ff00"
+        recent = recent if isinstance(recent, list) else str(recent or "").split(",")
+        self.recent = [QColor(c).name() for c in map(str.strip, map(str, recent))
+                       if c.startswith("#") and QColor(c).isValid()][:MAX_RECENT]
         self.color = self.recent[0] if self.recent else DEFAULT_COLOR
 
         self.action = QAction("Hints", self, checkable=True)
@@ -538,11 +552,11 @@ class HintEditor(QObject):
         # fixed labels (what would be undone in the tooltip): a label growing with the command's name
         # would move everything beside it
         self.undo_button = QToolButton(text="Undo", enabled=False)
-        self.undo_button.clicked.connect(self.stack.undo)
+        self.undo_button.clicked.connect(self.undo)
         self.stack.canUndoChanged.connect(self.undo_button.setEnabled)
         self.stack.undoTextChanged.connect(lambda t: self.undo_button.setToolTip(" ".join(["Undo", t, "(Ctrl+Z)"])))
         self.redo_button = QToolButton(text="Redo", enabled=False)
-        self.redo_button.clicked.connect(self.stack.redo)
+        self.redo_button.clicked.connect(self.redo)
         self.stack.canRedoChanged.connect(self.redo_button.setEnabled)
         self.stack.redoTextChanged.connect(
             lambda t: self.redo_button.setToolTip(" ".join(["Redo", t, "(Ctrl+Shift+Z)"])))
@@ -684,6 +698,7 @@ class HintEditor(QObject):
         self.points, self.selected, self.error = (), -1, ""
         self.film = {}
         item = self.item
+        self._on_disk = file_signature(sidecar_path(item.source)) if item is not None else None
         if item is not None and item.kind in FILM_KINDS:
             if item.id in self.unsaved:
                 self.film = dict(self.unsaved[item.id])
@@ -799,7 +814,7 @@ class HintEditor(QObject):
     # ------------------------------------------------------------------ edits
     def _editable(self) -> bool:
         item = self.item
-        if item is None:
+        if item is None or self._reloaded_if_changed():
             return False
         if self.error:
             self.message.emit(self.error, 10000)
@@ -808,6 +823,33 @@ class HintEditor(QObject):
             self.message.emit(f"{item.source.name} is being colorized: edit its hints once it is finished.", 8000)
             return False
         return True
+
+    def _reloaded_if_changed(self) -> bool:
+        """Whether the sidecar was changed (written, damaged, removed) by another program since this
+        editor read or wrote it; if so it is read again (the undo history goes: it describes the old
+        file) and the user told, and the edit asked for is not made: it would overwrite the change."""
+        item = self.item
+        if item is None or item.id in self.unsaved:
+            return False
+        path = sidecar_path(item.source)
+        if file_signature(path) == self._on_disk:
+            return False
+        log.info("%s changed on disk: hints read again", path)
+        self._load()
+        if self.action.isChecked():
+            self._render(self.points)
+            self._track()
+        self.message.emit(f"{path.name} was changed by another program: its hints are read again (your last edit "
+                          "was not made, and undo starts afresh).", 10000)
+        return True
+
+    def undo(self) -> None:
+        if self.stack.canUndo() and self._editable():
+            self.stack.undo()
+
+    def redo(self) -> None:
+        if self.stack.canRedo() and self._editable():
+            self.stack.redo()
 
     def _push(self, points: tuple[HintPoint, ...], text: str, selected: int) -> None:
         if self._editable():
@@ -911,9 +953,9 @@ class HintEditor(QObject):
         if command == "delete":
             self.remove_point(self.selected)
         elif command == "undo":
-            self.stack.undo()
+            self.undo()
         elif command == "redo":
-            self.stack.redo()
+            self.redo()
 
     # ------------------------------------------------------------------ the sidecar
     def save(self) -> bool:
@@ -940,6 +982,7 @@ class HintEditor(QObject):
             log.warning("hints of %s not saved to %s: %s", item.source, path, reason)
             self._refresh()
             return False
+        self._on_disk = file_signature(path)
         was_unsaved = self.unsaved.pop(item.id, None) is not None
         self.queue.set_hints(item.id, count)
         if was_unsaved:

@@ -19,7 +19,7 @@ from colorizer.desktop.app.queue_model import QueueItem
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.video_writer import VideoEncoding
-from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences
+from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences, the_sequence
 from colorizer.desktop.pipeline.run import frames_video_path
 from colorizer.desktop.pipeline.tasks import Task, frames_output, plan
 from colorizer.hints import sidecar_path
@@ -65,11 +65,9 @@ def film_in_folder(folder: Path, min_frames: int = MIN_FILM_FRAMES) -> FrameSequ
 def collect_frames(folder: Path) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
     """One "frames" item for a folder of numbered frames, or the reason it is not one."""
     folder = Path(folder)
-    sequences = find_frame_sequences(folder) if folder.is_dir() else []
-    if len(sequences) != 1:
-        what = "no numbered frames (name_0001.png, name_0002.png, ...)" if not sequences else \
-            "several frame sequences (" + ", ".join(s.pattern for s in sequences) + "); add them one at a time"
-        return [], [(folder, f"{folder}: {what}")]
+    sequence, why_not = the_sequence(folder)
+    if sequence is None:
+        return [], [(folder, f"{folder}: {why_not}")]
     return [QueueItem(folder, TaskKind.FRAMES)], []
 
 

@@ -9,6 +9,7 @@ launch never overwrites files silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -26,6 +27,8 @@ OUTPUT_FORMATS = OUTPUT_FORMAT_CHOICES
 VIDEO_CODECS = ("h264", "lossless")  # H.264 (CRF) in MP4/MKV, or lossless FFV1 in MKV
 FRAMES_OUTPUTS = ("video", "frames")  # a frame folder becomes a video (beside its colorized frames), or frames only
 NOT_PERSISTED = frozenset({"overwrite"})
+MAX_RENDER_SIZE = 8192  # the largest render size the settings panel offers
+MAX_GPU_INDEX = 2**31 - 1  # a C int: what Qt's widgets and the runtimes take
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,14 @@ def _coerce(raw, default):
         if isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return bool(raw)
-    if isinstance(default, int):
-        return int(float(raw))
-    if isinstance(default, float):
-        return float(raw)
-    return str(raw)
+    if isinstance(default, int | float):
+        number = float(raw)
+        if not math.isfinite(number):  # "nan", "inf", "1e999": clamping would not catch these (nan -> 0)
+            raise ValueError(f"not a finite number: {raw!r}")
+        return int(number) if isinstance(default, int) else number
+    if not isinstance(raw, str):  # a list: an unquoted comma in a hand-edited file; "a, b" cannot be told from "a,b"
+        raise ValueError(f"not a text: {raw!r}")
+    return raw
 
 
 def load(store: QSettings) -> AppSettings:
@@ -114,8 +120,8 @@ def load(store: QSettings) -> AppSettings:
                 values[f.name] = default
     finally:
         store.endGroup()
-    values["render_size"] = max(0, values["render_size"])
-    values["gpu"] = max(0, values["gpu"])
+    values["render_size"] = min(MAX_RENDER_SIZE, max(0, values["render_size"]))
+    values["gpu"] = min(MAX_GPU_INDEX, max(0, values["gpu"]))
     values["saturation"] = min(3.0, max(0.0, values["saturation"]))
     values["quality"] = min(100, max(1, values["quality"]))
     values["video_quality"] = min(51, max(0, values["video_quality"]))

@@ -23,7 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from colorizer.desktop.app.settings import FRAMES_OUTPUTS, OUTPUT_FORMATS, VIDEO_CODECS, AppSettings, default_output_dir
+from colorizer.desktop.app.settings import (
+    FRAMES_OUTPUTS,
+    MAX_RENDER_SIZE,
+    OUTPUT_FORMATS,
+    VIDEO_CODECS,
+    AppSettings,
+    default_output_dir,
+)
 from colorizer.desktop.backends import AUTO, BACKEND_LABELS
 from colorizer.desktop.backends.detect import Detection
 
@@ -72,7 +79,7 @@ class SettingsPanel(QWidget):
         self.detection: Detection | None = None
         self.backend_in_use = QLabel("—")
         self.backend_in_use.setToolTip("The backend the last run really used (read back from the runtime)")
-        self.render_size = QSpinBox(minimum=0, maximum=8192, singleStep=64, suffix=" px")
+        self.render_size = QSpinBox(minimum=0, maximum=MAX_RENDER_SIZE, singleStep=64, suffix=" px")
         self.render_size.setSpecialValueText("Model default")
         self.render_size.setToolTip("Long side the model sees; color is upsampled to full resolution")
         self.saturation = QDoubleSpinBox(minimum=0.0, maximum=3.0, singleStep=0.1, decimals=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -91,6 +91,17 @@ STATE_MESSAGES = {
 }
 
 
+def _stored_bytes(store: QSettings, key: str) -> QByteArray | None:
+    """A saved window state (bytes); None when there is none, or the settings file holds something else
+    there (edited by hand, or damaged): the window then opens as it does the first time."""
+    value = store.value(key)
+    if isinstance(value, QByteArray):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return QByteArray(bytes(value))
+    return None
+
+
 class MainWindow(QMainWindow):
     run_started = Signal()
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total (GUI thread)
@@ -135,10 +146,8 @@ class MainWindow(QMainWindow):
         self._timer = QTimer(self, interval=1000)
         self._timer.timeout.connect(self._update_overall)
         self._state_changed(IDLE, IDLE)
-        geometry = store.value("ui/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        geometry = _stored_bytes(store, "ui/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1400, 860)
         if self.backends.detection is not None:  # found before the signal was connected
             self._backends_found(self.backends.detection)
@@ -274,7 +283,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._splitter_placed:  # once the window has its real size
             self._splitter_placed = True
-            state = self.store.value("ui/splitter")
+            state = _stored_bytes(self.store, "ui/splitter")
             if state is None or not self.splitter.restoreState(state):
                 width = self.splitter.width()
                 left, right = max(430, round(width * 0.31)), 330

@@ -171,3 +171,30 @@ def test_a_sidecar_changed_by_another_program_is_read_again_not_overwritten(qtbo
     assert editor.points == () and not side.exists()
     click(view, view.photo_to_view(30, 30))
     assert [(p.x, p.y) for p in read_photo_hints(side).points] == [(30, 30)]
+
+
+def test_fit_keeps_a_tiny_photo_within_the_zoom_limit_and_survives_a_view_of_no_size(qtbot):
+    """A 1x1 photo was blown up to the whole view (past the 32x limit, so the first zoom-in shrank it);
+    a view of no size set the scale to 0, and the next zoom put the photo at minus infinity."""
+    import math
+
+    from PySide6.QtGui import QColor, QImage
+
+    from colorizer.desktop.app.compare_view import MAX_SCALE, CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.setMinimumSize(0, 0)
+    view.resize(400, 300)
+    dot = QImage(1, 1, QImage.Format.Format_RGB888)
+    dot.fill(QColor("#808080"))
+    view.set_images(dot, None)
+    view.fit()
+    assert view.scale() == MAX_SCALE
+    view.zoom_by(1.25)
+    assert view.scale() == MAX_SCALE  # zooming in never shrinks it
+    view.resize(0, 0)
+    view.fit()
+    view.zoom_by(1.25)
+    rect = view.image_rect()
+    assert view.scale() > 0 and all(math.isfinite(v) for v in (rect.x(), rect.y(), rect.width(), rect.height()))

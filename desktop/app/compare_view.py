@@ -201,7 +201,10 @@ class CompareView(QWidget):
         if self._before is None or self._before.isNull():
             return
         iw, ih = self._before.width(), self._before.height()
-        self._scale = min(self.width() / iw, self.height() / ih)
+        scale = min(self.width() / iw, self.height() / ih)
+        if scale <= 0:  # a view of no size yet: fitted when it gets one (resizeEvent)
+            return
+        self._scale = min(MAX_SCALE, scale)  # a tiny photo is not blown up past the zoom limit
         self._origin = QPointF((self.width() - iw * self._scale) / 2, (self.height() - ih * self._scale) / 2)
         self.zoom_changed.emit(self._scale)
         self.update()

@@ -263,6 +263,10 @@ def read_hints(path: Path | str) -> Hints:
     path = Path(path)
     try:
         data = _sidecar_bytes(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise HintsError(f"{path}: a link to {os.readlink(path)}, which does not exist") from None
+        raise HintsError(f"{path}: cannot read the hints file (no such file)") from None
     except OSError as exc:
         raise HintsError(f"{path}: cannot read the hints file ({exc.strerror or exc})") from None
     return _parse_hints(data, str(path))
@@ -305,8 +309,8 @@ def hints_digest(path: Path | str | None) -> str | None:
         return None
     try:
         data = _sidecar_bytes(Path(path))
-    except FileNotFoundError:
-        return None
+    except FileNotFoundError:  # no sidecar; but a link to one that is not there is one that cannot be used
+        return "invalid-dangling-link" if os.path.islink(path) else None
     except OSError:
         return "unreadable"
     except HintsError as exc:  # not a regular file, too large

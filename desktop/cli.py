@@ -6,6 +6,7 @@ abandon it)."""
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--preset", default="medium", help="x264 speed/size preset (ultrafast ... veryslow)")
     v.add_argument("--lossless", action="store_true", help="FFV1 in MKV: exactly the colorized pixels")
     v.add_argument("--container", choices=("auto", "mp4", "mkv", "mov"), default="auto",
-                   help="video container (auto: MP4 unless a copied stream needs MKV)")
+                   help="video container (auto: MP4 unless a copied stream needs MKV, or MOV: old QuickTime audio)")
     v.add_argument("--temporal-strength", type=float, default=0.6,
                    help="chroma smoothing across frames, 0 (off) to 1 (default 0.6)")
     v.add_argument("--temporal-radius", type=int, default=3, help="frames on each side in the smoothing window")
@@ -257,8 +258,9 @@ def say(line: str) -> None:
     """One line on stderr, above the progress bars where there are any."""
     if "tqdm" in sys.modules:
         tqdm.tqdm.write(line, file=sys.stderr)
-    else:
-        print(line, file=sys.stderr, flush=True)
+    else:  # one write: two writer threads' lines never run into one another
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def failure_line(result) -> str:
@@ -379,24 +381,92 @@ def _model_takes_hints(model: Path | None) -> bool:
         return False
 
 
+def _report_problem(report: Path, tasks, rejected, output_dir: Path) -> str | None:
+    """Why the report cannot go to ``report`` (a folder there; the place of an input, an output or the output
+    folder's journal or lock), or None. Said before anything is done: the report is written last, over
+    whatever is there."""
+    from colorizer.desktop.pipeline.journal import JOURNAL_NAME, LOCK_NAME
+
+    if report.is_dir():
+        return f"could not write the report {report}: a folder of that name exists (--report FOLDER/run.json)"
+    where = report.resolve()
+    taken = {t.source.resolve(): f"the input {t.source}" for t in [*tasks, *rejected]}
+    taken |= {t.output.resolve(): f"the output of {t.source}" for t in tasks}
+    taken |= {(output_dir / n).resolve(): f"the output folder's {n}" for n in (JOURNAL_NAME, LOCK_NAME)}
+    taken[output_dir.resolve()] = "the output folder"
+    if where in taken:
+        return f"the report {report} would replace {taken[where]}; choose another --report path"
+    return None
+
+
 def _kinds(tasks) -> str:
     counts = {k: sum(t.kind == k for t in tasks) for k in TaskKind}
     return ", ".join(f"{n} {KIND_NAMES[k][n != 1]}" for k, n in counts.items() if n)
 
 
+class _Stderr(io.TextIOBase):
+    """``sys.stderr`` during a run: once it cannot be written (closed: ``2>&-``; a pipe whose reader left:
+    ``2>&1 | head -1``) what is said goes nowhere, and the run goes on to its outputs, report and exit
+    code. Without it the first progress bar raised BrokenPipeError before any file was done."""
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream = stream
+        self.gone = stream is None
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):  # EPIPE, EBADF, EIO; ValueError: closed
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def isatty(self) -> bool:
+        try:
+            return not self.gone and self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        if self.gone:
+            raise OSError("stderr cannot be written")
+        return self.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
-    keep_freed_memory()
-    signals = _Signals()
+    stderr = sys.stderr
+    sys.stderr = _Stderr(stderr)
     try:
-        return _main(args, signals)
-    except SystemExit as exc:  # a signal before the first file was started: every file is reported cancelled
-        if signals.planned is not None:
-            _print_summary(signals.planned().abandon(), quiet=False, note="stopped before the first file")
-        return int(exc.code or 0)
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        keep_freed_memory()
+        signals = _Signals()
+        try:
+            return _main(args, signals)
+        except SystemExit as exc:  # a signal before the first file was started: every file is reported cancelled
+            if signals.planned is not None:
+                _print_summary(signals.planned().abandon(), quiet=False, note="stopped before the first file")
+            return int(exc.code or 0)
+        finally:
+            signals.restore()
     finally:
-        signals.restore()
+        sys.stderr.flush()
+        sys.stderr = stderr
 
 
 def _main(args: argparse.Namespace, signals: _Signals) -> int:
@@ -406,12 +476,14 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     from colorizer.desktop.pipeline.ray_runner import RayOptions
     from colorizer.desktop.pipeline.report import REPORT_NAME
     from colorizer.desktop.pipeline.run import ReportedRun
-    from colorizer.desktop.pipeline.tasks import plan, unsearched_subfolders
+    from colorizer.desktop.pipeline.tasks import output_folder_problem, plan, unsearched_subfolders
 
     try:
         settings = _settings(args)
     except ValueError as exc:
         return _error(str(exc))
+    if problem := output_folder_problem(args.inputs, args.output):  # a bad -o: nothing is done
+        return _error(problem)
     tasks, rejected = plan(args.inputs, args.output, recursive=args.recursive,
                            output_format=settings.images.output_format, frames=args.frames,
                            video=settings.video.encoding, hints=settings.images.hints,
@@ -427,6 +499,8 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
     if args.dry_run:
         return _dry_run(tasks, rejected, settings, args.output)
     report_path = args.report or args.output / REPORT_NAME
+    if problem := _report_problem(report_path, tasks, rejected, args.output):
+        return _error(problem)
     for folder in dict.fromkeys([args.output, report_path.parent]):  # once, before anything is decoded
         if problem := check_writable(folder):
             return _error(problem)

@@ -198,3 +198,26 @@ def test_fit_keeps_a_tiny_photo_within_the_zoom_limit_and_survives_a_view_of_no_
     view.zoom_by(1.25)
     rect = view.image_rect()
     assert view.scale() > 0 and all(math.isfinite(v) for v in (rect.x(), rect.y(), rect.width(), rect.height()))
+
+
+def test_two_frame_folders_of_one_name_each_get_their_own_output(tmp_path):
+    """Two frame folders called "reel" (from two tapes) both went to OUT/reel, the second refused; now
+    each gets as many parent names as tell them apart, as colorize-batch does for folders of photos."""
+    import numpy as np
+    from PIL import Image
+
+    from colorizer.desktop.app.inputs import collect_frames, plan_run
+
+    items = []
+    for tape in ("tape1", "tape2"):
+        reel = tmp_path / tape / "reel"
+        reel.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(reel / f"f_{i:04d}.png")
+        found, refused = collect_frames(reel)
+        assert not refused
+        items += found
+    planned, refused = plan_run(items, tmp_path / "out", None)
+    assert not refused
+    assert sorted(t.output for t in planned.values()) == [tmp_path / "out" / "tape1" / "reel",
+                                                          tmp_path / "out" / "tape2" / "reel"]

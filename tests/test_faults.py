@@ -31,7 +31,7 @@ from faults import (
 from colorizer import fileio
 from colorizer.desktop.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_TERMINATED
 from colorizer.desktop.cli import main as batch_main
-from colorizer.desktop.pipeline.journal import _LOCK_NAME, OutputFolderBusy, RunJournal
+from colorizer.desktop.pipeline.journal import LOCK_NAME, OutputFolderBusy, RunJournal
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, flock and mounts")
 
@@ -137,7 +137,7 @@ def test_a_garbled_journal_and_lock_file_do_not_stop_the_next_run(model, photos,
     assert batch_main(args) == EXIT_OK
     with open(out / ".colorize-journal.jsonl", "ab") as f:
         f.write(b"[" * 100_000 + b"\n" + b'{"output": "p0')
-    (out / _LOCK_NAME).write_bytes(b"{" * 100_000)
+    (out / LOCK_NAME).write_bytes(b"{" * 100_000)
     assert batch_main(args) == EXIT_OK
     report = check_outputs(out, out / "colorize-report.json")
     assert report["summary"]["skipped"] == 24 and report["summary"]["failed"] == 0
@@ -247,7 +247,7 @@ def test_two_runs_at_once_on_the_same_folders(model, photos, tmp_path):
 def test_a_second_run_into_a_busy_folder_stops_before_anything_and_names_the_first(model, photos, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    marker = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     fcntl.flock(marker, fcntl.LOCK_EX)  # a run holds the folder and says who it is
     holder = {"pid": 4242, "started": time.time(), "command": "colorize-batch scans -o out"}
     os.write(marker, json.dumps(holder).encode())
@@ -256,7 +256,7 @@ def test_a_second_run_into_a_busy_folder_stops_before_anything_and_names_the_fir
         err = proc.communicate(timeout=120)[1]
         assert proc.returncode == EXIT_SETUP
         assert "another run is writing to" in err and "process 4242" in err and "colorize-batch scans -o out" in err
-        assert sorted(p.name for p in out.iterdir()) == [_LOCK_NAME]  # no output, no report, no journal
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # no output, no report, no journal
     finally:
         os.close(marker)
 
@@ -276,7 +276,7 @@ def test_a_run_leaves_the_temporary_files_of_a_live_run_alone(model, photos, tmp
     out.mkdir()
     theirs = out / ".p05.partial-12345678.jpg"
     theirs.write_bytes(b"another run is writing this")
-    marker = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    marker = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     fcntl.flock(marker, fcntl.LOCK_EX)  # another run holds the folder
     try:
         assert batch_main([str(photos), "-o", str(out), "--model", str(model), "-q"]) == EXIT_SETUP

@@ -21,7 +21,7 @@ from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.video_writer import VideoEncoding
 from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences, the_sequence
 from colorizer.desktop.pipeline.run import frames_video_path
-from colorizer.desktop.pipeline.tasks import Task, frames_output, plan
+from colorizer.desktop.pipeline.tasks import Task, folder_prefixes, plan
 from colorizer.hints import sidecar_path
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,12 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
     planned: dict[int, Task] = {}
     refused: dict[int, str] = {}
     frame_outputs: dict[Path, Path] = {}
+    # each frame folder in a subfolder of its name (two of one name: as many parent names as tell them apart)
+    prefixes = folder_prefixes([i.source for i in items if i.kind == TaskKind.FRAMES and i.source.is_dir()])
     for item in items:
         task = by_source.get(item.key)
         if item.kind == TaskKind.FRAMES and item.source.is_dir():
-            task = Task(item.source, frames_output(item.source, output_dir, True), TaskKind.FRAMES,
+            task = Task(item.source, output_dir / prefixes[item.source], TaskKind.FRAMES,
                         sidecar_path(item.source))  # its hints: <folder>.hints.json beside it, as plan() says
             out = task.output.resolve()
             if out == item.key:

@@ -43,7 +43,7 @@ from colorizer.fileio import atomic_write, is_partial_file, remove_quietly, writ
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".colorize-journal.jsonl"
-_LOCK_NAME = ".colorize-run.lock"
+LOCK_NAME = ".colorize-run.lock"
 JOURNAL_VERSION = 1
 
 Validator = Callable[[Path], bool]
@@ -87,6 +87,21 @@ def _claim(fd: int, folder: Path) -> dict:
     return _holder_info(fd)
 
 
+def _open_lock(path: Path) -> int:
+    """The run lock's file, open to lock it: read and write (to say who holds it), or, where this process
+    may not write it (another user's, read-only), read only: ``flock`` works on that too, so the folder
+    is still one run's at a time (the holder then says nothing about itself)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            raise exc from None
+        log.info("the run lock %s cannot be written (%s): locked read-only", path, exc.strerror or exc)
+        return fd
+
+
 def _command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:1000] if sys.argv and sys.argv[0] else "?"
 
@@ -95,7 +110,7 @@ def other_run(folder: Path) -> str | None:
     """The run writing to ``folder`` now, in words (None: none), without taking the folder: for a
     message before a run loads its model (:meth:`RunJournal.open` is the check that counts)."""
     try:
-        fd = os.open(Path(folder) / _LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -155,7 +170,7 @@ class RunJournal:
         the journal."""
         journal = cls(root)
         root.mkdir(parents=True, exist_ok=True)
-        journal._marker = os.open(root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        journal._marker = _open_lock(root / LOCK_NAME)
         try:
             previous = _claim(journal._marker, root)
         except BaseException:
@@ -172,8 +187,22 @@ class RunJournal:
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
         journal._compact()
-        journal._journal = os.open(root / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        journal._open_for_appending()
         return journal
+
+    def _open_for_appending(self) -> None:
+        """Open the journal to append to it. One this process may not write (another user's, read-only) is
+        replaced by a copy of its own (the folder is writable); if even that fails, the run goes on and
+        the next run checks this run's outputs by decoding them."""
+        path = self.root / JOURNAL_NAME
+        for attempt in range(2):
+            try:
+                self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                return
+            except OSError as exc:
+                if attempt or not self._compact(force=True):
+                    log.warning("cannot add to the journal %s (%s): the next run checks this run's outputs by "
+                                "decoding them", path, exc.strerror or exc)
 
     @classmethod
     def read_only(cls, root: Path) -> RunJournal:
@@ -214,17 +243,20 @@ class RunJournal:
             except (ValueError, KeyError, TypeError, RecursionError):
                 continue  # a line cut short by a kill (or garbled): that output is checked again
 
-    def _compact(self) -> None:
-        """Rewrite the journal with the entries that still match the disk (the run holds the folder)."""
+    def _compact(self, force: bool = False) -> bool:
+        """Rewrite the journal with the entries that still match the disk (the run holds the folder);
+        ``force``: even when they all do. Whether it was rewritten."""
         kept = {k: v for k, v in self._entries.items() if _stat_of(self.root / k) == v}
-        if len(kept) == self._lines:
-            return
+        if len(kept) == self._lines and not force:
+            return False
         self._entries = kept
         try:
             atomic_write(self.root / JOURNAL_NAME,
                          "".join(_line(k, v, self._hints.get(k)) for k, v in sorted(kept.items())).encode())
+            return True
         except OSError as exc:
             log.warning("could not compact the journal in %s: %s", self.root, exc)
+            return False
 
     def done(self, output: Path, kind: TaskKind = TaskKind.IMAGE, hints: str | None = None) -> bool:
         """Whether ``output`` is a finished output made with the hints of digest ``hints`` (None: no

@@ -200,9 +200,11 @@ class ReportedRun:
         folders = {t.output.parent for t in self.tasks} | {t.output for t in self.tasks if t.kind == TaskKind.FRAMES}
         try:
             return RunJournal.open(self.output_dir, folders | {self.report_path.parent})
-        except OSError as exc:
-            log.warning("no journal in %s (%s): existing outputs are taken as finished", self.output_dir, exc)
-            return None
+        except OSError as exc:  # the journal as it is, read only: an existing output counts as finished only
+            # when it lists it or it decodes completely (not because it exists: it may be cut short)
+            log.warning("cannot lock the output folder %s (%s): existing outputs are checked, but another run "
+                        "into it at the same time is not kept out", self.output_dir, os_error_reason(exc))
+            return RunJournal.read_only(self.output_dir)
 
     def _reserve_report(self) -> ReservedFile | None:
         try:

@@ -1,7 +1,8 @@
 """From the user's inputs (files and folders) to a list of tasks: which file goes where.
 
 The input tree is mirrored under the output folder. With one input folder its contents land
-directly in the output folder; with several, each gets a subfolder named after it. An output
+directly in the output folder; with several, each gets a subfolder named after it (two of one name,
+``x/photos y/photos``, get ``x/photos`` and ``y/photos``). An input named twice is planned once. An output
 never replaces an input, and two inputs never share one output. Images are recognized by content;
 videos by what FFmpeg can open; with ``frames=True`` each input folder is one sequence of
 numbered frames. Each task also says where its color hints would be (``NAME.hints.json`` beside
@@ -98,6 +99,7 @@ class _Planner:
         self.tasks: list[Task] = []
         self.rejected: list[Rejected] = []
         self.claimed: dict[Path, Path] = {}
+        self.planned: set[Path] = set()  # the inputs planned, each once (see _place)
 
     def sidecar(self, source: Path, input_root: Path | None = None, prefix: Path = Path()) -> Path | None:
         """Where ``source``'s hints would be: beside it, or at its place in the mirrored hints tree."""
@@ -126,6 +128,10 @@ class _Planner:
     def add(self, task: Task) -> None:
         out, source = task.output.resolve(), task.source
         what = "the frames" if task.kind == TaskKind.FRAMES else "the input"
+        key = _place(source)
+        if key in self.planned:  # named twice (the same input, or a folder and a file in it): done once
+            return
+        self.planned.add(key)
         if out == source.resolve():
             self.rejected.append(Rejected(source, f"output {task.output} would overwrite {what}; choose another "
                                           "-o folder"))
@@ -147,14 +153,17 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, o
     output_dir = Path(output_dir)
     planner = _Planner(output_dir, output_format, video or VideoEncoding(), hints,
                        None if hints_dir is None else Path(hints_dir))
-    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    inputs = _once(map(Path, inputs))
+    folders = [p for p in inputs if p.is_dir()]
+    prefixes = folder_prefixes(folders)
     exclude = output_dir.resolve()
-    for item in map(Path, inputs):
+    for item in inputs:
         if item.is_dir() and frames:
-            planner.add(Task(item, frames_output(item, output_dir, len(folders) > 1), TaskKind.FRAMES,
-                             planner.sidecar(item.resolve())))
+            own = len(folders) > 1  # its own subfolder, and its sidecar at the same place in a --hints-dir tree
+            planner.add(Task(item, output_dir / prefixes[item] if own else output_dir, TaskKind.FRAMES,
+                             planner.sidecar(item.resolve(), prefix=prefixes[item].parent if own else Path())))
         elif item.is_dir():
-            prefix = Path(item.resolve().name) if len(folders) > 1 else Path()
+            prefix = prefixes[item] if len(folders) > 1 else Path()
             for path in _walk(item, recursive, exclude):
                 planner.add_file(path, prefix / path.relative_to(item), named=False,
                                  hints=planner.sidecar(path, item, prefix))
@@ -167,6 +176,63 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, o
     return planner.tasks, planner.rejected
 
 
-def frames_output(folder: Path, output_dir: Path, own_subfolder: bool) -> Path:
-    """Where a frame folder's colorized frames go: the output folder, or a subfolder named after it."""
-    return output_dir / folder.resolve().name if own_subfolder else output_dir
+def output_folder_problem(inputs: Iterable[Path], output_dir: Path) -> str | None:
+    """Why the output folder cannot take these inputs' outputs, or None: it is one of the input folders
+    (named so, or through a link), where outputs beside their inputs (``--format png``) would be taken
+    for inputs, and refused, by the next run (:func:`plan` alone refuses only outputs that would replace
+    an input)."""
+    exclude = _resolved(output_dir)
+    for item in map(Path, inputs):
+        if item.is_dir() and _same(item, exclude):
+            return (f"the input folder {item} is the output folder {output_dir}: outputs written beside the "
+                    "inputs would be taken for inputs by the next run; choose another -o folder")
+    return None
+
+
+def _place(path: Path) -> Path:
+    """Where ``path`` is, whatever way it was named: its folder resolved (``./x``, ``x/``, a link to the
+    folder), its own name kept (a link to a photo is an input of its own)."""
+    path = Path(os.path.abspath(path))
+    try:
+        return path.parent.resolve() / path.name
+    except (OSError, RuntimeError):
+        return path
+
+
+def _once(inputs: Iterable[Path]) -> list[Path]:
+    """The inputs, each once (the first time it is named): ``x x/`` is one folder, not two."""
+    seen, kept = set(), []
+    for item in inputs:
+        key = _resolved(item) if item.is_dir() else _place(item)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+def folder_prefixes(folders: Sequence[Path]) -> dict[Path, Path]:
+    """The subfolder of the output folder each input folder gets when there are several: its name, or
+    where two have the same name (``x/photos y/photos``), as many of its parent folders' names as tell
+    them apart (``x/photos``, ``y/photos``), so that neither one's outputs are refused as the other's."""
+    parts = {f: _resolved(f).parts[1:] or (str(f),) for f in folders}
+    depth = dict.fromkeys(folders, 1)
+    while True:
+        names: dict[tuple, list[Path]] = {}
+        for f in folders:
+            names.setdefault(parts[f][-depth[f]:], []).append(f)
+        clashes = [group for group in names.values() if len(group) > 1]
+        grown = False
+        for group in clashes:
+            for f in group:
+                if depth[f] < len(parts[f]):
+                    depth[f] += 1
+                    grown = True
+        if not grown:
+            return {f: Path(*parts[f][-depth[f]:]) for f in folders}

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParityError as exc:
         print(f"colorizer-export: parity check failed: {exc}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # OSError: a full disk, no permission (the message names the file)
         print(f"colorizer-export: error: {exc}", file=sys.stderr)
         return 2
     print(f"ONNX:      {result.onnx}  (parity max |diff| {result.parity.max_abs:.2e})")

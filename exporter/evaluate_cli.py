@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from colorizer.fileio import atomic_write
 from colorizer.trainer.data import list_images, spread
 from colorizer.trainer.metrics import METRIC_NAMES
 
@@ -32,6 +33,11 @@ examples:
   colorizer-eval assets/models/colorizer.onnx ~/held_out_photos --json eval.json --limit 200
   colorizer-eval assets/models/colorizer.onnx ~/held_out_photos --hints 3 --hints-seed 0
 """
+
+
+GRAY_COLORFULNESS = 1.0
+"""Hasler-Susstrunk colorfulness below which a ground-truth photo has no color to measure against
+(a gray photo scores 0: R = G = B once decoded)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from colorizer.trainer.evaluate import evaluate_predictor
 
     try:
+        if args.json is not None and args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder; give a file name")
         files = list_images(args.photos)
         if args.limit:
             files = spread(files, args.limit)
@@ -101,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         with predict if hasattr(predict, "__exit__") else contextlib.nullcontext():  # a backend closes at the end
             result = evaluate_predictor(predict, files, render_size, multiple, args.upsampling, not args.quiet,
                                         args.saturation, hints=args.hints, hints_seed=args.hints_seed)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        if all(row["colorfulness_gt"] < GRAY_COLORFULNESS for row in result["per_image"]):
+            raise ValueError(f"none of the {len(result['per_image'])} photos in {', '.join(map(str, args.photos))} "
+                             "has color: colorizer-eval measures a model against the colors of color photos")
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"colorizer-eval: error: {exc}", file=sys.stderr)
         return 2
     result["settings"] = {"model": str(args.model), "backend": label, "render_size": render_size,
@@ -116,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hints: {args.hints} per photo (seed {args.hints_seed}); dE {ratio:.3f}x gray; "
               f"dE at the hint pixels {result['hints']['hint_delta_e']:.2f}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        try:
+            atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        except OSError as exc:
+            print(f"colorizer-eval: error: cannot write {args.json}: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

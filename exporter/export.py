@@ -15,6 +15,9 @@ from colorizer.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
+INT8_PHOTOS = 64
+"""Photos read for the INT8 twin: half calibrate it, half check it (:func:`.int8.quantize_int8`)."""
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -41,9 +44,19 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
     an exported model does not match PyTorch.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the output folder {out_dir} is a file; choose another -o")
+    if render_size is not None and render_size < 1:
+        raise ValueError(f"--render-size must be a positive number of pixels, got {render_size}")
     loaded = load_eval_generator(Path(checkpoint), chroma_gain)
     contract = build_contract(loaded, name, version, render_size, guided_share)
+    calibration = None
+    if int8_photos:  # read before anything is written: unusable photos must not leave half an export
+        from colorizer.exporter.int8 import calibration_inputs
+
+        calibration = calibration_inputs(int8_photos, contract, INT8_PHOTOS)
     kwargs = {"opset": opset} if opset else {}
+    _remove_previous_export(out_dir, name)
     onnx_path = export_onnx(loaded, contract, out_dir / f"{name}.onnx", **kwargs)
     parity = check_parity(loaded.net, str(onnx_path), contract.size_multiple, "fp32")
     log.info("FP32 parity: max |diff| %.2e, mean %.2e", parity.max_abs, parity.mean_abs)
@@ -58,9 +71,10 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
 
         int8_path = out_dir / f"{name}.int8.onnx"
         if contract.takes_hints:
-            int8_parity = _int8_without_hints(loaded, contract, out_dir, name, int8_path, int8_photos, opset)
+            int8_parity = _int8_without_hints(loaded, contract, out_dir, name, int8_path, int8_photos, opset,
+                                              calibration)
         else:
-            int8_parity = quantize_int8(onnx_path, int8_path, contract, int8_photos)
+            int8_parity = quantize_int8(onnx_path, int8_path, contract, int8_photos, inputs=calibration)
     report_path = out_dir / f"{name}.parity.json"
     report = {
         "checkpoint": Path(checkpoint).name,
@@ -74,8 +88,20 @@ def export_model(checkpoint: Path, out_dir: Path, *, name: str = "colorizer", ve
     return ExportResult(contract, onnx_path, parity, fp16_path, fp16_parity, int8_path, int8_parity, report_path)
 
 
+def _remove_previous_export(out_dir: Path, name: str) -> None:
+    """Remove the twins and report of an earlier export of NAME into ``out_dir`` before its NAME.onnx is
+    replaced: the runtime takes whatever NAME.fp16.onnx (GPUs) and NAME.int8.onnx (CPUs) lie beside
+    NAME.onnx, so an old twin left next to a new model (an export with --no-fp16, or without
+    --int8-calibration, or one that failed half-way) would run the old model on another device."""
+    for suffix in (".fp16.onnx", ".int8.onnx", ".parity.json"):
+        stale = out_dir / f"{name}{suffix}"
+        if stale.is_file():
+            log.info("removing %s of an earlier export", stale)
+            stale.unlink()
+
+
 def _int8_without_hints(loaded, contract: ModelContract, out_dir: Path, name: str, int8_path: Path,
-                        photos: Sequence[Path], opset: int | None) -> ParityReport:
+                        photos: Sequence[Path], opset: int | None, inputs=None) -> ParityReport:
     """The INT8 twin of a model with hint inputs takes L only: it is the model with no hint (zero
     guidance), exported and quantized as a model without hint inputs; the runtime then spreads a
     photo's hints over its colors, as for every model without hint inputs (quantizing the guidance
@@ -92,4 +118,4 @@ def _int8_without_hints(loaded, contract: ModelContract, out_dir: Path, name: st
     with tempfile.TemporaryDirectory(prefix=f"{name}-int8-", dir=out_dir) as tmp:
         kwargs = {"opset": opset} if opset else {}
         fp32_plain = export_onnx(plain, plain_contract, Path(tmp) / f"{name}.plain.onnx", **kwargs)
-        return quantize_int8(fp32_plain, int8_path, plain_contract, photos)
+        return quantize_int8(fp32_plain, int8_path, plain_contract, photos, inputs=inputs)

@@ -151,9 +151,10 @@ def _mean_abs(session, inputs: list[np.ndarray]) -> float:
 
 
 def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, photos: Sequence[Path],
-                  count: int = 64) -> ParityReport:
+                  count: int = 64, inputs: list[np.ndarray] | None = None) -> ParityReport:
     """Write the INT8 twin of ``onnx_path`` to ``out_path`` (metadata kept) and return its parity
-    against the FP32 model on the held-out half of the photos; raises ParityError beyond
+    against the FP32 model on the held-out half of the photos (``inputs``: their
+    :func:`calibration_inputs`, when already read); raises ParityError beyond
     :data:`_INT8_MEAN_TOLERANCE` (leaving the file for inspection)."""
     import onnx
     import onnxruntime as ort
@@ -162,7 +163,8 @@ def quantize_int8(onnx_path: Path, out_path: Path, contract: ModelContract, phot
 
     from colorizer.fileio import atomic_path
 
-    inputs = calibration_inputs(photos, contract, count)
+    if inputs is None:
+        inputs = calibration_inputs(photos, contract, count)
     calibrate, check = inputs[0::2], inputs[1::2]
     with tempfile.TemporaryDirectory(prefix="colorizer-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"

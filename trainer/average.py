@@ -25,9 +25,10 @@ def average_generators(files: Sequence[Path]) -> tuple[dict[str, torch.Tensor], 
     if not gens:
         raise ValueError("no checkpoints to average")
     first = gens[0]
-    for g in gens[1:]:
+    for path, g in zip(files[1:], gens[1:], strict=True):
         if g.generator_config != first.generator_config or g.state.keys() != first.state.keys():
-            raise ValueError("checkpoints with different generator architectures cannot be averaged")
+            raise ValueError(f"checkpoints with different generator architectures cannot be averaged: {path} "
+                             f"holds {g.generator_config}, {files[0]} {first.generator_config}")
     state = {}
     for key, value in first.state.items():
         if value.is_floating_point():
@@ -44,14 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoints", nargs="+", type=Path, help="training checkpoints or generator files of one run")
     args = p.parse_args(argv)
     try:
+        if args.out.is_dir():
+            raise ValueError(f"{args.out} is a folder; give the generator file to write (.safetensors)")
+        if any(args.out.resolve() == Path(c).resolve() for c in args.checkpoints):
+            raise ValueError(f"{args.out} is one of the checkpoints to average; write the average to a new file")
         state, gens = average_generators(args.checkpoints)
-    except (ValueError, FileNotFoundError) as exc:
+        last = max(gens, key=lambda g: g.step)
+        steps = ", ".join(str(g.step) for g in gens)
+        save_generator_as(args.out, last, state=state,
+                          training_data=f"{last.training_data}; generator averaged over steps {steps}")
+    except (ValueError, OSError) as exc:  # OSError: a full disk, no permission (the message names the file)
         print(f"colorizer-average: error: {exc}", file=sys.stderr)
         return 2
-    last = max(gens, key=lambda g: g.step)
-    steps = ", ".join(str(g.step) for g in gens)
-    save_generator_as(args.out, last, state=state,
-                      training_data=f"{last.training_data}; generator averaged over steps {steps}")
     print(f"averaged {len(gens)} generators (steps {steps}) into {args.out}")
     return 0
 

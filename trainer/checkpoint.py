@@ -8,14 +8,17 @@ A generator-only file (``save_generator``) is what ships and what the exporter s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from colorizer.contract import FORMAT_VERSION
@@ -23,6 +26,26 @@ from colorizer.fileio import atomic_path
 
 KIND_TRAINING = "colorizer-training-checkpoint"
 KIND_GENERATOR = "colorizer-generator"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable Colorizer checkpoint or generator file; the message names it and says why."""
+
+
+def _not_safetensors(path: Path, exc: Exception) -> CheckpointError:
+    suffix = Path(path).suffix.lower()
+    hint = {".onnx": "an exported ONNX model; give the generator .safetensors it was exported from",
+            ".pt": "a PyTorch pickle, which is never loaded; Colorizer's checkpoints are .safetensors",
+            ".pth": "a PyTorch pickle, which is never loaded; Colorizer's checkpoints are .safetensors",
+            }.get(suffix, "damaged, cut short, or another kind of file")
+    return CheckpointError(f"{path} cannot be read as a safetensors file ({exc}): {hint}")
+
+
+def _write_error(path: Path, exc: SafetensorError) -> OSError:
+    """safetensors' write failure (a full disk, a lost mount) as the OSError it is, naming the file."""
+    found = re.search(r"os error (\d+)", str(exc))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, f"cannot write {path}: {os.strerror(code) if found else exc}")
 
 
 def _flatten_optimizer(prefix: str, state_dict: Mapping) -> tuple[dict[str, torch.Tensor], dict]:
@@ -49,8 +72,11 @@ def _unflatten_optimizer(prefix: str, tensors: Mapping[str, torch.Tensor], meta:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    with atomic_path(path) as partial:
-        save_file(tensors, str(partial), metadata=metadata)
+    with atomic_path(path) as partial:  # a failed write leaves the previous file whole and no partial file
+        try:
+            save_file(tensors, str(partial), metadata=metadata)
+        except SafetensorError as exc:
+            raise _write_error(path, exc) from exc
 
 
 def _prefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -103,16 +129,33 @@ def save_training(path: Path, *, step: int, config: dict, generator: torch.nn.Mo
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except SafetensorError as exc:
+        raise _not_safetensors(path, exc) from None
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise _not_safetensors(path, exc) from None
 
 
 def load_training(path: Path) -> TrainingState:
     meta = read_metadata(path)
     if meta.get("kind") != KIND_TRAINING:
-        raise ValueError(f"{path} is not a Colorizer training checkpoint (kind={meta.get('kind')!r})")
-    tensors = load_file(str(path))
+        raise CheckpointError(f"{path} is not a Colorizer training checkpoint (kind={meta.get('kind')!r})")
+    tensors = _load_tensors(path)
     ema = _strip("EMA", tensors) or None
+    try:
+        return _training_state(meta, tensors, ema)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its training metadata is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _training_state(meta: dict[str, str], tensors: dict[str, torch.Tensor], ema: dict | None) -> TrainingState:
     return TrainingState(
         step=int(meta["step"]),
         config=json.loads(meta["config"]),
@@ -179,17 +222,20 @@ def load_generator(path: Path, use_ema: bool = True) -> GeneratorFile:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     meta = read_metadata(path)
     kind = meta.get("kind")
-    tensors = load_file(str(path))
-    if kind == KIND_GENERATOR:
-        state, gen_cfg = tensors, json.loads(meta["generator_config"])
-        render_size, step, data = int(meta["render_size"]), int(meta["step"]), meta.get("training_data", "")
-    elif kind == KIND_TRAINING:
-        config = json.loads(meta["config"])
-        state = (_strip("EMA", tensors) if use_ema else {}) or _strip("G", tensors)
-        gen_cfg, render_size, step = config["generator"], int(config["size"]), int(meta["step"])
-        data = config.get("data_summary", "")
-    else:
-        raise ValueError(f"{path} is not a Colorizer checkpoint (metadata kind={kind!r})")
+    if kind not in (KIND_GENERATOR, KIND_TRAINING):
+        raise CheckpointError(f"{path} is not a Colorizer checkpoint (metadata kind={kind!r})")
+    tensors = _load_tensors(path)
+    try:
+        if kind == KIND_GENERATOR:
+            state, gen_cfg = tensors, json.loads(meta["generator_config"])
+            render_size, step, data = int(meta["render_size"]), int(meta["step"]), meta.get("training_data", "")
+        else:
+            config = json.loads(meta["config"])
+            state = (_strip("EMA", tensors) if use_ema else {}) or _strip("G", tensors)
+            gen_cfg, render_size, step = config["generator"], int(config["size"]), int(meta["step"])
+            data = config.get("data_summary", "")
+        spread = json.loads(meta["hint_spread"]) if "hint_spread" in meta else None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its metadata is damaged ({type(exc).__name__}: {exc})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    spread = json.loads(meta["hint_spread"]) if "hint_spread" in meta else None
     return GeneratorFile(state, gen_cfg, render_size, step, data, sha256_of(path), spread)

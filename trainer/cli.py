@@ -142,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     default_depth = 5 if args.generator == "effunet" else GeneratorConfig().depth
-    depth = args.generator_depth or default_depth
-    width = args.generator_width or (EFFUNET_WIDTH if args.generator == "effunet" else GeneratorConfig().width)
+    # `is None`, not `or`: an explicit 0 is refused (TrainConfig.check, define_generator), not the default
+    depth = default_depth if args.generator_depth is None else args.generator_depth
+    width = args.generator_width
+    if width is None:
+        width = EFFUNET_WIDTH if args.generator == "effunet" else GeneratorConfig().width
     size, depth = (32, 5) if args.small else (args.size, depth)
     return TrainConfig(
         data=tuple(str(p) for p in args.data), out=str(args.out), val_data=tuple(str(p) for p in args.val),
@@ -185,7 +188,14 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    setup_logging(Path(cfg.out) / "train.log")
+    try:
+        cfg.check()
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file, not a run folder; choose another --out")
+        setup_logging(Path(cfg.out) / "train.log")
+    except (ValueError, OSError) as exc:
+        print(f"colorizer-train: error: {exc}", file=sys.stderr)
+        return 2
     from colorizer.trainer.train import build_trainer  # torch import after argument parsing
 
     # SIGTERM (a scheduler, `kill`, a shutdown) stops like Ctrl-C: a checkpoint is saved to resume from.
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {cfg.out}", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # OSError: a full disk, a lost mount, no permission (names the file)
         print(f"colorizer-train: error: {exc}", file=sys.stderr)
         return 2
     print(f"generator written to {generator}")

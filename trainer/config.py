@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 
 from colorizer.trainer.networks import DiscriminatorConfig, GeneratorConfig
@@ -77,6 +78,38 @@ class TrainConfig:
             raw[key] = tuple(raw.get(key, ()))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def check(self) -> None:
+        """Refuse settings no run can train with, naming the option (a zero step interval divided by zero
+        mid-run, a crop the generator cannot take failed inside its first convolution, a negative step
+        count wrote an untrained generator as if trained)."""
+        problems = []
+
+        def need(ok: bool, option: str, value: object, what: str) -> None:
+            if not ok:
+                problems.append(f"--{option} must be {what}, got {value}")
+
+        for name in ("batch_size", "checkpoint_every", "log_every", "val_every"):
+            need(getattr(self, name) >= 1, name.replace("_", "-"), getattr(self, name), "at least 1")
+        for name in ("pretrain_steps", "gan_steps", "limit", "val_images", "samples", "workers", "threads",
+                     "encoder_frozen_blocks"):
+            need(getattr(self, name) >= 0, name.replace("_", "-"), getattr(self, name), "0 or more")
+        for name in ("lr", "lr_d", "lambda_l1", "huber_delta", "chroma_weight", "encoder_lr_scale",
+                     "lr_final_scale"):
+            value = getattr(self, name)
+            need(math.isfinite(value) and value >= 0 and (value > 0 or name != "lr"), name.replace("_", "-"),
+                 value, "a positive number" if name == "lr" else "0 or a positive number")
+        for name in ("val_fraction", "ema_decay", "beta1", "beta2"):
+            need(0 <= getattr(self, name) < 1, name.replace("_", "-"), getattr(self, name), "in [0, 1)")
+        for name in ("old_photo_p", "hint_p_none"):
+            need(0 <= getattr(self, name) <= 1, name.replace("_", "-"), getattr(self, name), "in [0, 1]")
+        need(0 < self.hint_count_p <= 1, "hint-count-p", self.hint_count_p, "in (0, 1]")
+        need(self.generator.width >= 1, "generator-width", self.generator.width, "at least 1")
+        multiple = self.generator.size_multiple
+        need(self.size >= multiple and self.size % multiple == 0, "size", self.size,
+             f"a multiple of {multiple} (the generator halves the crop {self.generator.depth} times)")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def resumed_with(self, requested: TrainConfig) -> TrainConfig:
         """This (checkpointed) config with the overridable fields of ``requested``; refuse other changes."""

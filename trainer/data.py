@@ -39,11 +39,19 @@ class ScanResult:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """Decode an image file to uint8 RGB (H, W, 3), or None when it cannot be read."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """Decode an image file to uint8 RGB (H, W, 3), or None when it cannot be read: missing (a stale
+    line of a file list), a folder, no permission, not an image, damaged, or declaring more pixels
+    than OpenCV decodes (its ``CV_IO_MAX_IMAGE_PIXELS``: a corrupt or hostile header)."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
     if data.size == 0:
         return None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV refuses the header (too many pixels) with an exception, not None
+        return None
     if bgr is None:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -57,8 +65,13 @@ def mean_chroma(rgb: np.ndarray) -> float:
 
 
 def read_file_list(path: Path) -> list[Path]:
-    """A ``.txt`` list of image paths, one per line (relative to the list's folder; ``#`` comments)."""
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    """A ``.txt`` list of image paths, one per line (relative to the list's folder; ``#`` comments;
+    a byte-order mark, as Windows editors write, and CRLF line ends are fine)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text list of image paths ({exc.reason} at byte {exc.start})") from None
+    lines = (line.strip() for line in text.splitlines())
     return [path.parent / line for line in lines if line and not line.startswith("#")]
 
 
@@ -197,10 +210,15 @@ class ColorPhotoDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
-        rgb = read_rgb(self.files[index])
-        if rgb is None:  # vanished or corrupted since the scan: use a gray-free neighbour instead
-            log.warning("could not read %s during training; using another image", self.files[index])
-            return self[(index + 1) % len(self)]
+        for tried in range(len(self)):  # vanished or damaged since the scan: the next readable photo instead
+            path = self.files[(index + tried) % len(self)]
+            rgb = read_rgb(path)
+            if rgb is not None:
+                break
+            log.warning("could not read %s during training; using another image", path)
+        else:  # (a recursion through every neighbour ended in RecursionError past ~1000 photos)
+            raise OSError(f"none of the {len(self)} training photos can be read any more (the first: "
+                          f"{self.files[0]}); were they moved, or their disk unmounted?")
         if self.train:
             rgb = random_resized_crop(rgb, self.size, rng)
             if rng.random() < 0.5:

@@ -44,9 +44,15 @@ def psnr(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
 
 
 def ssim(rgb_true: np.ndarray, rgb_test: np.ndarray) -> float:
+    """SSIM with scikit-image's 7x7 window, or the largest odd window a photo smaller than that holds
+    (an icon, a 5 px strip); NaN below 3 px, where it is undefined (:func:`mean_scores` leaves it out)."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(rgb_true, rgb_test, channel_axis=2, data_range=255))
+    side = min(rgb_true.shape[:2])
+    if side < 3:
+        return float("nan")
+    window = min(7, side if side % 2 else side - 1)
+    return float(structural_similarity(rgb_true, rgb_test, channel_axis=2, data_range=255, win_size=window))
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,9 @@ def mean_scores(scores: Iterable[ImageScores]) -> dict[str, float]:
     rows = [asdict(s) for s in scores]
     if not rows:
         return {}
-    out = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])] or [np.inf])) for k in METRIC_NAMES}
+    # a metric no photo defines: PSNR of identical images only (inf); SSIM of photos under 3 px only (NaN)
+    out = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])]
+                            or [np.inf if k == "psnr" else np.nan])) for k in METRIC_NAMES}
     out["colorfulness_ratio"] = out["colorfulness"] / out["colorfulness_gt"] if out["colorfulness_gt"] else 0.0
     out["images"] = len(rows)
     return out

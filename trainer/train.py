@@ -17,6 +17,7 @@ import logging
 import math
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from colorizer.colorize import colorize
+from colorizer.fileio import atomic_path
 from colorizer.hint_spread import DEFAULT_PARAMS
 from colorizer.trainer import checkpoint as ckpt
 from colorizer.trainer.config import TrainConfig
@@ -70,6 +72,7 @@ class Trainer:
 
     def __post_init__(self) -> None:
         cfg = self.cfg
+        cfg.check()
         self.run_dir = Path(cfg.out)
         self.device = pick_device(cfg.device)
         if cfg.threads:
@@ -115,8 +118,9 @@ class Trainer:
         ckpt.save_training(self.checkpoint_path, step=self.step, config=self.cfg_dict(), generator=self.G,
                            discriminator=self.D, optimizer_g=self.opt_g, optimizer_d=self.opt_d, ema=self.ema,
                            hint_spread=self.hint_spread())
-        if self.cfg.keep_checkpoints:
-            shutil.copyfile(self.checkpoint_path, self.checkpoint_path.with_name(f"step_{self.step:07d}.safetensors"))
+        if self.cfg.keep_checkpoints:  # whole or absent, as last.safetensors (a full disk, a kill mid-copy)
+            with atomic_path(self.checkpoint_path.with_name(f"step_{self.step:07d}.safetensors")) as partial:
+                shutil.copyfile(self.checkpoint_path, partial)
 
     def cfg_dict(self) -> dict:
         return self.cfg.to_dict() | {"data_summary": getattr(self, "summary", "")}
@@ -291,7 +295,8 @@ class Trainer:
                     l_norm = l_norm.to(self.device, non_blocking=True)
                     ab = ab.to(self.device, non_blocking=True)
                     hints = guidance[0].to(self.device, non_blocking=True) if guidance else None
-                    last = self.train_step(l_norm, ab, hints)
+                    with stops_after_the_step():  # a stop mid-step would save D updated, G not, step not counted
+                        last = self.train_step(l_norm, ab, hints)
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()}, refresh=False)
                     phase = "gan" if self.step > cfg.pretrain_steps else "pretrain"
@@ -363,6 +368,35 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held since the fork (stop_signals_held): a held one is dropped
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def stops_after_the_step():
+    """Ctrl-C or SIGTERM during the block takes effect when it ends, as the KeyboardInterrupt it would
+    have raised: a training step is all or nothing, so the checkpoint saved on a stop is one the run
+    passed through (a stop between the discriminator's and the generator's updates saved the first
+    with the step uncounted, and the resumed run applied it twice). Where signal handlers cannot be
+    set (a thread other than the main one), the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        handler = previous[caught[0]]
+        if callable(handler):  # the CLI's SIGTERM handler, Python's SIGINT one: each raises KeyboardInterrupt
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(caught[0])
 
 
 @contextlib.contextmanager
@@ -480,15 +514,41 @@ def with_guidance_inputs(state: dict[str, torch.Tensor], generator: GeneratorCon
     return out
 
 
+def _remove_stale_partials(folder: Path) -> None:
+    """Remove the temporary files a checkpoint write killed outright (kill -9, a power cut) left in
+    ``folder``: each is a checkpoint's size, hidden, and no later run writes to the same name."""
+    from colorizer.fileio import PARTIAL_MARKER
+
+    if not folder.is_dir():
+        return
+    for pattern in (f".last{PARTIAL_MARKER}*.safetensors", f".step_*{PARTIAL_MARKER}*.safetensors"):
+        for stale in folder.glob(pattern):
+            log.info("removing %s, left by a checkpoint write that was killed", stale)
+            stale.unlink(missing_ok=True)
+
+
 def _short(metrics: dict) -> str:
     return ", ".join(f"{k}={metrics[k]:.3f}" for k in ("delta_e", "psnr", "colorfulness_ratio") if k in metrics)
 
 
 def build_trainer(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Trainer:
     """A Trainer for ``cfg``, continuing the checkpoint in its run folder when there is one."""
-    path = Path(cfg.out) / "checkpoints" / "last.safetensors"
+    cfg.check()
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a run folder; choose another --out")
+    path = out / "checkpoints" / "last.safetensors"
+    _remove_stale_partials(path.parent)
     if resume and path.exists():
-        saved = TrainConfig.from_dict(json.loads(ckpt.read_metadata(path)["config"]))
+        try:
+            meta = ckpt.read_metadata(path)
+            if meta.get("kind") != ckpt.KIND_TRAINING:
+                raise ckpt.CheckpointError(f"{path} is not a training checkpoint (metadata kind={meta.get('kind')!r})")
+            saved = TrainConfig.from_dict(json.loads(meta["config"]))
+        except (ckpt.CheckpointError, KeyError, TypeError, ValueError) as exc:
+            raise ckpt.CheckpointError(f"cannot resume from the run folder's checkpoint: {exc}; move it away "
+                                       "(a kept checkpoints/step_*.safetensors may replace it), or start over "
+                                       "with --no-resume") from None
         trainer = Trainer(saved.resumed_with(cfg), progress=progress)
         trainer.load(path)
         log.info("resuming %s from step %d", cfg.out, trainer.step)

@@ -128,3 +128,29 @@ def test_chroma_gain_is_baked_into_the_model_and_recorded(exported, tmp_path):
     np.testing.assert_allclose(boosted, 1.5 * plain, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         load_eval_generator(gen, chroma_gain=0)
+
+
+def test_a_twin_of_another_checkpoint_is_not_used(exported, tmp_path, caplog):
+    """A model copied over an older one, the older one's FP16 twin left beside it: the GPU would run the
+    older model. A twin whose checkpoint is not the FP32 model's is left out, with a warning."""
+    import logging
+    import shutil
+
+    from colorizer.desktop.backends.base import ModelFiles
+
+    gen, result = exported
+    files = ModelFiles.from_path(result.onnx)
+    assert files.same_model_twins().fp16_onnx == result.fp16_onnx  # the twin of the same checkpoint stays
+
+    other = export_model(tiny_generator_file(tmp_path / "other.safetensors", seed=3), tmp_path / "other",
+                         name="tiny", version="t2", fp16=False).onnx
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(other, mixed / "tiny.onnx")
+    shutil.copy(result.fp16_onnx, mixed / "tiny.fp16.onnx")
+    files = ModelFiles.from_path(mixed / "tiny.onnx")
+    assert files.fp16_onnx is not None  # paired by name
+    with caplog.at_level(logging.WARNING):
+        checked = files.same_model_twins()
+    assert checked.fp16_onnx is None and checked.gpu_onnx == mixed / "tiny.onnx"
+    assert "exported from another checkpoint" in caplog.text

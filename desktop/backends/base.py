@@ -10,15 +10,18 @@ tries the next.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from colorizer.contract import ModelContract
+from colorizer.contract import ContractError, ModelContract
 from colorizer.errors import ColorizerError
+
+log = logging.getLogger(__name__)
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 NO_NVIDIA_DRIVER = "no NVIDIA GPU here (no NVIDIA driver is loaded)"
@@ -52,6 +55,28 @@ class ModelFiles:
         fp32, fp16, int8 = (path.with_name(name + suffix) for suffix in (".onnx", ".fp16.onnx", ".int8.onnx"))
         return cls(onnx=fp32 if fp32.is_file() else path, fp16_onnx=fp16 if fp16.is_file() else None,
                    int8_onnx=int8 if int8.is_file() else None)
+
+    def same_model_twins(self) -> ModelFiles:
+        """These files without a twin exported from another checkpoint than the FP32 model (a model
+        copied over an older one, its twins left beside it: a GPU would run the older model), with a
+        warning. Each twin's contract is read: call it where a twin is about to be used."""
+        want = read_contract(self.onnx).checkpoint_sha256
+        kept = {}
+        for field in ("fp16_onnx", "int8_onnx"):
+            twin = getattr(self, field)
+            if twin is None:
+                continue
+            try:
+                have = read_contract(twin).checkpoint_sha256
+            except (BackendError, ContractError) as exc:
+                log.warning("%s is not used: %s", twin, exc)
+                kept[field] = None
+                continue
+            if want and have and have != want:
+                log.warning("%s is not used: it was exported from another checkpoint than %s (%s…, not %s…); "
+                            "export the model again to make its twins", twin, self.onnx.name, have[:12], want[:12])
+                kept[field] = None
+        return replace(self, **kept) if kept else self
 
     @property
     def gpu_onnx(self) -> Path:

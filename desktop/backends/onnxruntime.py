@@ -118,11 +118,12 @@ class OnnxRuntimeBackend(ClosesOnExit):
     @classmethod
     def open_cuda(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
         providers = [("CUDAExecutionProvider", {"device_id": options.device}), CPU]
-        return cls._open_expecting("CUDAExecutionProvider", files.gpu_onnx, providers, options.threads)
+        return cls._open_expecting("CUDAExecutionProvider", files.same_model_twins().gpu_onnx, providers,
+                                   options.threads)
 
     @classmethod
     def open_cpu(cls, files: ModelFiles, options: OpenOptions) -> OnnxRuntimeBackend:
-        onnx = files.cpu_onnx(options.cpu_int8)
+        onnx = (files.same_model_twins() if options.cpu_int8 else files).cpu_onnx(options.cpu_int8)
         if onnx != files.onnx and read_contract(files.onnx).takes_hints and not read_contract(onnx).takes_hints:
             # said where hints are used (colorize-batch's hints line): the shipped model has hint inputs
             log.info("the INT8 twin of this model has no hint inputs: color hints are spread over its colors "

@@ -73,6 +73,8 @@ class TensorRTBackend(ClosesOnExit):
             raise BackendError(f"{files.engine}: a TensorRT engine needs its ONNX model beside it (same name, "
                                ".onnx) so its color contract can be checked")
         contract = read_contract(files.onnx)
+        if files.engine is None:
+            files = files.same_model_twins()
         engine = files.engine or engine_for_model(
             files.onnx, files.fp16_onnx, contract, max_batch=MAX_BATCH, max_render_size=options.render_size,
             cache_dir=options.cache_dir, progress=options.engine_progress, cancel=options.engine_cancel,

@@ -309,6 +309,9 @@ class ModelContract:
             if meta.get(key) != want:
                 raise ContractError(f"{source}: contract field {key}={meta.get(key)!r}, expected {want!r}")
         try:
+            if int(meta["render_size"]) < 1 or int(meta["size_multiple"]) < 1:
+                raise ValueError(f"render_size {meta['render_size']} and size_multiple {meta['size_multiple']} "
+                                 "must be at least 1")
             return cls(
                 size_multiple=int(meta["size_multiple"]),
                 render_size=int(meta["render_size"]),

@@ -88,6 +88,12 @@ def test_model_with_unknown_contract_version_is_refused(exported, tmp_path):
         read_contract(future)
 
 
+def test_model_with_a_render_size_of_zero_is_refused(exported, tmp_path):
+    broken = _strip_contract(exported[1].onnx, tmp_path / "zero.onnx", {"colorizer.render_size": "0"})
+    with pytest.raises(ContractError, match="render_size 0"):
+        read_contract(broken)
+
+
 def test_contract_from_metadata_matches_written(exported):
     meta = {p.key: p.value for p in onnx.load(str(exported[1].onnx)).metadata_props}
     assert ModelContract.from_metadata(meta).to_metadata().items() <= meta.items()

@@ -98,6 +98,23 @@ def stop_all(windows) -> None:
                 time.sleep(0.01)
 
 
+def hint_window(qtbot, store, model, tmp_path, n: int = 2, open_backend=None, size=(60, 80)):
+    """A shown window over the tiny model, ``n`` photos of ``size`` queued (the first selected), in
+    hint mode, its preview ready: (window, its compare view, the photos)."""
+    window = make_window(qtbot, store, model, tmp_path / "out", open_backend=open_backend)
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    paths = photos(tmp_path / "in", n, size=size)
+    window.add_paths(paths)
+    view = window.compare.view
+    qtbot.waitUntil(view.has_image, timeout=10_000)
+    with qtbot.waitSignal(window.hints.preview_ready, timeout=20_000):
+        window.hints.action.trigger()
+    assert view.hint_mode() and window.hints.bar.isVisible()
+    return window, view, paths
+
+
 def photos(folder: Path, n: int, size=(40, 56), name: str = "p{:02d}.png") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets", reason="the gui extra (PySide6) is not installed")
 
-from app_helpers import click, make_window, mouse, photos, slow_opener  # noqa: E402
+from app_helpers import click, hint_window, make_window, mouse, slow_opener  # noqa: E402
 from PySide6.QtCore import QEvent, QSettings, Qt  # noqa: E402
 
 from colorizer.desktop.app import settings as app_settings  # noqa: E402
@@ -32,18 +32,9 @@ def _ini(tmp_path, text: str) -> QSettings:
     return QSettings(str(path), QSettings.Format.IniFormat)
 
 
-def _hint_window(qtbot, store, model, tmp_path, stop_runs, n: int = 1, open_backend=None):
-    window = make_window(qtbot, store, model, tmp_path / "out", open_backend=open_backend)
+def _hint_window(qtbot, store, model, tmp_path, stop_runs, open_backend=None):
+    window, view, paths = hint_window(qtbot, store, model, tmp_path, 1, open_backend, SIZE)
     stop_runs(window)
-    window.resize(1200, 800)
-    window.show()
-    qtbot.waitExposed(window)
-    paths = photos(tmp_path / "in", n, size=SIZE)
-    window.add_paths(paths)
-    view = window.compare.view
-    qtbot.waitUntil(view.has_image, timeout=10_000)
-    with qtbot.waitSignal(window.hints.preview_ready, timeout=20_000):
-        window.hints.action.trigger()
     return window, view, paths
 
 

@@ -15,7 +15,7 @@ pytest_plugins = ["app_fixtures"]  # the fixtures model, store, stop_runs
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from app_helpers import RUN_TIMEOUT_MS, click, make_window, mouse, photos, small_clip  # noqa: E402
+from app_helpers import RUN_TIMEOUT_MS, click, hint_window, make_window, mouse, photos, small_clip  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QMouseEvent  # noqa: E402
@@ -40,21 +40,6 @@ def qimage_array(image: QImage) -> np.ndarray:
     return data[:, : w * 3].reshape(h, w, 3).copy()
 
 
-def hint_window(qtbot, store, model, tmp_path, n: int = 2):
-    """A shown window over the tiny model, ``n`` photos queued (the first selected), in hint mode,
-    its preview ready."""
-    window = make_window(qtbot, store, model, tmp_path / "out")
-    window.resize(1200, 800)
-    window.show()
-    qtbot.waitExposed(window)
-    paths = photos(tmp_path / "in", n, size=SIZE)
-    window.add_paths(paths)
-    view = window.compare.view
-    qtbot.waitUntil(view.has_image, timeout=10_000)
-    with qtbot.waitSignal(window.hints.preview_ready, timeout=20_000):
-        window.hints.action.trigger()
-    assert view.hint_mode() and window.hints.bar.isVisible()
-    return window, view, paths
 
 
 def preview_lab_at(view, x: int, y: int) -> np.ndarray:

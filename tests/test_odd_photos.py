@@ -70,40 +70,19 @@ def test_a_jpeg_without_declared_resolution_gets_no_invented_72_dpi(tmp_path):
     assert read_image(tmp_path / "scan.jpg").metadata.dpi is None
 
 
+def _exif_resolution(value: int, unit: int) -> bytes:
+    """An EXIF block declaring ``value`` pixels per ``unit`` (2: inch, 3: centimetre), nothing else."""
+    ifd = {piexif.ImageIFD.XResolution: (value, 1), piexif.ImageIFD.YResolution: (value, 1),
+           piexif.ImageIFD.ResolutionUnit: unit}
+    return piexif.dump({"0th": ifd})
+
+
 @pytest.mark.parametrize(
     ("save", "expected"),
     [
         ({"format": "JPEG", "dpi": (600, 600)}, (600, 600)),
-        (
-            {
-                "format": "JPEG",
-                "exif": piexif.dump(
-                    {
-                        "0th": {
-                            piexif.ImageIFD.XResolution: (300, 1),
-                            piexif.ImageIFD.YResolution: (300, 1),
-                            piexif.ImageIFD.ResolutionUnit: 2,
-                        }
-                    }
-                ),
-            },
-            (300, 300),
-        ),
-        (
-            {
-                "format": "JPEG",
-                "exif": piexif.dump(
-                    {
-                        "0th": {
-                            piexif.ImageIFD.XResolution: (100, 1),
-                            piexif.ImageIFD.YResolution: (100, 1),
-                            piexif.ImageIFD.ResolutionUnit: 3,
-                        }
-                    }
-                ),
-            },
-            (254, 254),
-        ),
+        ({"format": "JPEG", "exif": _exif_resolution(300, 2)}, (300, 300)),  # dots per inch
+        ({"format": "JPEG", "exif": _exif_resolution(100, 3)}, (254, 254)),  # dots per centimetre
         ({"format": "TIFF", "dpi": (400, 300)}, (400, 300)),
     ],
 )

@@ -279,3 +279,14 @@ def test_the_writer_refuses_a_frame_of_another_size(tmp_path):
             writer.to_frame(np.zeros((9, 12, 3), np.uint8))
     finally:
         writer.close()
+
+
+def test_probe_reads_the_rotation_ffmpeg_keeps_in_the_frames(tmp_path):
+    """FFmpeg 7 and later keep a film's display rotation in each frame, not in the stream's tags: the probe
+    said 0 for a film every frame of which is turned 90 degrees (the app showed it sideways)."""
+    from colorizer.desktop.media.video_source import probe_video
+
+    for turn in (90, 180, 270):
+        clip = make_clip(tmp_path / f"r{turn}.mp4", rotation=turn, audio=None)
+        assert probe_video(clip).rotation == turn
+    assert probe_video(make_clip(tmp_path / "upright.mp4", audio=None)).rotation == 0

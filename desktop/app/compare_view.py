@@ -9,6 +9,7 @@ frame scrubber for videos and frame folders, hidden until it is given a :class:`
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Protocol
 
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+log = logging.getLogger(__name__)
 
 SPLIT_GRAB_PX = 8
 SPLIT_KNOB_PX = 13  # radius of the split line's knob (◀▶)
@@ -592,17 +595,19 @@ class ComparePanel(QWidget):
         self.zoom_label.setText("")
         self.show_button.setEnabled(False)
 
-    def set_frame_source(self, source: FrameSource | None) -> None:
-        """Videos: show frames from ``source`` with the scrubber; None hides it."""
+    def set_frame_source(self, source: FrameSource | None, frame: int = 0) -> None:
+        """Videos: show frame ``frame`` of ``source`` with the scrubber; None hides it. ``frame_changed``
+        follows only when the frame shown is not ``frame`` (a film shorter than that now)."""
         self._frames = source
         self.scrubber.set_key_frames([])
         self.scrubber.setVisible(source is not None and source.frame_count > 1)
         if source is not None:
+            index = min(max(0, frame), max(0, source.frame_count - 1))
             self.scrubber.blockSignals(True)
             self.scrubber.setRange(0, max(0, source.frame_count - 1))
-            self.scrubber.setValue(0)
+            self.scrubber.setValue(index)
             self.scrubber.blockSignals(False)
-            self._show_frame(0, notify=False)
+            self._show_frame(index, notify=index != frame)
 
     def set_key_frames(self, frames) -> None:
         """Mark a film's key frames on the slider (and say in the caption when the frame shown is one)."""
@@ -630,8 +635,16 @@ class ComparePanel(QWidget):
 
     def _show_frame(self, index: int, notify: bool = True) -> None:
         if self._frames is not None:
-            before, after = self._frames.frames(index)
-            self.view.set_images(before, after)
+            try:
+                before, after = self._frames.frames(index)
+            except Exception as exc:  # the film was removed, cut short or damaged since its row was shown
+                log.warning("cannot show frame %d: %s", index + 1, exc)
+                self.view.clear(f"Frame {index + 1} cannot be shown: {exc}")
+            else:
+                if before is None:
+                    self.view.clear(f"Frame {index + 1} cannot be shown (the film ends before it).")
+                else:
+                    self.view.set_images(before, after)
             self.update_caption()
             if notify:
                 self.frame_changed.emit(index)

@@ -285,7 +285,12 @@ class HintTracker(QObject):
         generation = self._generation
         cancel = self._cancel
         video_settings = settings.video_settings()
-        stat = Path(source).stat()
+        try:
+            stat = Path(source).stat()
+        except OSError as exc:  # the film was removed or renamed since its row was shown: said, never raised
+            self._signals.tracked.emit(generation, None,
+                                       f"cannot track the hints of {Path(source).name}: {exc.strerror or exc}")
+            return
         key = (str(source), stat.st_mtime_ns, stat.st_size, hints.digest(), contract.render_size,
                contract.size_multiple, video_settings)
         with self._lock:

@@ -47,6 +47,10 @@ class ItemViewer(QObject):
         if item is None:
             self.clear()
             return
+        # the same film shown again (its run finished, its row changed): the slider stays on its frame,
+        # where hint mode edits, with its key frames marked; another row starts at the film's first frame
+        same = item is self.item
+        frame, keys = (self.compare.current_frame(), self.compare.scrubber.key_frames()) if same else (0, [])
         self.item = item
         self._shown_status = item.status
         self.refresh_details(item)
@@ -59,7 +63,9 @@ class ItemViewer(QObject):
         self.preview.forget()
         try:
             frames = self._film_frames(item)
-            self.compare.set_frame_source(frames)
+            self.compare.set_frame_source(frames, frame)
+            if frames is not None and keys:
+                self.compare.set_key_frames(keys)
         except Exception as exc:  # an unreadable frame must not take the window down
             log.warning("cannot show %s: %s", item.source, exc)
             frames = None

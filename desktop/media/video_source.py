@@ -46,7 +46,7 @@ AVCOL_RGB, AVCOL_UNSPECIFIED = 0, 2
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe_video` finds out without decoding."""
+    """What :func:`probe_video` finds out from the header (and, for the rotation, the first frame)."""
 
     path: Path
     format_name: str
@@ -140,6 +140,17 @@ def _stream_rotation(stream) -> int:
     return value
 
 
+def _first_frame_rotation(container, stream) -> float:
+    """The display rotation FFmpeg 7 and later keep in each frame, not in the stream's tags (PyAV reads
+    no stream display matrix): the first frame's, as :class:`VideoSource` applies it; 0 if none decodes."""
+    try:
+        for frame in container.decode(stream):
+            return frame.rotation or 0
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0
+
+
 def _quarter_turns(degrees: float) -> int:
     turns = round(degrees / 90.0)
     if abs(degrees - 90 * turns) > 1:
@@ -191,8 +202,9 @@ def probe_video(path: os.PathLike | str) -> VideoInfo:
         if duration is None and container.duration:
             duration = container.duration / 1_000_000
         ctx = stream.codec_context
+        rotation = _stream_rotation(stream) or _first_frame_rotation(container, stream)
         return VideoInfo(path, container.format.name, ctx.width, ctx.height,
-                         (_quarter_turns(_stream_rotation(stream)) * 90), _stream_rate(stream),
+                         (_quarter_turns(rotation) * 90), _stream_rate(stream),
                          stream.time_base, frames, estimated, duration,
                          tuple(f"{s.type}:{codec_name(s)}" for s in container.streams))
     finally:

@@ -19,7 +19,7 @@ from PySide6.QtGui import QImage
 
 from colorizer.desktop.media.errors import ImageFileError
 from colorizer.desktop.media.image_read import read_image
-from colorizer.desktop.media.video_source import probe_video
+from colorizer.desktop.media.video_source import display_turns, probe_video, stream_rate
 from colorizer.fileio import to_uint8
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,9 @@ class FrameFolderFrames:
 
 def video_frame(path: Path, index: int, max_side: int = 1280) -> QImage | None:
     """Frame ``index`` of a video, upright, for the viewer: a seek to its time, then decoding up to it."""
-    info = probe_video(path)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        rate = float(info.frame_rate or 24)
+        rate = float(stream_rate(stream) or 24)
         base = stream.time_base
         target = (stream.start_time or 0) + round(index / rate / base) if base else None
         if target is not None and index > 0:
@@ -139,7 +138,7 @@ def video_frame(path: Path, index: int, max_side: int = 1280) -> QImage | None:
                 break
         if chosen is None:
             return None
-        rgb = np.rot90(chosen.to_ndarray(format="rgb24"), k=info.rotation // 90)
+        rgb = np.rot90(chosen.to_ndarray(format="rgb24"), k=display_turns(chosen, stream))  # as the run turns it
         return screen_size(np.ascontiguousarray(rgb), max_side)
 
 

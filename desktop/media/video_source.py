@@ -151,6 +151,12 @@ def _first_frame_rotation(container, stream) -> float:
     return 0
 
 
+def display_turns(frame, stream) -> int:
+    """Quarter turns counter-clockwise that show a decoded ``frame`` of ``stream`` upright: its own
+    display matrix (FFmpeg 7 and later keep it there), else the stream's rotate tag (before 7)."""
+    return _quarter_turns(frame.rotation or _stream_rotation(stream))
+
+
 def _quarter_turns(degrees: float) -> int:
     turns = round(degrees / 90.0)
     if abs(degrees - 90 * turns) > 1:
@@ -170,7 +176,8 @@ def stream_duration_s(stream) -> float | None:
     return None
 
 
-def _stream_rate(stream) -> Fraction | None:
+def stream_rate(stream) -> Fraction | None:
+    """A video stream's frame rate (average, else guessed, else base), or None."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
             return Fraction(rate)
@@ -183,7 +190,7 @@ def _frame_total(stream, container) -> tuple[int | None, bool]:
     duration = stream_duration_s(stream)
     if duration is None and container.duration:
         duration = container.duration / 1_000_000
-    rate = _stream_rate(stream)
+    rate = stream_rate(stream)
     if duration and rate:
         return max(1, round(duration * rate)), True
     return None, True
@@ -204,7 +211,7 @@ def probe_video(path: os.PathLike | str) -> VideoInfo:
         ctx = stream.codec_context
         rotation = _stream_rotation(stream) or _first_frame_rotation(container, stream)
         return VideoInfo(path, container.format.name, ctx.width, ctx.height,
-                         (_quarter_turns(rotation) * 90), _stream_rate(stream),
+                         (_quarter_turns(rotation) * 90), stream_rate(stream),
                          stream.time_base, frames, estimated, duration,
                          tuple(f"{s.type}:{codec_name(s)}" for s in container.streams))
     finally:
@@ -363,7 +370,7 @@ class VideoSource:
                 raise VideoReadError(path, "no video stream (a still image or an audio file)")
             self.stream.codec_context.thread_type = "AUTO"  # frame + slice threads
             self.copied = copyable_streams(self.container, self.stream)
-            self.rate = _stream_rate(self.stream)
+            self.rate = stream_rate(self.stream)
             self.time_base = self.stream.time_base or (1 / self.rate if self.rate else Fraction(1, 25))
             self.frames_total, self.total_is_estimate = _frame_total(self.stream, self.container)
             self.duration_s = stream_duration_s(self.stream)
@@ -457,7 +464,7 @@ class VideoSource:
     def _convert(self, frame, luma: bool = False) -> tuple[FrameMeta, np.ndarray | LumaPicture]:
         colorspace = effective_colorspace(frame.colorspace, frame.width, frame.height)
         if self.decoded == 0:
-            self.turns = _quarter_turns(frame.rotation or _stream_rotation(self.stream))
+            self.turns = display_turns(frame, self.stream)
             self.colorspace = colorspace
             # untagged: yuvj* formats are full range, and FFmpeg reads gray ones as full range too
             full = frame.format.name.startswith(("yuvj", "gray"))

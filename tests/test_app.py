@@ -236,6 +236,7 @@ def test_videos_and_frame_folders_run_through_the_video_pipeline(qtbot, store, t
     window.table.selectRow(2)  # a frame folder: the scrubber walks through before/after frames
     assert window.compare.scrubber.isVisibleTo(window) and window.compare.scrubber.maximum() == 3
     window.compare.scrubber.setValue(2)
+    window.compare.wait_for_frame()
     assert window.compare.view.has_result() and window.compare.caption.full_text() == "frame 3 / 4"
 
 

@@ -79,6 +79,7 @@ def go_to(qtbot, window, frame: int) -> None:
     """Move the slider to ``frame`` and wait for that frame's preview."""
     with qtbot.waitSignal(window.hints.preview_ready, timeout=20_000):
         window.compare.show_frame(frame)
+    window.compare.wait_for_frame()
     assert window.hints.frame == frame
 
 

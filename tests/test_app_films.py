@@ -79,6 +79,7 @@ def test_a_video_shows_frame_progress_and_eta_then_before_after_by_frame(qtbot, 
     compare = window.compare
     assert compare.scrubber.isVisibleTo(window) and compare.scrubber.maximum() == 15
     compare.scrubber.setValue(9)
+    compare.wait_for_frame()
     assert compare.view.has_result() and compare.caption.full_text() == "frame 10 / 16"
     assert compare.show_button.isEnabled()
 
@@ -94,6 +95,7 @@ def test_a_frame_folder_can_become_frames_only(qtbot, store, tmp_path, model, st
         window.start()
     assert sorted(p.name for p in (out / "reel").iterdir()) == [f"frame_{i:04d}.png" for i in range(4)]
     window.table.selectRow(0)
+    window.compare.wait_for_frame()
     assert window.compare.scrubber.maximum() == 3 and window.compare.view.has_result()
     window.clear_queue()  # nothing stale is left in the viewer
     assert not window.compare.scrubber.isVisibleTo(window) and window.compare.caption.full_text() == ""

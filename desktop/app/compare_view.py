@@ -13,7 +13,7 @@ import logging
 import math
 from typing import Protocol
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QCursor, QImage, QKeySequence, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -540,6 +540,32 @@ class ElidedLabel(QLabel):
         super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(0, self.width())))
 
 
+class _FrameSignals(QObject):
+    loaded = Signal(int, int, object, object, str)  # request, frame index, before, after (or None), error
+
+
+class _FrameLoad(QRunnable):
+    """One frame of a film decoded off the GUI thread (a seek lands on the key frame before it, and a
+    1080p film decodes up to 250 frames from there: seconds). Skipped when a later frame was asked for
+    before it started, so a quick scrub decodes the frame it stops at, not every one it passed."""
+
+    def __init__(self, panel: ComparePanel, request: int, source: FrameSource, index: int) -> None:
+        super().__init__()
+        self.panel, self.request, self.source, self.index = panel, request, source, index
+        self.signals = panel._frame_signals
+
+    def run(self) -> None:
+        if self.panel._frame_request != self.request:
+            return
+        before = after = None
+        error = ""
+        try:
+            before, after = self.source.frames(self.index)
+        except Exception as exc:  # the film was removed, cut short or damaged since its row was shown
+            error = str(exc) or type(exc).__name__
+        self.signals.loaded.emit(self.request, self.index, before, after, error)
+
+
 class ComparePanel(QWidget):
     """The compare view, its bar (fit, 1:1, zoom %, show in folder), a frame scrubber and a caption."""
 
@@ -557,6 +583,11 @@ class ComparePanel(QWidget):
         self.scrubber.valueChanged.connect(self._show_frame)
         self.scrubber.sliderMoved.connect(self._preview_frame_number)
         self._frames: FrameSource | None = None
+        self._frame_pool = QThreadPool(self)  # one film frame decoded at a time, off the GUI thread
+        self._frame_pool.setMaxThreadCount(1)
+        self._frame_signals = _FrameSignals()  # no parent: a decode in flight may outlive the panel
+        self._frame_signals.loaded.connect(self._frame_loaded)
+        self._frame_request = 0  # the latest frame asked for; a decode of an earlier one is not shown
         self.view.setToolTip(HINT)
         self.fit_button = QToolButton(text="Fit", toolTip="Fit the image in the view (0, or double-click)")
         self.fit_button.clicked.connect(self.view.fit)
@@ -589,6 +620,7 @@ class ComparePanel(QWidget):
     def clear(self, message: str = "") -> None:
         """Nothing selected: no image, no frame scrubber, no caption, no zoom left from before."""
         self._frames = None
+        self._frame_request += 1  # a frame still being decoded is not shown
         self.scrubber.setVisible(False)
         self.view.clear(message)
         self.caption.setText("")
@@ -634,17 +666,28 @@ class ComparePanel(QWidget):
             self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}")
 
     def _show_frame(self, index: int, notify: bool = True) -> None:
+        """Ask for frame ``index`` (shown when decoded, unless another was asked for meanwhile); the caption
+        and ``frame_changed`` follow at once."""
         if self._frames is not None:
-            try:
-                before, after = self._frames.frames(index)
-            except Exception as exc:  # the film was removed, cut short or damaged since its row was shown
-                log.warning("cannot show frame %d: %s", index + 1, exc)
-                self.view.clear(f"Frame {index + 1} cannot be shown: {exc}")
-            else:
-                if before is None:
-                    self.view.clear(f"Frame {index + 1} cannot be shown (the film ends before it).")
-                else:
-                    self.view.set_images(before, after)
+            self._frame_request += 1
+            self._frame_pool.start(_FrameLoad(self, self._frame_request, self._frames, index))
             self.update_caption()
             if notify:
                 self.frame_changed.emit(index)
+
+    def _frame_loaded(self, request: int, index: int, before, after, error: str) -> None:
+        if request != self._frame_request or self._frames is None:
+            return  # another frame, or another row, was asked for since
+        if error:
+            log.warning("cannot show frame %d: %s", index + 1, error)
+            self.view.clear(f"Frame {index + 1} cannot be shown: {error}")
+        elif before is None:
+            self.view.clear(f"Frame {index + 1} cannot be shown (the film ends before it).")
+        else:
+            self.view.set_images(before, after)
+
+    def wait_for_frame(self) -> None:
+        """Until the frame asked for last is shown (tests; the window waits for it as it closes)."""
+        self._frame_pool.waitForDone()
+        QCoreApplication.sendPostedEvents(self._frame_signals)
+        QCoreApplication.processEvents()

@@ -10,14 +10,19 @@ on:
   at a moderate size (:attr:`TrackParams.size`, long side; never upscaled), forward from the key
   frame to the shot's end and backward to its start. Each step first tries a small window without
   a pyramid (:attr:`TrackParams.local_window`: slow motion, and something moving close by -- a leg
-  passing behind a post -- does not pull the point away), then, for the points that failed, the
-  pyramid (fast motion), then, for a point on too little texture to track (a wall, the sky, a plain
+  passing behind a post -- does not pull the point away), and the pyramid (fast motion), which wins
+  where the small window failed or matched worse (LK's error: past about half its size the small window
+  settles on a wrong place that passes the forward-backward check), then, for a point on too little
+  texture to track (a wall, the sky, a plain
   dress), a wide window with the pyramid (:attr:`TrackParams.wide_window`: it moves with the area's
   edges); a point whose motion none of them could measure stays where it was
-  (:attr:`TrackParams.hold_still`) -- the tests below then decide whether it is still on its thing.
+  (:attr:`TrackParams.hold_still`) if what is under it there is nearly unchanged
+  (:attr:`TrackParams.hold_change`, stricter than a tracked step's: a smooth texture that moved in passes
+  the looser test) -- the tests below then decide whether it is still on its thing.
 * **Lost points stop**: a step is accepted only when LK converged with one of the windows and the
   point tracked back lands within :attr:`TrackParams.fb_error` pixels of where it started
-  (forward-backward check) -- or the point is held still --, the point stays inside the frame (with a margin), and
+  (forward-backward check) -- or the point is held still --, the point stays inside the frame (with a margin;
+  a point put within it, on the border pixels, may not move further out), and
   what is under it still looks like it: the patch around it changed little since the previous frame
   (:attr:`TrackParams.patch_change`) and its lightness little since the key frame
   (:attr:`TrackParams.lightness_change`) -- an occluder passing over it fails these. From the first
@@ -70,9 +75,15 @@ class TrackParams:
     hold_still: bool = True  # a point no window could track stays where it was if what is under it did not change
     min_eigen: float = 1e-4  # LK's minimum eigenvalue test (OpenCV's default): below it, too little texture
     fb_error: float = 0.7  # forward-backward check: pixels of the tracking image
-    margin: float = 2.0  # a point closer than this to the border has left the frame
+    margin: float = 2.0  # a point closer than this to the border has left the frame (one put closer: once it
+    # moves more than :attr:`edge_slack` further out)
+    edge_slack: float = 0.5  # how far a point put within :attr:`margin` of the border may move toward it
     patch: int = 7  # side of the patch compared from frame to frame
     patch_change: float = 6.0  # mean |L difference| of the patch to the previous frame's (L units)
+    hold_change: float = 4.0  # a point held still (:attr:`hold_still`): at most this patch change (L units;
+    # 2.0 lost plain-area points of real footage to compression noise: bikes.mp4 4.82 -> 4.94 mean ΔE2000)
+    better_match: float = 1.0  # the pyramid's step replaces the small window's where its LK error is below this
+    # fraction of the small window's (the small window alone settles on a wrong place past half its size)
     lightness_change: float = 12.0  # |L of the patch - L at the key frame| (L units)
     conflict_radius: float = 0.05  # of the long side: points of two key frames this close disagree
     buffer_bytes: int = 256 << 20  # the small frames kept for backward tracking, at most
@@ -262,6 +273,7 @@ class _Tracker:
         self.scale = (1.0, 1.0)  # tracking px per frame px (y, x)
         self.frames = 0
         self.template: dict[int, float] = {}  # id(TrackedPoint) -> L at its key frame
+        self.bounds: dict[int, tuple[float, float, float, float]] = {}  # id(TrackedPoint) -> x, y range it stays in
 
     @property
     def done(self) -> bool:
@@ -330,9 +342,19 @@ class _Tracker:
             xy = np.array(self._to_small(p.x, p.y), np.float32)
             patch = self._patch(small, *xy)
             self.template[id(tracked)] = float(patch.mean())
+            self.bounds[id(tracked)] = self._bounds(small.shape, float(xy[0]), float(xy[1]))
             started.append((tracked, xy, patch))
         self._backward(key, started, small)
         self.active.extend(started)
+
+    def _bounds(self, hw: tuple[int, int], x: float, y: float) -> tuple[float, float, float, float]:
+        """Where a point put at (x, y) of the tracking image stays inside the frame: :attr:`TrackParams.margin`
+        from the border, or, put closer than that, no more than :attr:`TrackParams.edge_slack` further out
+        (a point put on the border pixels of a still shot holds)."""
+        p = self.params
+        h, w = hw
+        return (min(p.margin, x) - p.edge_slack, max(w - 1 - p.margin, x) + p.edge_slack,
+                min(p.margin, y) - p.edge_slack, max(h - 1 - p.margin, y) + p.edge_slack)
 
     def _backward(self, key: KeyFrame, started: list, small: np.ndarray) -> None:
         if key.frame > self.shot_start and (not self.buffer or self.buffer_start > self.shot_start):
@@ -351,17 +373,17 @@ class _Tracker:
         self.active = self._step(self.active, previous, small, index, backward=False)
 
     def _lucas_kanade(self, src: np.ndarray, dst: np.ndarray, pts: np.ndarray, window: int, levels: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 1, 2) points ``pts`` of ``src`` found in ``dst``, and whether each passed LK's own tests
-        both ways and the forward-backward check."""
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, 1, 2) points ``pts`` of ``src`` found in ``dst``, whether each passed LK's own tests
+        both ways and the forward-backward check, and LK's error (mean |difference| of the window)."""
         p = self.params
         lk = {"winSize": (window, window), "maxLevel": levels, "minEigThreshold": p.min_eigen,
               "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(src, dst, pts, None, **lk)
+        moved, status, error = cv2.calcOpticalFlowPyrLK(src, dst, pts, None, **lk)
         back, status_back, _ = cv2.calcOpticalFlowPyrLK(dst, src, moved, None, **lk)
         ok = (status[:, 0] == 1) & (status_back[:, 0] == 1) & np.isfinite(moved).all(axis=(1, 2))
         ok &= np.hypot(*(back - pts).reshape(-1, 2).T) <= p.fb_error
-        return moved, ok
+        return moved, ok, error.reshape(-1)
 
     def _step(self, items: list, src: np.ndarray, dst: np.ndarray, frame: int, backward: bool) -> list:
         """Track ``items`` from ``src`` to ``dst`` (the image of ``frame``); the ones kept, moved."""
@@ -370,28 +392,31 @@ class _Tracker:
             return items
         pts = np.array([xy for _, xy, _ in items], np.float32).reshape(-1, 1, 2)
         if p.local_window > 0:  # a small window first; the pyramid for the points it loses
-            moved, ok = self._lucas_kanade(src, dst, pts, p.local_window, 0)
-            retry = np.flatnonzero(~ok)
-            if len(retry):
-                moved_far, ok_far = self._lucas_kanade(src, dst, pts[retry], p.window, p.levels)
-                moved[retry], ok[retry] = moved_far, ok_far
+            moved, ok, error = self._lucas_kanade(src, dst, pts, p.local_window, 0)
+            # and where the pyramid matches clearly better: past about half its size, the small window
+            # alone settles on a wrong place that passes the forward-backward check
+            moved_far, ok_far, error_far = self._lucas_kanade(src, dst, pts, p.window, p.levels)
+            use = ok_far & (~ok | (error_far < p.better_match * error))
+            moved[use], ok[use] = moved_far[use], True
         else:
-            moved, ok = self._lucas_kanade(src, dst, pts, p.window, p.levels)
+            moved, ok, _ = self._lucas_kanade(src, dst, pts, p.window, p.levels)
         retry = np.flatnonzero(~ok)
         if p.wide_window > 0 and len(retry):  # too little texture under them: the motion of a wider area
-            moved_wide, ok_wide = self._lucas_kanade(src, dst, pts[retry], p.wide_window, p.levels)
+            moved_wide, ok_wide, _ = self._lucas_kanade(src, dst, pts[retry], p.wide_window, p.levels)
             moved[retry], ok[retry] = moved_wide, ok_wide
-        if p.hold_still:  # no motion could be measured: where it was (the patch tests below decide)
-            moved[~ok] = pts[~ok]
+        held = np.zeros(len(items), bool)
+        if p.hold_still:  # no motion could be measured: where it was, if what is under it did not change
+            held = ~ok
+            moved[held] = pts[held]
             ok[:] = True
-        h, w = dst.shape
         kept = []
         for i, (tracked, _, patch) in enumerate(items):
             x, y = (float(v) for v in moved[i, 0])
-            keep = bool(ok[i]) and p.margin <= x <= w - 1 - p.margin and p.margin <= y <= h - 1 - p.margin
+            x_lo, x_hi, y_lo, y_hi = self.bounds[id(tracked)]
+            keep = bool(ok[i]) and x_lo <= x <= x_hi and y_lo <= y <= y_hi
             if keep:
                 new_patch = self._patch(dst, x, y)
-                keep = float(np.mean(np.abs(new_patch - patch))) <= p.patch_change \
+                keep = float(np.mean(np.abs(new_patch - patch))) <= (p.hold_change if held[i] else p.patch_change) \
                     and abs(float(new_patch.mean()) - self.template[id(tracked)]) <= p.lightness_change
             if not keep:
                 if backward:

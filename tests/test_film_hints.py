@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 from synthetic_media import FakeBackend, write_clip
 
@@ -160,15 +161,30 @@ def test_several_key_frames_the_nearest_wins():
     assert "#00ff00" in {pt.color for pt in p.hints_at(10).points}  # elsewhere in the frame: both apply
 
 
+def test_a_track_is_a_mapping_of_its_frames_without_gaps():
+    from colorizer.desktop.pipeline.hint_tracking import Track
+
+    track = Track(5, 1.0, 2.0)
+    for f in (6, 4, 7, 3):
+        track.extend(f, float(f), -float(f))
+    assert (track.first, track.last, len(track), list(track)) == (3, 7, 5, [3, 4, 5, 6, 7])
+    assert track[5] == (1.0, 2.0) and track[3] == (3.0, -3.0) and 8 not in track and 2 not in track
+    assert dict(track.items()) == {3: (3.0, -3.0), 4: (4.0, -4.0), 5: (1.0, 2.0), 6: (6.0, -6.0), 7: (7.0, -7.0)}
+    assert Track.of(5, dict(track.items())) == track
+    with pytest.raises(ValueError, match="does not extend"):
+        track.extend(10, 0.0, 0.0)
+
+
 def test_a_frame_holds_at_most_max_points_the_nearer_key_frames_first(monkeypatch):
     """Many key frames in one shot: a frame gets at most MAX_POINTS points (the spread's memory grows
     with them), those of the nearer key frames."""
     from colorizer.desktop.pipeline import hint_tracking
-    from colorizer.desktop.pipeline.hint_tracking import HintPlan, KeyFrame, TrackedPoint
+    from colorizer.desktop.pipeline.hint_tracking import HintPlan, KeyFrame, Track, TrackedPoint
 
     monkeypatch.setattr(hint_tracking, "MAX_POINTS", 3)
     keys = [KeyFrame(k, 0, 20, [TrackedPoint(k, i, HintPoint(10 + 30 * i, 10 + k, RED),
-                                             {f: (10.0 + 30 * i, 10.0 + k) for f in range(21)}) for i in range(3)])
+                                             Track.of(k, {f: (10.0 + 30 * i, 10.0 + k) for f in range(21)}))
+                                for i in range(3)])
             for k in (0, 10)]
     p = HintPlan(FilmHints(tuple(FrameHints(k.frame, tuple(t.point for t in k.points)) for k in keys), "test"),
                  keys, 21, (H, W))

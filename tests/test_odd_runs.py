@@ -74,6 +74,22 @@ def test_two_input_folders_of_one_name_each_get_their_own_place(tmp_path):
                                          tmp_path / "hints" / "y" / "photos.hints.json"]
 
 
+def test_two_files_of_one_name_named_as_inputs_each_get_their_own_place(tmp_path):
+    """``a/film.mp4 b/film.mp4``: the second was refused as "already the output of" the first."""
+    for side in "ab":
+        make_photos(tmp_path / "tapes" / side, 1, 24, 32)
+    make_photos(tmp_path / "solo", 1, 24, 32)
+    (tmp_path / "solo" / "p00.jpg").rename(tmp_path / "solo" / "other.jpg")
+    tapes = tmp_path / "tapes"
+    named = [tapes / "a" / "p00.jpg", tapes / "b" / "p00.jpg", tmp_path / "solo" / "other.jpg"]
+    tasks, rejected = plan(named, tmp_path / "out", hints_dir=tmp_path / "hints")
+    assert not rejected
+    assert [str(t.output.relative_to(tmp_path / "out")) for t in tasks] == ["a/p00.jpg", "b/p00.jpg", "other.jpg"]
+    assert [t.hints for t in tasks] == [tmp_path / "hints" / "a" / "p00.jpg.hints.json",
+                                        tmp_path / "hints" / "b" / "p00.jpg.hints.json",
+                                        tmp_path / "hints" / "other.jpg.hints.json"]
+
+
 # --------------------------------------------------------------------------- output and report paths
 @pytest.mark.parametrize("through_a_link", [False, True])
 def test_an_output_folder_that_is_the_input_folder_stops_before_anything(model, tmp_path, capsys, through_a_link):

@@ -156,6 +156,7 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, o
     inputs = _once(map(Path, inputs))
     folders = [p for p in inputs if p.is_dir()]
     prefixes = folder_prefixes(folders)
+    named = _file_places([p for p in inputs if p.is_file()])
     exclude = output_dir.resolve()
     for item in inputs:
         if item.is_dir() and frames:
@@ -168,7 +169,7 @@ def plan(inputs: Sequence[Path], output_dir: Path, *, recursive: bool = False, o
                 planner.add_file(path, prefix / path.relative_to(item), named=False,
                                  hints=planner.sidecar(path, item, prefix))
         elif item.is_file():
-            planner.add_file(item, Path(item.name), named=True, hints=planner.sidecar(item))
+            planner.add_file(item, named[item], named=True, hints=planner.sidecar(item, prefix=named[item].parent))
         elif item.exists():
             planner.rejected.append(Rejected(item, "not a regular file (a pipe, socket or device)"))
         else:
@@ -215,6 +216,20 @@ def _resolved(path: Path) -> Path:
         return Path(path).resolve()
     except (OSError, RuntimeError):
         return Path(os.path.abspath(path))
+
+
+def _file_places(files: Sequence[Path]) -> dict[Path, Path]:
+    """Where each file named as an input goes in the output folder: its name, or where two have the same
+    name (``a/film.mp4 b/film.mp4``) under as many of its folders' names as tell them apart
+    (``a/film.mp4``, ``b/film.mp4``), as two folders of one name are (:func:`folder_prefixes`)."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.name, []).append(f)
+    places = {}
+    for name, group in groups.items():
+        parents = folder_prefixes([f.parent for f in group]) if len(group) > 1 else {}
+        places |= {f: parents[f.parent] / name if parents else Path(name) for f in group}
+    return places
 
 
 def folder_prefixes(folders: Sequence[Path]) -> dict[Path, Path]:

@@ -290,3 +290,17 @@ def test_probe_reads_the_rotation_ffmpeg_keeps_in_the_frames(tmp_path):
         clip = make_clip(tmp_path / f"r{turn}.mp4", rotation=turn, audio=None)
         assert probe_video(clip).rotation == turn
     assert probe_video(make_clip(tmp_path / "upright.mp4", audio=None)).rotation == 0
+
+
+def test_a_transport_stream_with_lost_packets_is_colorized_and_says_so(model, tmp_path):
+    """Three TS packets lost mid-film (a capture's glitch): the decoder drops the frames it cannot rebuild
+    and the output was two frames short without a word. It is still colorized (refusing the whole film for
+    a glitch would leave the user nothing), and the run says where."""
+    clip = write_clip(tmp_path / "whole.ts", [gray_frame(i, 48, 64) for i in range(50)], options={"g": "12"})
+    data = clip.read_bytes()
+    middle = len(data) // 188 // 2 * 188
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "glitch.ts").write_bytes(data[:middle] + data[middle + 3 * 188:])
+    code, report, err = run_cli([tmp_path / "in" / "glitch.ts"], tmp_path / "out", model)
+    assert code == 0 and report["files"][0]["status"] == "done", err
+    assert "glitch.ts: 1 damaged video packet(s) (at " in err

@@ -420,6 +420,7 @@ class VideoSource:
         ``on_packet``."""
         video_index = self.stream.index
         copied = {s.index for s in self.copied}
+        damaged: list[float | None] = []  # times of video packets the demuxer flags as corrupt
         try:
             for packet in self.container.demux([self.stream, *self.copied]):
                 if packet.stream.index != video_index:
@@ -427,6 +428,8 @@ class VideoSource:
                         self._count_copied(packet)
                         on_packet(packet)
                     continue
+                if packet.is_corrupt:
+                    damaged.append(float(packet.pts * packet.time_base) if packet.pts is not None else None)
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError as exc:
@@ -437,6 +440,10 @@ class VideoSource:
         except av.FFmpegError as exc:
             raise VideoReadError(self.path, f"reading stopped after {self.decoded} frames ({exc})") from exc
         self._check_complete()
+        if damaged:  # a glitch of a capture (a transport stream's lost packets): said, not fatal
+            at = ", ".join("?" if t is None else f"{t:.2f} s" for t in damaged[:5]) + (", ..." if damaged[5:] else "")
+            log.warning("%s: %d damaged video packet(s) (at %s): frames the decoder could not rebuild there are "
+                        "left out of the output; the others keep their timing", self.path, len(damaged), at)
 
     def picture_at(self, index: int, luma: bool = False) -> np.ndarray | LumaPicture | None:
         """Frame ``index`` (from 0, in the order :meth:`frames` gives them) converted as :meth:`frames`

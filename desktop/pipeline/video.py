@@ -45,7 +45,9 @@ Choices (documented for users):
   QuickTime holds them (u-law, A-law, IMA ADPCM audio).
 * **Safety**: the output is written to a temporary file in the output folder, fsynced and renamed
   when complete (``colorizer.fileio.atomic_path``); on error or cancel it is removed. A truncated
-  or damaged source is an error naming the file and the cause, never a short video.
+  or damaged source is an error naming the file and the cause, never a short video; a packet the
+  demuxer flags as damaged (a capture's lost packets) whose frames the decoder skips is a warning that
+  names the file and the time (the other frames keep their timing).
 """
 
 from __future__ import annotations

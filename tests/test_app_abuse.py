@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets", reason="the gui extra (PySide6) is not installed")
 
-from app_helpers import click, hint_window, make_window, mouse, slow_opener  # noqa: E402
+from app_helpers import click, hint_window, make_window, mouse, photos, slow_opener  # noqa: E402
 from PySide6.QtCore import QEvent, QSettings, Qt  # noqa: E402
 
 from colorizer.desktop.app import settings as app_settings  # noqa: E402
@@ -212,3 +212,21 @@ def test_two_frame_folders_of_one_name_each_get_their_own_output(tmp_path):
     assert not refused
     assert sorted(t.output for t in planned.values()) == [tmp_path / "out" / "tape1" / "reel",
                                                           tmp_path / "out" / "tape2" / "reel"]
+
+
+def test_a_warning_about_a_photo_shows_in_its_details(qtbot, store, model, tmp_path, stop_runs):
+    """What the run noticed about a file (here its damaged EXIF block, dropped) is in its details pane."""
+    from app_helpers import RUN_TIMEOUT_MS
+    from PIL import Image
+
+    src = photos(tmp_path / "in", 1, size=SIZE)[0]
+    damaged = src.with_name("damaged.jpg")
+    Image.open(src).convert("L").save(damaged, exif=b"Exif\x00\x00not a TIFF header at all")
+    window = make_window(qtbot, store, model, tmp_path / "out")
+    stop_runs(window)
+    window.add_paths([damaged])
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.start()
+    window.table.selectRow(0)
+    assert "warning: " in window.viewer.details.toPlainText()
+    assert "dropping a damaged EXIF block" in window.viewer.details.toPlainText()

@@ -304,3 +304,4 @@ def test_a_transport_stream_with_lost_packets_is_colorized_and_says_so(model, tm
     code, report, err = run_cli([tmp_path / "in" / "glitch.ts"], tmp_path / "out", model)
     assert code == 0 and report["files"][0]["status"] == "done", err
     assert "glitch.ts: 1 damaged video packet(s) (at " in err
+    assert report["files"][0]["warnings"][0].endswith("the others keep their timing")

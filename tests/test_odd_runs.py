@@ -267,3 +267,20 @@ def test_odd_but_valid_sidecars_are_read(model, tmp_path):
     assert _run(model, folder, "-o", out) == EXIT_OK
     assert _statuses(out / "colorize-report.json") == {"p00.jpg": "done", "p01.jpg": "skipped",
                                                         "p02.jpg": "skipped", "p03.jpg": "done"}
+
+
+def test_a_warning_about_a_file_names_it_and_goes_into_its_report_entry(model, tmp_path, capsys):
+    """"dropping a damaged EXIF block" named no file (the media code knows no path), in a run of many;
+    now the log line names it and the report lists it with that file, and only that file."""
+    from PIL import Image
+
+    make_photos(tmp_path / "in", 2, 24, 32)
+    damaged = tmp_path / "in" / "damaged exif.jpg"
+    Image.open(tmp_path / "in" / "p00.jpg").save(damaged, exif=b"Exif\x00\x00not a TIFF header at all")
+    assert _run(model, tmp_path / "in", "-o", tmp_path / "out") == EXIT_OK
+    err = capsys.readouterr().err
+    assert f"{damaged}: dropping a damaged EXIF block" in err
+    entries = {Path(f["input"]).name: f for f in read_report(tmp_path / "out" / "colorize-report.json")["files"]}
+    assert entries["damaged exif.jpg"]["warnings"] == [f"{damaged}: dropping a damaged EXIF block (no valid TIFF "
+                                                       "header or first IFD)"]
+    assert "warnings" not in entries["p00.jpg"] and "warnings" not in entries["p01.jpg"]

@@ -191,6 +191,8 @@ class QueueModel(QAbstractTableModel):
         message = result.reason or ""
         if result.status == SKIPPED:
             message += "; tick “Redo files whose output exists” to colorize it again"
+        if result.warnings:  # what the run noticed about the file (a damaged EXIF block dropped...): in the details
+            message = "\n".join([message, *(f"warning: {w}" for w in result.warnings)]).strip("\n")
         self.update(item_id, status=result.status, progress=progress, message=message,
                     output=None if keep else result.output)
 

@@ -29,6 +29,7 @@ from colorizer.desktop.core import Cancelled, CancelToken
 from colorizer.desktop.media.image_read import ImageHeader, read_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
+from colorizer.desktop.pipeline.file_warnings import FileWarnings
 from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
@@ -127,6 +128,7 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._results: list[FileResult] = []
         self._total = 0
+        self.warnings = FileWarnings()  # what is logged while a photo is read or written goes into its result
 
     def run(self, tasks: Sequence[Task]) -> list[FileResult]:
         self._results, self._total = [], len(tasks)
@@ -138,6 +140,7 @@ class BatchRunner:
         return self._results
 
     def _report(self, result: FileResult) -> None:
+        result = self.warnings.attach(result)
         if self.journal is not None:
             self.journal.finished_with(result.input)
         with self._lock:
@@ -169,6 +172,10 @@ class BatchRunner:
                 self._report(FileResult.cancelled(task))
 
     def _read(self, task: Task, index: int) -> None:
+        with self.warnings.working_on(task.source):
+            self._read_photo(task, index)
+
+    def _read_photo(self, task: Task, index: int) -> None:
         self._head.wait(index, self.cancel)
         if self.cancel.cancelled:
             self._head.written.set()
@@ -264,7 +271,9 @@ class BatchRunner:
         try:
             if self.cancel.cancelled:  # queued for a writer, not started: cancelled (reported at the end)
                 return
-            self._report(stages.finish_and_write(item, self.settings, self.backend.name, self.journal))
+            with self.warnings.working_on(photo.task.source):
+                result = stages.finish_and_write(item, self.settings, self.backend.name, self.journal)
+            self._report(result)
         finally:
             del item
             self._budget.release(photo.pixels)

@@ -35,6 +35,7 @@ class FileResult:
     timings: dict = field(default_factory=dict)
     hints: dict | None = None  # the color hints used: {"sidecar", "count", "digest", "points"}; a film's
     # {"sidecar", "count", "digest", "tracking_s", "key_frames"} (None: none)
+    warnings: tuple[str, ...] = ()  # what was logged about this file as it was worked on (.file_warnings)
 
     @classmethod
     def ok(cls, task, backend: str, seconds: float, timings: dict | None = None, hints: dict | None = None
@@ -78,6 +79,10 @@ class FileResult:
         d = asdict(self)
         d["input"] = str(self.input)
         d["output"] = str(self.output) if self.output else None
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
+        else:
+            del d["warnings"]  # in the report only for a file that has some
         return d
 
 

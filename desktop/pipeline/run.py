@@ -19,6 +19,7 @@ from pathlib import Path
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
+from colorizer.desktop.pipeline.file_warnings import FileWarnings
 from colorizer.desktop.pipeline.frames import colorize_frame_folder, the_sequence
 from colorizer.desktop.pipeline.hint_tracking import read_film_hints
 from colorizer.desktop.pipeline.journal import RunJournal, output_done
@@ -119,13 +120,16 @@ def run_tasks(tasks: Sequence[Task], backend: Backend | None, settings: RunSetti
             run_on_ray(images, model, settings.images, ray, progress=results, cancel=cancel, journal=journal)
         elif images:
             BatchRunner(backend, settings.images, results, cancel, journal).run(images)
+        warnings = FileWarnings()
         for task in others:
             if cancel.cancelled:
                 results(FileResult.cancelled(task))
                 continue
             if journal is not None:
                 journal.working_on(task.source)
-            results(_run_film(task, backend, settings, frame_progress, cancel, journal))
+            with warnings.working_on(task.source):
+                result = _run_film(task, backend, settings, frame_progress, cancel, journal)
+            results(warnings.attach(result))
             if journal is not None:
                 journal.finished_with(task.source)
     except Exception as exc:  # never leave a caller waiting: what is left fails with the reason

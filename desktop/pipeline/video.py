@@ -53,6 +53,7 @@ Choices (documented for users):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import queue
@@ -330,12 +331,13 @@ def colorize_frames(frames: Iterable[tuple[P, Any]], backend: Backend, settings:
     ready: queue.Queue = queue.Queue(maxsize=max(2, 2 * settings.batch_size))
     done: queue.Queue = queue.Queue(maxsize=max(2, settings.batch_size))
     stop = threading.Event()
-    workers = [threading.Thread(target=_produce, name="video-decode", daemon=True,
-                                args=(frames, ready, stop, cancel, frame_format,
+    # each in a copy of this thread's context: what they log is about the film this thread works on
+    workers = [threading.Thread(target=contextvars.copy_context().run, name="video-decode", daemon=True,
+                                args=(_produce, frames, ready, stop, cancel, frame_format,
                                       settings.render_size or backend.contract.render_size,
                                       backend.contract.size_multiple, hint_plan)),
-               threading.Thread(target=_color_loop, name="video-color", daemon=True,
-                                args=(colorizer, ready, done, stop, cancel))]
+               threading.Thread(target=contextvars.copy_context().run, name="video-color", daemon=True,
+                                args=(_color_loop, colorizer, ready, done, stop, cancel))]
     for worker in workers:
         worker.start()
     try:

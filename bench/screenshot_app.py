@@ -81,9 +81,9 @@ class SlowBackend(ClosesOnExit):
     def __init__(self, backend, seconds: float) -> None:
         self.backend, self.seconds, self.name, self.contract = backend, seconds, backend.name, backend.contract
 
-    def predict(self, x):
+    def predict(self, x, hints=None):  # a model with hint inputs is given their guidance (or zeros)
         time.sleep(self.seconds)
-        return self.backend.predict(x)
+        return self.backend.predict(x) if hints is None else self.backend.predict(x, hints)
 
     def close(self) -> None:
         self.backend.close()
@@ -161,6 +161,7 @@ class Shots:
         wait_until(self.app, lambda: item.progress >= 0.45, self.args.timeout)
         self.select(window, first.name)
         window.compare.scrubber.setValue(window.compare.scrubber.maximum() * 2 // 3)
+        window.compare.wait_for_frame()  # frames are decoded off the GUI thread
         wait_until(self.app, window.compare.view.has_result, 30)
         window.compare.view.set_split(self.args.split)
         self.save(window, "app-film.png")
@@ -337,6 +338,7 @@ def film_hints_scene(shots: Shots) -> None:
     editor.action.trigger()
     wait_until(app, lambda: len(shown) > 0, 120)
     window.compare.show_frame(key)
+    window.compare.wait_for_frame()
     count = len(shown)
     wait_until(app, lambda: len(shown) > count and editor.frame == key, 120)
     view.set_split(0.0)  # the split line out of the way of the clicks
@@ -357,6 +359,7 @@ def film_hints_scene(shots: Shots) -> None:
     suffix = f"-{args.film_clip.stem}" if args.film_clip else ""
     shots.save(window, f"app-film-hints-key{suffix}.png")
     window.compare.show_frame(later)
+    window.compare.wait_for_frame()
     count = len(shown)
     wait_until(app, lambda: len(shown) > count and editor.frame == later, 120)
     wait_until(app, lambda: False, 1.0)

@@ -81,9 +81,8 @@ class FrameSequence:
         return len(self.frames)
 
 
-def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list[FrameSequence]:
-    """The frame sequences directly in ``folder`` (see the module docstring), largest first."""
-    folder = Path(folder)
+def _numbered_frames(folder: Path) -> dict[tuple[str, str], list[tuple[int, Path]]]:
+    """The numbered image files directly in ``folder``, (number, path) by (prefix, lower-case suffix)."""
     groups: dict[tuple[str, str], list[tuple[int, Path]]] = {}
     for path in folder.iterdir():
         if not path.is_file() or path.name.startswith(".") or is_partial_file(path):
@@ -92,8 +91,14 @@ def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list
         if match is None or match["suffix"].lower() not in IMAGE_SUFFIXES:
             continue
         groups.setdefault((match["prefix"], match["suffix"].lower()), []).append((int(match["number"]), path))
+    return groups
+
+
+def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list[FrameSequence]:
+    """The frame sequences directly in ``folder`` (see the module docstring), largest first."""
+    folder = Path(folder)
     sequences = []
-    for (prefix, _), members in groups.items():
+    for (prefix, _), members in _numbered_frames(folder).items():
         members.sort()
         numbers = [n for n, _ in members]
         if len(members) < min_frames or any(b - a != 1 for a, b in zip(numbers, numbers[1:], strict=False)):
@@ -107,12 +112,7 @@ def find_frame_sequences(folder: os.PathLike | str, min_frames: int = 2) -> list
 def no_sequence_reason(folder: Path) -> str:
     """Why ``folder`` holds no frame sequence: no numbered frames, or numbered frames whose run is broken
     (a frame missing, or saved in another format)."""
-    groups: dict[tuple[str, str], dict[int, Path]] = {}
-    for path in folder.iterdir():
-        match = _NUMBERED.match(path.name)
-        if path.is_file() and not path.name.startswith(".") and not is_partial_file(path) and match is not None \
-                and match["suffix"].lower() in IMAGE_SUFFIXES:
-            groups.setdefault((match["prefix"], match["suffix"].lower()), {})[int(match["number"])] = path
+    groups = {key: dict(members) for key, members in _numbered_frames(folder).items()}
     broken = [(key, members) for key, members in groups.items() if len(members) >= 2]
     if not broken:
         return "no numbered frames (name_0001.png, name_0002.png, ...)"

@@ -138,3 +138,28 @@ def test_cli_on_ray_shows_no_ray_notices(model, tmp_path):
     assert run.returncode == EXIT_OK, run.stderr
     assert (tmp_path / "out" / "a.png").is_file()
     assert "Started a local Ray instance" not in run.stderr and " INFO " not in run.stderr, run.stderr
+
+
+def test_a_warning_logged_in_a_worker_names_its_file_and_goes_into_its_report_entry(model, tmp_path, capsys):
+    """A warning logged in a Ray worker's process (a damaged EXIF block dropped while the photo is read)
+    stayed in that worker's log: the report and the terminal now have it, as a local run has it."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    for i in range(2):
+        write_rgb(src / f"p{i}.jpg", synthetic_photo(i, 40, 56))
+    damaged = src / "damaged exif.jpg"
+    Image.open(src / "p0.jpg").save(damaged, exif=b"Exif\x00\x00not a TIFF header at all")
+    common = [str(src), "--model", str(model), "--render-size", "32"]
+    assert batch_main(common + ["-o", str(tmp_path / "local")]) == EXIT_OK
+    capsys.readouterr()
+    assert batch_main(common + ["-o", str(tmp_path / "ray"), "--ray", "--ray-actors", "1"]) == EXIT_OK
+    err = capsys.readouterr().err
+
+    def warnings(out: Path) -> dict:
+        report = json.loads((out / "colorize-report.json").read_text())
+        return {Path(f["input"]).name: f["warnings"] for f in report["files"] if "warnings" in f}
+
+    expected = {"damaged exif.jpg": [f"{damaged}: dropping a damaged EXIF block (no valid TIFF header or first IFD)"]}
+    assert warnings(tmp_path / "ray") == warnings(tmp_path / "local") == expected
+    assert f"{damaged}: dropping a damaged EXIF block" in err

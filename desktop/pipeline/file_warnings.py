@@ -5,7 +5,8 @@ A warning logged by Colorizer's code while a file is worked on -- in any thread 
 path: a damaged EXIF block dropped, a JPEG marker too large to keep) and goes into that file's report
 entry (:attr:`.report.FileResult.warnings`, through :meth:`FileWarnings.attach`). Threads do not inherit
 the file they were started for: start them in a copy of the starting thread's context
-(``contextvars.copy_context().run``). Ray's workers are other processes: their warnings stay in their logs.
+(``contextvars.copy_context().run``). Ray's workers are other processes: each stage there collects its
+file's warnings (:meth:`FileWarnings.take`) and sends them on with the file's row.
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ class FileWarnings:
 
     def attach(self, result: FileResult) -> FileResult:
         """``result`` with the warnings logged for its input (they are handed out once)."""
-        with self._lock:
-            notes = self._notes.pop(Path(result.input), None)
+        notes = self.take(result.input)
         return replace(result, warnings=(*result.warnings, *notes)) if notes else result
+
+    def take(self, source: Path) -> tuple[str, ...]:
+        """The warnings logged for ``source`` so far (handed out once)."""
+        with self._lock:
+            return tuple(self._notes.pop(Path(source), ()))
 
     def _add(self, source: Path, message: str) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.batch import ProgressCallback
+from colorizer.desktop.pipeline.file_warnings import FileWarnings
 from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
@@ -70,9 +71,18 @@ def _column(values: list) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- stages (run on workers)
 def _read_row(row: dict, settings: ImageSettings, render_size: int, size_multiple: int) -> dict:
-    """Decode and prepare one image; the image's arrays travel on, its metadata is pickled beside."""
+    """Decode and prepare one image; the image's arrays travel on, its metadata (and the warnings
+    logged meanwhile: :mod:`.file_warnings`) pickled beside."""
     keep_freed_memory()  # once per worker process (colorizer.allocator)
     source = Path(row["source"])
+    notes = FileWarnings()
+    with notes.working_on(source):
+        out = _read(row, source, settings, render_size, size_multiple)
+    out["warnings"] = pickle.dumps(notes.take(source))
+    return out
+
+
+def _read(row: dict, source: Path, settings: ImageSettings, render_size: int, size_multiple: int) -> dict:
     started = time.time()
     out = {"source": row["source"], "output": row["output"], "started": started, "error": "",
            "l_merge": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
@@ -117,7 +127,7 @@ class _Predictor:
                     ab[i] = chunk.ab[j]
                     extras[i]["timings"]["inference_s"] = chunk.seconds_each
         return {
-            "source": batch["source"], "output": batch["output"], "started": batch["started"],
+            **{key: batch[key] for key in ("source", "output", "started", "warnings")},
             "error": np.array(errors, dtype=object), "backend": np.array([self.backend.name] * n, dtype=object),
             **{key: _column([np.asarray(batch[key][i]) for i in range(n)]) for key in _PASSED_ON},
             "model_input": _column([_EMPTY_3D if x is None else x for x in inputs]), "ab": _column(ab),
@@ -132,18 +142,27 @@ def _row_prepared(row, extra: dict) -> Prepared:
 
 
 def _write_row(row: dict, settings: ImageSettings) -> dict:
-    """Finish and write one image atomically, as the local writer does; returns the pickled result."""
+    """Finish and write one image atomically, as the local writer does; returns the pickled result,
+    with the warnings logged for its file here and where it was read."""
     keep_freed_memory()
     task = Task(Path(row["source"]), Path(row["output"]), TaskKind.IMAGE)
+    notes = FileWarnings()
+    with notes.working_on(task.source):
+        result = _finish(row, task, settings)
+    found = (*pickle.loads(row["warnings"]), *notes.take(task.source))
+    return {"result": pickle.dumps(replace(result, warnings=(*result.warnings, *found)) if found else result)}
+
+
+def _finish(row: dict, task: Task, settings: ImageSettings) -> FileResult:
     backend = str(row["backend"])
     if row["error"]:
-        return {"result": pickle.dumps(FileResult.failed(task, str(row["error"]), backend))}
+        return FileResult.failed(task, str(row["error"]), backend)
     extra = pickle.loads(row["extra"])
     prepared = _row_prepared(row, extra)
     luma = LumaPicture.jfif(np.ascontiguousarray(row["luma"])) if extra["luma"] else None
     item = stages.Finished(task, prepared, np.asarray(row["ab"]), extra["info"], float(row["started"]),
                            extra["timings"], luma)
-    return {"result": pickle.dumps(stages.finish_and_write(item, settings, backend))}
+    return stages.finish_and_write(item, settings, backend)
 
 
 # ---------------------------------------------------------------------------- driver
@@ -231,6 +250,8 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
     results: list[FileResult] = []
 
     def report(result: FileResult) -> None:
+        for note in result.warnings:  # logged in a worker's process: said here, as a local run says them
+            log.warning("%s", note)
         results.append(result)
         if journal is not None and result.status == Status.DONE and result.output is not None:
             journal.record(result.output, result.hints["digest"] if result.hints else None)

@@ -48,7 +48,11 @@ timeout -s TERM "$budget" python3 -m colorizer.trainer.cli "$kit/data" -o "$out/
     "${model_args[@]}" --val-fraction 0 --device "$device" --batch-size "$batch" \
     --workers "$workers" --pretrain-steps "$steps" --gan-steps 0 --beta1 0.9 \
     --lr-schedule cosine --lr-final-scale 0.05 --ema-decay 0.999 --checkpoint-every 500 --log-every 100 \
-    --old-photo sepia grain blur faded jpeg --old-photo-p 0.15 --quiet || echo "trainer exit $? (budget reached?)"
+    --old-photo sepia grain blur faded jpeg --old-photo-p 0.15 --quiet || status=$?
+case ${status:-0} in   # the budget reached (124: timeout; 130/143: the trainer's own stop) still saves a checkpoint
+    0|124|130|143) ;;
+    *) echo "the trainer failed (exit $status): no generator written" >&2; exit "$status";;
+esac
 python3 - "$out" <<'PY'
 import sys
 from pathlib import Path

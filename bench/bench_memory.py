@@ -10,6 +10,12 @@ RSS against files done, so growth shows as a slope.
 
     python bench/bench_memory.py                       # 1k and 8k, PNG out
     python bench/bench_memory.py --counts 1000 4000 --format jpeg
+
+With ``--large``, one synthetic photo a run instead (gray noise over gradients, made in the cache folder
+and removed after): its peak RSS and time against the memory the run judges it to need from its header
+(``pipeline.stages.memory_needed``, what ``--max-memory`` is compared with). Same format out as in.
+
+    python bench/bench_memory.py --large 150:jpeg 192:png 192:tiff16 100:tiff16rgb
 """
 
 from __future__ import annotations
@@ -98,6 +104,77 @@ def run(inputs: Path, output: Path, fmt: str, extra: list[str]) -> dict:
             "samples": samples}
 
 
+LARGE_KINDS = ("jpeg", "png", "tiff16", "tiff16rgb")
+
+
+def large_photo(megapixels: float, kind: str, folder: Path, seed: int = 0) -> Path:
+    """A 4:3 photo of about ``megapixels``: 8-bit gray JPEG or PNG, 16-bit gray TIFF, or 16-bit RGB TIFF
+    (sepia-toned), with EXIF-like tags; rows are made a band at a time (the making stays small)."""
+    import tifffile
+
+    height = int((megapixels * 1e6 * 3 / 4) ** 0.5)
+    width = int(height * 4 / 3)
+    rng = np.random.default_rng(seed)
+    deep = kind.startswith("tiff16")
+    gray = np.empty((height, width), np.uint16 if deep else np.uint8)
+    x = np.linspace(0, 1, width, dtype=np.float32)
+    for y0 in range(0, height, 1024):
+        rows = (np.arange(y0, min(height, y0 + 1024), dtype=np.float32) / height)[:, None]
+        band = 0.2 + 0.5 * x * (1 - rows) + 0.2 * np.sin(rows * 20) + rng.normal(0, 0.05, (len(rows), width))
+        gray[y0 : y0 + len(rows)] = np.clip(band, 0, 1) * (65535 if deep else 255)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"large_{megapixels:g}mp.{ {'jpeg': 'jpg', 'png': 'png'}.get(kind, 'tif') }"
+    if kind == "tiff16rgb":
+        rgb = np.empty((height, width, 3), np.uint16)
+        for c, tone in enumerate((1.0, 0.9, 0.75)):
+            np.multiply(gray, tone, out=rgb[..., c], casting="unsafe")
+        del gray
+        tifffile.imwrite(path, rgb, photometric="rgb", description="caption", datetime="1931:07:04 12:00:00")
+    elif deep:
+        tifffile.imwrite(path, gray, photometric="minisblack", description="caption", datetime="1931:07:04 12:00:00")
+    else:
+        Image.fromarray(gray).save(path, **({"quality": 90} if kind == "jpeg" else {"compress_level": 1}))
+    return path
+
+
+def large_runs(specs: list[str], cache: Path, extra: list[str]) -> None:
+    """One colorize-batch run a ``MEGAPIXELS:KIND`` spec: peak RSS, time, the run's own estimate."""
+    from colorizer.desktop.pipeline.stages import memory_needed
+
+    for spec in specs:
+        megapixels, _, kind = spec.partition(":")
+        if kind not in LARGE_KINDS:
+            sys.exit(f"--large {spec}: KIND is one of {', '.join(LARGE_KINDS)}")
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            photo = large_photo(float(megapixels), kind, Path(tmp) / "in")
+            h = header_of(photo)
+            result = run(photo.parent, Path(tmp) / "out", "same", extra)
+            peak = result["peak_mb"] * 2**20
+            print(f"{h.width}x{h.height} {kind} ({h.pixels / 1e6:.0f} MP, {photo.stat().st_size / 1e6:.0f} MB): "
+                  f"{result['seconds']:.1f} s, peak RSS {peak / 1e6:.0f} MB ({peak / h.pixels:.1f} B/pixel, the "
+                  f"process included); the run's estimate {memory_needed(h) / 1e6:.0f} MB")
+
+
+class _GotHeader(Exception):
+    def __init__(self, header) -> None:
+        super().__init__()
+        self.header = header
+
+
+def header_of(photo: Path):
+    """What ``photo`` declares (an ``ImageHeader``), without decoding its pixels."""
+    from colorizer.desktop.media.image_read import read_image
+
+    def stop(header) -> None:
+        raise _GotHeader(header)
+
+    try:
+        read_image(photo, max_pixels=None, admit=stop)
+    except _GotHeader as got:
+        return got.header
+    raise RuntimeError(f"{photo}: no header seen")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources", nargs="+", type=Path, default=DEFAULT_SOURCES, help="folders of photos")
@@ -105,10 +182,16 @@ def main() -> int:
     parser.add_argument("--base", type=int, default=1000, help="distinct photos the inputs repeat")
     parser.add_argument("--format", default="png", help="output format (colorize-batch --format)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "colorizer-bench-memory")
+    parser.add_argument("--large", nargs="+", metavar="MEGAPIXELS:KIND",
+                        help=f"instead: one large synthetic photo a run, KIND one of {', '.join(LARGE_KINDS)}")
     parser.add_argument("extra", nargs="*", help="more colorize-batch options (after --)")
     args = parser.parse_args()
 
     print(machine())
+    if args.large:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        large_runs(args.large, args.cache, args.extra)
+        return 0
     base = varied_set(args.sources, args.base, args.cache / f"varied-{args.base}")
     sizes = [Image.open(p).size for p in base]
     print(f"{len(base)} distinct gray PNGs, {len(set(sizes))} distinct sizes, "

@@ -109,11 +109,26 @@ def is_partial_file(path: PathLike) -> bool:
     return name.startswith(".") and PARTIAL_MARKER in name
 
 
+PARTIAL_STEM_BYTES, PARTIAL_SUFFIX_BYTES = 100, 32
+"""The most bytes of the final name's stem and suffix a temporary file's name keeps: with the marker and
+8 hex digits it stays below the 255-byte limit of a name, whatever the final name's characters."""
+
+
+def name_prefix(name: str, max_bytes: int) -> str:
+    """The longest start of ``name`` that takes at most ``max_bytes`` bytes as a file name (in the file
+    system's encoding: 4 bytes for an emoji, 1 for an undecodable byte), never cut inside a character."""
+    name = name[:max_bytes]  # no character takes less than a byte
+    while len(os.fsencode(name)) > max_bytes:
+        name = name[:-1]
+    return name
+
+
 def _reserve_partial(path: Path, track: bool = True) -> Path:
     """A new empty temporary file beside ``path``; ``track``: one :func:`abandon_writes` removes."""
-    stem = path.stem[:100]  # stay below the 255-byte name limit
+    stem = name_prefix(path.stem, PARTIAL_STEM_BYTES)  # stay below the 255-byte name limit
+    suffix = name_prefix(path.suffix, PARTIAL_SUFFIX_BYTES)
     for _ in range(8):
-        partial = path.with_name(f".{stem}{PARTIAL_MARKER}{secrets.token_hex(4)}{path.suffix}")
+        partial = path.with_name(f".{stem}{PARTIAL_MARKER}{secrets.token_hex(4)}{suffix}")
         if track:
             _LIVE.add(partial)
         try:

@@ -24,6 +24,7 @@ no torch: the trainer, the runtime and the app all read and write hints through 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -301,6 +302,12 @@ def is_sidecar(path: Path | str) -> bool:
     return str(path).endswith(SUFFIX)
 
 
+_NO_FILE_CAN_BE_THERE = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR})
+"""Why opening a sidecar's path fails when no file can be there: a photo's name of 245 bytes or more
+(``.hints.json`` makes it longer than a name may be), a path longer than PATH_MAX, a file where a
+folder of the path would be. Such a photo has no sidecar."""
+
+
 def hints_digest(path: Path | str | None) -> str | None:
     """The digest of the hints in the sidecar at ``path``; None when there are none (no path, no file,
     no points); a digest of the raw bytes for a sidecar that cannot be parsed (it never matches a
@@ -311,7 +318,9 @@ def hints_digest(path: Path | str | None) -> str | None:
         data = _sidecar_bytes(Path(path))
     except FileNotFoundError:  # no sidecar; but a link to one that is not there is one that cannot be used
         return "invalid-dangling-link" if os.path.islink(path) else None
-    except OSError:
+    except OSError as exc:
+        if exc.errno in _NO_FILE_CAN_BE_THERE:  # as os.path.lexists, which says whether a run reads one
+            return None
         return "unreadable"
     except HintsError as exc:  # not a regular file, too large
         return "invalid-" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]

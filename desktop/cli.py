@@ -9,6 +9,7 @@ import argparse
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -172,9 +173,9 @@ def _dry_run(tasks, rejected, settings, output_dir: Path) -> int:
     journal = RunJournal.read_only(output_dir)
     try:
         for t in tasks:
-            print(f"{t.source} -> {t.output} ({t.kind}, {planned_action(t, settings, journal)})", flush=True)
+            print(shown(f"{t.source} -> {t.output} ({t.kind}, {planned_action(t, settings, journal)})"), flush=True)
         for r in rejected:
-            print(f"{r.source}: cannot be colorized: {r.reason}", flush=True)
+            print(shown(f"{r.source}: cannot be colorized: {r.reason}"), flush=True)
     except BrokenPipeError:  # read by `head` or the like, which has seen enough: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
     return EXIT_OK
@@ -264,10 +265,30 @@ def say(line: str) -> None:
 
 
 def failure_line(result) -> str:
-    """One line for a failed file (a FileResult or a Rejected input): the file, then the reason."""
+    """One line for a failed file (a FileResult or a Rejected input): the file, then the reason; the
+    file's name as :func:`shown`, the rest of the reason's white space run into single spaces."""
     source = str(getattr(result, "input", None) or result.source)
-    reason = " ".join(str(result.reason).split())
-    return f"failed: {reason}" if source in reason else f"failed: {source}: {reason}"
+    reason = str(result.reason)
+    if source not in reason:
+        reason = f"{source}: {reason}"
+    return "failed: " + shown(source).join(shown(re.sub(r"\s+", " ", part)) for part in reason.split(source))
+
+
+def shown(text: object) -> str:
+    """``text`` (a path, or a line naming one) as one printable line for the terminal: a file name's
+    control characters (a newline, a tab, an escape sequence that would drive the terminal) written as
+    ``\\n``, ``\\t``, ``\\x1b``, and its bytes that are not UTF-8 as ``\\xe9`` (printed as they are,
+    they raise UnicodeEncodeError where stdout is strict UTF-8, as under en_US.UTF-8)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8, as os.fsdecode keeps it
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char.encode("unicode_escape").decode("ascii")
 
 
 class _Signals:
@@ -337,7 +358,7 @@ def _print_summary(outcome, quiet: bool, note: str = "") -> None:
     counts = summarize(outcome.results)
     if quiet and not counts["failed"] and outcome.report is not None:
         return
-    where = outcome.report or f"NOT WRITTEN ({outcome.report_error})"
+    where = shown(outcome.report or f"NOT WRITTEN ({outcome.report_error})")
     skipped = f"{counts['skipped']} skipped"
     if counts["skipped"]:
         skipped += " (outputs exist; --overwrite redoes them)"
@@ -386,12 +407,13 @@ def _report_problem(report: Path, tasks, rejected, output_dir: Path) -> str | No
     folder's journal or lock), or None. Said before anything is done: the report is written last, over
     whatever is there."""
     from colorizer.desktop.pipeline.journal import JOURNAL_NAME, LOCK_NAME
+    from colorizer.desktop.pipeline.tasks import PathResolver
 
     if report.is_dir():
         return f"could not write the report {report}: a folder of that name exists (--report FOLDER/run.json)"
-    where = report.resolve()
-    taken = {t.source.resolve(): f"the input {t.source}" for t in [*tasks, *rejected]}
-    taken |= {t.output.resolve(): f"the output of {t.source}" for t in tasks}
+    where, resolve = report.resolve(), PathResolver()
+    taken = {resolve(t.source): f"the input {t.source}" for t in [*tasks, *rejected]}
+    taken |= {resolve(t.output): f"the output of {t.source}" for t in tasks}
     taken |= {(output_dir / n).resolve(): f"the output folder's {n}" for n in (JOURNAL_NAME, LOCK_NAME)}
     taken[output_dir.resolve()] = "the output folder"
     if where in taken:
@@ -493,7 +515,7 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
                       ("" if args.recursive else " (add --recursive to look in subfolders)"))
     if not args.recursive and not args.frames and (unsearched := unsearched_subfolders(
             [p for p in args.inputs if p.is_dir()], args.output.resolve())):
-        names = ", ".join(p.name for p in unsearched[:3]) + (", …" if len(unsearched) > 3 else "")
+        names = ", ".join(shown(p.name) for p in unsearched[:3]) + (", …" if len(unsearched) > 3 else "")
         print(f"{len(unsearched)} subfolder{'s' * (len(unsearched) > 1)} with photos or videos not searched "
               f"({names}): add --recursive to colorize them too", file=sys.stderr)
     if args.dry_run:

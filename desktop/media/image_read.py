@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 300_000_000
 """Images above this many pixels are refused unless the caller raises ``max_pixels``."""
+DECODER_MAX_PIXELS = 1 << 30
+"""The most pixels the decoders take (OpenCV's CV_IO_MAX_IMAGE_PIXELS; it refuses larger images with an
+error that reads like corrupt data): the highest ``max_pixels`` that means what it says. A run passes it
+and lets the memory a photo may take decide (``pipeline.stages.check_memory``)."""
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 _COLOR_CHROMA_THRESHOLD = 0.012  # mean (max - min) channel spread, fraction of full scale
 _CHROMA_SAMPLE_PIXELS = 1_000_000
@@ -332,7 +336,8 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise _DecodeError(
             f"image too large: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds the limit of "
-            f"{max_pixels / 1e6:.0f} megapixels (raise max_pixels to allow it, if memory permits)"
+            f"{max_pixels / 1e6:.0f} megapixels " + ("(the most the decoders take)" if max_pixels >= DECODER_MAX_PIXELS
+                                                    else "(raise max_pixels to allow it, if memory permits)")
         )
 
 

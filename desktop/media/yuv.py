@@ -140,7 +140,7 @@ class LumaPicture:
             rows = same_field.reshape(height // 2, width)
             return cv2.resize(rows, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
         if height % 2 or width % 2:
-            l_plane = cv2.copyMakeBorder(l_plane, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+            return halved_with_edges_repeated(l_plane)
         rows, cols = self.chroma_shape
         return cv2.resize(l_plane, (cols, rows), interpolation=cv2.INTER_AREA)
 
@@ -161,3 +161,22 @@ class LumaPicture:
             # x * alpha + 128 >= 0.5 for every x in that range: the absolute value OpenCV takes changes nothing
             planes.append(cv2.convertScaleAbs(channel, alpha=float(scale / (2 * (1 - k))), beta=128.0))
         return planes[0], planes[1]
+
+
+def halved_with_edges_repeated(plane: np.ndarray) -> np.ndarray:
+    """``plane`` (H, W) float32 averaged over 2x2 blocks, an odd last row or column repeated: OpenCV's
+    INTER_AREA halving of the plane padded by one row or column, block by block the same, without the
+    padded copy of the whole plane (for a 150 MP scan of an odd size, 600 MB more at its peak)."""
+    height, width = plane.shape
+    even_h, even_w = height - height % 2, width - width % 2
+    out = np.empty(((height + 1) // 2, (width + 1) // 2), np.float32)
+    if even_h and even_w:
+        out[: even_h // 2, : even_w // 2] = cv2.resize(plane[:even_h, :even_w], (even_w // 2, even_h // 2),
+                                                       interpolation=cv2.INTER_AREA)
+    if width % 2:  # the last column beside itself (and the corner, under itself)
+        column = cv2.copyMakeBorder(np.ascontiguousarray(plane[:, -1:]), 0, height % 2, 0, 1, cv2.BORDER_REPLICATE)
+        out[:, -1:] = cv2.resize(column, (1, out.shape[0]), interpolation=cv2.INTER_AREA)
+    if height % 2 and even_w:  # the last row under itself
+        row = cv2.copyMakeBorder(np.ascontiguousarray(plane[-1:, :even_w]), 0, 1, 0, 0, cv2.BORDER_REPLICATE)
+        out[-1:, : even_w // 2] = cv2.resize(row, (even_w // 2, 1), interpolation=cv2.INTER_AREA)
+    return out

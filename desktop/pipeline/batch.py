@@ -26,7 +26,7 @@ from colorizer.allocator import FreedMemoryReleaser
 from colorizer.colorize import Prepared, merge_color, prepare
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken
-from colorizer.desktop.media.image_read import ImageHeader, read_image
+from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, ImageHeader, read_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.file_warnings import FileWarnings
@@ -191,11 +191,11 @@ class BatchRunner:
             photo.pixels = float(header.pixels)
 
         try:
-            image = read_image(task.source, admit=admit)
+            hints = stages.photo_hints(task.hints)  # a sidecar it cannot use fails the photo before it is decoded
+            image = read_image(task.source, max_pixels=DECODER_MAX_PIXELS, admit=admit)  # the memory decides
             photo.info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
             photo.prepared, photo.luma = stages.prepare_photo(image, self.settings, self.render_size,
-                                                               self.backend.contract.size_multiple,
-                                                               stages.photo_hints(task.hints))
+                                                               self.backend.contract.size_multiple, hints)
             del image  # only L (or the luma plane) goes on
         except Cancelled:
             self._budget.release(photo.pixels)

@@ -125,10 +125,10 @@ def other_run(folder: Path) -> str | None:
 
 
 def _image_is_complete(path: Path) -> bool:
-    from colorizer.desktop.media.image_read import read_image
+    from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, read_image
 
     try:
-        read_image(path)
+        read_image(path, max_pixels=DECODER_MAX_PIXELS)  # as large as a run may write (the memory decides)
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means "redo it"
         log.info("%s is not a complete image (%s): it will be redone", path, exc)

@@ -163,3 +163,21 @@ def test_a_warning_logged_in_a_worker_names_its_file_and_goes_into_its_report_en
     expected = {"damaged exif.jpg": [f"{damaged}: dropping a damaged EXIF block (no valid TIFF header or first IFD)"]}
     assert warnings(tmp_path / "ray") == warnings(tmp_path / "local") == expected
     assert f"{damaged}: dropping a damaged EXIF block" in err
+
+
+def test_a_photo_too_large_for_its_memory_fails_on_ray_as_in_a_local_run(model, tmp_path, monkeypatch):
+    """Ray's workers read photos without the local runner's memory check (and under the 300 MP cap
+    whatever --max-memory allowed): the same photo failed locally and ran out of memory on a worker."""
+    from colorizer.desktop.pipeline import stages
+
+    src = tmp_path / "in"
+    write_rgb(src / "small.png", synthetic_photo(1, 24, 32))
+    write_rgb(src / "large.png", synthetic_photo(2, 96, 128))
+    limit_mb = 1.5 * 24 * 32 * stages.BYTES_PER_PIXEL / 1e6  # the small one fits, the large one not
+    settings = ImageSettings(render_size=32, max_memory_mb=limit_mb)
+    local = BatchRunner(open_backend(model, "cpu"), settings).run(plan([src], tmp_path / "local")[0])
+    remote = run_on_ray(plan([src], tmp_path / "ray")[0], model, settings, RayOptions(backend="cpu"))
+    assert {r.input.name: r.status for r in remote} == {r.input.name: r.status for r in local} \
+        == {"small.png": "done", "large.png": "failed"}
+    failed = next(r for r in remote if r.status == "failed")
+    assert "more than the" in failed.reason and "--max-memory" in failed.reason

@@ -2,7 +2,10 @@
 
 :class:`CompareView` draws the original left of the split and the result right of it, at the same
 place and scale. Drag the line to move the split, drag elsewhere to pan, turn the wheel to zoom
-around the pointer, double-click (or 0) to fit, 1 for one image pixel per screen pixel.
+around the pointer, double-click (or 0) to fit, 1 for one image pixel per screen pixel. An image
+drawn smaller than it is (a 3000-pixel preview of a 100 MP scan, fitted) is scaled once per zoom
+level into a pixmap of the size drawn (:meth:`CompareView.display_pixmap`), so a pan, a drag of the
+split or of a hint repaints by copying pixels, not by filtering millions of them again.
 :class:`ComparePanel` adds a bar with Fit, 1:1, the zoom in percent and "Show in folder", and a
 frame scrubber for videos and frame folders, hidden until it is given a :class:`FrameSource`.
 """
@@ -11,10 +14,23 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from typing import Protocol
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QCursor, QImage, QKeySequence, QPainter, QPainterPath, QPen
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QPoint,
+    QPointF,
+    QRectF,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QColor, QCursor, QImage, QKeySequence, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -36,6 +52,9 @@ EMPTY = f"Select a photo or a film in the queue to compare the original with the
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 HINT_RADIUS = 7  # screen pixels of a hint's marker
 HINT_GRAB_PX = 10
+MARKER_MARGIN = 6  # screen pixels around a marker's ring in its pixmap (the pens' width, the tracked ring)
+MARKER_CACHE = 1024  # markers kept (one per color)
+DISPLAY_CACHE = 4  # scaled pixmaps kept: the original, the result, the hint preview and one more
 HINT_MODE_HINT = ("Hint mode: click the photo to put a point · drag a point to move it · Delete removes it · "
                   "Ctrl+Z / Ctrl+Shift+Z undo / redo · double-click a point: its color · right-drag: pan · H: leave")
 
@@ -75,6 +94,8 @@ class CompareView(QWidget):
         self._hint_label = "Colorized with hints (preview)"
         self._moved = False
         self._drag_index, self._drag_origin = -1, None  # the point a drag began on, as it was then
+        self._display: OrderedDict[tuple, QPixmap] = OrderedDict()  # (image, size drawn) -> the image scaled to it
+        self._markers: dict[tuple, QPixmap] = {}  # (color, tracked, pixel ratio) -> a point's marker
         self.setMouseTracking(True)
         self.setMinimumSize(240, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -176,8 +197,9 @@ class CompareView(QWidget):
         """The index of the point drawn under ``pos`` (the topmost), -1 if none."""
         if self._photo_size is None:
             return -1
+        to_view = self._to_view()
         for i in range(len(self._hints) - 1, -1, -1):
-            c = self.photo_to_view(self._hints[i][0], self._hints[i][1])
+            c = to_view(self._hints[i][0], self._hints[i][1])
             if (c - pos).manhattanLength() <= HINT_GRAB_PX * 1.4:
                 return i
         return -1
@@ -250,15 +272,16 @@ class CompareView(QWidget):
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 2)
         target = self.image_rect()
         sx = self._split_x()
-        p.save()
-        p.setClipRect(QRectF(0, 0, sx, self.height()))
-        p.drawImage(target, self._before)
-        p.restore()
         after = self._hint_after if self._hint_mode and self._hint_after is not None else self._after
-        p.save()
-        p.setClipRect(QRectF(sx, 0, self.width() - sx, self.height()))
-        p.drawImage(target, after if after is not None else self._before)
-        p.restore()
+        right = after if after is not None else self._before
+        for image, clip in ((self._before, QRectF(0, 0, sx, self.height())),
+                            (right, QRectF(sx, 0, self.width() - sx, self.height()))):
+            if clip.width() <= 0:
+                continue
+            p.save()
+            p.setClipRect(clip)
+            self._draw_image(p, image, target)
+            p.restore()
         self._paint_split(p, sx)
         if self._hint_mode:
             self._paint_hints(p)
@@ -269,32 +292,106 @@ class CompareView(QWidget):
             right = self._labels[1] if self._after is not None else (self._message or "Not colorized yet")
         self._paint_label(p, right, left=False)
 
+    def _draw_image(self, p: QPainter, image: QImage, target: QRectF) -> None:
+        pixmap = self.display_pixmap(image, target)
+        if pixmap is None:
+            p.drawImage(target, image)
+        else:
+            p.drawPixmap(target.topLeft(), pixmap)
+
+    def display_pixmap(self, image: QImage, target: QRectF) -> QPixmap | None:
+        """``image`` scaled (smoothly, once) to the size it is drawn at, when that is smaller than the image;
+        None when it is drawn larger (zoomed in: only the part in view is filtered, as it is)."""
+        size = QSize(round(target.width()), round(target.height()))
+        if size.isEmpty() or (size.width() >= image.width() and size.height() >= image.height()):
+            return None
+        key = (image.cacheKey(), size.width(), size.height())
+        pixmap = self._display.get(key)
+        if pixmap is None:
+            pixmap = QPixmap.fromImage(image.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                    Qt.TransformationMode.SmoothTransformation))
+            self._display[key] = pixmap
+            while len(self._display) > DISPLAY_CACHE:
+                self._display.popitem(last=False)
+        self._display.move_to_end(key)
+        return pixmap
+
     def _paint_hints(self, p: QPainter) -> None:
+        """The points (and a film's tracked ones): each a copy of its color's marker drawn once
+        (:meth:`marker`), those off the screen skipped; 500 antialiased rings a repaint made a drag of
+        one point over a photo holding the most hints stutter."""
         if self._photo_size is None:
             return
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setBrush(Qt.BrushStyle.NoBrush)
+        to_view = self._to_view()
+        half = HINT_RADIUS + MARKER_MARGIN
+        area = QRectF(self.rect()).adjusted(-half, -half, half, half)
+
+        def put(x: float, y: float, color: QColor, tracked: bool) -> None:
+            c = to_view(x, y)
+            if area.contains(c):
+                p.drawPixmap(QPoint(round(c.x()) - half, round(c.y()) - half), self.marker(color, tracked))
+
         for x, y, color in self._tracked:  # hollow: tracked from a key frame, not editable here
-            c = self.photo_to_view(x, y)
-            p.setPen(QPen(QColor(0, 0, 0, 200), 5))
-            p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
-            p.setPen(QPen(color, 3))
-            p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
-            p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DotLine))
-            p.drawEllipse(c, HINT_RADIUS + 3, HINT_RADIUS + 3)
-        for i, (x, y, color) in enumerate(self._hints):
-            c = self.photo_to_view(x, y)
-            radius = HINT_RADIUS + (3 if i == self._selected else 0)
+            put(x, y, color, True)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for i, (x, y, color) in enumerate(self._hints):  # in order: the one on top is the one a click takes
+            if i != self._selected:
+                put(x, y, color, False)
+                continue
+            c, radius = to_view(x, y), HINT_RADIUS + 3  # the selected one: larger, with a dashed ring
+            self._draw_point(p, c, radius, color)
             p.setBrush(Qt.BrushStyle.NoBrush)
-            p.setPen(QPen(QColor(0, 0, 0, 200), 4))
-            p.drawEllipse(c, radius, radius)
-            p.setPen(QPen(QColor(255, 255, 255), 2))
-            p.setBrush(color)
-            p.drawEllipse(c, radius, radius)
-            if i == self._selected:
-                p.setBrush(Qt.BrushStyle.NoBrush)
-                p.setPen(QPen(QColor(255, 210, 0), 2, Qt.PenStyle.DashLine))
-                p.drawEllipse(c, radius + 5, radius + 5)
+            p.setPen(QPen(QColor(255, 210, 0), 2, Qt.PenStyle.DashLine))
+            p.drawEllipse(c, radius + 5, radius + 5)
+
+    @staticmethod
+    def _draw_point(p: QPainter, c: QPointF, radius: float, color: QColor) -> None:
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(0, 0, 0, 200), 4))
+        p.drawEllipse(c, radius, radius)
+        p.setPen(QPen(QColor(255, 255, 255), 2))
+        p.setBrush(color)
+        p.drawEllipse(c, radius, radius)
+
+    @staticmethod
+    def _draw_tracked(p: QPainter, c: QPointF, color: QColor) -> None:
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(0, 0, 0, 200), 5))
+        p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
+        p.setPen(QPen(color, 3))
+        p.drawEllipse(c, HINT_RADIUS, HINT_RADIUS)
+        p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DotLine))
+        p.drawEllipse(c, HINT_RADIUS + 3, HINT_RADIUS + 3)
+
+    def marker(self, color: QColor, tracked: bool = False) -> QPixmap:
+        """A point's marker (a tracked point's: hollow) in ``color``, drawn once at the screen's pixel ratio."""
+        ratio = self.devicePixelRatioF()
+        key = (color.rgba(), tracked, ratio)
+        pixmap = self._markers.get(key)
+        if pixmap is None:
+            if len(self._markers) >= MARKER_CACHE:
+                self._markers.clear()
+            half = HINT_RADIUS + MARKER_MARGIN
+            pixmap = QPixmap(round(2 * half * ratio), round(2 * half * ratio))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            center = QPointF(half, half)
+            if tracked:
+                self._draw_tracked(painter, center, color)
+            else:
+                self._draw_point(painter, center, HINT_RADIUS, color)
+            painter.end()
+            self._markers[key] = pixmap
+        return pixmap
+
+    def _to_view(self):
+        """:meth:`photo_to_view` with the photo's place on the screen looked up once (for many points)."""
+        w, h = self._photo_size or (1, 1)
+        r = self.image_rect()
+        x0, y0, fx, fy = r.x(), r.y(), r.width() / w, r.height() / h
+        return lambda x, y: QPointF(x0 + (x + 0.5) * fx, y0 + (y + 0.5) * fy)
 
     def _paint_split(self, p: QPainter, x: float) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)

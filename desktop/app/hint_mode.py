@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 )
 
 from colorizer.desktop.app.compare_view import ComparePanel, ElidedLabel
+from colorizer.desktop.app.inputs import hint_count
 from colorizer.desktop.app.preview import array_to_qimage
 from colorizer.desktop.app.queue_model import DONE, QUEUED, SKIPPED, WAITING, WORKING, QueueItem, QueueModel
 from colorizer.desktop.app.settings import AppSettings
@@ -732,20 +733,9 @@ class HintEditor(QObject):
     def count_hints(self, items: list[QueueItem]) -> None:
         """Show in each new row how many hints its sidecar holds."""
         for item in items:
-            try:
-                if item.kind in FILM_KINDS:
-                    film = read_film_hints(sidecar_path(item.source))
-                    count = sum(1 for f in film.frames if f.points) if film is not None else 0
-                elif item.kind == TaskKind.IMAGE:
-                    hints = stages.photo_hints(sidecar_path(item.source))
-                    count = len(hints) if hints is not None else 0
-                else:
-                    continue
-            except HintsError:
-                self.queue.set_hints(item.id, 0, "unreadable")
-                continue
-            if count:
-                self.queue.set_hints(item.id, count)
+            count, note = hint_count(item)
+            if count or note:
+                self.queue.set_hints(item.id, count, note)
 
     def settings_changed(self) -> None:
         if self.action.isChecked():

@@ -6,23 +6,31 @@ input), exactly as for ``colorize-batch``. A folder of numbered frames is a film
 user says so ("Add frame folder", or the question the window asks when a folder added with "Add
 folder" holds one, :func:`film_in_folder`): a folder of consecutively numbered photos looks the
 same. Each frame folder gets its own subfolder of the output folder.
+
+A folder of an archive (thousands of scans) is listed and planned off the GUI thread
+(:mod:`.adding`), one folder of it at a time (:func:`collect_in_chunks`, the same items in the
+same order as :func:`collect`), each new row's hints counted there too (:func:`hint_count`); small
+drops, up to :data:`SYNC_ADD_LIMIT` files (:func:`count_files`), are planned at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from colorizer.desktop.app.queue_model import QueueItem
 from colorizer.desktop.app.settings import AppSettings
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.media.video_writer import VideoEncoding
+from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.frames import FrameSequence, find_frame_sequences, the_sequence
+from colorizer.desktop.pipeline.hint_tracking import read_film_hints
 from colorizer.desktop.pipeline.run import frames_video_path
 from colorizer.desktop.pipeline.tasks import Task, folder_prefixes, plan
-from colorizer.hints import sidecar_path
+from colorizer.hints import HintsError, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ log = logging.getLogger(__name__)
 # that is not an input will do (nothing is written).
 _PROBE_OUTPUT = Path(tempfile.gettempdir()) / "colorizer-app-plan-probe"
 MIN_FILM_FRAMES = 8  # fewer numbered images in a folder are taken for photos without asking
+SYNC_ADD_LIMIT = 256  # files: a drop of more is listed and planned off the GUI thread
+Refused = list[tuple[Path, str]]
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, str]]]:
@@ -51,6 +61,84 @@ def collect(paths: Iterable[Path]) -> tuple[list[QueueItem], list[tuple[Path, st
         else:
             refused.append((path, "no such file or folder"))
     return items, refused
+
+
+def count_files(paths: Iterable[Path], limit: int) -> int:
+    """How many files ``paths`` name or hold (subfolders included), counting stops past ``limit``: a
+    look at names only (no file is opened), cheap even when the folder is a whole archive."""
+    count = 0
+    pending = [Path(p) for p in paths]
+    while pending and count <= limit:
+        path = pending.pop()
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    else:
+                        count += 1
+        except NotADirectoryError:
+            count += 1
+        except OSError:
+            count += 1  # not there, or not readable: collect() says why
+    return count
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The subfolders :func:`plan` walks into (as ``os.walk`` does: linked folders are not), by name."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries if e.is_dir() and not e.is_symlink())
+    except OSError:
+        return []
+
+
+def _folder_in_order(folder: Path, root: Path, cancelled: Callable[[], bool]) -> Iterator[tuple[list, Refused]]:
+    """The items of ``folder``'s tree in :func:`plan`'s order (paths sorted part by part: a file named
+    before a subfolder comes before that subfolder's files), one folder's run of files at a time."""
+    tasks, rejected = plan([folder], _PROBE_OUTPUT)  # this folder's own files
+    yield [], [(r.source, r.reason) for r in rejected]
+    items = [QueueItem(t.source, t.kind, root=root) for t in tasks]
+    for sub in _subfolders(folder):
+        if cancelled():
+            return
+        before = [i for i in items if i.source.name < sub.name]
+        items = items[len(before):]
+        yield before, []
+        yield from _folder_in_order(sub, root, cancelled)
+    yield items, []
+
+
+def collect_in_chunks(paths: Iterable[Path], cancelled: Callable[[], bool] = lambda: False,
+                      ) -> Iterator[tuple[list[QueueItem], Refused]]:
+    """:func:`collect`, piece by piece (a folder's run of files at a time), for a pool thread: the same
+    items in the same order, the same reasons; stops early once ``cancelled()``."""
+    for path in map(Path, paths):
+        if cancelled():
+            return
+        if path.is_dir():
+            found = False
+            for items, refused in _folder_in_order(path, path, cancelled):
+                found = found or bool(items or refused)
+                if items or refused:
+                    yield items, refused
+            if not found and not cancelled():
+                yield [], [(path, "no photos or videos found in this folder")]
+        else:
+            yield collect([path])
+
+
+def hint_count(item: QueueItem) -> tuple[int, str]:
+    """What the row of a new item says of its sidecar: (points of a photo, or key frames of a film; a note:
+    "unreadable" when the sidecar cannot be used)."""
+    try:
+        if item.kind == TaskKind.IMAGE:
+            hints = stages.photo_hints(sidecar_path(item.source))
+            return (len(hints) if hints is not None else 0), ""
+        film = read_film_hints(sidecar_path(item.source))
+        return (sum(1 for f in film.frames if f.points) if film is not None else 0), ""
+    except HintsError:
+        return 0, "unreadable"
 
 
 def film_in_folder(folder: Path, min_frames: int = MIN_FILM_FRAMES) -> FrameSequence | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -52,8 +53,10 @@ class QueueItem:
         self.kind = TaskKind(self.kind)  # ValueError for an unknown kind
         self.id = self.id or next(_ids)
 
-    @property
+    @cached_property
     def key(self) -> Path:
+        """The file it is (its path resolved): one row per file. Resolved once (a queue of 20,000 rows
+        compares every new file with all of them)."""
         return self.source.resolve()
 
     def _result_text(self) -> str:
@@ -86,11 +89,30 @@ class QueueItem:
         return "\n".join(lines)
 
 
+MANY_RANGES = 32  # a removal of more separate runs of rows than this resets the view once instead
+
+
+def row_runs(rows) -> list[tuple[int, int]]:
+    """Rows as (first, last) runs of consecutive rows, in ascending order."""
+    runs: list[tuple[int, int]] = []
+    for row in sorted(set(rows)):
+        if runs and row == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], row)
+        else:
+            runs.append((row, row))
+    return runs
+
+
 class QueueModel(QAbstractTableModel):
+    """The rows, in the order added. Built for archives: a file already queued is found by its key in
+    a set, item ids map to rows through an index rebuilt only when rows are removed (lazily), a
+    removal takes runs of rows at once, and :meth:`update_many` changes many rows with one signal."""
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._items: list[QueueItem] = []
-        self._rows: dict[int, int] = {}  # item id -> row
+        self._keys: set[Path] = set()  # the items' keys: what is queued already
+        self._index: dict[int, int] | None = {}  # item id -> row (None: rebuilt when next asked)
 
     # ------------------------------------------------------------------ Qt model interface
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
@@ -127,44 +149,75 @@ class QueueModel(QAbstractTableModel):
         return self._items[row]
 
     def item_by_id(self, item_id: int) -> QueueItem | None:
-        row = self._rows.get(item_id)
+        row = self._row_of(item_id)
         return None if row is None else self._items[row]
 
     def add(self, items: list[QueueItem]) -> list[QueueItem]:
         """Append the items not already queued (same file); returns those added."""
-        known = {i.key for i in self._items}
         new = []
         for item in items:
-            if item.key not in known:
-                known.add(item.key)
+            if item.key not in self._keys:
+                self._keys.add(item.key)
                 new.append(item)
         if new:
             start = len(self._items)
             self.beginInsertRows(QModelIndex(), start, start + len(new) - 1)
             self._items.extend(new)
-            self._reindex()
+            if self._index is not None:
+                self._index.update((item.id, row) for row, item in enumerate(new, start))
             self.endInsertRows()
         return new
 
     def remove_rows(self, rows: list[int]) -> None:
-        for row in sorted(set(rows), reverse=True):
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self._items[row]
-            self._reindex()
+        """Remove ``rows``: each run of consecutive rows at once; very many runs (every other row of
+        thousands) in one reset, as one by one the view's bookkeeping grows with the square of them."""
+        runs = [(first, last) for first, last in row_runs(rows) if first >= 0 and last < len(self._items)]
+        if not runs:
+            return
+        if len(runs) > MANY_RANGES:
+            gone = {row for first, last in runs for row in range(first, last + 1)}
+            self.beginResetModel()
+            self._items = [item for row, item in enumerate(self._items) if row not in gone]
+            self._rows_changed()
+            self.endResetModel()
+            return
+        for first, last in reversed(runs):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            for item in self._items[first : last + 1]:
+                self._keys.discard(item.key)
+            del self._items[first : last + 1]
+            self._index = None
             self.endRemoveRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self._items.clear()
-        self._reindex()
+        self._rows_changed()
         self.endResetModel()
 
     def update(self, item_id: int, *, status: Pending | Status | None = None, progress: float | None = None,
                message: str | None = None, output: Path | None = None) -> None:
-        row = self._rows.get(item_id)
+        row = self._row_of(item_id)
         if row is None:  # removed meanwhile
             return
-        item = self._items[row]
+        self._change(self._items[row], status, progress, message, output)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def update_many(self, changes: dict[int, dict]) -> None:
+        """:meth:`update` of many rows (item id -> its keyword arguments) with one ``dataChanged`` over
+        the rows they span: a Start of 20,000 rows is one signal, not 20,000."""
+        rows = []
+        for item_id, change in changes.items():
+            row = self._row_of(item_id)
+            if row is not None:  # removed meanwhile
+                self._change(self._items[row], **change)
+                rows.append(row)
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
+
+    @staticmethod
+    def _change(item: QueueItem, status: Pending | Status | None = None, progress: float | None = None,
+                message: str | None = None, output: Path | None = None) -> None:
         if status is not None:
             item.status = status
         if progress is not None:
@@ -173,11 +226,10 @@ class QueueModel(QAbstractTableModel):
             item.message = message
         if output is not None:
             item.output = output
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def set_hints(self, item_id: int, count: int, note: str = "") -> None:
         """What the row says of its color hints."""
-        row = self._rows.get(item_id)
+        row = self._row_of(item_id)
         if row is None:
             return
         item = self._items[row]
@@ -196,8 +248,15 @@ class QueueModel(QAbstractTableModel):
         self.update(item_id, status=result.status, progress=progress, message=message,
                     output=None if keep else result.output)
 
-    def _reindex(self) -> None:
-        self._rows = {item.id: row for row, item in enumerate(self._items)}
+    def _row_of(self, item_id: int) -> int | None:
+        if self._index is None:
+            self._index = {item.id: row for row, item in enumerate(self._items)}
+        return self._index.get(item_id)
+
+    def _rows_changed(self) -> None:
+        """Rows went: the set of keys follows at once, the id index when next asked."""
+        self._keys = {item.key for item in self._items}
+        self._index = None
 
 
 class ProgressDelegate(QStyledItemDelegate):

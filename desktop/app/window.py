@@ -31,11 +31,21 @@ from PySide6.QtWidgets import (
 
 from colorizer.desktop.app import dialogs
 from colorizer.desktop.app import settings as app_settings
+from colorizer.desktop.app.adding import AddSummary, QueueFiller
 from colorizer.desktop.app.backend_probe import BackendProbe
+from colorizer.desktop.app.background import BackgroundCall
 from colorizer.desktop.app.drop_zone import DropZone, local_paths
 from colorizer.desktop.app.engine_dialog import EngineBuildDialog
 from colorizer.desktop.app.hint_mode import HintEditor
-from colorizer.desktop.app.inputs import collect, collect_frames, film_in_folder, film_output, plan_run
+from colorizer.desktop.app.inputs import (
+    SYNC_ADD_LIMIT,
+    collect,
+    collect_frames,
+    count_files,
+    film_in_folder,
+    film_output,
+    plan_run,
+)
 from colorizer.desktop.app.log_view import LogView
 from colorizer.desktop.app.queue_model import (
     DONE,
@@ -106,6 +116,7 @@ class MainWindow(QMainWindow):
     run_started = Signal()
     item_finished = Signal(int, object, int, int)  # item id, FileResult, finished count, total (GUI thread)
     run_finished = Signal(object)  # WorkerOutcome
+    adding_finished = Signal(object)  # AddSummary of a large drop, once its last row is in the queue
 
     def __init__(self, store: QSettings, open_backend: OpenBackend | None = None, detect=None, parent=None) -> None:
         """``open_backend`` and ``detect`` (what can run here) default to the runtime's; tests inject others."""
@@ -118,6 +129,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Colorizer")
         self.setAcceptDrops(True)
         self.queue = QueueModel(self)
+        self.filler = QueueFiller(self.queue, self)  # large drops, off the GUI thread
+        self.filler.rows_added.connect(self._rows_added)
+        self.filler.finished.connect(self._adding_done)
+        self._start_when_added = False
+        self._planning = BackgroundCall(self)  # Start's planning of a large queue, off the GUI thread
         self.settings_panel = SettingsPanel(app_settings.load(store))
         self.settings_panel.changed.connect(self._settings_changed)
         self.viewer = ItemViewer(self)
@@ -304,35 +320,76 @@ class MainWindow(QMainWindow):
         """A folder of numbered frames was added: "film", "photos" or None (tests replace this)."""
         return dialogs.ask_film_or_photos(self, folder, sequence)
 
+    @property
+    def adding(self) -> bool:
+        """Whether a large drop is still being listed, its rows still coming (``adding_finished`` follows)."""
+        return self.filler.busy
+
     def add_paths(self, paths: list[Path], *, as_frames: bool = False) -> list[QueueItem]:
         """Queue what can be colorized among ``paths`` (``as_frames``: each a folder of numbered frames,
-        colorized as one film; a folder that holds one is asked about); refused inputs are reported."""
-        was_empty = self.queue.rowCount() == 0
-        items, refused = [], []
+        colorized as one film; a folder that holds one is asked about); refused inputs are reported.
+
+        Up to :data:`SYNC_ADD_LIMIT` files are added at once and returned. More (an archive's folder), or a
+        drop made while one is being added, are listed off the GUI thread and their rows come in chunks
+        (:attr:`adding`; ``adding_finished`` says what became of them): nothing is returned then."""
+        inputs = []
         for path in map(Path, paths):
             film = as_frames or (path.is_dir() and self._asked_film(path))
-            if film is None:
-                continue
+            if film is not None:
+                inputs.append((path, film))
+        plain = [path for path, film in inputs if not film]
+        if self.filler.busy or count_files(plain, SYNC_ADD_LIMIT) > SYNC_ADD_LIMIT:
+            self.filler.add(inputs)
+            self._say_adding()
+            return []
+        was_empty = self.queue.rowCount() == 0
+        items, refused = [], []
+        for path, film in inputs:
             found, why = collect_frames(path) if film else collect([path])
             items += found
             refused += why
         added = self.queue.add(items)
-        self.last_refused = refused
-        for path, reason in refused:
-            log.warning("not added: %s", reason if str(path) in reason else f"{path}: {reason}")
-        parts = [f"added {len(added)} item{'s' * (len(added) != 1)}"]
-        if len(items) > len(added):
-            parts.append(f"{len(items) - len(added)} already queued")
-        if refused:
-            names = ", ".join(p.name for p, _ in refused[:3]) + (" …" if len(refused) > 3 else "")
-            parts.append(f"refused {len(refused)} ({names}; see the log for why)")
-        self.statusBar().showMessage("; ".join(parts).capitalize(), 10000)
-        self._plan_film_outputs(added)
         self.hints.count_hints(added)
+        self._rows_added(added, was_empty=was_empty)
+        self._say_added(AddSummary(added, len(items) - len(added), refused))
+        return added
+
+    def _rows_added(self, added: list[QueueItem], *, was_empty: bool | None = None) -> None:
+        """Rows just put in the queue (all of a small drop, or a chunk of a large one)."""
+        if was_empty is None:
+            was_empty = self.queue.rowCount() == len(added)
+        self._plan_film_outputs(added)
         if was_empty and added:
             self.table.selectRow(0)
         self._queue_changed()
-        return added
+        if self.filler.busy:
+            self._say_adding()
+
+    def _say_adding(self) -> None:
+        n = self.filler.added_so_far()
+        self.statusBar().showMessage(f"Adding… {n:,} item{'s' * (n != 1)} so far (the window can be used "
+                                     "meanwhile; Clear stops it)")
+
+    def _adding_done(self, summary: AddSummary) -> None:
+        self._say_added(summary)
+        self.adding_finished.emit(summary)
+        if self._start_when_added:
+            self._start_when_added = False
+            self.start()
+
+    def _say_added(self, summary: AddSummary) -> None:
+        """The status bar and the log: what a drop came to."""
+        added, refused = summary.added, summary.refused
+        self.last_refused = refused
+        for path, reason in refused:
+            log.warning("not added: %s", reason if str(path) in reason else f"{path}: {reason}")
+        parts = [f"added {len(added):,} item{'s' * (len(added) != 1)}"]
+        if summary.already:
+            parts.append(f"{summary.already:,} already queued")
+        if refused:
+            names = ", ".join(p.name for p, _ in refused[:3]) + (" …" if len(refused) > 3 else "")
+            parts.append(f"refused {len(refused):,} ({names}; see the log for why)")
+        self.statusBar().showMessage("; ".join(parts).capitalize(), 10000)
 
     def _asked_film(self, folder: Path) -> bool | None:
         sequence = film_in_folder(folder)
@@ -392,6 +449,10 @@ class MainWindow(QMainWindow):
 
     def clear_queue(self) -> None:
         if not self.running:
+            self.filler.cancel()  # a drop still being added stops too
+            self._planning.forget()  # and a Start being prepared
+            self._start_when_added = False
+            self.start_action.setEnabled(True)
             self.queue.clear()
             self.viewer.clear()
             self.hints.show_item(None)
@@ -424,7 +485,13 @@ class MainWindow(QMainWindow):
         return self.runs.state
 
     def start(self) -> None:
-        if self.runs.busy:
+        """Colorize the queue. The outputs of up to :data:`SYNC_ADD_LIMIT` rows are planned at once; more
+        (an archive: every file is opened again) off the GUI thread, and the run starts when they are."""
+        if self.runs.busy or self._planning.busy:
+            return
+        if self.filler.busy:  # the rest of a drop is still coming: the run takes it all
+            self._start_when_added = True
+            self.statusBar().showMessage("Starts as soon as every file dropped is in the queue…")
             return
         s = self.app_settings
         pending = [i for i in self.queue.items() if s.overwrite or i.status not in (DONE, SKIPPED)]
@@ -433,20 +500,39 @@ class MainWindow(QMainWindow):
                                          "exists” to run finished items again.", 10000)
             return
         app_settings.save(self.store, s)
-        try:
-            planned, refused = plan_run(pending, s.output_folder, parse_format_option(s.output_format),
-                                        s.video_settings().encoding)
-        except OSError as exc:
-            self.statusBar().showMessage(f"Cannot start: {exc}", 15000)
+
+        def plan():
+            return plan_run(pending, s.output_folder, parse_format_option(s.output_format),
+                            s.video_settings().encoding)
+
+        if len(pending) <= SYNC_ADD_LIMIT:
+            try:
+                self._start_planned(pending, s, plan(), None)
+            except OSError as exc:
+                self._start_planned(pending, s, None, exc)
             return
-        for item_id, reason in refused.items():
-            self.queue.update(item_id, status=FAILED, progress=0, message=reason)
+        self.start_action.setEnabled(False)
+        self.statusBar().showMessage(f"Preparing {len(pending):,} files (where each output goes)…")
+        self._planning.call(plan, lambda planned, error: self._start_planned(pending, s, planned, error))
+
+    def _start_planned(self, pending: list[QueueItem], s: AppSettings, planned_refused, error) -> None:
+        """The run of ``pending`` as planned (``error``: why it could not be): rows removed meanwhile are left out."""
+        self.start_action.setEnabled(not self.runs.busy)
+        if error is not None:
+            if not isinstance(error, OSError):
+                log.error("planning the run failed", exc_info=error)
+            self.statusBar().showMessage(f"Cannot start: {error}", 15000)
+            return
+        planned, refused = planned_refused
+        pending = [item for item in pending if self.queue.item_by_id(item.id) is item]
+        self.queue.update_many({item_id: dict(status=FAILED, progress=0, message=reason)
+                                for item_id, reason in refused.items()})
         queued = [QueuedTask(item.id, planned[item.id]) for item in pending if item.id in planned]
         if not queued:
             self.statusBar().showMessage("Nothing to colorize: every item was refused (see the details).")
             return
-        for q in queued:
-            self.queue.update(q.item_id, status=QUEUED, progress=0, message="", output=film_output(q.task, s))
+        self.queue.update_many({q.item_id: dict(status=QUEUED, progress=0, message="", output=film_output(q.task, s))
+                                for q in queued})
         if self.runs.start(queued, s):
             self.settings_panel.show_backend("opening…")
             log.info("colorizing %d item(s) into %s", len(queued), s.output_folder)
@@ -585,9 +671,10 @@ class MainWindow(QMainWindow):
         self.viewer.show(item)
         self.hints.show_item(item)
 
-    def _row_changed(self, top_left, _bottom_right, _roles=()) -> None:
-        if top_left.row() == self.table.currentIndex().row():
-            self.viewer.item_changed(self.queue.item(top_left.row()))
+    def _row_changed(self, top_left, bottom_right, _roles=()) -> None:
+        row = self.table.currentIndex().row()
+        if top_left.row() <= row <= bottom_right.row():  # one row, or many (a Start: one signal for all)
+            self.viewer.item_changed(self.queue.item(row))
 
     def show_result_in_folder(self) -> None:
         item = self._current_item()
@@ -634,6 +721,10 @@ class MainWindow(QMainWindow):
         self.store.setValue("ui/splitter", self.splitter.saveState())
         self.store.sync()
         logging.getLogger("colorizer").removeHandler(self._log_handler)
+        self.filler.cancel()
+        self._planning.forget()
+        self.filler.wait()
+        self._planning.wait()
         self.viewer.wait()
         self.hints.close()
         super().closeEvent(event)

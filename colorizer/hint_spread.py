@@ -25,6 +25,7 @@ Everything is vectorized numpy/OpenCV at render size: its cost does not depend o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -101,23 +102,32 @@ def place_hints(hints: PhotoHints, full_hw: tuple[int, int], render_hw: tuple[in
 
 # ---------------------------------------------------------------------------- geodesic distance
 def _sweep_rows(dist: np.ndarray, vertical: np.ndarray, down_right: np.ndarray, down_left: np.ndarray) -> None:
-    """Relax ``dist`` (n, H, W) from each row to the next, down then up (costs between rows y and y + 1:
-    ``vertical`` (H-1, W), ``down_right`` (H-1, W-1) for (y, x)->(y+1, x+1), ``down_left`` for (y, x+1)->(y+1, x))."""
-    height = dist.shape[1]
-    tmp = np.empty_like(dist[:, 0])
+    """Relax ``dist`` (H, W, n: the hints last, so a row of every hint is one block) from each row to
+    the next, down then up (costs between rows y and y + 1: ``vertical`` (H-1, W), ``down_right``
+    (H-1, W-1) for (y, x)->(y+1, x+1), ``down_left`` for (y, x+1)->(y+1, x)). ``dist`` may be a
+    transposed view (the columns swept as rows)."""
+    height = dist.shape[0]
+    tmp = np.empty(dist.shape[1:], np.float32)
+    vertical, down_right, down_left = vertical[..., None], down_right[..., None], down_left[..., None]
     for order in (range(1, height), range(height - 2, -1, -1)):
         for y in order:
             prev = y - 1 if order.step == 1 else y + 1
             k = min(y, prev)  # the cost rows between y and prev
-            row, src = dist[:, y], dist[:, prev]
+            row, src = dist[y], dist[prev]
             np.add(src, vertical[k], out=tmp)
             np.minimum(row, tmp, out=row)
             if order.step == 1:  # from (y-1, x-1) and (y-1, x+1)
-                np.minimum(row[:, 1:], src[:, :-1] + down_right[k], out=row[:, 1:])
-                np.minimum(row[:, :-1], src[:, 1:] + down_left[k], out=row[:, :-1])
+                _relax(row[1:], src[:-1], down_right[k], tmp[1:])
+                _relax(row[:-1], src[1:], down_left[k], tmp[:-1])
             else:  # from (y+1, x+1) (reverse of down_right) and (y+1, x-1) (reverse of down_left)
-                np.minimum(row[:, :-1], src[:, 1:] + down_right[k], out=row[:, :-1])
-                np.minimum(row[:, 1:], src[:, :-1] + down_left[k], out=row[:, 1:])
+                _relax(row[:-1], src[1:], down_right[k], tmp[:-1])
+                _relax(row[1:], src[:-1], down_left[k], tmp[1:])
+
+
+def _relax(row: np.ndarray, src: np.ndarray, cost: np.ndarray, scratch: np.ndarray) -> None:
+    """``row = min(row, src + cost)`` in place (``scratch``: of ``row``'s shape)."""
+    np.add(src, cost, out=scratch)
+    np.minimum(row, scratch, out=row)
 
 
 def _row_costs(lum: np.ndarray, step: float, edge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,32 +138,57 @@ def _row_costs(lum: np.ndarray, step: float, edge: float) -> tuple[np.ndarray, n
     return vertical.astype(np.float32), down_right.astype(np.float32), down_left.astype(np.float32)
 
 
+def _geodesic_distances_last(lum: np.ndarray, seeds_y: np.ndarray, seeds_x: np.ndarray, step: float, edge: float,
+                             sweeps: int = 2) -> np.ndarray:
+    """:func:`geodesic_distances` as (H, W, n): the layout the sweeps work in (a row of every hint
+    is one contiguous block, and the columns are swept through a transposed view, not a copy)."""
+    n = len(seeds_y)
+    height, width = lum.shape
+    dist = np.full((height, width, n), np.float32(1e6), np.float32)
+    dist[seeds_y, seeds_x, np.arange(n)] = 0.0
+    costs = _row_costs(lum, step, edge)
+    costs_t = _row_costs(np.ascontiguousarray(lum.T), step, edge)
+    for _ in range(sweeps):
+        _sweep_rows(dist, *costs)
+        _sweep_rows(dist.transpose(1, 0, 2), *costs_t)
+    return dist
+
+
 def geodesic_distances(lum: np.ndarray, seeds_y: np.ndarray, seeds_x: np.ndarray, step: float, edge: float,
                        sweeps: int = 2) -> np.ndarray:
     """(n, H, W) float32 geodesic distance from each seed pixel over the grid ``lum`` (H, W): a step
     to a neighbour costs ``step`` (x sqrt 2 diagonally) + ``edge`` x |difference of lum|. Raster sweeps
     (down/up, then left/right) repeated ``sweeps`` times, vectorized across the hints."""
-    n = len(seeds_y)
-    height, width = lum.shape
-    dist = np.full((n, height, width), np.float32(1e6), np.float32)
-    dist[np.arange(n), seeds_y, seeds_x] = 0.0
-    costs = _row_costs(lum, step, edge)
-    costs_t = _row_costs(np.ascontiguousarray(lum.T), step, edge)
-    for _ in range(sweeps):
-        _sweep_rows(dist, *costs)
-        dist_t = np.ascontiguousarray(dist.transpose(0, 2, 1))
-        _sweep_rows(dist_t, *costs_t)
-        dist = np.ascontiguousarray(dist_t.transpose(0, 2, 1))
-    return dist
+    dist = _geodesic_distances_last(lum, seeds_y, seeds_x, step, edge, sweeps)
+    return np.ascontiguousarray(dist.transpose(2, 0, 1))
+
+
+_RESIZE_CHANNELS = 4
+"""Hints resized in one OpenCV call. Always this many (the last call padded): OpenCV's bilinear
+resize of 2 channels rounds differently from that of 4, and a hint's weights must not depend on
+which others it was computed with (the app's preview computes only the hints an edit changed)."""
+
+
+def _resized_chunks(planes: np.ndarray, hw: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first hint, (h, w, k) bilinear resize of ``planes`` (H, W, n) hints [first, first + k) to ``hw``),
+    k <= :data:`_RESIZE_CHANNELS`: a chunk at a time, each hint's result as if resized alone."""
+    same = tuple(planes.shape[:2]) == tuple(hw)
+    n = planes.shape[2]
+    for i in range(0, n, _RESIZE_CHANNELS):
+        k = min(_RESIZE_CHANNELS, n - i)
+        if same:
+            yield i, planes[..., i : i + k]
+            continue
+        chunk = np.zeros((*planes.shape[:2], _RESIZE_CHANNELS), np.float32)
+        chunk[..., :k] = planes[..., i : i + k]
+        yield i, cv2.resize(chunk, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)[..., :k]
 
 
 def _resize_stack(planes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """(n, h, w) -> (n, H, W) bilinear, in chunks of channels OpenCV accepts."""
     out = np.empty((planes.shape[0], *hw), np.float32)
-    for i in range(0, planes.shape[0], 4):
-        chunk = np.ascontiguousarray(planes[i : i + 4].transpose(1, 2, 0))
-        resized = cv2.resize(chunk, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-        out[i : i + 4] = resized.reshape(*hw, -1).transpose(2, 0, 1)
+    for i, resized in _resized_chunks(planes.transpose(1, 2, 0), hw):
+        out[i : i + resized.shape[2]] = resized.transpose(2, 0, 1)
     return out
 
 
@@ -174,38 +209,74 @@ def hint_distances(lum: np.ndarray, hints: RenderHints, params: SpreadParams = D
                    grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(n, h, w) float32 geodesic distance (units of the long side) of each hint at each render pixel,
     computed on ``grid`` (:func:`geodesic_grid`, made here when None) and resized to ``lum``'s shape."""
-    h, w = lum.shape
+    out = np.empty((len(hints), *lum.shape), np.float32)
+    for i, dist in _distance_chunks(lum, hints, params, grid):
+        out[i : i + len(dist)] = dist
+    return out
+
+
+def _distance_chunks(lum: np.ndarray, hints: RenderHints, params: SpreadParams,
+                     grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`hint_distances` a few hints at a time: (first hint, (k, h, w) distances, a view that
+    holds until the next chunk is asked for)."""
     coarse, sy, sx = grid if grid is not None else geodesic_grid(lum, hints, params)
     gh, gw = coarse.shape
     # distances in units of the long side: a grid step is 1 / long side of the grid
-    dist = geodesic_distances(coarse, sy, sx, 1.0 / max(gh, gw), params.edge_cost)
-    if (gh, gw) != (h, w):
-        dist = _resize_stack(dist, (h, w))
-    return dist
+    dist = _geodesic_distances_last(coarse, sy, sx, 1.0 / max(gh, gw), params.edge_cost)
+    for i, resized in _resized_chunks(dist, lum.shape):
+        yield i, resized.transpose(2, 0, 1)
+
+
+def _given_chunks(distances: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    for i in range(0, len(distances), _RESIZE_CHANNELS):
+        yield i, distances[i : i + _RESIZE_CHANNELS]
 
 
 def hint_weights(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEFAULT_PARAMS,
                  hint_l: np.ndarray | None = None, distances: np.ndarray | None = None) -> np.ndarray:
     """(n, h, w) float32 weight of each hint at each render pixel (1 at the hint itself); geodesic:
     ``distances`` (:func:`hint_distances`) computed ahead may be given (a film reuses them while
-    nothing moves)."""
+    nothing moves). Computed a few hints at a time (each hint's weights do not depend on the others),
+    so the temporaries stay small whatever the number of hints."""
+    lum = np.asarray(lum, np.float32)
     h, w = lum.shape
     long_side = float(max(h, w))
     if hint_l is None:
         hint_l = patch_means(lum[None], hints)[:, 0]
+    hint_l = hint_l.astype(np.float32)
+    out = np.empty((len(hints), h, w), np.float32)
+    lightness_scale = np.float32(2 * params.sigma_lightness ** 2)
     if params.method == "gaussian":
         yy = np.arange(h, dtype=np.float32)[None, :, None]
         xx = np.arange(w, dtype=np.float32)[None, None, :]
         cy, cx = hints.cy.astype(np.float32)[:, None, None], hints.cx.astype(np.float32)[:, None, None]
-        dist2 = (yy - cy) ** 2 + (xx - cx) ** 2
-        exponent = dist2 / np.float32(2 * (params.sigma_distance * long_side) ** 2)
-    else:
-        dist = hint_distances(lum, hints, params) if distances is None else distances
-        exponent = dist * dist / np.float32(2 * params.sigma_distance ** 2)
-    lightness = (lum[None] - hint_l.astype(np.float32)[:, None, None]) ** 2
-    exponent += lightness / np.float32(2 * params.sigma_lightness ** 2)
+        distance_scale = np.float32(2 * (params.sigma_distance * long_side) ** 2)
+        for i in range(0, len(hints), _RESIZE_CHANNELS):
+            part = slice(i, i + _RESIZE_CHANNELS)
+            exponent = out[part]
+            np.add((yy - cy[part]) ** 2, (xx - cx[part]) ** 2, out=exponent)
+            exponent /= distance_scale
+            _add_lightness_and_exp(exponent, lum, hint_l[part], lightness_scale)
+        return out
+    chunks = _distance_chunks(lum, hints, params) if distances is None else _given_chunks(distances)
+    distance_scale = np.float32(2 * params.sigma_distance ** 2)
+    for i, dist in chunks:
+        exponent = out[i : i + len(dist)]
+        np.multiply(dist, dist, out=exponent)
+        exponent /= distance_scale
+        _add_lightness_and_exp(exponent, lum, hint_l[i : i + len(dist)], lightness_scale)
+    return out
+
+
+def _add_lightness_and_exp(exponent: np.ndarray, lum: np.ndarray, hint_l: np.ndarray, scale: np.float32) -> None:
+    """``exponent`` (k, h, w) (distance term) -> ``exp(-(exponent + (lum - hint_l)^2 / scale))`` in place."""
+    lightness = lum[None] - hint_l[:, None, None]
+    np.square(lightness, out=lightness)
+    lightness /= scale
+    exponent += lightness
     np.negative(exponent, out=exponent)
-    return np.exp(exponent, out=exponent)
+    np.exp(exponent, out=exponent)
 
 
 def patch_means(planes: np.ndarray, hints: RenderHints) -> np.ndarray:
@@ -247,7 +318,8 @@ def spread_hints(ab: np.ndarray, lum: np.ndarray, hints: RenderHints, params: Sp
     ahead = hints.weights is not None and params == hints.params  # computed with the same L and parameters
     weights = hints.weights if ahead else hint_weights(lum, hints, params)
     if params.sigma_chroma > 0:
-        weights = chroma_gate(out, predicted, params.sigma_chroma) * weights  # a new array (``ahead`` is reused)
+        gated = chroma_gate(out, predicted, params.sigma_chroma)
+        weights = np.multiply(gated, weights, out=gated)  # into the gate's array (``ahead`` is reused, unchanged)
     total = weights.sum(axis=0)
     np.maximum(total, np.float32(params.floor), out=total)
     for c in range(2):

@@ -87,6 +87,7 @@ PHOTO_TIP = "Hint mode: put color hints on the photo (H)"
 FILM_TIP = ("Hint mode: put color hints on the slider's frame (H); it becomes a key frame and its points are "
             "tracked through the shot")
 PICK_RADIUS = 2  # the eyedropper averages (2 r + 1)^2 pixels of the reference photo
+REFERENCE_SIDE = 2000  # long side (pixels) the reference photo is shown and picked from at most
 
 
 def file_signature(path: Path) -> tuple | None:
@@ -222,6 +223,9 @@ class HintPreviewer(QObject):
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
+            for other in self._cache.values():  # the weights kept between edits: the shown photo's only
+                if other is not preview:
+                    other.weights.clear()
             self._signals.opened.emit(generation, preview, "")
         except Exception as exc:  # a model that cannot open, a photo that cannot be read: said, never raised
             log.info("hint preview of %s failed", source, exc_info=True)
@@ -423,20 +427,23 @@ class ReferenceDialog(QDialog):
             self.load(Path(name))
 
     def load(self, path: Path) -> bool:
-        from colorizer.desktop.media.image_read import read_image
+        """Show the photo at ``path`` (read as the viewer reads one: :func:`.preview.read_for_display`)."""
+        from colorizer.desktop.app.preview import read_for_display
         from colorizer.desktop.pipeline.hint_preview import screen_hw
 
         try:
-            rgb = read_image(path).rgb
+            rgb = read_for_display(Path(path), REFERENCE_SIDE)
         except Exception as exc:
             self.status.setText(f"cannot open {Path(path).name}: {exc}")
             return False
         h, w = rgb.shape[:2]
-        sh, sw = screen_hw(h, w, 2000)
+        sh, sw = screen_hw(h, w, REFERENCE_SIDE)
         if (sh, sw) != (h, w):
             import cv2
 
             rgb = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        if rgb.ndim == 2:  # a gray photo: its one plane
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
         self.pane.set_rgb(rgb)
         self.path = Path(path)
         self.status.setText(Path(path).name)

@@ -2,10 +2,13 @@
 
 Files are recognized by their content (:mod:`.formats`), never by their extension: JPEG, PNG,
 TIFF, WebP and BMP. :func:`read_image` returns a :class:`DecodedImage` with the EXIF orientation
-already applied. Pixels of 8-bit sources come from Pillow; 16-bit (and float) PNG and TIFF pixels
-come from OpenCV, because Pillow truncates 16-bit RGB to 8 bits; TIFFs whose samples Pillow has no
-mode for (float RGB, 16- or 64-bit float, 16-bit gray + alpha) come from tifffile. Metadata always
-comes from Pillow's tag parsing (:mod:`.image_metadata`). The input is only ever opened for reading, and a truncated or
+already applied; :func:`read_image_for_display` the same, reduced while decoding where the format
+allows it (a JPEG's DCT scaling: 1/2, 1/4 or 1/8 of the size, for a fraction of the time and
+memory), for a viewer that shows a photo at screen size and colorizes nothing. Pixels of 8-bit
+sources come from Pillow; 16-bit (and float) PNG and TIFF pixels come from OpenCV, because Pillow
+truncates 16-bit RGB to 8 bits; TIFFs whose samples Pillow has no mode for (float RGB, 16- or
+64-bit float, 16-bit gray + alpha) come from tifffile. Metadata always comes from Pillow's tag
+parsing (:mod:`.image_metadata`). The input is only ever opened for reading, and a truncated or
 corrupt file is an error, never a half-gray picture.
 
 What is read: pixels of any Pillow mode (palette, 1-bit, gray, gray+alpha, RGB, RGBA, CMYK...)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import struct
 import zlib
 from collections.abc import Callable, Mapping
@@ -163,13 +167,31 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, a
     Raises :class:`ImageReadError` for a missing, unreadable, empty, truncated, corrupt, too large
     or unsupported file. The file is opened read-only and never modified.
     """
-    path = Path(path)
+    return _read(Path(path), max_pixels, admit)
+
+
+def read_image_for_display(path: PathLike, max_side: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                           admit: Admit | None = None) -> DecodedImage:
+    """:func:`read_image` for showing the photo with its long side at most ``max_side``: a JPEG is
+    decoded at the smallest of 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, Pillow's
+    ``draft``) whose sides are at least the photo's reduced to ``max_side`` (the caller reduces it
+    the rest of the way); other formats are decoded whole. Everything else is :func:`read_image`'s:
+    the checks before decoding (``max_pixels``, ``admit``, which see the file's own size), the EXIF
+    orientation, gray kept as one plane, 16 bits. Its pixels are a picture to look at, not the
+    photo: never colorize them (a run decodes the photo whole)."""
+    if max_side < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
+    return _read(Path(path), max_pixels, admit, max_side)
+
+
+def _read(path: Path, max_pixels: int | None, admit: Admit | None, display_side: int | None = None) -> DecodedImage:
+    """:func:`read_image` (``display_side`` None) or :func:`read_image_for_display`."""
     data = _read_file(path)
     fmt = detect_format_bytes(data[:SNIFF_BYTES])
     if fmt is None:
         raise ImageReadError(path, not_an_image_reason(data[:SNIFF_BYTES]))
     try:
-        return _decode(data, fmt, max_pixels, admit)
+        return _decode(data, fmt, max_pixels, admit, display_side)
     except _DecodeError as exc:
         raise ImageReadError(path, exc.reason) from exc
     except Image.DecompressionBombError as exc:
@@ -218,14 +240,15 @@ def _pillow_image_class(fmt: str) -> type[ImageFile.ImageFile]:
     return classes[fmt]
 
 
-def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) -> DecodedImage:
+def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None,
+            display_side: int | None = None) -> DecodedImage:
     tiff_orientation = 1
     if fmt == "TIFF":
         # Recent Pillow and OpenCV rotate TIFFs while decoding, older ones do not: neutralize the
         # tag in this in-memory copy so every decoder gives the pixels as stored, then rotate here.
         data, tiff_orientation = reset_orientation(data)
     try:
-        pixels, metadata, orientation, mode = _decode_with_pillow(data, fmt, max_pixels, admit)
+        pixels, metadata, orientation, mode = _decode_with_pillow(data, fmt, max_pixels, admit, display_side)
     except SyntaxError as exc:  # Pillow knows no mode for these samples (float RGB, 16-bit gray + alpha...)
         if fmt != "TIFF" or "unknown pixel mode" not in str(exc):
             raise
@@ -245,9 +268,10 @@ def _decode(data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None) 
 
 
 def _decode_with_pillow(
-    data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None
+    data: bytes, fmt: str, max_pixels: int | None, admit: Admit | None, display_side: int | None = None
 ) -> tuple[_Pixels, ImageMetadata, int, str]:
-    """Pixels (as stored), metadata, EXIF orientation and Pillow's mode, Pillow reading the header."""
+    """Pixels (as stored), metadata, EXIF orientation and Pillow's mode, Pillow reading the header;
+    ``display_side``: a JPEG reduced while decoding (:func:`_draft_for_display`)."""
     # The plugin class is used directly (not Image.open) so that ``max_pixels`` is the limit,
     # not Pillow's process-wide MAX_IMAGE_PIXELS and its warnings.
     with _pillow_image_class(fmt)(io.BytesIO(data)) as im:
@@ -262,10 +286,21 @@ def _decode_with_pillow(
         if bits > 8 or _large_plain_tiff(im, fmt):
             pixels = _decode_with_opencv(data, fmt, bits, im)
         else:
+            if display_side is not None and fmt == "JPEG":
+                _draft_for_display(im, display_side)
             im.load()  # forces the full decode: truncated data raises here
             pixels = _pillow_pixels(im)
         metadata, orientation = read_metadata(im, data, fmt)
         return pixels, metadata, orientation, im.mode
+
+
+def _draft_for_display(im: ImageFile.ImageFile, display_side: int) -> None:
+    """Set a JPEG to decode at the smallest DCT scale (1/2, 1/4, 1/8) whose sides are at least its own
+    reduced to a long side of ``display_side`` (the same in any orientation); its mode stays."""
+    width, height = im.size
+    f = min(1.0, display_side / max(width, height))
+    if f < 1.0:
+        im.draft(im.mode, (max(1, math.ceil(width * f)), max(1, math.ceil(height * f))))
 
 
 _NEW_SUBFILE_TYPE, _REDUCED_RESOLUTION = 254, 1

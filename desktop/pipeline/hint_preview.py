@@ -12,8 +12,11 @@ uses, and only the last step, merging the color with L, works on L reduced to sc
 ``colorize-batch``) writes from the same sidecar is this preview at full resolution.
 
 The cost of an edit does not depend on the photo's size: the spread is at render size and the
-merge at screen size (``bench/bench_hint_preview.py`` measures it). A model with hint inputs is
-predicted again at each edit with the hints' guidance (:func:`colorizer.colorize.predict_prepared`,
+merge at screen size (``bench/bench_hint_preview.py`` measures it). Nor does it grow much with the
+number of hints: each hint's spread weights depend only on the photo and on where the hint sits, so
+they are kept from one edit to the next (:class:`HintWeights`) and an edit computes those of the
+hints it added or moved only; the spread and a hint model's guidance take them from there. A model
+with hint inputs is predicted again at each edit with the hints' guidance (:func:`colorizer.colorize.predict_prepared`,
 as a run gives it; its prediction without hints, which the run mixes in, is the one made at open), so
 its preview costs one model call per edit.
 
@@ -37,10 +40,11 @@ import numpy as np
 
 from colorizer.colorize import Prepared, hint_contract, merge_color, predict_prepared
 from colorizer.desktop.core import CancelToken, TaskKind
-from colorizer.desktop.media.image_read import read_image
+from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, ImageHeader, read_image
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.hint_tracking import FilmSpread, HintPlan
 from colorizer.desktop.pipeline.settings import ImageSettings, VideoSettings
+from colorizer.hint_spread import RenderHints, hint_weights
 from colorizer.hints import FilmHints, HintsError, PhotoHints
 
 SCREEN_SIDE = 1600
@@ -67,17 +71,25 @@ class HintPreview:
     spread: FilmSpread | None = None  # a film frame's spread (None: a photo's)
     contract: object = None  # the backend's contract (a film's tracking needs its render size and multiple)
     predictor: object = None  # a model with hint inputs: predicts again with each edit's guidance (None: spread)
+    weights: HintWeights = field(default_factory=lambda: HintWeights(), repr=False)  # a photo's, kept between edits
 
     @classmethod
     def open(cls, source: Path | str, backend, settings: ImageSettings | None = None,
              max_side: int = SCREEN_SIDE) -> HintPreview:
         """Decode ``source``, prepare it as a run with ``settings`` on ``backend`` does and predict its
         color once (``backend``: anything with ``contract`` and ``predict``, e.g. ``open_backend()``).
-        Raises what :func:`read_image` raises for a file that cannot be read."""
+        The photo is decoded whole, as the run decodes it (the render grid's L is the run's; a JPEG
+        decoded at a reduced size would give another), up to the size a run takes: the decoders'
+        limit, and the memory a photo may take (:func:`stages.check_memory`, before decoding).
+        Raises what :func:`read_image` raises for a file that cannot be read or is too large."""
         settings = settings or ImageSettings()
         source = Path(source)
         t0 = time.perf_counter()
-        image = read_image(source)
+
+        def admit(header: ImageHeader) -> None:  # as the run's reader (batch._read_photo) checks it
+            stages.check_memory(source, header, settings)
+
+        image = read_image(source, max_pixels=DECODER_MAX_PIXELS, admit=admit)
         t1 = time.perf_counter()
         render_size = settings.render_size or backend.contract.render_size
         prepared, _luma = stages.prepare_photo(image, settings, render_size, backend.contract.size_multiple)
@@ -132,12 +144,63 @@ class HintPreview:
         if self.spread is not None:
             prepared = self.spread.prepare(self.prepared, hints, self.full_hw)
         else:
-            prepared = self.prepared.with_hints(hints, self.full_hw)
+            prepared = self.weights.attach(self.prepared.with_hints(hints, self.full_hw))
         ab = self.ab
         if self.predictor is not None and prepared.hints is not None:  # as a run gives a hint model its hints
             # (its prediction without them is the one made at open: predicted once, not at each edit)
             ab = np.asarray(predict_prepared(self.predictor, [prepared], unguided=self.ab[None])[0], np.float32)
         return merge_color(prepared, ab, self.saturation, self.upsampling, np.uint8)
+
+
+class HintWeights:
+    """The spread weights of a photo's hints (:func:`colorizer.hint_spread.hint_weights`), kept from one
+    edit to the next. A hint's weights depend only on the photo's L at render size and on where the
+    hint sits on the render grid (its patch and center), never on the other hints, so an edit computes
+    those of the hints it added or moved only and takes the others from the last edit: the same
+    numbers the run computes for all of them at once (``tests/test_preview_scale.py`` checks it). The
+    weights kept are those of the last edit's hints (at most :data:`colorizer.hints.MAX_POINTS`)."""
+
+    def __init__(self) -> None:
+        self._index: dict[tuple, int] = {}  # a hint's place -> its plane in _weights
+        self._weights: np.ndarray | None = None  # (n, h, w) of the last edit
+        self._params = None
+
+    def attach(self, prepared: Prepared) -> Prepared:
+        """``prepared`` with its hints' weights computed ahead (:attr:`RenderHints.weights`, which the
+        spread and a hint model's guidance take as they are); itself when it has no hints."""
+        placed = prepared.hints
+        if placed is None or len(placed) == 0:
+            return prepared
+        lum = np.asarray(prepared.l_render(prepared.render_hw), np.float32)  # the L the run's spread uses
+        if placed.params != self._params or self._weights is None or self._weights.shape[1:] != lum.shape:
+            self._index, self._weights, self._params = {}, None, placed.params
+        places = [_place(placed, i) for i in range(len(placed))]
+        new = [i for i, place in enumerate(places) if place not in self._index]
+        weights = np.empty((len(placed), *lum.shape), np.float32)
+        for i, place in enumerate(places):
+            if place in self._index:  # plane by plane: no temporary of all the kept ones
+                weights[i] = self._weights[self._index[place]]
+        if new:
+            weights[new] = hint_weights(lum, _some_hints(placed, new), placed.params)
+        self._index = {place: i for i, place in enumerate(places)}
+        self._weights = weights
+        return replace(prepared, hints=replace(placed, weights=weights))
+
+    def clear(self) -> None:
+        """Keep nothing (the photo is not shown any more: its next edit computes every hint)."""
+        self._index, self._weights = {}, None
+
+
+def _place(hints: RenderHints, i: int) -> tuple:
+    """What hint ``i``'s weights depend on besides the photo: its patch and its center on the grid."""
+    return (int(hints.y0[i]), int(hints.y1[i]), int(hints.x0[i]), int(hints.x1[i]),
+            float(hints.cy[i]), float(hints.cx[i]))
+
+
+def _some_hints(hints: RenderHints, indices: list[int]) -> RenderHints:
+    """The hints ``indices`` of ``hints`` (placed on the same grid), without weights."""
+    return replace(hints, y0=hints.y0[indices], y1=hints.y1[indices], x0=hints.x0[indices], x1=hints.x1[indices],
+                   cy=hints.cy[indices], cx=hints.cx[indices], ab=hints.ab[indices], weights=None)
 
 
 def _film_picture(source: Path, kind: TaskKind, index: int, settings: VideoSettings):

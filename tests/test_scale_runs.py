@@ -289,3 +289,30 @@ def test_planning_a_deep_tree_resolves_each_folder_once_not_each_file(tmp_path, 
 
     fewer, more = lstat_calls_to_plan(30), lstat_calls_to_plan(90)
     assert (more - fewer) / 60 <= 4, (fewer, more)
+
+
+def test_a_float_tiff_is_made_16_bit_a_strip_at_a_time(tmp_path):
+    """A float RGB TIFF (film scanners write them) was converted to 16 bits whole, through four
+    temporaries of its size: a 60 MP scan peaked at 3.8 GB, twice what the run's memory check allows
+    for it. Now a strip at a time: traced, 5.3x the float samples before, 4.1x now."""
+    import tracemalloc
+
+    import numpy as np
+    import tifffile
+
+    from colorizer.desktop.media.image_read import read_image
+
+    rng = np.random.default_rng(3)
+    samples = rng.random((600, 800, 3), dtype=np.float32)
+    samples[0, 0] = [np.nan, -1.0, 2.0]  # taken as 0, clipped to 0 and to 1
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, samples, photometric="rgb")
+    tracemalloc.start()
+    try:
+        image = read_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = (np.clip(np.nan_to_num(samples), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    assert image.bit_depth == 16 and np.array_equal(image.pixels, expected)
+    assert peak < 4.7 * samples.nbytes, f"{peak / samples.nbytes:.1f}x the float samples"

@@ -60,6 +60,7 @@ and lets the memory a photo may take decide (``pipeline.stages.check_memory``)."
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 _COLOR_CHROMA_THRESHOLD = 0.012  # mean (max - min) channel spread, fraction of full scale
 _CHROMA_SAMPLE_PIXELS = 1_000_000
+_FLOAT_STRIP_SAMPLES = 1 << 20  # float samples made 16-bit at a time
 _TAG_ICC_PROFILE = 34675
 _TAG_PHOTOMETRIC, _MINISWHITE = 262, 0
 _TIFFFILE_PHOTOMETRICS = frozenset(
@@ -474,8 +475,16 @@ def _high_depth_samples(array: np.ndarray) -> np.ndarray:
         return array
     if np.issubdtype(array.dtype, np.floating):
         logger.debug("floating-point samples taken as [0, 1] and stored as 16 bits")
-        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0) * 65535.0 + 0.5
-        return scaled.astype(np.uint16)
+        out = np.empty(array.shape, np.uint16)
+        rows = max(1, _FLOAT_STRIP_SAMPLES // max(1, array[:1].size))
+        for y in range(0, array.shape[0], rows):  # a strip at a time: whole, the temporaries of a 60 MP
+            strip = array[y : y + rows].astype(np.float32)  # float RGB scan took 2.6 GB more than its pixels
+            np.nan_to_num(strip, copy=False)
+            np.clip(strip, 0.0, 1.0, out=strip)
+            strip *= 65535.0
+            strip += 0.5
+            out[y : y + rows] = strip  # truncated, as astype(np.uint16)
+        return out
     raise _DecodeError(f"unsupported sample type {array.dtype} (only 8- and 16-bit integer samples are read)")
 
 

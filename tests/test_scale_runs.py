@@ -316,3 +316,29 @@ def test_a_float_tiff_is_made_16_bit_a_strip_at_a_time(tmp_path):
     expected = (np.clip(np.nan_to_num(samples), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
     assert image.bit_depth == 16 and np.array_equal(image.pixels, expected)
     assert peak < 4.7 * samples.nbytes, f"{peak / samples.nbytes:.1f}x the float samples"
+
+
+def test_a_float64_scan_is_judged_by_the_memory_its_samples_take(tmp_path):
+    """A float64 RGB TIFF takes 48 bytes a pixel to colorize (measured, 30 MP); the check counted 32
+    (any sample deeper than 8 bits as 16-bit), so a photo that does not fit was let through to run
+    the machine out of memory. The estimate now grows with the bytes a sample takes."""
+    import numpy as np
+    import tifffile
+
+    from colorizer.desktop.media.image_read import ImageReadError, read_image
+    from colorizer.desktop.pipeline import stages
+    from colorizer.desktop.pipeline.settings import ImageSettings
+
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.random.default_rng(4).random((60, 80, 3)), photometric="rgb")  # float64
+    measured = 48 * 60 * 80
+    settings = ImageSettings(max_memory_mb=1.2 * measured / 1e6)  # room for what it takes, not more
+
+    def admit(header):
+        stages.check_memory(path, header, settings)
+
+    with pytest.raises(ImageReadError, match="more than the"):
+        read_image(path, admit=admit)
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.random.default_rng(4).random((30, 40, 3)).astype(np.float32), photometric="rgb")
+    assert read_image(small, admit=lambda header: stages.check_memory(small, header, settings)).bit_depth == 16

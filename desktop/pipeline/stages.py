@@ -80,13 +80,14 @@ def read_failure(source: Path, exc: Exception) -> str:
 
 
 BYTES_PER_PIXEL = 16
-"""What colorizing a photo costs at most, per declared pixel, in this pipeline (measured: about 8
-for an 8-bit scan; 16-bit sources cost more)."""
+"""What colorizing a photo of 8-bit samples costs at most, per declared pixel, in this pipeline; deeper
+samples cost as many times more as they take bytes (measured above the process, docs/benchmarks.md
+"Archives at scale": 6.5-11 for 8 bits, 11-16.5 for 16, 27 for float32 RGB, 48 for float64 RGB)."""
 
 
 def memory_needed(header: ImageHeader) -> int:
     """Bytes colorizing a photo with this header may take at its peak (an upper estimate)."""
-    return header.pixels * BYTES_PER_PIXEL * (2 if header.bits > 8 else 1)
+    return header.pixels * BYTES_PER_PIXEL * max(1, -(-header.bits // 8))
 
 
 def memory_limit(settings: ImageSettings) -> int:

@@ -184,14 +184,6 @@ def _resized_chunks(planes: np.ndarray, hw: tuple[int, int]) -> Iterator[tuple[i
         yield i, cv2.resize(chunk, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)[..., :k]
 
 
-def _resize_stack(planes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """(n, h, w) -> (n, H, W) bilinear, in chunks of channels OpenCV accepts."""
-    out = np.empty((planes.shape[0], *hw), np.float32)
-    for i, resized in _resized_chunks(planes.transpose(1, 2, 0), hw):
-        out[i : i + resized.shape[2]] = resized.transpose(2, 0, 1)
-    return out
-
-
 # ---------------------------------------------------------------------------- the spread
 def geodesic_grid(lum: np.ndarray, hints: RenderHints, params: SpreadParams = DEFAULT_PARAMS
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

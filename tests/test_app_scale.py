@@ -22,13 +22,13 @@ import pytest  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets", reason="the gui extra (PySide6) is not installed")
 
-from app_helpers import make_window, stop_all  # noqa: E402
+from app_helpers import make_window, small_clip, stop_all  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPointF, QTimer  # noqa: E402
 from PySide6.QtGui import QColor, QImage  # noqa: E402
 
 from colorizer.desktop.app.compare_view import CompareView  # noqa: E402
-from colorizer.desktop.app.inputs import SYNC_ADD_LIMIT, collect, collect_in_chunks  # noqa: E402
+from colorizer.desktop.app.inputs import SYNC_ADD_LIMIT, collect, collect_in_chunks, count_files  # noqa: E402
 from colorizer.desktop.app.preview import array_to_qimage  # noqa: E402
 from colorizer.desktop.app.queue_model import QUEUED, QueueItem, QueueModel  # noqa: E402
 from colorizer.desktop.core import TaskKind  # noqa: E402
@@ -142,6 +142,32 @@ def test_the_folder_of_an_archive_is_planned_in_the_same_order_piece_by_piece(tm
     assert list(collect_in_chunks([root / "empty"])) == [collect([root / "empty"])]
 
 
+def test_telling_a_large_drop_from_a_small_one_stops_looking_once_past_the_limit(tmp_path, monkeypatch):
+    """The count that decides whether a drop is listed off the GUI thread (on it) looks at a few more names
+    than the limit, however many a folder holds. Before: every name of the folder was looked at (on a
+    share, a stat each), the limit checked only between folders."""
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(400):
+        (folder / f"scan_{i:04d}.png").touch()
+    looked = []
+    scandir = os.scandir
+
+    class Counted:
+        def __init__(self, path):
+            self._entries = scandir(path)
+
+        def __enter__(self):
+            return (looked.append(entry) or entry for entry in self._entries.__enter__())
+
+        def __exit__(self, *exc):
+            return self._entries.__exit__(*exc)
+
+    monkeypatch.setattr(os, "scandir", Counted)
+    assert count_files([folder], 50) > 50
+    assert len(looked) <= 52
+
+
 def test_start_of_a_large_queue_waits_for_the_drop_plans_off_the_gui_thread_and_marks_rows_at_once(
         qtbot, store, model, tmp_path, stop_runs, slow_disk):
     """Start pressed while a drop is still coming runs all of it once it is in; planning the outputs (every
@@ -163,6 +189,25 @@ def test_start_of_a_large_queue_waits_for_the_drop_plans_off_the_gui_thread_and_
     assert (0, MANY - 1) in changes and len(changes) < 10  # "queued": one signal for every row
     assert all(i.status != QUEUED or i.output is not None for i in window.queue.items())
     stop_all([window])
+
+
+def test_a_large_drop_holding_films_names_their_outputs_without_planning_the_archive_on_the_gui_thread(
+        qtbot, store, tmp_path, slow_disk):
+    """A film's row names its output as soon as it is queued. Before: each chunk holding a film planned the
+    whole dropped archive again (every file sniffed) on the GUI thread to name it: the drop froze the
+    window as long as before chunks existed, once per such chunk."""
+    window = make_window(qtbot, store)
+    scans(tmp_path / "archive", MANY)
+    films = [small_clip(tmp_path / "archive" / box / "reel.mp4") for box in ("box00", "box03")]
+    beat = Heartbeat()
+    window.add_paths([tmp_path / "archive"])
+    qtbot.waitUntil(lambda: window.queue.rowCount() == MANY + 2 and not window.adding, timeout=30_000)
+    films_rows = [i for i in window.queue.items() if i.kind == TaskKind.VIDEO]
+    qtbot.waitUntil(lambda: all(i.output is not None for i in films_rows), timeout=30_000)
+    assert beat.stop() < FROZEN_S
+    outputs = {i.source: i.output for i in films_rows}
+    assert sorted(outputs) == films and all(o is not None and o.parent.name in ("box00", "box03")
+                                            for o in outputs.values())
 
 
 # ---------------------------------------------------------------------------- a queue of thousands of rows
@@ -229,6 +274,21 @@ def test_a_large_photo_fitted_is_scaled_once_per_zoom_level_not_at_every_repaint
     assert view.display_pixmap(before, view.image_rect()).cacheKey() != drawn.cacheKey()
     view.actual_size()  # 1:1 and closer: drawn as it is (only the part in view)
     assert view.display_pixmap(before, view.image_rect()) is None
+
+
+def test_a_large_photo_fitted_on_a_high_density_screen_is_scaled_to_the_screen_pixels(qtbot):
+    """On a screen of 2 device pixels per pixel, the photo scaled once is as sharp as the photo drawn as it
+    is: one of its pixels per screen pixel. Before: scaled to the view's pixels, then stretched 2x."""
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    before = _photo(3000, 2000)
+    view.set_images(before, None)
+    view.devicePixelRatioF = lambda: 2.0
+    target = view.image_rect()
+    drawn = view.display_pixmap(before, target)
+    assert drawn.width() == round(2 * target.width()) and drawn.devicePixelRatio() == 2.0
+    assert abs(drawn.deviceIndependentSize().width() - target.width()) < 1
 
 
 def test_the_most_hints_a_photo_holds_are_drawn_from_one_marker_per_color(qtbot):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from colorizer.desktop.app.inputs import Refused, collect_frames, collect_in_chunks, hint_count
+from colorizer.desktop.app.inputs import Refused, collect_frames, collect_in_chunks, with_hint_counts
 from colorizer.desktop.app.queue_model import QueueItem, QueueModel
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,6 @@ class AddSummary:
         self.added += added
         self.already += found - len(added)
         self.refused += refused
-
-
-def with_hint_counts(items: list[QueueItem]) -> list[QueueItem]:
-    """``items`` with what their sidecars hold (read where they are made: off the GUI thread)."""
-    for item in items:
-        item.hints, item.hints_note = hint_count(item)
-    return items
 
 
 def _found_in(inputs: list[tuple[Path, bool]], cancel: threading.Event):

@@ -1,7 +1,8 @@
 """One call at a time off the GUI thread, its result back on the GUI thread (the latest call's only).
 
 Used where a queue of an archive makes ordinary work slow: planning the outputs of 20,000 rows for
-Start opens every file again (seconds), which must not freeze the window.
+Start, or naming the outputs of the films among them, opens every file again (seconds), which must
+not freeze the window.
 """
 
 from __future__ import annotations

@@ -177,9 +177,7 @@ class CompareView(QWidget):
 
     def photo_to_view(self, x: float, y: float) -> QPointF:
         """Where the center of photo pixel (x, y) is on the screen."""
-        w, h = self._photo_size or (1, 1)
-        r = self.image_rect()
-        return QPointF(r.x() + (x + 0.5) * r.width() / w, r.y() + (y + 0.5) * r.height() / h)
+        return self._to_view()(x, y)
 
     def _view_to_photo(self, pos: QPointF) -> tuple[float, float] | None:
         """The photo pixel under ``pos`` (None: off the photo, or its size unknown)."""
@@ -300,16 +298,19 @@ class CompareView(QWidget):
             p.drawPixmap(target.topLeft(), pixmap)
 
     def display_pixmap(self, image: QImage, target: QRectF) -> QPixmap | None:
-        """``image`` scaled (smoothly, once) to the size it is drawn at, when that is smaller than the image;
-        None when it is drawn larger (zoomed in: only the part in view is filtered, as it is)."""
-        size = QSize(round(target.width()), round(target.height()))
+        """``image`` scaled (smoothly, once) to the size it is drawn at in the screen's pixels (``target``
+        times the pixel ratio), when that is smaller than the image; None when it is drawn larger (zoomed
+        in: only the part in view is filtered, as it is)."""
+        ratio = self.devicePixelRatioF()
+        size = QSize(round(target.width() * ratio), round(target.height() * ratio))
         if size.isEmpty() or (size.width() >= image.width() and size.height() >= image.height()):
             return None
-        key = (image.cacheKey(), size.width(), size.height())
+        key = (image.cacheKey(), size.width(), size.height(), ratio)
         pixmap = self._display.get(key)
         if pixmap is None:
             pixmap = QPixmap.fromImage(image.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
                                                     Qt.TransformationMode.SmoothTransformation))
+            pixmap.setDevicePixelRatio(ratio)  # drawn at ``target``'s size, every screen pixel its own
             self._display[key] = pixmap
             while len(self._display) > DISPLAY_CACHE:
                 self._display.popitem(last=False)

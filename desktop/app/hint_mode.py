@@ -55,7 +55,6 @@ from PySide6.QtWidgets import (
 )
 
 from colorizer.desktop.app.compare_view import ComparePanel, ElidedLabel
-from colorizer.desktop.app.inputs import hint_count
 from colorizer.desktop.app.preview import array_to_qimage
 from colorizer.desktop.app.queue_model import DONE, QUEUED, SKIPPED, WAITING, WORKING, QueueItem, QueueModel
 from colorizer.desktop.app.settings import AppSettings
@@ -428,22 +427,13 @@ class ReferenceDialog(QDialog):
 
     def load(self, path: Path) -> bool:
         """Show the photo at ``path`` (read as the viewer reads one: :func:`.preview.read_for_display`)."""
-        from colorizer.desktop.app.preview import read_for_display
-        from colorizer.desktop.pipeline.hint_preview import screen_hw
+        from colorizer.desktop.app.preview import read_for_display, screen_rgb
 
         try:
-            rgb = read_for_display(Path(path), REFERENCE_SIDE)
+            rgb = screen_rgb(read_for_display(Path(path), REFERENCE_SIDE), REFERENCE_SIDE)
         except Exception as exc:
             self.status.setText(f"cannot open {Path(path).name}: {exc}")
             return False
-        h, w = rgb.shape[:2]
-        sh, sw = screen_hw(h, w, REFERENCE_SIDE)
-        if (sh, sw) != (h, w):
-            import cv2
-
-            rgb = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-        if rgb.ndim == 2:  # a gray photo: its one plane
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
         self.pane.set_rgb(rgb)
         self.path = Path(path)
         self.status.setText(Path(path).name)
@@ -736,13 +726,6 @@ class HintEditor(QObject):
                     self.error = f"cannot edit the hints: {exc} (fix or remove that file)"
                     self.queue.set_hints(item.id, 0, "unreadable")
         self._refresh()
-
-    def count_hints(self, items: list[QueueItem]) -> None:
-        """Show in each new row how many hints its sidecar holds."""
-        for item in items:
-            count, note = hint_count(item)
-            if count or note:
-                self.queue.set_hints(item.id, count, note)
 
     def settings_changed(self) -> None:
         if self.action.isChecked():

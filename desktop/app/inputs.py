@@ -73,6 +73,8 @@ def count_files(paths: Iterable[Path], limit: int) -> int:
         try:
             with os.scandir(path) as entries:
                 for entry in entries:
+                    if count > limit:  # an archive's folder of 20,000 scans: not all of its names looked at
+                        break
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(Path(entry.path))
                     else:
@@ -98,15 +100,18 @@ def _folder_in_order(folder: Path, root: Path, cancelled: Callable[[], bool]) ->
     before a subfolder comes before that subfolder's files), one folder's run of files at a time."""
     tasks, rejected = plan([folder], _PROBE_OUTPUT)  # this folder's own files
     yield [], [(r.source, r.reason) for r in rejected]
-    items = [QueueItem(t.source, t.kind, root=root) for t in tasks]
+    items = [QueueItem(t.source, t.kind, root=root) for t in tasks]  # sorted by name, as the subfolders
+    start = 0
     for sub in _subfolders(folder):
         if cancelled():
             return
-        before = [i for i in items if i.source.name < sub.name]
-        items = items[len(before):]
-        yield before, []
+        end = start
+        while end < len(items) and items[end].source.name < sub.name:
+            end += 1
+        yield items[start:end], []
+        start = end
         yield from _folder_in_order(sub, root, cancelled)
-    yield items, []
+    yield items[start:], []
 
 
 def collect_in_chunks(paths: Iterable[Path], cancelled: Callable[[], bool] = lambda: False,
@@ -126,6 +131,14 @@ def collect_in_chunks(paths: Iterable[Path], cancelled: Callable[[], bool] = lam
                 yield [], [(path, "no photos or videos found in this folder")]
         else:
             yield collect([path])
+
+
+def with_hint_counts(items: list[QueueItem]) -> list[QueueItem]:
+    """``items`` (not queued yet) with what their sidecars hold (:func:`hint_count`): a large drop's are
+    read where they are found, off the GUI thread."""
+    for item in items:
+        item.hints, item.hints_note = hint_count(item)
+    return items
 
 
 def hint_count(item: QueueItem) -> tuple[int, str]:
@@ -198,6 +211,20 @@ def plan_run(items: Sequence[QueueItem], output_dir: Path, output_format: str | 
         else:
             refused[item.id] = reasons.get(item.key) or f"{item.source}: no longer found"
     return planned, refused
+
+
+def film_outputs(items: Sequence[QueueItem], settings: AppSettings) -> dict[int, Path]:
+    """What the rows of the films among ``items`` name as their outputs (item id -> :func:`film_output`),
+    planned as a run with ``settings`` plans them; photos get theirs at the start. Planning walks the
+    trees the films were found in (every file sniffed): seconds for an archive's."""
+    films = [i for i in items if i.kind != TaskKind.IMAGE]
+    if not films:
+        return {}
+    try:
+        planned, _ = plan_run(films, settings.output_folder, None, settings.video_settings().encoding)
+    except OSError:
+        return {}
+    return {item_id: film_output(task, settings) for item_id, task in planned.items()}
 
 
 def film_output(task: Task, settings: AppSettings) -> Path:

@@ -4,7 +4,7 @@ Files are decoded by the runtime's reader (content-sniffed, EXIF orientation app
 so the viewer shows them the way the pipeline sees them, reduced to a screen size: a JPEG already
 while it is decoded (:func:`read_image_for_display`; a 100 MP scan is not decoded whole to be
 shown on a screen). A photo is shown up to the size a run colorizes (the decoders' limit), with the
-run's memory check (:func:`stages.check_memory`): one too large for it says why in the view. Only
+run's memory check (:func:`stages.photo_limits`): one too large for it says why in the view. Only
 the latest request is delivered; an older one finishing late is dropped.
 """
 
@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from colorizer.desktop.media.errors import ImageFileError
-from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, ImageHeader, read_image_for_display
+from colorizer.desktop.media.image_read import read_image_for_display
 from colorizer.desktop.media.video_source import display_turns, probe_video, stream_rate
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.settings import ImageSettings
@@ -39,28 +39,29 @@ def array_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
 
 
-def screen_size(pixels: np.ndarray, max_side: int) -> QImage:
-    """RGB (H, W, 3) or gray levels (H, W), reduced to a long side of at most ``max_side``, as a QImage
-    (gray made RGB at that size)."""
+def screen_rgb(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """RGB (H, W, 3) or gray levels (H, W), reduced to a long side of at most ``max_side``, as RGB of the
+    same dtype (gray made RGB at that size)."""
     h, w = pixels.shape[:2]
     if max(h, w) > max_side:
         f = max_side / max(h, w)
         pixels = cv2.resize(pixels, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
-    return array_to_qimage(pixels)
+    return pixels
+
+
+def screen_size(pixels: np.ndarray, max_side: int) -> QImage:
+    """:func:`screen_rgb` as a QImage."""
+    return array_to_qimage(screen_rgb(pixels, max_side))
 
 
 def read_for_display(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> np.ndarray:
     """The photo at ``path`` to be shown with a long side of at most ``max_side``: RGB or gray levels,
     upright, reduced while decoding where its format allows (:func:`read_image_for_display`, not yet
-    to ``max_side``). Photos up to the decoders' limit, as a run takes them, each refused
-    (ImageReadError, saying why) when a run would refuse it for its memory (:func:`stages.check_memory`)."""
-
-    def admit(header: ImageHeader) -> None:
-        stages.check_memory(path, header, ImageSettings())
-
-    return read_image_for_display(path, max_side, max_pixels=DECODER_MAX_PIXELS, admit=admit).pixels
+    to ``max_side``). Photos up to the size a run takes, each refused (ImageReadError, saying why)
+    when a run with the default settings would refuse it for its memory (:func:`stages.photo_limits`)."""
+    return read_image_for_display(path, max_side, **stages.photo_limits(path, ImageSettings())).pixels
 
 
 def load_preview(path: Path, max_side: int = MAX_PREVIEW_SIDE) -> QImage:

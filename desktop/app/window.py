@@ -44,7 +44,9 @@ from colorizer.desktop.app.inputs import (
     count_files,
     film_in_folder,
     film_output,
+    film_outputs,
     plan_run,
+    with_hint_counts,
 )
 from colorizer.desktop.app.log_view import LogView
 from colorizer.desktop.app.queue_model import (
@@ -134,6 +136,7 @@ class MainWindow(QMainWindow):
         self.filler.finished.connect(self._adding_done)
         self._start_when_added = False
         self._planning = BackgroundCall(self)  # Start's planning of a large queue, off the GUI thread
+        self._naming = BackgroundCall(self)  # the films' outputs in a large queue, off the GUI thread
         self.settings_panel = SettingsPanel(app_settings.load(store))
         self.settings_panel.changed.connect(self._settings_changed)
         self.viewer = ItemViewer(self)
@@ -348,8 +351,8 @@ class MainWindow(QMainWindow):
             found, why = collect_frames(path) if film else collect([path])
             items += found
             refused += why
-        added = self.queue.add(items)
-        self.hints.count_hints(added)
+        added = self.queue.add(with_hint_counts(items))
+        self._plan_film_outputs(added)
         self._rows_added(added, was_empty=was_empty)
         self._say_added(AddSummary(added, len(items) - len(added), refused))
         return added
@@ -358,7 +361,6 @@ class MainWindow(QMainWindow):
         """Rows just put in the queue (all of a small drop, or a chunk of a large one)."""
         if was_empty is None:
             was_empty = self.queue.rowCount() == len(added)
-        self._plan_film_outputs(added)
         if was_empty and added:
             self.table.selectRow(0)
         self._queue_changed()
@@ -371,6 +373,7 @@ class MainWindow(QMainWindow):
                                      "meanwhile; Clear stops it)")
 
     def _adding_done(self, summary: AddSummary) -> None:
+        self._plan_film_outputs(summary.added)  # once for the whole drop, not a walk of its tree per chunk
         self._say_added(summary)
         self.adding_finished.emit(summary)
         if self._start_when_added:
@@ -399,18 +402,26 @@ class MainWindow(QMainWindow):
         return None if answer is None else answer == "film"
 
     def _plan_film_outputs(self, items: list[QueueItem]) -> None:
-        """Name each film's output in its row as soon as it is queued (photos get theirs at the start)."""
-        films = [i for i in items if i.kind != TaskKind.IMAGE]
-        if not films:
+        """Name the output of each film among ``items`` in its row (:func:`film_outputs`). In a queue of
+        more than :data:`SYNC_ADD_LIMIT` rows (an archive: planning sniffs every file of the trees the
+        films were found in again) off the GUI thread, for every film queued: the latest call's
+        outputs are shown, with the settings of that call."""
+        if not any(i.kind != TaskKind.IMAGE for i in items):
             return
         s = self.app_settings
-        try:
-            planned, _ = plan_run(films, s.output_folder, None, s.video_settings().encoding)
-        except OSError:
+        if self.queue.rowCount() <= SYNC_ADD_LIMIT:
+            if self._naming.busy:  # being named with earlier settings: every film named here instead
+                self._naming.forget()
+                items = self.queue.items()
+            self._show_film_outputs(film_outputs(items, s))
             return
-        for item in films:
-            if item.id in planned:
-                self.queue.update(item.id, output=film_output(planned[item.id], s))
+        films = [i for i in self.queue.items() if i.kind != TaskKind.IMAGE]
+        self._naming.call(lambda: film_outputs(films, s), self._show_film_outputs)
+
+    def _show_film_outputs(self, outputs: dict[int, Path] | None, error: BaseException | None = None) -> None:
+        if error is not None:
+            log.warning("naming the films' outputs failed: %s", error, exc_info=error)
+        self.queue.update_many({item_id: dict(output=output) for item_id, output in (outputs or {}).items()})
 
     def _queue_changed(self) -> None:
         if not self.runs.busy:
@@ -451,6 +462,7 @@ class MainWindow(QMainWindow):
         if not self.running:
             self.filler.cancel()  # a drop still being added stops too
             self._planning.forget()  # and a Start being prepared
+            self._naming.forget()
             self._start_when_added = False
             self.start_action.setEnabled(True)
             self.queue.clear()
@@ -722,9 +734,11 @@ class MainWindow(QMainWindow):
         self.store.sync()
         logging.getLogger("colorizer").removeHandler(self._log_handler)
         self.filler.cancel()
-        self._planning.forget()
+        for call in (self._planning, self._naming):
+            call.forget()
         self.filler.wait()
-        self._planning.wait()
+        for call in (self._planning, self._naming):
+            call.wait()
         self.viewer.wait()
         self.hints.close()
         super().closeEvent(event)

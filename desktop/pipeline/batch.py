@@ -26,7 +26,7 @@ from colorizer.allocator import FreedMemoryReleaser
 from colorizer.colorize import Prepared, merge_color, prepare
 from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import Cancelled, CancelToken
-from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, ImageHeader, read_image
+from colorizer.desktop.media.image_read import ImageHeader, read_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.file_warnings import FileWarnings
@@ -184,15 +184,14 @@ class BatchRunner:
             self.journal.working_on(task.source)
         photo = _Photo(task, time.time(), first=index == 0)
 
-        def admit(header: ImageHeader) -> None:  # before decoding: its memory, then its place in the budget
-            stages.check_memory(task.source, header, self.settings)
+        def admit(header: ImageHeader) -> None:  # before decoding, its memory checked: its place in the budget
             if not self._budget.acquire(float(header.pixels), self.cancel):
                 raise Cancelled()
             photo.pixels = float(header.pixels)
 
         try:
             hints = stages.photo_hints(task.hints)  # a sidecar it cannot use fails the photo before it is decoded
-            image = read_image(task.source, max_pixels=DECODER_MAX_PIXELS, admit=admit)  # the memory decides
+            image = read_image(task.source, **stages.photo_limits(task.source, self.settings, admit))
             photo.info = stages.OutputInfo(image.format, image.bit_depth, image.metadata, image.alpha)
             photo.prepared, photo.luma = stages.prepare_photo(image, self.settings, self.render_size,
                                                                self.backend.contract.size_multiple, hints)

@@ -40,7 +40,7 @@ import numpy as np
 
 from colorizer.colorize import Prepared, hint_contract, merge_color, predict_prepared
 from colorizer.desktop.core import CancelToken, TaskKind
-from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, ImageHeader, read_image
+from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.hint_tracking import FilmSpread, HintPlan
 from colorizer.desktop.pipeline.settings import ImageSettings, VideoSettings
@@ -80,16 +80,12 @@ class HintPreview:
         color once (``backend``: anything with ``contract`` and ``predict``, e.g. ``open_backend()``).
         The photo is decoded whole, as the run decodes it (the render grid's L is the run's; a JPEG
         decoded at a reduced size would give another), up to the size a run takes: the decoders'
-        limit, and the memory a photo may take (:func:`stages.check_memory`, before decoding).
+        limit, and the memory a photo may take (:func:`stages.photo_limits`, before decoding).
         Raises what :func:`read_image` raises for a file that cannot be read or is too large."""
         settings = settings or ImageSettings()
         source = Path(source)
         t0 = time.perf_counter()
-
-        def admit(header: ImageHeader) -> None:  # as the run's reader (batch._read_photo) checks it
-            stages.check_memory(source, header, settings)
-
-        image = read_image(source, max_pixels=DECODER_MAX_PIXELS, admit=admit)
+        image = read_image(source, **stages.photo_limits(source, settings))
         t1 = time.perf_counter()
         render_size = settings.render_size or backend.contract.render_size
         prepared, _luma = stages.prepare_photo(image, settings, render_size, backend.contract.size_multiple)

@@ -31,7 +31,7 @@ from colorizer.allocator import keep_freed_memory
 from colorizer.colorize import Prepared
 from colorizer.desktop.backends import ModelFiles, default_model_path, open_backend, read_contract
 from colorizer.desktop.core import CancelToken, Status, TaskKind
-from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, read_image
+from colorizer.desktop.media.image_read import read_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.batch import ProgressCallback
@@ -88,8 +88,7 @@ def _read(row: dict, source: Path, settings: ImageSettings, render_size: int, si
            "l_merge": _EMPTY_2D, "l_small": _EMPTY_2D, "luma": _EMPTY_LUMA, "model_input": _EMPTY_3D, "extra": b""}
     try:  # as the local runner reads: a sidecar it cannot use fails the photo first, then its memory decides
         hints = stages.photo_hints(Path(row["hints"]) if row["hints"] else None)
-        image = read_image(source, max_pixels=DECODER_MAX_PIXELS,
-                           admit=lambda header: stages.check_memory(source, header, settings))
+        image = read_image(source, **stages.photo_limits(source, settings))
         prepared, luma = stages.prepare_photo(image, settings, render_size, size_multiple, hints)
     except Exception as exc:
         out["error"] = stages.read_failure(source, exc)

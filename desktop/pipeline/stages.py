@@ -39,7 +39,7 @@ from colorizer.desktop.core import CancelToken, TaskKind
 from colorizer.desktop.media.errors import ImageReadError
 from colorizer.desktop.media.formats import SIXTEEN_BIT_FORMATS, canonical_format
 from colorizer.desktop.media.image_metadata import ImageMetadata
-from colorizer.desktop.media.image_read import DecodedImage, ImageHeader
+from colorizer.desktop.media.image_read import DECODER_MAX_PIXELS, Admit, DecodedImage, ImageHeader
 from colorizer.desktop.media.image_write import JpegPlanes, write_image
 from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline.frame_formats import LumaFrames
@@ -107,6 +107,21 @@ def check_memory(source: Path, header: ImageHeader, settings: ImageSettings) -> 
         raise ImageReadError(source, f"{header.width}x{header.height} ({header.pixels / 1e6:.0f} megapixels) needs "
                              f"about {needed / 1e9:.1f} GB to colorize, more than the {limit / 1e9:.1f} GB a photo "
                              "may take (--max-memory)")
+
+
+def photo_limits(source: Path, settings: ImageSettings, admit: Admit | None = None) -> dict:
+    """How a run lets a photo be decoded, as keyword arguments of ``read_image`` (or
+    ``read_image_for_display``): up to the decoders' limit (``DECODER_MAX_PIXELS``), and before any
+    pixel is decoded refused when it needs more memory than a photo may take (:func:`check_memory`),
+    then given to ``admit`` (a run's memory budget). The local runner, ``--ray``'s workers, the hint
+    preview and the app's viewer all read a photo with these."""
+
+    def check(header: ImageHeader) -> None:
+        check_memory(source, header, settings)
+        if admit is not None:
+            admit(header)
+
+    return {"max_pixels": DECODER_MAX_PIXELS, "admit": check}
 
 
 @dataclass(frozen=True)

@@ -558,7 +558,12 @@ class CompareView(QWidget):
 
 
 class FrameSource(Protocol):
-    """Frames of a video item for the scrubber: original and (when colorized) result of frame i."""
+    """Frames of a video item for the scrubber: original and (when colorized) result of frame i.
+
+    A source may also have ``stops_early = True`` (its ``frames(index, wanted)`` stops, raising an
+    exception, once ``wanted()`` is false: a frame asked for is not decoded to its end once another
+    one is asked for) and ``release()`` (close the files it holds open; called off the GUI thread, once
+    it is not shown any more or its result is about to be written again)."""
 
     frame_count: int
 
@@ -645,7 +650,8 @@ class _FrameSignals(QObject):
 class _FrameLoad(QRunnable):
     """One frame of a film decoded off the GUI thread (a seek lands on the key frame before it, and a
     1080p film decodes up to 250 frames from there: seconds). Skipped when a later frame was asked for
-    before it started, so a quick scrub decodes the frame it stops at, not every one it passed."""
+    before it started, so a quick scrub decodes the frame it stops at, not every one it passed, and
+    stopped when one is asked for while it decodes (a source that ``stops_early``)."""
 
     def __init__(self, panel: ComparePanel, request: int, source: FrameSource, index: int) -> None:
         super().__init__()
@@ -653,15 +659,24 @@ class _FrameLoad(QRunnable):
         self.signals = panel._frame_signals
 
     def run(self) -> None:
-        if self.panel._frame_request != self.request:
+        if not self.wanted():
             return
         before = after = None
         error = ""
         try:
-            before, after = self.source.frames(self.index)
+            if getattr(self.source, "stops_early", False):  # a far frame of a 1080p film: 0.4 s not spent
+                before, after = self.source.frames(self.index, self.wanted)  # once another one is asked for
+            else:
+                before, after = self.source.frames(self.index)
         except Exception as exc:  # the film was removed, cut short or damaged since its row was shown
+            if not self.wanted():
+                return  # stopped: another frame was asked for
             error = str(exc) or type(exc).__name__
         self.signals.loaded.emit(self.request, self.index, before, after, error)
+
+    def wanted(self) -> bool:
+        """Whether this frame is still the one asked for last."""
+        return self.panel._frame_request == self.request
 
 
 class ComparePanel(QWidget):
@@ -717,7 +732,7 @@ class ComparePanel(QWidget):
 
     def clear(self, message: str = "") -> None:
         """Nothing selected: no image, no frame scrubber, no caption, no zoom left from before."""
-        self._frames = None
+        self._release_frames(None)
         self._frame_request += 1  # a frame still being decoded is not shown
         self.scrubber.setVisible(False)
         self.view.clear(message)
@@ -728,7 +743,7 @@ class ComparePanel(QWidget):
     def set_frame_source(self, source: FrameSource | None, frame: int = 0) -> None:
         """Videos: show frame ``frame`` of ``source`` with the scrubber; None hides it. ``frame_changed``
         follows only when the frame shown is not ``frame`` (a film shorter than that now)."""
-        self._frames = source
+        self._release_frames(source)
         self.scrubber.set_key_frames([])
         self.scrubber.setVisible(source is not None and source.frame_count > 1)
         if source is not None:
@@ -749,6 +764,20 @@ class ComparePanel(QWidget):
             index = self.scrubber.value()
             key = " · key frame (hints)" if index in self.scrubber.key_frames() else ""
             self.caption.setText(f"frame {index + 1} / {self._frames.frame_count}{key}")
+
+    def _release_frames(self, source: FrameSource | None) -> None:
+        """``source`` is shown from now on; the one shown before lets go of its files (off the GUI
+        thread, after the frame being decoded)."""
+        if self._frames is not None and self._frames is not source:
+            self.release_frames()
+        self._frames = source
+
+    def release_frames(self) -> None:
+        """The film shown holds no file open (it is opened again for the next frame shown): its result
+        is about to be written again (a file held open cannot be replaced on Windows)."""
+        release = getattr(self._frames, "release", None)
+        if release is not None:
+            self._frame_pool.start(release)
 
     def current_frame(self) -> int:
         """The film's frame shown (from 0); 0 for a photo."""

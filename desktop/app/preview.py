@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -142,42 +144,153 @@ class FrameFolderFrames:
         return before, after
 
 
+KEEP_FRAMES = 6  # frames of a film its reader keeps: those shown and those decoded just before them
+DECODE_ON = 120  # a frame at most this far after the reader's is decoded on to, not sought
+
+
+class Superseded(Exception):
+    """Another frame was asked for: the decode of this one stopped where it was."""
+
+
+class FilmReader:
+    """A video's frames for the viewer, upright and at screen size, from a decoder kept open between
+    frames: the next frame (a step, the slider moved a little) is decoded on from where the decoder is,
+    not sought again from the key frame before it (a 1080p film with a key frame every 600 frames took
+    0.35 s a step). A frame is found by its timestamp, as the run numbers them. The frames shown and
+    those decoded just before them are kept (:data:`KEEP_FRAMES` in all; made screen images when
+    shown): a step back costs no seek. A film changed on disk since (removed, cut short, written again)
+    is opened again. One thread at a time uses it (the viewer's frame thread)."""
+
+    def __init__(self, path: Path, max_side: int = 1280) -> None:
+        self.path, self.max_side = Path(path), max_side
+        self._container = self._stream = self._decoder = None
+        self._signature: tuple | None = None
+        self._rate = self._base = self._start = None
+        self.position = -1  # the index of the frame the decoder gave last (-1: none since it was opened or sought)
+        self._last = None  # that frame (av.VideoFrame)
+        self._kept: OrderedDict[int, object] = OrderedDict()  # index -> its screen image, or its decoded frame
+        self.seeks = 0  # how often a frame was sought from a key frame (tests)
+
+    def frame(self, index: int, wanted: Callable[[], bool] = lambda: True) -> QImage | None:
+        """Frame ``index`` (None: the film has no frame at all); past its end, its last frame. Raises
+        :class:`Superseded` as soon as ``wanted()`` says it is not wanted any more."""
+        self._check_file()
+        if index in self._kept:
+            return self._keep(index, self._kept[index])
+        if self._decoder is None or not self.position < index <= self.position + DECODE_ON:
+            self._seek(index)
+        chosen = None
+        while True:
+            if self.position >= index and self._last is not None:
+                chosen = self._last
+                break
+            if not wanted():
+                raise Superseded(index)
+            frame = next(self._decoder, None)
+            if frame is None:  # the film ends before it: its last frame
+                chosen = self._last
+                break
+            self.position = self._index_of(frame)
+            self._last = frame
+            if index - KEEP_FRAMES < self.position < index:
+                self._keep(self.position, frame, shown=False)
+        return None if chosen is None else self._keep(index, chosen)
+
+    def close(self) -> None:
+        """Close the film (the next frame asked for opens it again)."""
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = self._decoder = self._last = None
+        self.position = -1
+        self._kept.clear()
+
+    def _check_file(self) -> None:
+        try:
+            st = self.path.stat()
+            signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            signature = None
+        if signature != self._signature or signature is None:
+            self.close()
+            self._signature = signature
+
+    def _open(self) -> None:
+        self._container = av.open(str(self.path))
+        self._stream = stream = self._container.streams.video[0]
+        self._rate = float(stream_rate(stream) or 24)
+        self._base = stream.time_base
+        self._start = stream.start_time or 0
+
+    def _seek(self, index: int) -> None:
+        """The decoder put before frame ``index``: at the key frame before it (the film's start without
+        timestamps to seek by)."""
+        if self._container is None:
+            self._open()
+        target = self._start + round(index / self._rate / self._base) if self._base else None
+        if target is not None and index > 0:
+            self._container.seek(target, stream=self._stream, backward=True)
+            self.seeks += 1
+            self.position = -1
+        elif self._decoder is not None:  # the start again: opened afresh
+            self.close()
+            self._open()
+        self._last = None
+        self._decoder = iter(self._container.decode(self._stream))
+
+    def _index_of(self, frame) -> int:
+        """The frame's number by its timestamp (the next one's without)."""
+        if frame.pts is None or not self._base:
+            return self.position + 1
+        return max(0, round(float((frame.pts - self._start) * self._base) * self._rate))
+
+    def _keep(self, index: int, frame, shown: bool = True) -> QImage | None:
+        """Keep frame ``index`` (the oldest kept goes); ``shown``: as a screen image, returned."""
+        image = None
+        if shown and not isinstance(frame, QImage):
+            turns = display_turns(frame, self._stream)  # as the run turns it
+            image = screen_size(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=turns)),
+                                self.max_side)
+        self._kept[index] = image if image is not None else frame
+        self._kept.move_to_end(index)
+        while len(self._kept) > KEEP_FRAMES:
+            self._kept.popitem(last=False)
+        return self._kept[index] if shown else None
+
 
 def video_frame(path: Path, index: int, max_side: int = 1280) -> QImage | None:
-    """Frame ``index`` of a video, upright, for the viewer: a seek to its time, then decoding up to it."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        rate = float(stream_rate(stream) or 24)
-        base = stream.time_base
-        target = (stream.start_time or 0) + round(index / rate / base) if base else None
-        if target is not None and index > 0:
-            container.seek(target, stream=stream, backward=True)
-        chosen = None
-        for n, frame in enumerate(container.decode(stream)):
-            chosen = frame
-            if (target is None and n >= index) or (target is not None and frame.pts is not None
-                                                    and frame.pts >= target - 0.5 / rate / base):
-                break
-        if chosen is None:
-            return None
-        rgb = np.rot90(chosen.to_ndarray(format="rgb24"), k=display_turns(chosen, stream))  # as the run turns it
-        return screen_size(np.ascontiguousarray(rgb), max_side)
+    """Frame ``index`` of a video, upright, for the viewer (a reader of its own: see :class:`FilmReader`)."""
+    reader = FilmReader(path, max_side)
+    try:
+        return reader.frame(index)
+    finally:
+        reader.close()
 
 
 class VideoFrames:
     """A :class:`~colorizer.desktop.app.compare_view.FrameSource` over a video and, once colorized,
-    its result (the same timestamps, so frame i of both is the same moment). Frames load when shown."""
+    its result (the same timestamps, so frame i of both is the same moment). Frames load when shown,
+    each film through a :class:`FilmReader` kept open (:meth:`release` closes them)."""
 
     def __init__(self, source: Path, result: Path | None, max_side: int = 1280) -> None:
         info = probe_video(source)
         self._source, self._result, self._max_side = source, result, max_side
         self.frame_count = max(1, info.frames or 1)
+        self.stops_early = True
+        self.readers = {"before": FilmReader(source, max_side)}
+        if result is not None:
+            self.readers["after"] = FilmReader(result, max_side)
 
-    def frames(self, index: int) -> tuple[QImage, QImage | None]:
-        before = video_frame(self._source, index, self._max_side)
+    def frames(self, index: int, wanted: Callable[[], bool] = lambda: True) -> tuple[QImage, QImage | None]:
+        """Frame ``index`` before and after; :class:`Superseded` when ``wanted()`` says no meanwhile."""
+        before = self.readers["before"].frame(index, wanted)
         after = None
         if self._result is not None and self._result.is_file():
-            after = video_frame(self._result, index, self._max_side)
+            after = self.readers["after"].frame(index, wanted)
             if after is not None and before is not None and after.size() != before.size():
                 after = after.scaled(before.size())  # odd sizes are padded by one pixel for H.264
         return before, after
+
+    def release(self) -> None:
+        """Close the films (the next frame opens them again): nothing of them is held open."""
+        for reader in self.readers.values():
+            reader.close()

@@ -113,6 +113,7 @@ class QueueModel(QAbstractTableModel):
         self._items: list[QueueItem] = []
         self._keys: set[Path] = set()  # the items' keys: what is queued already
         self._index: dict[int, int] | None = {}  # item id -> row (None: rebuilt when next asked)
+        self._quiet_rows: set[int] = set()  # rows whose progress changed without a signal (set_progress)
 
     # ------------------------------------------------------------------ Qt model interface
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
@@ -226,6 +227,22 @@ class QueueModel(QAbstractTableModel):
             item.message = message
         if output is not None:
             item.output = output
+
+    def set_progress(self, item_id: int, fraction: float) -> None:
+        """A film's frame progress, kept without a signal: :meth:`show_progress` tells the views of all
+        the rows changed so (a film's frames come hundreds a second; a row repainted and the row shown
+        in the viewer described again at each one made a run of films keep the window busy)."""
+        row = self._row_of(item_id)
+        if row is not None:
+            self._items[row].progress = min(1.0, max(0.0, fraction))
+            self._quiet_rows.add(row)
+
+    def show_progress(self) -> None:
+        """One ``dataChanged`` over the rows :meth:`set_progress` changed since the last one."""
+        rows = [row for row in self._quiet_rows if row < len(self._items)]
+        self._quiet_rows = set()
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
 
     def set_hints(self, item_id: int, count: int, note: str = "") -> None:
         """What the row says of its color hints."""

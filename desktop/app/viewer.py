@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from colorizer.desktop.app.compare_view import ComparePanel, FrameSource
 from colorizer.desktop.app.preview import FrameFolderFrames, PreviewLoader, VideoFrames
-from colorizer.desktop.app.queue_model import DONE, FAILED, SKIPPED, QueueItem
+from colorizer.desktop.app.queue_model import DONE, FAILED, QUEUED, SKIPPED, WORKING, QueueItem
 from colorizer.desktop.core import TaskKind
 from colorizer.desktop.pipeline.frames import find_frame_sequences
 
@@ -85,6 +85,9 @@ class ItemViewer(QObject):
             return
         if item.status != self._shown_status and item.status in FINISHED:
             self.show(item)
+        elif item.status != self._shown_status and item.status in (QUEUED, WORKING):
+            self.compare.release_frames()  # its output is about to be written: no file of it is held open
+            self.refresh_details(item)
         else:
             self.refresh_details(item)
         self._shown_status = item.status

@@ -94,6 +94,7 @@ def file_filter() -> str:
 
 
 _FILE_FILTER = file_filter()
+PROGRESS_INTERVAL_MS = 100  # a film's frame progress is shown at most this often (its frames come faster)
 
 STATE_MESSAGES = {
     PAUSING: "Pausing: the batch in progress is finishing…",
@@ -164,6 +165,8 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._timer = QTimer(self, interval=1000)
         self._timer.timeout.connect(self._update_overall)
+        self._progress_timer = QTimer(self, interval=PROGRESS_INTERVAL_MS, singleShot=True)
+        self._progress_timer.timeout.connect(self._show_film_progress)
         self._state_changed(IDLE, IDLE)
         geometry = _stored_bytes(store, "ui/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
@@ -604,9 +607,18 @@ class MainWindow(QMainWindow):
             self._engine_dialog = None
 
     def _item_progress(self, item_id: int, progress) -> None:
+        """A film's frame progress (every frame: hundreds a second on a fast backend): the overall bar at
+        once, its row (the table's repaint, the details of the row shown) at most every
+        PROGRESS_INTERVAL_MS (:meth:`_show_film_progress`)."""
         if progress.fraction is not None:
-            self.queue.update(item_id, progress=progress.fraction)
+            self.queue.set_progress(item_id, progress.fraction)
+            if not self._progress_timer.isActive():
+                self._progress_timer.start()
         self._update_overall()
+
+    def _show_film_progress(self) -> None:
+        """The films' rows whose frame progress changed since they were shown: one ``dataChanged``."""
+        self.queue.show_progress()
 
     def _item_finished(self, item_id: int, result: FileResult, finished: int, total: int) -> None:
         self.queue.apply_result(item_id, result)
@@ -620,6 +632,8 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, outcome: WorkerOutcome) -> None:
         self._close_engine_dialog()
+        self._show_film_progress()  # a film's last frames, before what became of the run is said
+        self._progress_timer.stop()
         queued = self.runs.queued
         if outcome.error:
             for q in queued:

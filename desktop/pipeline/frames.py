@@ -119,14 +119,28 @@ def no_sequence_reason(folder: Path) -> str:
     (prefix, suffix), members = max(broken, key=lambda item: len(item[1]))
     first, last = members[min(members)], members[max(members)]
     digits = len(_NUMBERED.match(first.name)["number"])
-    missing = sorted(set(range(min(members), max(members) + 1)) - set(members))
+    count = max(members) - min(members) + 1 - len(members)
+    missing = first_missing(sorted(members), 5)
     elsewhere = {n: p.name for (pre, suf), group in groups.items() if pre == prefix and suf != suffix
                  for n, p in group.items() if n in missing}
     names = [f"{elsewhere[n]} is in another format" if n in elsewhere else f"{prefix}{n:0{digits}d}{first.suffix}"
-             for n in missing[:5]]
-    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-    return (f"the numbered frames {first.name} to {last.name} are not an unbroken sequence: {len(missing)} "
+             for n in missing]
+    more = f" and {count - len(missing)} more" if count > len(missing) else ""
+    return (f"the numbered frames {first.name} to {last.name} are not an unbroken sequence: {count} "
             f"missing ({', '.join(names)}{more})")
+
+
+def first_missing(numbers: list[int], limit: int) -> list[int]:
+    """The first ``limit`` numbers missing between the sorted, distinct ``numbers``, found in the gaps
+    between them: time and memory grow with the files, never with how far apart their numbers lie
+    (date-stamped names such as ``IMG20230101120000.png`` are billions apart; the whole range of them
+    as a set exhausted the memory)."""
+    missing: list[int] = []
+    for a, b in zip(numbers, numbers[1:], strict=False):
+        missing.extend(range(a + 1, min(b, a + 1 + limit - len(missing))))
+        if len(missing) >= limit:
+            break
+    return missing
 
 
 def the_sequence(folder: Path) -> tuple[FrameSequence | None, str]:
@@ -204,7 +218,7 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     outputs = [dst_dir / p.name for p in sequence.frames]
     finished = [(p, TaskKind.IMAGE) for p in outputs] + ([(video_path, TaskKind.VIDEO)] if video_path else [])
     digest = hints_digest(hints)
-    if not settings.overwrite and all(output_done(p, kind, journal, digest) for p, kind in finished):
+    if not settings.overwrite and outputs_finished(finished, journal, digest):
         return FileResult.skipped(task, "outputs exist")
     written: list[Path] = []
     plan = None
@@ -235,6 +249,15 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
     finally:
         for path in written:  # all or nothing
             remove_quietly(path)
+
+
+def outputs_finished(outputs: list[tuple[Path, TaskKind]], journal: RunJournal | None, hints: str | None) -> bool:
+    """Whether every one of a sequence's ``outputs`` (path, kind) counts as finished (:func:`output_done`,
+    made with the hints of digest ``hints``). None is checked unless all are there: a sequence that a
+    killed run left half written is redone at once, not decoded (and journaled) frame by frame first
+    only to be redone (30,000 frames left by a kill took 25 s of it, frames of 16x12 pixels)."""
+    return all(path.exists() for path, _ in outputs) and all(output_done(path, kind, journal, hints)
+                                                             for path, kind in outputs)
 
 
 def _sequence_hint_plan(sequence: FrameSequence, hints: FilmHints, backend: Backend, settings: VideoSettings,

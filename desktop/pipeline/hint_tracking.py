@@ -39,10 +39,16 @@ The tracking runs in a first pass (:func:`plan_film_hints`) over the L planes of
 for it; it stops after the last hinted shot). Memory is bounded: forward tracking keeps one frame;
 backward tracking keeps the small frames since the last cut only while a key frame lies ahead, at
 most :attr:`TrackParams.buffer_bytes` of them (a longer run back is cut short there; the report
-says how far each point was applied). The result, a :class:`HintPlan`, gives the colorizing pass
-each frame's hints (:meth:`HintPlan.hints_at`) as a photo's (a hint model gets them as guidance,
-:func:`colorizer.colorize.predict_prepared`), spread the same way after the temporal smoothing, and
-the report's entry (:meth:`HintPlan.report`).
+says how far each point was applied), and the key frames of a shot are tracked back together, in one
+sweep down the buffer when the shot ends (or the buffer is full), not each on its own (a key frame on
+every frame of a shot of L frames took L**2 / 2 steps; a 10-second shot with a key frame on each frame,
+1 point each: see :meth:`_Tracker._sweep_backward`). Where the points are (:class:`Track`) grows with
+the frames they are tracked over, at most :attr:`TrackParams.track_bytes` in all: past it, tracking
+stops (the report says which key frames' points were cut short, and where each point was applied) --
+20,000 points held still over a one-hour shot would have needed 13 GiB. The result, a
+:class:`HintPlan`, gives the colorizing pass each frame's hints (:meth:`HintPlan.hints_at`) as a
+photo's (a hint model gets them as guidance, :func:`colorizer.colorize.predict_prepared`), spread the
+same way after the temporal smoothing, and the report's entry (:meth:`HintPlan.report`).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from __future__ import annotations
 import logging
 import os
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -98,6 +105,8 @@ class TrackParams:
     lightness_change: float = 12.0  # |L of the patch - L at the key frame| (L units)
     conflict_radius: float = 0.05  # of the long side: points of two key frames this close disagree
     buffer_bytes: int = 256 << 20  # the small frames kept for backward tracking, at most
+    track_bytes: int = 512 << 20  # the points' positions (:class:`Track`, 8 bytes a point a frame), at most: past
+    # it no point is tracked further (500 points over 93 minutes at 24 fps; 20,000 over 2.3 minutes)
 
 
 DEFAULT_TRACKING = TrackParams()
@@ -229,6 +238,7 @@ class KeyFrame:
     shot_end: int | None = None  # last frame of the shot (None: not reached)
     points: list[TrackedPoint] = field(default_factory=list)
     backward_cut_short: bool = False  # the buffer did not reach back to the shot's start
+    forward_cut_short: bool = False  # points were still tracked when the positions reached TrackParams.track_bytes
 
 
 def _in_shot(key: KeyFrame, frame: int) -> bool:
@@ -256,6 +266,7 @@ class HintPlan:
                  params: TrackParams = DEFAULT_TRACKING, seconds: float = 0.0) -> None:
         self.hints, self.keys, self.frames_seen, self.frame_hw = hints, keys, frames_seen, frame_hw
         self.params, self.seconds = params, seconds
+        self._shots: tuple[list[int], list[list[KeyFrame]], list[list[int]]] | None = None
 
     @property
     def digest(self) -> str:
@@ -286,11 +297,43 @@ class HintPlan:
         """The points tracked to ``frame``, one list per key frame (by their number), the nearer key
         frame first (of two as near, the earlier); a key frame's points are looked at only when the
         one before it did not fill the frame."""
-        keys = sorted((k for k in self.keys if _in_shot(k, frame)), key=lambda k: (abs(frame - k.frame), k.frame))
-        for _, same in groupby(keys, key=lambda k: k.frame):
+        for _, same in groupby(self._keys_nearest(frame), key=lambda k: k.frame):
             points = sorted((t for k in same for t in k.points if t.first <= frame <= t.last), key=lambda t: t.index)
             if points:
                 yield points
+
+    def _keys_nearest(self, frame: int) -> Iterator[KeyFrame]:
+        """The key frames whose shot holds ``frame``, the nearer first (of two as near, the earlier): its
+        shot found by bisection, its key frames walked outward from ``frame`` as the caller asks for them.
+        A frame costs what its own shot's nearest key frames cost, not a look at every key frame of the
+        film (20,000 key frames, the most a sidecar holds, cost every frame 12 ms on the decode thread).
+        Shots do not overlap (as :func:`plan_film_hints` finds them)."""
+        starts, shots, numbers = self._shot_index()
+        at = bisect_right(starts, frame) - 1
+        if at < 0:
+            return
+        keys, frames = shots[at], numbers[at]
+        right = bisect_left(frames, frame)
+        left = right - 1
+        while left >= 0 or right < len(keys):
+            if right >= len(keys) or (left >= 0 and frame - frames[left] <= frames[right] - frame):
+                key, left = keys[left], left - 1
+            else:
+                key, right = keys[right], right + 1
+            if _in_shot(key, frame):
+                yield key
+
+    def _shot_index(self) -> tuple[list[int], list[list[KeyFrame]], list[list[int]]]:
+        """The key frames by shot: the shots' first frames in order, and each shot's key frames and their
+        numbers in frame order (made once)."""
+        if self._shots is None:
+            by_shot: dict[int, list[KeyFrame]] = {}
+            for key in self.keys:
+                by_shot.setdefault(key.shot_start, []).append(key)
+            starts = sorted(by_shot)
+            shots = [sorted(by_shot[start], key=lambda k: k.frame) for start in starts]
+            self._shots = starts, shots, [[k.frame for k in keys] for keys in shots]
+        return self._shots
 
     def point_at(self, tracked: TrackedPoint, frame: int) -> HintPoint:
         """``tracked``'s hint on ``frame`` (its position there, kept inside the frame)."""
@@ -316,6 +359,7 @@ class HintPlan:
                 "key_frames": [{
                     "frame": key.frame, "shot": [key.shot_start, key.shot_end],
                     **({"backward_cut_short": True} if key.backward_cut_short else {}),
+                    **({"forward_cut_short": True} if key.forward_cut_short else {}),
                     "points": [{**t.point.to_dict(), "applied_frames": t.applied,
                                 "tracked": [t.first, t.last],
                                 **({"lost_forward_at": t.lost_forward} if t.lost_forward is not None else {}),
@@ -386,7 +430,10 @@ class _Tracker:
         self.key_hints = {k.frame: k for k in hints.frames if k.points}
         self.last_key = max(self.key_hints, default=-1)
         self.keys: list[KeyFrame] = []
+        self.open_keys: list[KeyFrame] = []  # those whose shot has not ended
         self.active = _Going.empty(params.patch)  # the points tracked forward
+        self.waiting: list[tuple[KeyFrame, _Going, np.ndarray]] = []  # key frames of this shot not yet tracked back
+        self.positions_bytes = 0  # held by the points' tracks (TrackParams.track_bytes)
         self.buffer: deque[np.ndarray] = deque()
         self.buffer_start = 0  # frame index of buffer[0]
         self.shot_start = 0
@@ -409,6 +456,7 @@ class _Tracker:
         small = tracking_image(l_full, self.params.size)
         self.scale = (small.shape[0] / hw[0], small.shape[1] / hw[1])
         if cut:
+            self._sweep_backward()
             self._end_shot(index - 1)
             self.shot_start = index
             self.buffer.clear()
@@ -417,19 +465,22 @@ class _Tracker:
             self._forward(index, self.previous, small)
         if index in self.key_hints:
             self._start_key(index, small)
-        if any(k > index for k in self.key_hints):  # backward tracking from a key frame ahead needs it
+        if self.last_key > index:  # backward tracking from a key frame ahead needs it
             if not self.buffer:
                 self.buffer_start = index
             self.buffer.append(small)
             while len(self.buffer) > 1 and len(self.buffer) * small.nbytes > self.params.buffer_bytes:
+                self._sweep_backward()  # the key frames waiting reach back as far as the buffer did
                 self.buffer.popleft()
                 self.buffer_start += 1
-        elif self.buffer:
+        else:
+            self._sweep_backward()
             self.buffer.clear()
         self.previous = small
         self.frames = index + 1
 
     def finish(self) -> None:
+        self._sweep_backward()
         self._end_shot(self.frames - 1)
         missing = [k for k in self.key_hints if k >= self.frames]
         if missing:
@@ -465,8 +516,11 @@ class _Tracker:
         started = _Going(list(key.points), xy, patches, _means(patches).astype(np.float64),
                          np.array([self._bounds(small.shape, x, y) for x, y in xy.tolist()]).reshape(-1, 4),
                          np.full_like(xy, np.nan))
-        self._backward(key, started, small)
+        if key.frame > self.shot_start and (not self.buffer or self.buffer_start > self.shot_start):
+            key.backward_cut_short = True
+        self.waiting.append((key, started, small))  # tracked back with the shot's other key frames
         self.active = self.active + started
+        self.open_keys.append(key)
 
     def _bounds(self, hw: tuple[int, int], x: float, y: float) -> tuple[float, float, float, float]:
         """Where a point put at (x, y) of the tracking image stays inside the frame: :attr:`TrackParams.margin`
@@ -477,20 +531,55 @@ class _Tracker:
         return (min(p.margin, x) - p.edge_slack, max(w - 1 - p.margin, x) + p.edge_slack,
                 min(p.margin, y) - p.edge_slack, max(h - 1 - p.margin, y) + p.edge_slack)
 
-    def _backward(self, key: KeyFrame, started: _Going, small: np.ndarray) -> None:
-        if key.frame > self.shot_start and (not self.buffer or self.buffer_start > self.shot_start):
-            key.backward_cut_short = True
-        going = started
-        newer = small
-        for j in range(len(self.buffer) - 1, -1, -1):  # frames key - 1, key - 2, ... back to the shot's start
-            frame = self.buffer_start + j
-            if frame < self.shot_start or frame >= key.frame or not len(going):
+    def _sweep_backward(self) -> None:
+        """Track the points of the key frames waiting (this shot's, since the last sweep) backward through
+        the buffered frames, all in one sweep from the last of them down to the shot's start (or the
+        buffer's): a key frame's points join the sweep at their key frame. Each point takes the steps it
+        took when every key frame went back on its own (LK and the tests take each point alone), and the
+        buffer reaches as far back (a sweep runs before the buffer drops a frame), but a frame is looked
+        at once for all of them, not once per key frame."""
+        if not self.waiting:
+            return
+        waiting = sorted(self.waiting, key=lambda w: w[0].frame, reverse=True)
+        self.waiting = []
+        bottom = max(waiting[0][0].shot_start, self.buffer_start)
+        going = _Going.empty(self.params.patch)
+        newer = waiting[0][2]
+        joined = 0
+        frame = waiting[0][0].frame - 1
+        while frame >= bottom:
+            while joined < len(waiting) and waiting[joined][0].frame == frame + 1:  # its points start here
+                going, newer = going + waiting[joined][1], waiting[joined][2]
+                joined += 1
+            if not len(going) and joined == len(waiting):
                 break
-            older = self.buffer[j]
+            if self.positions_bytes >= self.params.track_bytes:  # these, and those not started back yet
+                self._cut_short(sum((w[1] for w in waiting[joined:]), going), backward=True)
+                break
+            older = self.buffer[frame - self.buffer_start]
             going = self._step(going, newer, older, frame, backward=True)
             newer = older
+            frame -= 1
+
+    def _cut_short(self, going: _Going, backward: bool) -> None:
+        """The points ``going`` are tracked no further: the positions reached :attr:`TrackParams.track_bytes`."""
+        keys = {t.key for t in going.points}
+        for key in self.keys:
+            if key.frame in keys:
+                if backward:
+                    key.backward_cut_short = True
+                else:
+                    key.forward_cut_short = True
+        if len(going):
+            log.warning("%s: the hints' tracks reached %d MiB: %d points are tracked no further %s",
+                        self.hints.source, self.params.track_bytes >> 20, len(going),
+                        "back" if backward else "forward")
 
     def _forward(self, index: int, previous: np.ndarray, small: np.ndarray) -> None:
+        if self.positions_bytes >= self.params.track_bytes:
+            self._cut_short(self.active, backward=False)
+            self.active = _Going.empty(self.params.patch)
+            return
         self.active = self._step(self.active, previous, small, index, backward=False)
 
     def _lk_options(self, window: int, levels: int) -> dict:
@@ -619,15 +708,20 @@ class _Tracker:
             else:
                 going.points[i].lost_forward = frame
         fx, fy = self._to_frame(x[keep], y[keep])
+        self.positions_bytes += 8 * len(fx)  # two float32 a point (Track)
         for tracked, xf, yf in zip([t for t, k in zip(going.points, keep, strict=True) if k], fx.tolist(), fy.tolist(),
                                    strict=True):
             tracked.positions.extend(frame, xf, yf)
         return going.moved(keep, xy[keep], patches[keep])
 
     def _end_shot(self, last: int) -> None:
-        for key in self.keys:
+        still_open = []
+        for key in self.open_keys:  # not every key frame of the film: a sidecar may hold 20,000
             if key.shot_end is None and key.frame <= last:
                 key.shot_end = last
+            elif key.shot_end is None:
+                still_open.append(key)
+        self.open_keys = still_open
         self.active = _Going.empty(self.params.patch)
 
 

@@ -236,9 +236,8 @@ def colorize_frame_sequence(sequence: FrameSequence, dst_dir: os.PathLike | str,
             stats, tracker = _colorize(sequence, dst_dir, writer, backend, settings, progress, cancel, written, plan)
             if writer is not None:
                 check_written_video(partial, video_path)
-        for path in [*written, *([video_path] if video_path else [])]:
-            if journal is not None:
-                journal.record(path, plan.digest if plan else None)
+        if journal is not None:
+            journal.record_all([*written, *([video_path] if video_path else [])], plan.digest if plan else None)
         written = []  # complete: keep them
         return FileResult.ok(task, backend.name, time.perf_counter() - started, stats.timings(tracker.fps),
                              plan.report() if plan else None)

@@ -33,7 +33,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from colorizer.desktop.core import TaskKind
@@ -278,20 +278,29 @@ class RunJournal:
     def record(self, output: Path, hints: str | None = None) -> None:
         """List ``output`` as finished (call after it was renamed into place), made with the hints of
         digest ``hints`` (None: none)."""
-        stat = _stat_of(output)
-        if stat is None:
-            return
-        key = self._key(output)
+        self.record_all([output], hints)
+
+    def record_all(self, outputs: Sequence[Path], hints: str | None = None) -> None:
+        """:meth:`record` each of ``outputs`` (one film's: a frame folder's frames), in one write and one
+        fsync (one each took 29 s of 60,000 frames on a fast disk, the progress bar at its end)."""
+        lines = []
         with self._lock:
-            self._entries[key] = stat
-            self._set_hints(key, hints)
-            if self._journal < 0:
+            for output in outputs:
+                stat = _stat_of(output)
+                if stat is None:
+                    continue
+                key = self._key(output)
+                self._entries[key] = stat
+                self._set_hints(key, hints)
+                lines.append(_line(key, stat, hints))
+            if self._journal < 0 or not lines:
                 return
             try:
-                write_all(self._journal, _line(key, stat, hints).encode())
+                write_all(self._journal, "".join(lines).encode())
                 os.fsync(self._journal)
-            except OSError as exc:  # a full disk: the output is checked again by the next run
-                log.info("could not add %s to the journal: %s", output, exc)
+            except OSError as exc:  # a full disk: the outputs are checked again by the next run
+                log.info("could not add %s to the journal: %s", outputs[0] if len(outputs) == 1 else
+                         f"{len(lines)} outputs", exc)
 
     def working_on(self, source: Path) -> None:
         """``source`` is being read, colorized or written: should this process die now (a native

@@ -20,9 +20,9 @@ from colorizer.desktop.backends import Backend
 from colorizer.desktop.core import CancelToken, Status, TaskKind
 from colorizer.desktop.pipeline.batch import BatchRunner, ProgressCallback
 from colorizer.desktop.pipeline.file_warnings import FileWarnings
-from colorizer.desktop.pipeline.frames import colorize_frame_folder, the_sequence
+from colorizer.desktop.pipeline.frames import colorize_frame_folder, outputs_finished, the_sequence
 from colorizer.desktop.pipeline.hint_tracking import read_film_hints
-from colorizer.desktop.pipeline.journal import RunJournal, output_done
+from colorizer.desktop.pipeline.journal import RunJournal
 from colorizer.desktop.pipeline.ray_runner import RayOptions, run_on_ray
 from colorizer.desktop.pipeline.report import FileResult, report_bytes
 from colorizer.desktop.pipeline.settings import RunSettings, VideoSettings
@@ -91,7 +91,7 @@ def planned_action(task: Task, settings: RunSettings, journal: RunJournal) -> st
         return "colorize"
     if overwrite:
         return "redo: --overwrite"
-    if all(output_done(path, kind, journal, digest) for path, kind in finished):
+    if outputs_finished(finished, journal, digest):  # a frame folder left half written: none decoded
         return "skip: finished"
     if task.kind == TaskKind.FRAMES:
         return f"redo: {len(there)} of {len(finished)} outputs there, not all finished"

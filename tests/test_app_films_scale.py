@@ -164,3 +164,79 @@ def test_a_storm_of_frame_progress_repaints_the_row_a_few_times_not_at_every_fra
     top, bottom = changed[-1][0].row(), changed[-1][1].row()
     assert (top, bottom) == (0, 2)  # every row whose progress changed, in one signal
     assert window.queue.data(window.queue.index(0, 4)) == "100%"
+
+
+def raw_h264_clip(path, n: int = 40):
+    """A raw H.264 stream (no container): a time base, but no frame has a timestamp to be found by."""
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.options = {"g": "10", "keyint_min": "10", "sc_threshold": "0", "bf": "0", "crf": "0"}
+        for i in range(n):
+            image = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 20 + 4 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(image):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_film_without_timestamps_is_read_from_its_start_frame_by_frame(tmp_path):
+    """Was: frame i of a raw H.264 stream was sought by a time it does not have (FFmpeg refused the seek:
+    no frame past the first could be shown), and a frame without a timestamp after a seek would be
+    numbered from the key frame the seek landed on. Its frames are counted from its start instead."""
+    clip = raw_h264_clip(tmp_path / "reel.h264")
+    reader = preview.FilmReader(clip, 64)
+    for index in (0, 5, 25, 26, 12, 39):
+        image = reader.frame(index)
+        assert abs(QColor(image.pixel(0, 0)).red() - (20 + 4 * index)) <= 2, index
+    assert abs(QColor(preview.video_frame(clip, 33).pixel(0, 0)).red() - (20 + 4 * 33)) <= 2
+
+
+def test_frames_without_timestamps_after_a_seek_are_counted_from_the_start(tmp_path, monkeypatch):
+    """A film the demuxer can seek in whose decoded frames carry no timestamp: where a seek landed is not
+    known, so the frames are counted from the film's start instead of from the key frame it landed on."""
+    frames = [np.full((32, 48), 20 + 2 * i, np.uint8) for i in range(40)]
+    clip = write_clip(tmp_path / "reel.mp4", frames, options={"g": "10", "keyint_min": "10", "sc_threshold": "0",
+                                                                 "crf": "0", "bf": "0"})  # a key frame every 10
+
+    class NoTimestamps:
+        def __init__(self, container) -> None:
+            self._container = container
+
+        def decode(self, *args, **kwargs):
+            for frame in self._container.decode(*args, **kwargs):
+                frame.pts = None
+                yield frame
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+    class Av:
+        def open(self, *args, **kwargs):
+            return NoTimestamps(av.open(*args, **kwargs))
+
+        def __getattr__(self, name):
+            return getattr(av, name)
+
+    monkeypatch.setattr(preview, "av", Av())
+    reader = preview.FilmReader(clip, 64)
+    for index in (30, 31, 10, 35):
+        assert QColor(reader.frame(index).pixel(0, 0)).red() == pytest.approx(20 + 2 * index, abs=2), index
+
+
+def test_a_films_progress_is_shown_on_its_row_after_rows_above_it_were_removed(tmp_path):
+    """The rows whose progress changed were kept by number: a row removed above one before the next repaint
+    sent the signal to the wrong row, or to none (its number past the end)."""
+    from colorizer.desktop.app.queue_model import QueueModel
+
+    model = QueueModel()
+    items = [QueueItem(tmp_path / f"reel{i}.mp4", "video") for i in range(3)]
+    model.add(items)
+    model.set_progress(items[2].id, 0.5)
+    model.remove_rows([0])
+    changed = []
+    model.dataChanged.connect(lambda top, bottom, *rest: changed.append((top.row(), bottom.row())))
+    model.show_progress()
+    assert changed == [(1, 1)]
+    assert model.data(model.index(1, 4)) == "50%"

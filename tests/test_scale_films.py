@@ -160,3 +160,34 @@ def test_a_frame_looks_at_the_key_frames_of_its_own_shot_not_the_films(monkeypat
         hints_there = hint_plan.hints_at(frame)
         assert hints_there is not None and len(hints_there.points) == 1
     assert len(looked_at) <= 5
+
+
+def test_a_frame_past_the_last_hinted_shot_looks_at_no_key_frame_one_by_one(monkeypatch):
+    """A shot holding a key frame on each of its 300 frames, then frames of no hinted shot (the rest of the
+    film, after the first pass stopped): each of those found the last shot by bisection and then walked
+    all 300 of its key frames to find none of them holds it (20,000 key frames: every later frame of the
+    film paid for them on the decode thread)."""
+    keys = [KeyFrame(k, 0, 299, [TrackedPoint(k, 0, HintPoint(10.0, 10.0, RED), Track.of(k, {k: (10.0, 10.0)}))])
+            for k in range(300)]
+    hints = FilmHints(tuple(FrameHints(k.frame, (k.points[0].point,)) for k in keys), "test")
+    hint_plan = HintPlan(hints, keys, 300, (96, 128))
+    looked_at = []
+    in_shot = hint_tracking._in_shot
+    monkeypatch.setattr(hint_tracking, "_in_shot", lambda k, f: looked_at.append(k) or in_shot(k, f))
+    for frame in range(300, 400):
+        assert hint_plan.hints_at(frame) is None
+    assert len(looked_at) <= 100
+    assert hint_plan.hints_at(150) is not None
+
+
+def test_a_key_frame_on_its_shots_first_frame_is_not_cut_short_going_back():
+    """The positions reach their limit while a later key frame's points are tracked back: the key frame on
+    the shot's first frame, which had no frame to go back to, was reported ``backward_cut_short`` with it."""
+    frames = _panning(30)
+    hints = FilmHints((key(0, (40.0, 50.0)), key(25, (60.0, 40.0))), "test")
+    limited = hint_tracking.plan_film_hints((gray_to_l(f) for f in frames), hints, 32, 8,
+                                            params=TrackParams(track_bytes=8 * 20))
+    first, last = limited.report()["key_frames"]
+    assert first["frame"] == 0 and last["frame"] == 25
+    assert last.get("backward_cut_short")  # its points did not go back to frame 0
+    assert "backward_cut_short" not in first

@@ -156,7 +156,8 @@ class FilmReader:
     """A video's frames for the viewer, upright and at screen size, from a decoder kept open between
     frames: the next frame (a step, the slider moved a little) is decoded on from where the decoder is,
     not sought again from the key frame before it (a 1080p film with a key frame every 600 frames took
-    0.35 s a step). A frame is found by its timestamp, as the run numbers them. The frames shown and
+    0.35 s a step). A frame is found by its timestamp, as the run numbers them; a film whose frames have
+    none (a raw H.264 stream) is read from its start, its frames counted. The frames shown and
     those decoded just before them are kept (:data:`KEEP_FRAMES` in all; made screen images when
     shown): a step back costs no seek. A film changed on disk since (removed, cut short, written again)
     is opened again. One thread at a time uses it (the viewer's frame thread)."""
@@ -170,6 +171,8 @@ class FilmReader:
         self._last = None  # that frame (av.VideoFrame)
         self._kept: OrderedDict[int, object] = OrderedDict()  # index -> its screen image, or its decoded frame
         self.seeks = 0  # how often a frame was sought from a key frame (tests)
+        self._seekable = True  # False: its frames have no timestamps to seek by (counted from the start)
+        self._sought = False  # the decoder was sought (its frames are numbered by their timestamps alone)
 
     def frame(self, index: int, wanted: Callable[[], bool] = lambda: True) -> QImage | None:
         """Frame ``index`` (None: the film has no frame at all); past its end, its last frame. Raises
@@ -190,8 +193,12 @@ class FilmReader:
             if frame is None:  # the film ends before it: its last frame
                 chosen = self._last
                 break
-            self.position = self._index_of(frame)
-            self._last = frame
+            position = self._index_of(frame)
+            if position is None:  # no timestamp to tell where the seek landed: from the start, counted
+                self._seekable = False
+                self._seek(index)
+                continue
+            self.position, self._last = position, frame
             if index - KEEP_FRAMES < self.position < index:
                 self._keep(self.position, frame, shown=False)
         return None if chosen is None else self._keep(index, chosen)
@@ -226,21 +233,26 @@ class FilmReader:
         timestamps to seek by)."""
         if self._container is None:
             self._open()
-        target = self._start + round(index / self._rate / self._base) if self._base else None
-        if target is not None and index > 0:
-            self._container.seek(target, stream=self._stream, backward=True)
-            self.seeks += 1
-            self.position = -1
-        elif self._decoder is not None:  # the start again: opened afresh
+        restart, self._sought = self._decoder is not None, False
+        if index > 0 and self._seekable and self._base:
+            try:
+                self._container.seek(self._start + round(index / self._rate / self._base), stream=self._stream,
+                                     backward=True)
+                self._sought = True
+                self.seeks += 1
+            except av.FFmpegError:  # nothing to seek by (a raw stream): from the start
+                self._seekable, restart = False, True
+        if restart and not self._sought:  # the start again: opened afresh
             self.close()
             self._open()
-        self._last = None
+        self.position, self._last = -1, None
         self._decoder = iter(self._container.decode(self._stream))
 
-    def _index_of(self, frame) -> int:
-        """The frame's number by its timestamp (the next one's without)."""
+    def _index_of(self, frame) -> int | None:
+        """The frame's number by its timestamp; without one, the next one's (None: the decoder was sought,
+        so where it is is not known)."""
         if frame.pts is None or not self._base:
-            return self.position + 1
+            return None if self._sought else self.position + 1
         return max(0, round(float((frame.pts - self._start) * self._base) * self._rate))
 
     def _keep(self, index: int, frame, shown: bool = True) -> QImage | None:
@@ -271,11 +283,12 @@ class VideoFrames:
     its result (the same timestamps, so frame i of both is the same moment). Frames load when shown,
     each film through a :class:`FilmReader` kept open (:meth:`release` closes them)."""
 
+    stops_early = True  # frames(index, wanted) raises Superseded once wanted() is false
+
     def __init__(self, source: Path, result: Path | None, max_side: int = 1280) -> None:
         info = probe_video(source)
         self._source, self._result, self._max_side = source, result, max_side
         self.frame_count = max(1, info.frames or 1)
-        self.stops_early = True
         self.readers = {"before": FilmReader(source, max_side)}
         if result is not None:
             self.readers["after"] = FilmReader(result, max_side)

@@ -113,7 +113,7 @@ class QueueModel(QAbstractTableModel):
         self._items: list[QueueItem] = []
         self._keys: set[Path] = set()  # the items' keys: what is queued already
         self._index: dict[int, int] | None = {}  # item id -> row (None: rebuilt when next asked)
-        self._quiet_rows: set[int] = set()  # rows whose progress changed without a signal (set_progress)
+        self._quiet: set[int] = set()  # ids of the items whose progress changed without a signal (set_progress)
 
     # ------------------------------------------------------------------ Qt model interface
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
@@ -213,6 +213,10 @@ class QueueModel(QAbstractTableModel):
             if row is not None:  # removed meanwhile
                 self._change(self._items[row], **change)
                 rows.append(row)
+        self._rows_data_changed(rows)
+
+    def _rows_data_changed(self, rows: list[int]) -> None:
+        """One ``dataChanged`` over the span of ``rows`` (none when empty)."""
         if rows:
             self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
 
@@ -234,15 +238,15 @@ class QueueModel(QAbstractTableModel):
         in the viewer described again at each one made a run of films keep the window busy)."""
         row = self._row_of(item_id)
         if row is not None:
-            self._items[row].progress = min(1.0, max(0.0, fraction))
-            self._quiet_rows.add(row)
+            self._change(self._items[row], progress=fraction)
+            self._quiet.add(item_id)
 
     def show_progress(self) -> None:
-        """One ``dataChanged`` over the rows :meth:`set_progress` changed since the last one."""
-        rows = [row for row in self._quiet_rows if row < len(self._items)]
-        self._quiet_rows = set()
-        if rows:
-            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
+        """One ``dataChanged`` over the rows :meth:`set_progress` changed since the last one (where they are
+        now: rows may have been removed meanwhile)."""
+        rows = [row for row in map(self._row_of, self._quiet) if row is not None]
+        self._quiet = set()
+        self._rows_data_changed(rows)
 
     def set_hints(self, item_id: int, count: int, note: str = "") -> None:
         """What the row says of its color hints."""

@@ -83,12 +83,12 @@ class ItemViewer(QObject):
         """The shown item's row changed: its details follow; once it is finished its result is shown."""
         if item is not self.item:
             return
-        if item.status != self._shown_status and item.status in FINISHED:
+        changed = item.status != self._shown_status
+        if changed and item.status in FINISHED:
             self.show(item)
-        elif item.status != self._shown_status and item.status in (QUEUED, WORKING):
-            self.compare.release_frames()  # its output is about to be written: no file of it is held open
-            self.refresh_details(item)
         else:
+            if changed and item.status in (QUEUED, WORKING):
+                self.compare.release_frames()  # its output is about to be written: no file of it is held open
             self.refresh_details(item)
         self._shown_status = item.status
 

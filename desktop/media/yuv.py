@@ -139,10 +139,7 @@ class LumaPicture:
             same_field = l_plane.reshape(height // 4, 2, 2, width).mean(axis=1, dtype=np.float32)
             rows = same_field.reshape(height // 2, width)
             return cv2.resize(rows, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-        if height % 2 or width % 2:
-            return halved_with_edges_repeated(l_plane)
-        rows, cols = self.chroma_shape
-        return cv2.resize(l_plane, (cols, rows), interpolation=cv2.INTER_AREA)
+        return halved_with_edges_repeated(l_plane)  # the chroma planes' size (:attr:`chroma_shape`)
 
     def chroma(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cb and Cr (uint8) of colorized float RGB in [0, 1] at the chroma planes' resolution (all
@@ -168,6 +165,8 @@ def halved_with_edges_repeated(plane: np.ndarray) -> np.ndarray:
     INTER_AREA halving of the plane padded by one row or column, block by block the same, without the
     padded copy of the whole plane (for a 150 MP scan of an odd size, 600 MB more at its peak)."""
     height, width = plane.shape
+    if not height % 2 and not width % 2:
+        return cv2.resize(plane, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     even_h, even_w = height - height % 2, width - width % 2
     out = np.empty(((height + 1) // 2, (width + 1) // 2), np.float32)
     if even_h and even_w:

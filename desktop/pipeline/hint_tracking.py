@@ -40,12 +40,13 @@ for it; it stops after the last hinted shot). Memory is bounded: forward trackin
 backward tracking keeps the small frames since the last cut only while a key frame lies ahead, at
 most :attr:`TrackParams.buffer_bytes` of them (a longer run back is cut short there; the report
 says how far each point was applied), and the key frames of a shot are tracked back together, in one
-sweep down the buffer when the shot ends (or the buffer is full), not each on its own (a key frame on
-every frame of a shot of L frames took L**2 / 2 steps; a 10-second shot with a key frame on each frame,
-1 point each: see :meth:`_Tracker._sweep_backward`). Where the points are (:class:`Track`) grows with
-the frames they are tracked over, at most :attr:`TrackParams.track_bytes` in all: past it, tracking
-stops (the report says which key frames' points were cut short, and where each point was applied) --
-20,000 points held still over a one-hour shot would have needed 13 GiB. The result, a
+sweep down the buffer when the shot ends (or the buffer is full), not each on its own
+(:meth:`_Tracker._sweep_backward`: a key frame on every frame of a shot of L frames took L**2 / 2 steps;
+a 10-second shot with a key frame, 1 point, on each frame: 121 s, 12.5 s in one sweep). Where the
+points are (:class:`Track`) grows with the frames they are tracked over, at most
+:attr:`TrackParams.track_bytes` in all: past it, tracking stops (the report says which key frames'
+points were cut short, and where each point was applied) -- 20,000 points held still over a one-hour
+shot would have needed 13 GiB. The result, a
 :class:`HintPlan`, gives the colorizing pass each frame's hints (:meth:`HintPlan.hints_at`) as a
 photo's (a hint model gets them as guidance, :func:`colorizer.colorize.predict_prepared`), spread the
 same way after the temporal smoothing, and the report's entry (:meth:`HintPlan.report`).
@@ -306,12 +307,13 @@ class HintPlan:
         """The key frames whose shot holds ``frame``, the nearer first (of two as near, the earlier): its
         shot found by bisection, its key frames walked outward from ``frame`` as the caller asks for them.
         A frame costs what its own shot's nearest key frames cost, not a look at every key frame of the
-        film (20,000 key frames, the most a sidecar holds, cost every frame 12 ms on the decode thread).
-        Shots do not overlap (as :func:`plan_film_hints` finds them)."""
+        film (20,000 key frames, the most a sidecar holds, cost every frame 12 ms on the decode thread);
+        a frame of no hinted shot costs a bisection. Shots do not overlap, and the key frames of one shot
+        share its end (as :func:`plan_film_hints` finds them)."""
         starts, shots, numbers = self._shot_index()
         at = bisect_right(starts, frame) - 1
-        if at < 0:
-            return
+        if at < 0 or not _in_shot(shots[at][0], frame):  # before the first hinted shot, or past the end
+            return  # of the one before it (its key frames share its end): none of them is looked at
         keys, frames = shots[at], numbers[at]
         right = bisect_left(frames, frame)
         left = right - 1
@@ -320,8 +322,7 @@ class HintPlan:
                 key, left = keys[left], left - 1
             else:
                 key, right = keys[right], right + 1
-            if _in_shot(key, frame):
-                yield key
+            yield key
 
     def _shot_index(self) -> tuple[list[int], list[list[KeyFrame]], list[list[int]]]:
         """The key frames by shot: the shots' first frames in order, and each shot's key frames and their
@@ -430,7 +431,7 @@ class _Tracker:
         self.key_hints = {k.frame: k for k in hints.frames if k.points}
         self.last_key = max(self.key_hints, default=-1)
         self.keys: list[KeyFrame] = []
-        self.open_keys: list[KeyFrame] = []  # those whose shot has not ended
+        self.open_keys: dict[int, KeyFrame] = {}  # this shot's, by frame (its end not reached yet)
         self.active = _Going.empty(params.patch)  # the points tracked forward
         self.waiting: list[tuple[KeyFrame, _Going, np.ndarray]] = []  # key frames of this shot not yet tracked back
         self.positions_bytes = 0  # held by the points' tracks (TrackParams.track_bytes)
@@ -520,7 +521,7 @@ class _Tracker:
             key.backward_cut_short = True
         self.waiting.append((key, started, small))  # tracked back with the shot's other key frames
         self.active = self.active + started
-        self.open_keys.append(key)
+        self.open_keys[index] = key
 
     def _bounds(self, hw: tuple[int, int], x: float, y: float) -> tuple[float, float, float, float]:
         """Where a point put at (x, y) of the tracking image stays inside the frame: :attr:`TrackParams.margin`
@@ -553,8 +554,9 @@ class _Tracker:
                 joined += 1
             if not len(going) and joined == len(waiting):
                 break
-            if self.positions_bytes >= self.params.track_bytes:  # these, and those not started back yet
-                self._cut_short(sum((w[1] for w in waiting[joined:]), going), backward=True)
+            if self.positions_bytes >= self.params.track_bytes:  # these, and those not started back yet (one
+                self._cut_short(sum((w[1] for w in waiting[joined:] if w[0].frame > bottom), going),  # on the
+                                backward=True)  # bottom frame had nowhere to go back to)
                 break
             older = self.buffer[frame - self.buffer_start]
             going = self._step(going, newer, older, frame, backward=True)
@@ -562,14 +564,14 @@ class _Tracker:
             frame -= 1
 
     def _cut_short(self, going: _Going, backward: bool) -> None:
-        """The points ``going`` are tracked no further: the positions reached :attr:`TrackParams.track_bytes`."""
-        keys = {t.key for t in going.points}
-        for key in self.keys:
-            if key.frame in keys:
-                if backward:
-                    key.backward_cut_short = True
-                else:
-                    key.forward_cut_short = True
+        """The points ``going`` (of this shot's key frames) are tracked no further: the positions reached
+        :attr:`TrackParams.track_bytes`."""
+        for frame in {t.key for t in going.points}:  # not a look at every key frame for each
+            key = self.open_keys[frame]
+            if backward:
+                key.backward_cut_short = True
+            else:
+                key.forward_cut_short = True
         if len(going):
             log.warning("%s: the hints' tracks reached %d MiB: %d points are tracked no further %s",
                         self.hints.source, self.params.track_bytes >> 20, len(going),
@@ -715,13 +717,9 @@ class _Tracker:
         return going.moved(keep, xy[keep], patches[keep])
 
     def _end_shot(self, last: int) -> None:
-        still_open = []
-        for key in self.open_keys:  # not every key frame of the film: a sidecar may hold 20,000
-            if key.shot_end is None and key.frame <= last:
-                key.shot_end = last
-            elif key.shot_end is None:
-                still_open.append(key)
-        self.open_keys = still_open
+        for key in self.open_keys.values():  # not every key frame of the film: a sidecar may hold 20,000
+            key.shot_end = last
+        self.open_keys = {}
         self.active = _Going.empty(self.params.patch)
 
 

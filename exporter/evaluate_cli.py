@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{label}, render size {render_size}, {args.upsampling} upsampling, saturation {args.saturation}, "
           f"{result['model']['images']} photos from {', '.join(map(str, args.photos))}")
     print(format_table(result))
+    if result["unreadable"]:
+        count = len(result["unreadable"])
+        print(f"colorizer-eval: {count} photo{'s' if count > 1 else ''} could not be read and "
+              f"{'are' if count > 1 else 'is'} left out of the figures: {', '.join(result['unreadable'][:5])}"
+              f"{' ...' if count > 5 else ''}" + (f" (all in --json {args.json})" if args.json and count > 5 else ""),
+              file=sys.stderr)
     if args.hints:
         ratio = result["model"]["delta_e"] / result["gray"]["delta_e"] if result["gray"]["delta_e"] else float("nan")
         print(f"hints: {args.hints} per photo (seed {args.hints_seed}); dE {ratio:.3f}x gray; "

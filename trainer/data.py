@@ -1,7 +1,11 @@
 """Training data: any folder tree of color photos, turned into (L, ab) pairs by the color contract.
 
-Files are found by extension, decoded once at start-up to drop unreadable and grayscale images
-(their ab is ~0 and would teach the model to output gray), and counted in the log. Each sample's
+Files are found by extension and listed; none is opened before training starts (an archive of
+100,000 photos took its whole decode time, on every run and resume, before the first step).
+Unreadable and grayscale images (their ab is ~0 and would teach the model to output gray) are
+found as training meets them: each is replaced by the next usable photo, marked so that it is
+never decoded again, and counted in the log. A photo is decoded only as large as its crop needs
+(JPEG's reduced decoding: a 70 MP photo is not decoded whole for a 128 px crop). Each sample's
 random augmentation draws from a generator seeded by (seed, epoch, index), so a resumed run sees
 exactly the data the interrupted run would have seen.
 """
@@ -38,10 +42,55 @@ class ScanResult:
     grayscale: list[Path]
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
+def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, or None when ``data`` is no JPEG (or none found)."""
+    raw = data[:1 << 20].tobytes()  # the frame header comes before the image data; EXIF is at most 64 KB
+    if raw[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(raw):
+        if raw[i] != 0xFF:
+            return None
+        marker = raw[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(raw[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: P, height, width
+            height, width = int.from_bytes(raw[i + 5 : i + 7], "big"), int.from_bytes(raw[i + 7 : i + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xDA or length < 2:  # scan data before any frame header: not a JPEG we can size
+            return None
+        i += 2 + length
+    return None
+
+
+REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def decode_flag(data: np.ndarray, min_side: int | None) -> int:
+    """OpenCV's flag to decode ``data`` with: a JPEG whose short side stays at least ``min_side`` at
+    1/2, 1/4 or 1/8 of its size is decoded at that scale by libjpeg itself (the DCT scaled, the full
+    image never made); anything else whole."""
+    if min_side:
+        size = jpeg_size(data)
+        if size is not None:
+            for factor, flag in REDUCED_FLAGS:
+                if min(size) // factor >= min_side:
+                    return flag
+    return cv2.IMREAD_COLOR
+
+
+def read_rgb(path: Path, min_side: int | None = None) -> np.ndarray | None:
     """Decode an image file to uint8 RGB (H, W, 3), or None when it cannot be read: missing (a stale
     line of a file list), a folder, no permission, not an image, damaged, or declaring more pixels
-    than OpenCV decodes (its ``CV_IO_MAX_IMAGE_PIXELS``: a corrupt or hostile header)."""
+    than OpenCV decodes (its ``CV_IO_MAX_IMAGE_PIXELS``: a corrupt or hostile header). With
+    ``min_side``, a large JPEG may come back reduced (1/2, 1/4 or 1/8), its short side still at
+    least ``min_side`` px: what a training crop or a gray check needs, at a fraction of the memory
+    and time."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
@@ -49,12 +98,13 @@ def read_rgb(path: Path) -> np.ndarray | None:
     if data.size == 0:
         return None
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(data, decode_flag(data, min_side))
     except cv2.error:  # OpenCV refuses the header (too many pixels) with an exception, not None
         return None
     if bgr is None:
         return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    del data
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: no second full-size copy
 
 
 def mean_chroma(rgb: np.ndarray) -> float:
@@ -98,25 +148,58 @@ def spread(files: list[Path], count: int) -> list[Path]:
     return [files[int(i * len(files) / count)] for i in range(count)]
 
 
+GRAY_CHECK_SIDE = 64  # the gray check looks at a 64 px thumbnail (mean_chroma): a reduced decode is enough
+
+UNKNOWN, USABLE, GRAY, UNREADABLE = 0, 1, 2, 3  # what is known of a photo (ColorPhotoDataset.marks)
+
+
+def check_photo(path: Path) -> int:
+    """USABLE, GRAY or UNREADABLE: decoded reduced, as the gray check needs no more."""
+    rgb = read_rgb(path, min_side=GRAY_CHECK_SIDE)
+    if rgb is None:
+        return UNREADABLE
+    return GRAY if mean_chroma(rgb) < GRAY_CHROMA_THRESHOLD else USABLE
+
+
 def scan_images(roots: Sequence[Path], limit: int | None = None, progress: bool = True) -> ScanResult:
-    """Find the usable color photos under ``roots``; skip and count unreadable and gray ones."""
+    """Find the usable color photos under ``roots``, decoding each one (reduced); skip and count
+    unreadable and gray ones. Training does not call this (it checks photos as it meets them)."""
     candidates = list_images(roots)
     if limit:
         candidates = candidates[:limit]
-    files, unreadable, gray = [], [], []
+    found: dict[int, list[Path]] = {USABLE: [], GRAY: [], UNREADABLE: []}
     for path in tqdm(candidates, desc="scanning images", disable=not progress, unit="img"):
-        rgb = read_rgb(path)
-        if rgb is None:
-            unreadable.append(path)
-        elif mean_chroma(rgb) < GRAY_CHROMA_THRESHOLD:
-            gray.append(path)
-        else:
-            files.append(path)
+        found[check_photo(path)].append(path)
+    files, gray, unreadable = found[USABLE], found[GRAY], found[UNREADABLE]
     log.info("images: %d usable, %d skipped as grayscale, %d skipped as unreadable",
              len(files), len(gray), len(unreadable))
     for path in unreadable[:10]:
         log.warning("unreadable image skipped: %s", path)
     return ScanResult(files, unreadable, gray)
+
+
+def usable_spread(files: list[Path], count: int) -> ScanResult:
+    """Up to ``count`` usable color photos evenly spaced through ``files`` (as :func:`spread`), each
+    gray or unreadable one replaced by the next usable photo after it: only about ``count`` photos
+    are opened, however many ``files`` there are."""
+    if not files or count <= 0:
+        return ScanResult([], [], [])
+    chosen: list[Path] = []
+    found: dict[int, list[Path]] = {GRAY: [], UNREADABLE: []}
+    taken: set[int] = set()
+    starts = [int(i * len(files) / count) for i in range(min(count, len(files)))]
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(files)  # each pick stays within its own stretch
+        for i in range(start, end):
+            if i in taken:
+                continue
+            taken.add(i)
+            state = check_photo(files[i])
+            if state == USABLE:
+                chosen.append(files[i])
+                break
+            found[state].append(files[i])
+    return ScanResult(chosen, found[UNREADABLE], found[GRAY])
 
 
 def random_resized_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
@@ -201,6 +284,10 @@ class ColorPhotoDataset(Dataset):
         self.old_photo = old_photo
         self.hints = hints  # None: (L, ab) samples; else (L, ab, guidance) with simulated hints
         self.epoch = 0
+        # What is known of each photo (UNKNOWN, USABLE, GRAY, UNREADABLE), in shared memory: what one
+        # data-loading process learns, the others and later epochs' processes know (a gray photo is
+        # decoded once per run, not once per epoch and worker), and the training process counts.
+        self.marks = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -208,17 +295,43 @@ class ColorPhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def skipped(self) -> tuple[int, int]:
+        """(grayscale, unreadable) photos met so far."""
+        counts = torch.bincount(self.marks.long(), minlength=4)
+        return int(counts[GRAY]), int(counts[UNREADABLE])
+
+    def read(self, index: int) -> np.ndarray:
+        """The usable color photo at ``index``, or the next one after it: one met gray or unreadable is
+        marked and never decoded again (the same photos follow whether or not it is known yet, so a
+        resumed run sees what the interrupted one would have)."""
+        min_side = 2 * self.size  # a random crop keeps >= 0.55 of the short side: still >= the crop size
+        for tried in range(len(self)):
+            i = (index + tried) % len(self)
+            mark = int(self.marks[i])
+            if mark in (GRAY, UNREADABLE):
+                continue
+            path = self.files[i]
+            rgb = read_rgb(path, min_side=min_side)
+            if rgb is None:  # damaged, or vanished since it was listed
+                self.marks[i] = UNREADABLE
+                log.warning("could not read %s during training; using another image", path)
+                continue
+            if mark == UNKNOWN:
+                if mean_chroma(rgb) < GRAY_CHROMA_THRESHOLD:
+                    self.marks[i] = GRAY
+                    log.info("grayscale photo skipped: %s", path)
+                    continue
+                self.marks[i] = USABLE
+            return rgb
+        # (a recursion through every neighbour ended in RecursionError past ~1000 photos)
+        gray, unreadable = self.skipped()
+        raise OSError(f"none of the {len(self)} training photos can be read as a color photo ({gray} grayscale, "
+                      f"{unreadable} unreadable; the first: {self.files[0]}); were they moved, or their disk "
+                      "unmounted?")
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
-        for tried in range(len(self)):  # vanished or damaged since the scan: the next readable photo instead
-            path = self.files[(index + tried) % len(self)]
-            rgb = read_rgb(path)
-            if rgb is not None:
-                break
-            log.warning("could not read %s during training; using another image", path)
-        else:  # (a recursion through every neighbour ended in RecursionError past ~1000 photos)
-            raise OSError(f"none of the {len(self)} training photos can be read any more (the first: "
-                          f"{self.files[0]}); were they moved, or their disk unmounted?")
+        rgb = self.read(index)
         if self.train:
             rgb = random_resized_crop(rgb, self.size, rng)
             if rng.random() < 0.5:

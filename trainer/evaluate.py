@@ -73,11 +73,13 @@ def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: i
     ``hints``, each photo gets that many simulated ground-truth color hints (3x3 px patches at
     positions seeded by ``hints_seed`` and the photo's place in ``files``, colored with the patch's
     mean; :func:`colorizer.hints.simulated_hints`), spread as colorize-batch spreads a sidecar's;
-    ``hint_delta_e`` is then the mean ΔE2000 at the hint pixels."""
-    model_scores, gray_scores, rows, at_hints = [], [], [], []
+    ``hint_delta_e`` is then the mean ΔE2000 at the hint pixels. Photos that cannot be read are left out
+    and listed in ``unreadable``."""
+    model_scores, gray_scores, rows, at_hints, unreadable = [], [], [], [], []
     for index, path in enumerate(tqdm(files, desc="evaluating", disable=not progress, unit="img")):
         rgb = read_rgb(path)
-        if rgb is None:
+        if rgb is None:  # left out of the figures, and named in the result's "unreadable"
+            unreadable.append(str(path))
             continue
         photo_hints = simulated_hints(rgb, hints, np.random.default_rng([hints_seed, index])) if hints else None
         out = to_uint8(colorize(rgb, predict, render_size, size_multiple, saturation, upsampling, photo_hints))
@@ -90,7 +92,8 @@ def evaluate_predictor(predict: Predictor, files: Sequence[Path], render_size: i
                      "colorfulness": s_model.colorfulness, "colorfulness_gt": s_model.colorfulness_gt})
     if not rows:
         raise ValueError("no readable images to evaluate")
-    result = {"model": mean_scores(model_scores), "gray": mean_scores(gray_scores), "per_image": rows}
+    result = {"model": mean_scores(model_scores), "gray": mean_scores(gray_scores), "per_image": rows,
+              "unreadable": unreadable}
     if hints:
         result["hints"] = {"per_photo": hints, "seed": hints_seed, "hint_delta_e": float(np.mean(at_hints))}
     return result

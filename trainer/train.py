@@ -34,7 +34,7 @@ from colorizer.fileio import atomic_path
 from colorizer.hint_spread import DEFAULT_PARAMS
 from colorizer.trainer import checkpoint as ckpt
 from colorizer.trainer.config import TrainConfig
-from colorizer.trainer.data import ColorPhotoDataset, HintSampling, ScanResult, read_rgb, scan_images, spread
+from colorizer.trainer.data import ColorPhotoDataset, HintSampling, list_images, read_rgb, usable_spread
 from colorizer.trainer.degrade import OldPhotoFilter
 from colorizer.trainer.evaluate import evaluate_predictor, torch_predictor
 from colorizer.trainer.metrics_log import MetricsLog
@@ -59,10 +59,19 @@ def split_holdout(files: list[Path], fraction: float) -> tuple[list[Path], list[
     return train, val
 
 
-def data_summary(cfg: TrainConfig, scan: ScanResult, n_train: int) -> str:
+def data_summary(cfg: TrainConfig, dataset: ColorPhotoDataset) -> str:
     roots = ", ".join("/".join(Path(d).resolve().parts[-2:]) for d in cfg.data)
-    return (f"{roots}: {n_train} color photos ({len(scan.grayscale)} grayscale and "
-            f"{len(scan.unreadable)} unreadable skipped), {cfg.size}px crops")
+    gray, unreadable = dataset.skipped()
+    return (f"{roots}: {len(dataset) - gray - unreadable} color photos ({gray} grayscale and "
+            f"{unreadable} unreadable skipped so far), {cfg.size}px crops")
+
+
+def files_digest(files: list[Path]) -> str:
+    """A fingerprint of the training photos' list (names and order), recorded in each checkpoint."""
+    digest = hashlib.sha1()
+    for path in files:
+        digest.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
 
 
 @dataclass
@@ -123,7 +132,13 @@ class Trainer:
                 shutil.copyfile(self.checkpoint_path, partial)
 
     def cfg_dict(self) -> dict:
-        return self.cfg.to_dict() | {"data_summary": getattr(self, "summary", "")}
+        dataset = getattr(self, "dataset", None)
+        if dataset is not None:  # with the gray and unreadable photos met so far
+            self.summary = data_summary(self.cfg, dataset)
+        data = {}
+        if hasattr(self, "data_files"):  # a resumed run says when its photos changed (prepare_data)
+            data = {"data_files": self.data_files[0], "data_digest": self.data_files[1]}
+        return self.cfg.to_dict() | {"data_summary": getattr(self, "summary", "")} | data
 
     def load(self, path: Path) -> None:
         state = ckpt.load_training(path)
@@ -136,6 +151,7 @@ class Trainer:
         if state.torch_rng is not None:
             torch.set_rng_state(state.torch_rng)
         self.step = state.step
+        self.resumed_config = state.config
 
     # ------------------------------------------------------------------ steps
     def autocast(self):
@@ -244,24 +260,39 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def prepare_data(self) -> tuple[ColorPhotoDataset, list[Path]]:
+        """The training set and the validation photos. The training photos are listed, not opened (the
+        dataset skips gray and unreadable ones as it meets them); only the validation photos are checked,
+        about ``val_images`` of them."""
         cfg = self.cfg
-        scan = scan_images([Path(d) for d in cfg.data], limit=cfg.limit or None, progress=self.progress)
+        listed = list_images([Path(d) for d in cfg.data])
+        if cfg.limit:
+            listed = listed[: cfg.limit]
         if cfg.val_data:
-            train_files = scan.files
-            val_files = scan_images([Path(d) for d in cfg.val_data], progress=self.progress).files
+            train_files, held_out = listed, list_images([Path(d) for d in cfg.val_data])
         else:
-            train_files, val_files = split_holdout(scan.files, cfg.val_fraction)
-        val_files = spread(val_files, cfg.val_images)
+            train_files, held_out = split_holdout(listed, cfg.val_fraction)
+        val = usable_spread(held_out, cfg.val_images)
+        val_files = val.files
+        log.info("%d training photos listed (grayscale and unreadable ones are skipped as training meets them); "
+                 "%d validation photos (%d grayscale and %d unreadable passed over)", len(train_files),
+                 len(val_files), len(val.grayscale), len(val.unreadable))
         if not val_files:
             log.warning("no validation photos: metrics and sample grids are not written")
         if len(train_files) < cfg.batch_size:
             raise ValueError(f"only {len(train_files)} usable training photos; need at least one batch "
                              f"({cfg.batch_size})")
-        self.summary = data_summary(cfg, scan, len(train_files))
         old_photo = OldPhotoFilter(cfg.old_photo_filters, cfg.old_photo_p) if cfg.old_photo_filters else None
         hints = HintSampling(p_none=cfg.hint_p_none, p=cfg.hint_count_p) if cfg.generator.hint_channels else None
-        return ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo,
-                                 hints=hints), val_files
+        self.dataset = ColorPhotoDataset(train_files, cfg.size, train=True, seed=cfg.seed, old_photo=old_photo,
+                                         hints=hints)
+        self.data_files = (len(train_files), files_digest(train_files))
+        self.summary = data_summary(cfg, self.dataset)
+        resumed = getattr(self, "resumed_config", None)
+        if resumed and "data_digest" in resumed and resumed["data_digest"] != self.data_files[1]:
+            log.warning("the training photos changed since the checkpoint of step %d (%s photos then, %d now): the "
+                        "run goes on with the photos as they are, in another order than the interrupted run would "
+                        "have seen", self.step, resumed.get("data_files", "?"), len(train_files))
+        return self.dataset, val_files
 
     def fit(self, stop_after: int | None = None) -> Path:
         """Train until ``total_steps`` (or ``stop_after`` more steps); return the generator file."""
@@ -323,7 +354,8 @@ class Trainer:
             bar.close()
             metrics.close()
         self.save()
-        log.info("reached step %d in %.1f min", self.step, (time.time() - started) / 60)
+        log.info("reached step %d in %.1f min; %d grayscale and %d unreadable photos skipped", self.step,
+                 (time.time() - started) / 60, *dataset.skipped())
         return self.export_generator()
 
     def hint_spread(self) -> dict | None:

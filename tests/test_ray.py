@@ -181,3 +181,49 @@ def test_a_photo_too_large_for_its_memory_fails_on_ray_as_in_a_local_run(model, 
         == {"small.png": "done", "large.png": "failed"}
     failed = next(r for r in remote if r.status == "failed")
     assert "more than the" in failed.reason and "--max-memory" in failed.reason
+
+
+def test_a_stopped_run_reports_done_every_output_its_tasks_wrote(model, tmp_path):
+    """Ray's write tasks take whole blocks: when the driver stopped taking results (Ctrl-C, SIGTERM) the
+    rest of a block was still written, and reported cancelled (and not journaled) though on disk."""
+    from colorizer.desktop.core import CancelToken
+    from colorizer.desktop.pipeline.journal import RunJournal
+
+    src = tmp_path / "in"
+    for i in range(40):
+        write_rgb(src / f"d{i % 2}" / f"p{i:02d}.png", synthetic_photo(i, 16, 16))
+    tasks, _ = plan([src], tmp_path / "out", recursive=True)
+    cancel = CancelToken()
+    journal = RunJournal.open(tmp_path / "out", {t.output.parent for t in tasks})
+    try:
+        results = run_on_ray(tasks, model, ImageSettings(render_size=32), RayOptions(backend="cpu"),
+                             progress=lambda *_: cancel.cancel(), cancel=cancel, journal=journal)
+    finally:
+        journal.close()
+    assert len(results) == 40 and {r.status for r in results} <= {"done", "cancelled"}
+    done = {r.output for r in results if r.status == "done"}
+    assert done == set((tmp_path / "out").rglob("p*.png")) and done
+    again = RunJournal.read_only(tmp_path / "out")
+    assert all(again.lists(p) for p in done)
+
+
+def test_starting_ray_keeps_the_callers_signal_handlers(tmp_path):
+    """ray.init set its own SIGTERM handler (SystemExit in the main thread, a C++ abort after it): a
+    SIGTERM of `colorize-batch --ray` skipped "finish the files in progress, write the report", exited
+    134 and reported every file cancelled. A child process: this module's Ray is already running."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import os, signal, time
+        from colorizer.desktop.pipeline.ray_runner import connect
+        got = []
+        signal.signal(signal.SIGTERM, lambda *_: got.append("term"))
+        assert connect(None, 1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        print(got)
+        import ray; ray.shutdown()
+    """
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0 and "['term']" in run.stdout, run.stderr[-2000:]

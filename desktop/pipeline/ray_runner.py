@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -177,12 +180,33 @@ def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool
     if ray.is_initialized():
         return False
     level = logging.ERROR if quiet else logging.INFO
-    if address in (None, LOCAL):
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 logging_level=level)
-    else:
-        ray.init(address=address, log_to_driver=False, logging_level=level)
+    with _own_signal_handlers_kept():
+        if address in (None, LOCAL):
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     logging_level=level)
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=level)
     return True
+
+
+@contextmanager
+def _own_signal_handlers_kept() -> Iterator[None]:
+    """The caller's Python handlers of SIGINT and SIGTERM as they were, whatever ``ray.init`` sets.
+
+    ``ray.init`` replaces the SIGTERM handler with one that raises SystemExit wherever the main thread
+    is (and its core installs a C++ handler that aborts): a SIGTERM of ``colorize-batch --ray`` then
+    skipped the CLI's "finish the files in progress, write the report" and exited 134 with every file
+    reported cancelled. Handlers the caller did not set (the defaults) are left to Ray."""
+    if threading.current_thread() is not threading.main_thread():  # signals are only set from there
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if callable(handler) and handler is not signal.default_int_handler and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
 
 
 def _read_remote_args() -> dict:
@@ -249,12 +273,12 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
     cancel = cancel or CancelToken()
     results: list[FileResult] = []
 
-    def report(result: FileResult) -> None:
+    def report(result: FileResult, hints: str | None = None) -> None:
         for note in result.warnings:  # logged in a worker's process: said here, as a local run says them
             log.warning("%s", note)
         results.append(result)
         if journal is not None and result.status == Status.DONE and result.output is not None:
-            journal.record(result.output, result.hints["digest"] if result.hints else None)
+            journal.record(result.output, result.hints["digest"] if result.hints else hints)
         if progress:
             progress(result, len(results), len(tasks))
 
@@ -263,18 +287,42 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
         report(result)
     if not todo:
         return results
+    before = {t.output: _stat_of(t.output) for t in todo}  # an output changed since: this run wrote it
     started_ray = connect(options.address, num_cpus)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        for row in _dataset(ray, todo, Path(model_path) if model_path else None, settings, options).iter_rows():
-            report(pickle.loads(row["result"]))
-            if cancel.cancelled:
-                break
+        rows = iter(_dataset(ray, todo, Path(model_path) if model_path else None, settings, options).iter_rows())
+        try:
+            for row in rows:
+                report(pickle.loads(row["result"]))
+                if cancel.cancelled:
+                    break
+        finally:
+            getattr(rows, "close", lambda: None)()  # stops the execution: no task is started after it
         reported = {r.input for r in results}
         for task in todo:
             if task.source not in reported:
-                report(FileResult.cancelled(task))
+                report(_unreported(task, before[task.output]), stages.hints_digest(task.hints))
     finally:
         if started_ray:
             ray.shutdown()
     return results
+
+
+def _stat_of(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _unreported(task: Task, before: tuple[int, int, int] | None) -> FileResult:
+    """A file whose result never came back (the run was stopped): done if its output was renamed into
+    place since the run began (nothing is renamed unfinished), else cancelled. Ray's tasks still
+    writing when the driver stops taking results finish their files: without this the report called
+    them cancelled (and the journal did not list them) while their outputs were there."""
+    now = _stat_of(task.output)
+    if now is not None and now != before:
+        return FileResult(task.source, Status.DONE, task.output, reason="finished as the run was stopped")
+    return FileResult.cancelled(task)

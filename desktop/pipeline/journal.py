@@ -214,7 +214,7 @@ class RunJournal:
 
     def lists(self, output: Path) -> bool:
         """Whether ``output`` is listed as finished, as it is now on disk (made with whichever hints)."""
-        stat = _stat_of(output)
+        stat = file_state(output)
         with self._lock:
             return stat is not None and self._entries.get(self._key(output)) == stat
 
@@ -246,7 +246,7 @@ class RunJournal:
     def _compact(self, force: bool = False) -> bool:
         """Rewrite the journal with the entries that still match the disk (the run holds the folder);
         ``force``: even when they all do. Whether it was rewritten."""
-        kept = {k: v for k, v in self._entries.items() if _stat_of(self.root / k) == v}
+        kept = {k: v for k, v in self._entries.items() if file_state(self.root / k) == v}
         if len(kept) == self._lines and not force:
             return False
         self._entries = kept
@@ -261,7 +261,7 @@ class RunJournal:
     def done(self, output: Path, kind: TaskKind = TaskKind.IMAGE, hints: str | None = None) -> bool:
         """Whether ``output`` is a finished output made with the hints of digest ``hints`` (None: no
         hints): journaled as it is now with those hints, or (with no hints) complete when checked."""
-        stat = _stat_of(output)
+        stat = file_state(output)
         if stat is None:
             return False
         key = self._key(output)
@@ -286,7 +286,7 @@ class RunJournal:
         lines = []
         with self._lock:
             for output in outputs:
-                stat = _stat_of(output)
+                stat = file_state(output)
                 if stat is None:
                     continue
                 key = self._key(output)
@@ -342,7 +342,8 @@ class RunJournal:
             self._journal = self._marker = -1
 
 
-def _stat_of(path: Path) -> tuple[int, int] | None:
+def file_state(path: Path) -> tuple[int, int] | None:
+    """What the journal records of a file (size, modification time in ns); None when there is none."""
     try:
         st = os.stat(path)
     except OSError:

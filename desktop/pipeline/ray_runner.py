@@ -39,7 +39,7 @@ from colorizer.desktop.media.yuv import LumaPicture
 from colorizer.desktop.pipeline import stages
 from colorizer.desktop.pipeline.batch import ProgressCallback
 from colorizer.desktop.pipeline.file_warnings import FileWarnings
-from colorizer.desktop.pipeline.journal import RunJournal
+from colorizer.desktop.pipeline.journal import RunJournal, file_state
 from colorizer.desktop.pipeline.report import FileResult
 from colorizer.desktop.pipeline.settings import ImageSettings
 from colorizer.desktop.pipeline.tasks import Task
@@ -287,7 +287,7 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
         report(result)
     if not todo:
         return results
-    before = {t.output: _stat_of(t.output) for t in todo}  # an output changed since: this run wrote it
+    before = {t.output: file_state(t.output) for t in todo}  # an output changed since: this run wrote it
     started_ray = connect(options.address, num_cpus)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -309,20 +309,12 @@ def run_on_ray(tasks: Sequence[Task], model_path: Path | str | None, settings: I
     return results
 
 
-def _stat_of(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _unreported(task: Task, before: tuple[int, int, int] | None) -> FileResult:
+def _unreported(task: Task, before: tuple[int, int] | None) -> FileResult:
     """A file whose result never came back (the run was stopped): done if its output was renamed into
     place since the run began (nothing is renamed unfinished), else cancelled. Ray's tasks still
     writing when the driver stops taking results finish their files: without this the report called
     them cancelled (and the journal did not list them) while their outputs were there."""
-    now = _stat_of(task.output)
+    now = file_state(task.output)
     if now is not None and now != before:
         return FileResult(task.source, Status.DONE, task.output, reason="finished as the run was stopped")
     return FileResult.cancelled(task)
